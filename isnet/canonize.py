@@ -1,0 +1,57 @@
+"""BatchNorm as an affine map, computed from the current parameters on every call.
+
+LRP treats each BatchNorm as part of the linear map before it ("BN fusion"): a convolution (or
+pooling) followed by a BatchNorm is one linear map with weight ``w·γ/σ`` and bias
+``β − γμ/σ``. In DenseNet every BatchNorm reads a concatenation, so it is fused into each
+producer of a channel slice separately ("once per consumer"): the consumer's per-channel
+``scale = γ/σ`` multiplies the relevance ratio sent to that producer, and the consumer's output
+``z = scale·x + shift`` is the denominator of its ε-rule.
+
+Nothing is rewritten in place: :func:`batchnorm_affine` is a pure function of the module's
+current parameters and of the statistics its forward pass used (running statistics in eval mode,
+the batch mean and biased variance of its input in train mode), so gradients reach both the
+convolutions and the BatchNorm scales while the weights change during training.
+
+``detach_bias`` (on by default, as in the ISNet paper) detaches the shift ``β − γμ/σ`` and the
+batch statistics: the heatmap then trains weights, BN scales γ and activations, not shifts.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor,
+                     detach_bias: bool = True) -> tuple[Tensor, Tensor]:
+    """Per-channel ``(scale, shift)`` with ``norm(inputs) == inputs * scale + shift``.
+
+    Args:
+        norm: the BatchNorm module (its ``training`` flag selects batch or running statistics,
+            as in its own forward).
+        inputs: the tensor the BatchNorm read in the forward pass, (B, C, H, W).
+        detach_bias: detach the shift and the batch statistics (see module docstring).
+
+    Returns:
+        scale (C,) and shift (C,).
+    """
+    use_batch_stats = norm.training or norm.running_mean is None
+    if use_batch_stats:
+        mean = inputs.mean(dim=(0, 2, 3))  # (C,)
+        var = inputs.var(dim=(0, 2, 3), unbiased=False)
+        if detach_bias:
+            mean, var = mean.detach(), var.detach()
+    else:
+        mean, var = norm.running_mean, norm.running_var
+    weight = norm.weight if norm.affine else inputs.new_ones(inputs.shape[1])
+    bias = norm.bias if norm.affine else inputs.new_zeros(inputs.shape[1])
+    scale = weight * (var + norm.eps).rsqrt()
+    shift = bias - mean * scale
+    return scale, (shift.detach() if detach_bias else shift)
+
+
+def batchnorm_output(inputs: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+    """``inputs * scale + shift`` per channel: the BatchNorm output as the ε-rule's z.
+
+    Shapes: inputs (B, C, H, W); scale, shift (C,) → (B, C, H, W).
+    """
+    return inputs * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)

@@ -1,0 +1,220 @@
+"""LRP through the ISNet DenseNet: which rule applies where, and the reverse walk.
+
+Rule table (the paper's LRP-ε ISNet, with the two bookkeeping errors of the published LRP block
+corrected; see ``shared/reference`` §4):
+
+==========================  ================================================================
+layer                       rule
+==========================  ================================================================
+classifier                  ε (z = logits with the bias detached)
+global average pooling      ε (z = pooled features)
+dense layer conv2           ε, fused with **every** BatchNorm that reads its channels
+                            (norm1 of each later layer in the block, and the block's end
+                            reader: the next transition's norm or norm5), one ε per consumer,
+                            relevance of all consumers summed
+dense layer conv1           ε, fused with norm2
+transition conv             ε (no BatchNorm after it; the paper's extra ReLU follows)
+transition average pooling  ε, fused with every BatchNorm of the next block that reads it
+stem max pooling            winner-take-all, overlapping windows **summed**, fused with the
+                            BatchNorms of the first block that read it
+conv0 + norm0               z^B with pixel bounds [low, high] (default [0, 1]); ε if zb=False
+ReLU                        relevance passes unchanged
+==========================  ================================================================
+
+Every step is "ratio, then transpose" (see :mod:`isnet.rules`). A *message* below is the
+coefficient ``c_j = Σ_k w_jk R_k / z_k`` arriving at a tensor, so that its relevance is
+``R_j = a_j · c_j``. A BatchNorm consumer sends ``scale · R / z`` to the producers of its input
+channels; a producer adds up the messages of all its consumers before its own transpose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from isnet.canonize import batchnorm_affine, batchnorm_output
+from isnet.models import DenseBlock, DenseNet, LayerTrace, Trace, Transition, TransitionTrace
+from isnet.rules import (avg_pool_transpose, conv_transpose, epsilon_ratio, max_pool_transpose,
+                         zbox_rule)
+
+
+@dataclass(frozen=True)
+class LRPConfig:
+    """Settings of the LRP block.
+
+    Attributes:
+        epsilon: ε of the ε-rule (``e`` in the paper's code), same in every layer.
+        zb: use the z^B rule at the input layer (else ε).
+        low: lowest input value per channel (l of z^B); a float or one value per channel.
+        high: highest input value per channel (h of z^B).
+        detach_bias: detach biases, BatchNorm shifts and batch statistics inside the rules
+            (the paper's choice); weights, BN scales and activations always stay differentiable.
+    """
+
+    epsilon: float = 0.01
+    zb: bool = True
+    low: float | Sequence[float] = 0.0
+    high: float | Sequence[float] = 1.0
+    detach_bias: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {self.epsilon}")
+        low = torch.as_tensor(self.low, dtype=torch.float64)
+        high = torch.as_tensor(self.high, dtype=torch.float64)
+        if torch.any(low >= high):
+            raise ValueError(f"z^B bounds need low < high, got low={self.low}, high={self.high}")
+
+
+def _channel_view(value: float | Sequence[float], like: Tensor) -> Tensor:
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device).reshape(1, -1, 1, 1)
+
+
+def class_messages(model: DenseNet, trace: Trace, output_relevance: Tensor,
+                   config: LRPConfig) -> Tensor:
+    """ε step through the classifier: messages at the pooled features.
+
+    Shapes: output_relevance (B, M, K) — relevance placed on the logits for each of M maps;
+    returns (B, M, F).
+    """
+    linear = model.classifier
+    bias = linear.bias.detach() if (config.detach_bias and linear.bias is not None) else linear.bias
+    z = torch.nn.functional.linear(trace.pooled, linear.weight, bias)  # (B, K)
+    return epsilon_ratio(output_relevance, z, config.epsilon) @ linear.weight  # (B, M, F)
+
+
+def selective_messages(model: DenseNet, trace: Trace, classes: Tensor,
+                       config: LRPConfig) -> Tensor:
+    """Messages at the pooled features for the softmax log-odds of ``classes`` (Selective ISNet).
+
+    The log-odds ``η_c = log(p_c / (1 − p_c)) = −log Σ_{c'≠c} exp(−(z_c − z_c'))`` is explained
+    through a layer of logit differences ``Z_cc' = z_c − z_c'`` (weights ``w_c − w_c'``), each
+    receiving relevance ``Z_cc' · softmax_{c'}(−Z_cc')``; then one ε step through that layer.
+
+    Shapes: classes (B,); returns (B, 1, F).
+    """
+    linear, num_classes = model.classifier, model.num_classes
+    if num_classes < 2:
+        raise ValueError("the selective variant needs at least 2 classes")
+    others = torch.stack([torch.cat([torch.arange(c), torch.arange(c + 1, num_classes)])
+                          for c in classes.tolist()]).to(classes.device)  # (B, K-1)
+    weight_diff = linear.weight[classes].unsqueeze(1) - linear.weight[others]  # (B, K-1, F)
+    bias = linear.bias if linear.bias is not None else linear.weight.new_zeros(num_classes)
+    bias = bias.detach() if config.detach_bias else bias
+    bias_diff = bias[classes].unsqueeze(1) - bias[others]  # (B, K-1)
+    z = torch.einsum("bf,bjf->bj", trace.pooled, weight_diff) + bias_diff  # (B, K-1)
+    relevance = z * torch.softmax(-z, dim=1)  # (B, K-1)
+    ratio = epsilon_ratio(relevance.unsqueeze(1), z, config.epsilon)  # (B, 1, K-1)
+    return torch.einsum("bmj,bjf->bmf", ratio, weight_diff)  # (B, 1, F)
+
+
+def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
+                            config: LRPConfig) -> Tensor:
+    """The reverse walk from the pooled features to the input.
+
+    Args:
+        model: the DenseNet that produced ``trace``.
+        trace: activations from ``model.forward_trace``.
+        messages: (B, M, F) messages at the pooled features (from :func:`class_messages` or
+            :func:`selective_messages`).
+        config: LRP settings.
+
+    Returns:
+        heatmaps (B, M, C, H, W): relevance per input pixel and channel.
+    """
+    e, detach, f = config.epsilon, config.detach_bias, model.features
+    # global average pooling (ε): z = pooled features, input = relu5 output
+    relevance_pooled = trace.pooled.unsqueeze(1) * messages  # (B, M, F)
+    ratio = epsilon_ratio(relevance_pooled, trace.pooled, e)  # (B, M, F)
+    h, w = trace.final_relu.shape[-2:]
+    spread = ratio[..., None, None].expand(-1, -1, -1, h, w) / (h * w)  # (B, M, F, h, w)
+    relevance = trace.final_relu.unsqueeze(1) * spread  # R at relu5 = R at norm5's output
+    message = _consumer_message(f.norm5, trace.final_concat, relevance, config)
+    blocks = [m for n, m in f.named_children() if n.startswith("denseblock")]
+    transitions = [m for n, m in f.named_children() if n.startswith("transition")]
+    for index in reversed(range(len(blocks))):
+        message = _block_backward(blocks[index], trace.blocks[index], message, config)
+        if index > 0:
+            message = _transition_backward(transitions[index - 1], trace.transitions[index - 1],
+                                           message, config)
+    # stem max pooling: winners receive the sum of the messages of every window they won
+    size = tuple(trace.stem_relu.shape[-2:])
+    relevance = trace.stem_relu.unsqueeze(1) * max_pool_transpose(message, trace.stem_indices, size)
+    scale, shift = batchnorm_affine(f.norm0, trace.stem_conv, detach)
+    conv = f.conv0
+    if config.zb:
+        weight = conv.weight * scale.view(-1, 1, 1, 1)  # conv0 ∘ norm0 fused
+        low, high = _channel_view(config.low, trace.inputs), _channel_view(config.high, trace.inputs)
+        return zbox_rule(trace.inputs, weight, shift, relevance, low, high,
+                         conv.stride, conv.padding, e)
+    z = batchnorm_output(trace.stem_conv, scale, shift)
+    ratio = epsilon_ratio(relevance, z, e) * scale.view(1, 1, -1, 1, 1)
+    size = tuple(trace.inputs.shape[-2:])
+    return trace.inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
+                                                      conv.padding)
+
+
+def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, relevance: Tensor,
+                      config: LRPConfig) -> Tensor:
+    """Message a BatchNorm consumer sends to the producers of its input: ``scale · R / z``.
+
+    Shapes: inputs (B, C, H, W) the BatchNorm's input; relevance (B, M, C, H, W) at its ReLU.
+    """
+    scale, shift = batchnorm_affine(norm, inputs, config.detach_bias)
+    z = batchnorm_output(inputs, scale, shift)  # (B, C, H, W)
+    return epsilon_ratio(relevance, z, config.epsilon) * scale.view(1, 1, -1, 1, 1)
+
+
+def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Tensor,
+                    config: LRPConfig) -> Tensor:
+    """Relevance through a dense block.
+
+    ``end_message`` (B, M, C_total, h, w) comes from the block's end reader (next transition's
+    norm, or norm5). Returns the summed message at the block input (B, M, C_in, h, w).
+    """
+    modules = list(block.values())
+    slots = [layers[0].concat.shape[1]] + [t.new_features.shape[1] for t in layers]
+    inbox: list[list[Tensor]] = [[] for _ in slots]  # messages per producer (block input, layers)
+
+    def post(message: Tensor) -> None:
+        for slot, part in enumerate(message.split(slots[: _count_slots(message, slots)], dim=2)):
+            inbox[slot].append(part)
+
+    post(end_message)
+    for index in reversed(range(len(modules))):
+        layer, t = modules[index], layers[index]
+        message = torch.stack(inbox[index + 1]).sum(0)  # (B, M, growth, h, w)
+        size = tuple(t.relu2.shape[-2:])
+        transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
+                                    layer.conv2.padding)
+        relevance = t.relu2.unsqueeze(1) * transposed  # R at norm2's output
+        scale, shift = batchnorm_affine(layer.norm2, t.bottleneck, config.detach_bias)
+        ratio = epsilon_ratio(relevance, batchnorm_output(t.bottleneck, scale, shift),
+                              config.epsilon) * scale.view(1, 1, -1, 1, 1)
+        relevance = t.relu1.unsqueeze(1) * conv_transpose(ratio, layer.conv1.weight, size)
+        post(_consumer_message(layer.norm1, t.concat, relevance, config))
+    return torch.stack(inbox[0]).sum(0)
+
+
+def _count_slots(message: Tensor, slots: list[int]) -> int:
+    """How many producer slots a consumer's message covers (its input is a prefix of the concat)."""
+    total, count = 0, 0
+    while total < message.shape[2]:
+        total += slots[count]
+        count += 1
+    return count
+
+
+def _transition_backward(transition: Transition, t: TransitionTrace, message: Tensor,
+                         config: LRPConfig) -> Tensor:
+    """Relevance through a transition, from the message at its pooled output to the message its
+    BatchNorm sends to the previous block. Shapes: message (B, M, C_out, h, w) → (B, M, C, 2h, 2w).
+    """
+    size = tuple(t.relu2.shape[-2:])
+    relevance = t.relu2.unsqueeze(1) * avg_pool_transpose(message, size, transition.pool.kernel_size)
+    ratio = epsilon_ratio(relevance, t.conv, config.epsilon)  # conv has no bias: z = conv output
+    relevance = t.relu.unsqueeze(1) * conv_transpose(ratio, transition.conv.weight, size)
+    return _consumer_message(transition.norm, t.concat, relevance, config)

@@ -1,0 +1,120 @@
+"""LRP rules for one layer, as pure differentiable functions of live tensors.
+
+Notation (Montavon et al., "Layer-wise relevance propagation: an overview", 2019): a layer maps
+inputs ``a_j`` to pre-activations ``z_k = Σ_j a_j w_jk + b_k``; ``R_k`` is the relevance at the
+output (at the output of the ReLU that follows, which passes relevance unchanged).
+
+* ε-rule: ``R_j = a_j Σ_k w_jk R_k / (z_k + ε·sign(z_k))``, with sign(0) = +1.
+* z^B-rule (input layer, pixels bounded in [l, h]):
+  ``R_j = Σ_k (a_j w_jk − l_j w⁺_jk − h_j w⁻_jk) R_k / (z^B_k + ε·sign(z^B_k))`` where
+  ``z^B_k = Σ_j (a_j w_jk − l_j w⁺_jk − h_j w⁻_jk) + b_k``.
+
+Every rule is written as "ratio, then transpose": ``s_k = R_k / stabilised z_k`` and
+``c_j = Σ_k w_jk s_k`` (the vector–Jacobian product of the linear map, i.e. a transposed
+convolution), then ``R_j = a_j c_j``. Weights, activations and relevances stay in the autograd
+graph, so a loss on the resulting heatmap trains the network; only the sign in the stabiliser is
+piecewise constant.
+
+Relevance tensors carry an extra axis M (one map per explained output) right after the batch:
+relevance (B, M, C, H, W) against activations (B, C, H, W). Activations are broadcast over M,
+never copied.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def stabilize(z: Tensor, epsilon: float) -> Tensor:
+    """``z + ε·sign(z)`` with sign(0) taken as +1 (the ε stabiliser of the ε-rule)."""
+    sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+    return z + epsilon * sign
+
+
+def _fold(relevance: Tensor) -> Tensor:
+    """(B, M, C, H, W) → (B·M, C, H, W) for the 4-D convolution functions."""
+    return relevance.flatten(0, 1)
+
+
+def _unfold(folded: Tensor, batch: int) -> Tensor:
+    """(B·M, C, H, W) → (B, M, C, H, W)."""
+    return folded.unflatten(0, (batch, -1))
+
+
+def conv_transpose(ratio: Tensor, weight: Tensor, input_size: tuple[int, int],
+                   stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0) -> Tensor:
+    """``c_j = Σ_k w_jk s_k`` for a convolution: the transpose of ``conv2d(·, weight)``.
+
+    The output padding is derived from ``input_size``, so odd sizes and strides work.
+
+    Shapes: ratio (B, M, C_out, h, w); weight (C_out, C_in, kh, kw); returns (B, M, C_in, H, W).
+    """
+    stride = torch.nn.modules.utils._pair(stride)
+    padding = torch.nn.modules.utils._pair(padding)
+    h, w = ratio.shape[-2:]
+    kh, kw = weight.shape[-2:]
+    extra = (input_size[0] - ((h - 1) * stride[0] - 2 * padding[0] + kh),
+             input_size[1] - ((w - 1) * stride[1] - 2 * padding[1] + kw))
+    folded = F.conv_transpose2d(_fold(ratio), weight, stride=stride, padding=padding,
+                                output_padding=extra)  # (B·M, C_in, H, W)
+    return _unfold(folded, ratio.shape[0])
+
+
+def avg_pool_transpose(ratio: Tensor, input_size: tuple[int, int], kernel: int) -> Tensor:
+    """Transpose of non-overlapping average pooling (kernel = stride): spread each value over its
+    window with weight 1/kernel². Rows/columns the pooling dropped (odd sizes) get zero.
+
+    Shapes: ratio (B, M, C, h, w) → (B, M, C, H, W).
+    """
+    spread = ratio.repeat_interleave(kernel, dim=-2).repeat_interleave(kernel, dim=-1)
+    spread = spread / (kernel * kernel)  # (B, M, C, h·k, w·k)
+    pad_h, pad_w = input_size[0] - spread.shape[-2], input_size[1] - spread.shape[-1]
+    return F.pad(spread, (0, pad_w, 0, pad_h)) if pad_h or pad_w else spread
+
+
+def max_pool_transpose(ratio: Tensor, indices: Tensor, input_size: tuple[int, int]) -> Tensor:
+    """Winner-take-all transpose of max pooling: each pooled value goes back to its argmax.
+
+    Where overlapping windows share a winner, their contributions are **summed** (scatter-add),
+    which is what the transpose of the max-pool selection is. (Unpooling that writes one value
+    per index would drop all but one of them.)
+
+    Shapes: ratio (B, M, C, h, w); indices (B, C, h, w) flat indices into H·W;
+    returns (B, M, C, H, W).
+    """
+    batch, maps, channels = ratio.shape[:3]
+    flat_index = indices.flatten(-2).unsqueeze(1).expand(batch, maps, channels, -1)  # (B, M, C, h·w)
+    out = ratio.new_zeros(batch, maps, channels, input_size[0] * input_size[1])
+    out = out.scatter_add(-1, flat_index, ratio.flatten(-2))  # (B, M, C, H·W)
+    return out.unflatten(-1, input_size)
+
+
+def epsilon_ratio(relevance: Tensor, z: Tensor, epsilon: float) -> Tensor:
+    """``s_k = R_k / (z_k + ε·sign(z_k))``. Shapes: relevance (B, M, …); z (B, …)."""
+    return relevance / stabilize(z, epsilon).unsqueeze(1)
+
+
+def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Tensor,
+              low: Tensor, high: Tensor, stride: int | tuple[int, int],
+              padding: int | tuple[int, int], epsilon: float) -> Tensor:
+    """z^B rule for a convolution whose inputs lie in the box [low, high] (per input channel).
+
+    Zero padding contributes nothing: the bound images are padded with zeros like the input.
+
+    Shapes: inputs (B, C, H, W); weight (C_out, C, kh, kw); bias (C_out,) or None;
+    relevance (B, M, C_out, h, w); low/high broadcastable to (1, C, 1, 1).
+    Returns: relevance at the inputs, (B, M, C, H, W).
+    """
+    positive, negative = weight.clamp(min=0), weight.clamp(max=0)
+    low_image = torch.ones_like(inputs) * low  # (B, C, H, W)
+    high_image = torch.ones_like(inputs) * high
+    z = (F.conv2d(inputs, weight, bias, stride, padding)
+         - F.conv2d(low_image, positive, None, stride, padding)
+         - F.conv2d(high_image, negative, None, stride, padding))  # (B, C_out, h, w)
+    ratio = epsilon_ratio(relevance, z, epsilon)
+    size = tuple(inputs.shape[-2:])
+    return (inputs.unsqueeze(1) * conv_transpose(ratio, weight, size, stride, padding)
+            - low_image.unsqueeze(1) * conv_transpose(ratio, positive, size, stride, padding)
+            - high_image.unsqueeze(1) * conv_transpose(ratio, negative, size, stride, padding))
