@@ -6,6 +6,14 @@ The engine never imports Gradio. See README.md ("Where each idea lives") for the
 __version__ = "0.1.0"
 
 # --- engine: models, LRP, the ISNet wrapper, the heatmap loss (owner: engine) ---
+from isnet.heatmap_loss import (LossTerms, background_share, global_weighted_rank_pooling,
+                                heatmap_loss, isnet_loss)
+from isnet.isnet_model import ISNet, explain
+from isnet.lrp import LRPConfig
+from isnet.models import (MODEL_NAMES, DenseNet, create_model, densenet121, densenet161,
+                          densenet169, densenet201, tiny_densenet)
+from isnet.reference_weights import load_reference_state_dict, load_weights, model_for_state_dict
+from isnet.targets import EXPLAIN_MODES
 
 # --- data: bias injection and datasets (owner: data) ---
 
