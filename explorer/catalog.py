@@ -1,0 +1,133 @@
+"""Where the explorer's default models and sample images come from.
+
+* Models: the two checkpoints given with ``--checkpoint`` (standard first, ISNet second), else
+  the bundled ones in ``assets/checkpoints/`` (picked by their metadata: ISNet vs standard), else
+  freshly initialised DenseNet121s with a visible "untrained demo models" notice, so the app
+  always starts.
+* Samples: ``assets/images/*.png`` with the mask of the same name in ``assets/masks/``; the true
+  class comes from ``assets/images/labels.json`` ({file name: class name}) when present, else from
+  a file-name prefix that matches a class name (``"trouser_3.png"`` → ``"trouser"``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from explorer.state import ModelEntry, Sample, plain_metadata
+from explorer.uploads import IMAGE_EXTENSIONS
+
+logger = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+FASHION_MNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
+                         "shirt", "sneaker", "bag", "ankle boot"]
+UNTRAINED_NOTICE = ("⚠️ Untrained demo models: no bundled checkpoints were found, so both "
+                    "models are freshly initialised DenseNet121s. Their heatmaps show the "
+                    "mechanics, not learned behaviour. Load trained ones in the Models tab or "
+                    "start the app with --checkpoint STANDARD ISNET.")
+
+
+def _variant(metadata: Mapping) -> str:
+    """"isnet" or "standard": the metadata's own ``variant`` (top level or in config / data /
+    provenance), else a guess from whether "isnet" appears in those sections."""
+    sections = [metadata] + [metadata.get(k) or {} for k in ("config", "data", "provenance")]
+    for section in sections:
+        if isinstance(section, Mapping) and section.get("variant"):
+            return str(section["variant"]).lower()
+    text = json.dumps([metadata.get(k) for k in ("config", "provenance")], default=str).lower()
+    return "isnet" if "isnet" in text else "standard"
+
+
+def entry_from_checkpoint(path: str | Path, model_id: str, label: str | None = None,
+                          owner: str | None = None) -> ModelEntry:
+    """Load a checkpoint file into a :class:`ModelEntry` (raises ``isnet.CheckpointError``)."""
+    from isnet.checkpoints import load_checkpoint
+
+    model, metadata = load_checkpoint(path)
+    metadata = plain_metadata(metadata)
+    metadata["variant"] = _variant(metadata)
+    name = label or f"{'ISNet' if metadata['variant'] == 'isnet' else 'Standard'} · {Path(path).stem}"
+    return ModelEntry(model_id, name, model.eval(), metadata, owner=owner, path=str(path))
+
+
+def untrained_pair(num_classes: int = 10, input_size: int = 64,
+                   class_names: Sequence[str] | None = None) -> list[ModelEntry]:
+    """Two freshly initialised DenseNet121s (seeded, so every start looks the same)."""
+    import torch
+
+    from isnet.models import densenet121
+
+    names = list(class_names or FASHION_MNIST_CLASSES[:num_classes])
+    entries = []
+    for seed, (model_id, label, variant) in enumerate((("standard", "Standard DenseNet121 "
+                                                        "(untrained)", "standard"),
+                                                       ("isnet", "ISNet DenseNet121 (untrained)",
+                                                        "isnet"))):
+        torch.manual_seed(seed)
+        model = densenet121(num_classes=len(names)).eval()
+        metadata = plain_metadata({"class_names": names, "input_size": input_size,
+                                   "variant": variant, "model_name": "densenet121",
+                                   "provenance": {"source": "random initialisation (demo)"}})
+        entries.append(ModelEntry(model_id, label, model, metadata))
+    return entries
+
+
+def default_models(checkpoints: Sequence[str] | None = None,
+                   folder: Path = ASSETS / "checkpoints") -> tuple[list[ModelEntry], str]:
+    """The two models compared at start, and a notice for the UI ("" when they are trained).
+
+    Args:
+        checkpoints: explicit (standard, ISNet) checkpoint paths; errors propagate.
+        folder: where bundled checkpoints live.
+    """
+    if checkpoints:
+        if len(checkpoints) != 2:
+            raise ValueError("--checkpoint takes two paths: STANDARD ISNET")
+        return [entry_from_checkpoint(checkpoints[0], "standard"),
+                entry_from_checkpoint(checkpoints[1], "isnet")], ""
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    loaded: dict[str, ModelEntry] = {}
+    for file in files:
+        try:
+            entry = entry_from_checkpoint(file, "pending")
+        except ValueError as error:
+            logger.warning("skipping bundled checkpoint %s: %s", file, error)
+            continue
+        loaded.setdefault(entry.variant, entry)
+    if "standard" in loaded and "isnet" in loaded:
+        pair = [loaded["standard"], loaded["isnet"]]
+        for entry, model_id in zip(pair, ("standard", "isnet")):
+            entry.model_id = model_id
+        return pair, ""
+    return untrained_pair(), UNTRAINED_NOTICE
+
+
+def find_samples(images: Path = ASSETS / "images", masks: Path = ASSETS / "masks",
+                 class_names: Sequence[str] = ()) -> list[Sample]:
+    """The bundled sample images with their masks and (where known) true classes."""
+    if not images.is_dir():
+        return []
+    labels: dict[str, str] = {}
+    for candidate in (images / "labels.json", images.parent / "labels.json"):
+        if candidate.is_file():
+            try:
+                labels = {str(k): str(v) for k, v in json.loads(candidate.read_text()).items()}
+            except (ValueError, AttributeError) as error:
+                logger.warning("ignoring %s: %s", candidate, error)
+            break
+    by_length = sorted(class_names, key=len, reverse=True)
+    samples = []
+    for path in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
+        mask = next((m for m in (masks / path.name, masks / (path.stem + ".png")) if m.is_file()),
+                    None)
+        label = labels.get(path.name) or labels.get(path.stem)
+        if label is None:
+            stem = path.stem.lower().replace("-", "_").replace(" ", "_")
+            label = next((c for c in by_length
+                          if stem.startswith(c.lower().replace("/", "_").replace("-", "_")
+                                             .replace(" ", "_"))), None)
+        samples.append(Sample(path.stem, str(path), str(mask) if mask else None, label))
+    return samples

@@ -1,0 +1,241 @@
+"""What outlives one event: the process-level model store, the heatmap cache and the app context.
+
+* :class:`ModelEntry` — one model the explorer can compare: a read-only ``eval()`` DenseNet plus
+  the metadata the UI needs (class names, input size, variant, training facts).
+* :class:`ModelStore` — every model of the process, keyed by id. Bundled models are shared by
+  all sessions; a model a user loads or fine-tunes belongs to that user's session only (its
+  ``owner`` is the session hash) and is dropped when the session ends. Nothing here is in
+  ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are too big for that.
+* :class:`HeatmapCache` — a small LRU of explanation results, so that moving the opacity slider
+  or switching tabs does not rerun LRP.
+* :class:`AppContext` — the one object handed to every handler (no module-level globals).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from explorer.uploads import InputError
+
+SHARED = None  # owner of bundled models
+
+
+@dataclass
+class ModelEntry:
+    """A model the explorer can use, and what the UI shows about it.
+
+    Attributes:
+        model_id: unique key in the store (also the dropdown value).
+        label: human-readable name (shown in dropdowns and cards).
+        model: an ``isnet.DenseNet`` in ``eval()`` mode; never trained in place.
+        metadata: checkpoint metadata (``class_names``, ``input_size``, ``config``, ``data``,
+            ``metrics``, ``provenance``, …) — see :mod:`isnet.checkpoints`.
+        owner: the session hash that may use it, or None for everyone.
+        path: the checkpoint file it came from or was saved to, if any.
+    """
+
+    model_id: str
+    label: str
+    model: Any
+    metadata: dict
+    owner: str | None = SHARED
+    path: str | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        """One name per logit (falls back to "0", "1", …)."""
+        names = self.metadata.get("class_names")
+        return list(names) if names else [str(i) for i in range(self.model.num_classes)]
+
+    @property
+    def input_size(self) -> int:
+        """Side length in pixels the model expects (64 when the checkpoint does not say)."""
+        return int(self.metadata.get("input_size") or 64)
+
+    @property
+    def variant(self) -> str:
+        """"isnet" or "standard" (from the metadata; "unknown" when it does not say)."""
+        for key in ("variant",):
+            if key in self.metadata:
+                return str(self.metadata[key])
+        for section in ("config", "data", "provenance"):
+            value = (self.metadata.get(section) or {}).get("variant")
+            if value:
+                return str(value)
+        return "unknown"
+
+
+class ModelStore:
+    """Thread-safe map of model id → :class:`ModelEntry`, with per-session visibility."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    def add(self, entry: ModelEntry) -> ModelEntry:
+        """Register ``entry`` (replacing one with the same id) and return it."""
+        with self._lock:
+            self._entries[entry.model_id] = entry
+        return entry
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh, unused model id starting with ``prefix``."""
+        with self._lock:
+            self._counter += 1
+            return f"{prefix}-{self._counter}"
+
+    def get(self, model_id: str | None, session: str | None) -> ModelEntry:
+        """The entry ``model_id`` if this session may use it.
+
+        Raises:
+            InputError: unknown id, or a model of another session.
+        """
+        with self._lock:
+            entry = self._entries.get(model_id or "")
+        if entry is None or (entry.owner is not SHARED and entry.owner != session):
+            raise InputError(f"No model called {model_id!r} in this session; pick one from the "
+                             f"list (fine-tuned and loaded models last only for your session).")
+        return entry
+
+    def visible(self, session: str | None) -> list[ModelEntry]:
+        """Entries this session may use: shared ones first, then its own, in insertion order."""
+        with self._lock:
+            entries = list(self._entries.values())
+        return [e for e in entries if e.owner is SHARED] + \
+               [e for e in entries if e.owner is not SHARED and e.owner == session]
+
+    def choices(self, session: str | None) -> list[tuple[str, str]]:
+        """(label, id) pairs for a dropdown."""
+        return [(e.label, e.model_id) for e in self.visible(session)]
+
+    def drop_session(self, session: str | None) -> int:
+        """Forget every model owned by ``session``; returns how many were dropped."""
+        with self._lock:
+            doomed = [k for k, e in self._entries.items() if e.owner is not SHARED
+                      and e.owner == session]
+            for key in doomed:
+                del self._entries[key]
+        return len(doomed)
+
+
+def image_digest(*arrays: np.ndarray) -> str:
+    """A short content hash of arrays (shape, dtype and bytes), for cache keys."""
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+class HeatmapCache:
+    """LRU of explanation results keyed by (model id, image digest, target, LRP settings)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Any | None:
+        """The cached value for ``key`` (refreshing its recency), or None."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: tuple, value: Any) -> None:
+        """Store ``value``; the least recently used item goes when over capacity."""
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits that keep one user from starving the others.
+
+    Attributes:
+        max_side: uploaded images are downscaled to this long side.
+        max_file_size: largest accepted upload (Gradio's ``max_file_size``), e.g. "20mb".
+        max_train_images: largest fine-tuning set.
+        max_epochs: longest fine-tune.
+        display_side: heatmaps are enlarged to about this size for display.
+    """
+
+    max_side: int = 1024
+    max_file_size: str = "25mb"
+    max_train_images: int = 2000
+    max_epochs: int = 20
+    display_side: int = 256
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A bundled sample: image file, mask file (or None) and true class name (or None)."""
+
+    name: str
+    image_path: str
+    mask_path: str | None
+    label: str | None
+
+
+@dataclass
+class AppContext:
+    """Everything the handlers share across events and sessions (built once by build_demo).
+
+    Attributes:
+        store: the models.
+        samples: bundled sample images.
+        work_dir: where fine-tuned checkpoints and unpacked uploads go (one folder per session).
+        cache: explanation cache.
+        limits: size limits.
+        notice: a banner for the UI (e.g. "untrained demo models"), empty when all is well.
+        default_pair: the two model ids compared by default (standard, ISNet).
+    """
+
+    store: ModelStore
+    samples: list[Sample]
+    work_dir: Path
+    cache: HeatmapCache = field(default_factory=HeatmapCache)
+    limits: Limits = field(default_factory=Limits)
+    notice: str = ""
+    default_pair: tuple[str, str] = ("", "")
+
+    def session_dir(self, session: str | None) -> Path:
+        """This session's private folder under ``work_dir`` (created on demand)."""
+        safe = "".join(c for c in (session or "anonymous") if c.isalnum() or c in "-_")[:64]
+        folder = self.work_dir / (safe or "anonymous")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def sample(self, name: str) -> Sample:
+        """The sample called ``name``.
+
+        Raises:
+            InputError: no such sample.
+        """
+        for sample in self.samples:
+            if sample.name == name:
+                return sample
+        raise InputError(f"No sample called {name!r}.")
+
+
+def plain_metadata(metadata: Mapping[str, Any] | None) -> dict:
+    """A shallow copy of checkpoint metadata with the keys the UI relies on filled in."""
+    data = dict(metadata or {})
+    data.setdefault("config", {})
+    data.setdefault("data", {})
+    data.setdefault("metrics", {})
+    data.setdefault("provenance", {})
+    return data

@@ -1,0 +1,204 @@
+"""Turning whatever a user uploads into an RGB image and a foreground mask — or a clear refusal.
+
+Accepted images: PNG, JPEG, WebP, BMP, TIFF; greyscale, RGB, RGBA (composited on white, the alpha
+channel kept as a mask suggestion), palette, 16-bit and float. Images larger than ``max_side``
+pixels on their long side are downscaled, with a notice; absurdly large ones (decompression bombs)
+are refused before decoding. Every refusal is an :class:`InputError` whose message can be shown
+to the user as is.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+MAX_SIDE = 1024  # long side after downscaling, pixels
+MAX_PIXELS = 40_000_000  # refuse to decode beyond this (about 6300 × 6300)
+
+
+class InputError(ValueError):
+    """An input the explorer cannot use. The message is written for the user."""
+
+
+@dataclass
+class DecodedImage:
+    """An upload made usable.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB.
+        alpha_mask: (H, W) bool from a non-trivial alpha channel, else None.
+        notices: things the user should know (downscaled, 16-bit reduced, alpha flattened).
+    """
+
+    image: np.ndarray
+    alpha_mask: np.ndarray | None = None
+    notices: list[str] = field(default_factory=list)
+
+
+def _name(source: object) -> str:
+    return Path(str(source)).name if isinstance(source, (str, os.PathLike)) else "the image"
+
+
+def _open(source: str | os.PathLike | bytes) -> Image.Image:
+    """Open an image file with PIL, refusing non-images and bombs with a readable message."""
+    name = _name(source)
+    if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
+        raise InputError(f"{name}: file not found.")
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise InputError(f"{name} is {width}×{height} pixels; the limit is "
+                             f"{MAX_PIXELS // 1_000_000} megapixels.")
+        image.load()
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise InputError(f"{name} is not an image this app can read "
+                         f"(PNG, JPEG, WebP, BMP or TIFF expected).") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(f"{name} looks like an image but is damaged or truncated "
+                         f"({type(error).__name__}).") from error
+    return image
+
+
+def to_float_array(image: Image.Image) -> tuple[np.ndarray, list[str]]:
+    """PIL image of any mode → float array in [0, 1], shape (H, W, C) with C in {1, 3, 4}.
+
+    16-bit and 32-bit integer images are scaled by their type's range; float images are clipped.
+    """
+    notices: list[str] = []
+    if image.mode in ("P", "PA", "LA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+        image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info
+                              else "RGB")
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        scaled = array.astype(np.float32) / 255.0
+    elif array.dtype.kind in "ui":
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() <= 65535 else array.max()
+        scaled = array.astype(np.float32) / top
+        notices.append(f"{array.dtype.itemsize * 8}-bit image reduced to 8 bits per channel.")
+    elif array.dtype.kind == "f":
+        scaled = np.nan_to_num(array.astype(np.float32))
+        if scaled.max() > 1.0:
+            scaled = scaled / scaled.max()
+    elif array.dtype == bool:
+        scaled = array.astype(np.float32)
+    else:
+        raise InputError(f"unsupported pixel type {array.dtype}.")
+    if scaled.ndim == 2:
+        scaled = scaled[..., None]
+    return np.clip(scaled, 0.0, 1.0), notices
+
+
+def _downscale(array: np.ndarray, max_side: int) -> tuple[np.ndarray, str | None]:
+    """Shrink an (H, W, C) float image so its long side is at most ``max_side`` (area filter)."""
+    height, width = array.shape[:2]
+    if max(height, width) <= max_side:
+        return array, None
+    import cv2
+
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = cv2.resize(array, size, interpolation=cv2.INTER_AREA)
+    small = small.reshape(size[1], size[0], array.shape[2])
+    return small, f"Large image ({width}×{height}) downscaled to {size[0]}×{size[1]}."
+
+
+def decode_image(source: str | os.PathLike | bytes | np.ndarray | Image.Image,
+                 max_side: int = MAX_SIDE) -> DecodedImage:
+    """Decode an upload into an RGB uint8 image (plus an alpha mask suggestion and notices).
+
+    Args:
+        source: a file path, raw bytes, a PIL image or an array (H, W[, C]).
+        max_side: long side limit; larger images are downscaled.
+
+    Raises:
+        InputError: not an image, damaged, too large, or an unusable shape.
+    """
+    if isinstance(source, np.ndarray):
+        if source.ndim not in (2, 3) or (source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
+            raise InputError(f"expected an image array (H, W[, 1|3|4]), got {source.shape}.")
+        pil = Image.fromarray(source if source.dtype != np.float64 else source.astype(np.float32))
+    else:
+        pil = source if isinstance(source, Image.Image) else _open(source)
+    array, notices = to_float_array(pil)
+    if min(array.shape[:2]) < 8:
+        raise InputError(f"the image is only {array.shape[1]}×{array.shape[0]} pixels; "
+                         f"at least 8×8 is needed.")
+    array, notice = _downscale(array, max_side)
+    notices += [notice] if notice else []
+    alpha_mask = None
+    if array.shape[2] == 4:
+        alpha = array[..., 3:]
+        array = array[..., :3] * alpha + (1.0 - alpha)  # composite on white
+        if 0.0 < float((alpha > 0.5).mean()) < 1.0:
+            alpha_mask = alpha[..., 0] > 0.5
+            notices.append("Transparent background flattened on white; its alpha channel is "
+                           "offered as the foreground mask.")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    image = (array[..., :3] * 255.0 + 0.5).astype(np.uint8)
+    return DecodedImage(image=image, alpha_mask=alpha_mask, notices=notices)
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:
+    """Nearest-neighbour resize of a bool mask to ``shape`` if the aspect ratio agrees."""
+    height, width = mask.shape
+    if (height, width) == tuple(shape):
+        return mask
+    if abs(height / width - shape[0] / shape[1]) > 0.02:
+        raise InputError(f"{name} is {width}×{height} but the image is {shape[1]}×{shape[0]}; "
+                         f"a mask must have the image's size (or at least its proportions).")
+    rows = (np.arange(shape[0]) * height / shape[0]).astype(int)
+    cols = (np.arange(shape[1]) * width / shape[1]).astype(int)
+    return mask[rows][:, cols]
+
+
+def mask_from_array(array: np.ndarray, shape: tuple[int, int], name: str = "the mask") -> np.ndarray:
+    """Foreground (True) from a mask image: its alpha channel if it has a non-trivial one, else
+    its brightness (> half of full scale). Resized to ``shape`` if only the resolution differs.
+
+    Args:
+        array: (H, W), (H, W, 1|3|4) uint8/uint16/float/bool.
+        shape: (height, width) of the image the mask belongs to.
+
+    Raises:
+        InputError: wrong shape or different proportions.
+    """
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] == 4 and array[..., 3].min() < array[..., 3].max():
+        values = array[..., 3]
+    elif array.ndim == 3 and array.shape[2] in (1, 3, 4):
+        values = array[..., :3].max(axis=2)
+    elif array.ndim == 2:
+        values = array
+    else:
+        raise InputError(f"{name} has shape {array.shape}; expected a greyscale or colour image.")
+    if values.dtype == bool:
+        mask = values
+    else:
+        top = {1: 255.0, 2: 65535.0}.get(values.dtype.itemsize, 1.0) if values.dtype.kind in "ui" \
+            else 1.0
+        mask = values.astype(np.float32) > top / 2
+    return _resize_mask(mask, shape, name)
+
+
+def decode_mask(source: str | os.PathLike | bytes | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Decode an uploaded mask file (or array) into an (H, W) bool foreground mask of ``shape``.
+
+    Raises:
+        InputError: not an image, damaged, or sized for another image.
+    """
+    if isinstance(source, np.ndarray):
+        return mask_from_array(source, shape)
+    name = _name(source)
+    pil = _open(source)
+    array = np.asarray(pil.convert("RGBA") if pil.mode in ("P", "LA", "PA", "1") else pil)
+    return mask_from_array(array, shape, name)
