@@ -1,0 +1,54 @@
+"""Shared fixtures: seeds, tiny DenseNets in float64 with non-trivial BatchNorm statistics."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import isnet
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+SEED = 0xDEADBEEF
+
+
+def randomize_batchnorm(model: torch.nn.Module, generator: torch.Generator) -> torch.nn.Module:
+    """Give every BatchNorm random running statistics, scales and shifts (so fusion is tested)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            shape = module.running_mean.shape
+            dtype = module.running_mean.dtype
+            module.running_mean.copy_(torch.rand(shape, generator=generator, dtype=dtype) - 0.5)
+            module.running_var.copy_(torch.rand(shape, generator=generator, dtype=dtype) * 1.5 + 0.5)
+            module.weight.data.copy_(torch.rand(shape, generator=generator, dtype=dtype) + 0.5)
+            module.bias.data.copy_((torch.rand(shape, generator=generator, dtype=dtype) - 0.5) * 0.6)
+    return model
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(SEED)
+
+
+@pytest.fixture
+def tiny_model(generator: torch.Generator) -> isnet.DenseNet:
+    """tiny_densenet with 3 classes, float64, eval mode, random BatchNorm statistics."""
+    torch.manual_seed(SEED)
+    model = isnet.tiny_densenet(num_classes=3).double()
+    return randomize_batchnorm(model, generator).eval()
+
+
+@pytest.fixture
+def images(generator: torch.Generator) -> torch.Tensor:
+    """Four 32×32 RGB images in [0, 1], float64."""
+    return torch.rand(4, 3, 32, 32, generator=generator, dtype=torch.float64)
+
+
+@pytest.fixture
+def masks() -> torch.Tensor:
+    """Four 32×32 masks with a central square foreground."""
+    mask = torch.zeros(4, 1, 32, 32, dtype=torch.float64)
+    mask[:, :, 8:24, 8:24] = 1
+    return mask
