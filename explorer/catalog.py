@@ -22,8 +22,6 @@ from explorer.uploads import IMAGE_EXTENSIONS
 logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-FASHION_MNIST_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
-                         "shirt", "sneaker", "bag", "ankle boot"]
 UNTRAINED_NOTICE = ("⚠️ Untrained demo models: no bundled checkpoints were found, so both "
                     "models are freshly initialised DenseNet121s. Their heatmaps show the "
                     "mechanics, not learned behaviour. Load trained ones in the Models tab or "
@@ -58,6 +56,7 @@ def untrained_pair(num_classes: int = 10, input_size: int = 64,
     """Two freshly initialised DenseNet121s (seeded, so every start looks the same)."""
     import torch
 
+    from isnet.data import FASHION_MNIST_CLASSES
     from isnet.models import densenet121
 
     names = list(class_names or FASHION_MNIST_CLASSES[:num_classes])

@@ -187,7 +187,8 @@ def _top(probabilities: np.ndarray, names: list[str], k: int) -> dict[str, float
 
 def explain_models(ctx: AppContext, entries: list[ModelEntry], image: np.ndarray,
                    mask: np.ndarray | None, target: str | None = PREDICTED,
-                   opacity: float = 0.6, top_k: int = 3) -> PairView:
+                   opacity: float = 0.6, top_k: int = 3,
+                   display: np.ndarray | None = None) -> PairView:
     """Explain ``image`` with every model in ``entries`` and draw all maps on one scale.
 
     Args:
@@ -197,6 +198,7 @@ def explain_models(ctx: AppContext, entries: list[ModelEntry], image: np.ndarray
         target: a class name, or :data:`PREDICTED` for each model's own top class.
         opacity: overlay opacity in [0, 1].
         top_k: predictions listed per model.
+        display: the picture to draw overlays on (default: ``image``, shrunk for display).
     """
     _, warning = masking.describe_mask(mask)
     notices = [warning] if warning else []
@@ -209,7 +211,8 @@ def explain_models(ctx: AppContext, entries: list[ModelEntry], image: np.ndarray
                                                          _target_index(entry, target))
         raw.append((entry, probabilities, heatmap, explained, _share(heatmap, m)))
     scale = viz.shared_scale([viz.relevance_map(r[2]) for r in raw])
-    display = _display_image(image, ctx.limits.display_side * 2)
+    display = _display_image(image if display is None else display,
+                             ctx.limits.display_side * 2)
     side = ctx.limits.display_side
     views = []
     for entry, probabilities, heatmap, explained, share in raw:

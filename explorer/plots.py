@@ -1,0 +1,106 @@
+"""Matplotlib figures for the explorer: the bias stress test, the counterfactual bars and the
+fine-tuning curves.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot``), so nothing is
+registered in a global figure manager and concurrent sessions cannot draw into each other's
+figures. Each function returns the figure; ``gr.Plot`` displays it.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+from matplotlib.figure import Figure  # noqa: E402
+
+COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+
+
+def stress_test_figure(values: Sequence[float], curves: Mapping[str, Sequence[float]],
+                       parameter: str, true_class: str, mark_class: str,
+                       mark_curves: Mapping[str, Sequence[float]] | None = None) -> Figure:
+    """Probability of the true class (solid) and of the mark's class (dashed) as the mark grows.
+
+    Args:
+        values: the swept parameter values (x axis).
+        curves: model label → P(true class) at each value.
+        parameter: x-axis name ("mark opacity" or "mark size").
+        true_class: name of the image's class.
+        mark_class: name of the class the mark stands for.
+        mark_curves: model label → P(mark class) at each value (optional).
+    """
+    figure = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    for colour, (label, probabilities) in zip(COLOURS, curves.items()):
+        axes.plot(values, probabilities, "-o", color=colour, label=f"{label}: P({true_class})")
+        if mark_curves and label in mark_curves and mark_class != true_class:
+            axes.plot(values, mark_curves[label], "--", color=colour, alpha=0.7,
+                      label=f"{label}: P({mark_class})")
+    axes.set_xlabel(parameter)
+    axes.set_ylabel("probability")
+    axes.set_ylim(-0.02, 1.02)
+    axes.grid(alpha=0.3)
+    axes.set_title(f"Stress test: mark of '{mark_class}' on an image of '{true_class}'")
+    axes.legend(fontsize=8, loc="best")
+    return figure
+
+
+def counterfactual_figure(class_names: Sequence[str], probabilities: Mapping[str, Sequence[float]],
+                          true_class: str) -> Figure:
+    """Grouped bars: for each class A, each model's probability of A after A's mark is added.
+
+    Args:
+        class_names: the classes A whose marks were tried (x axis).
+        probabilities: model label → P(A | image with A's mark) per class.
+        true_class: the image's class B (its bar is hatched: there the mark agrees).
+    """
+    figure = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    count = max(1, len(probabilities))
+    width = 0.8 / count
+    positions = range(len(class_names))
+    for index, (colour, (label, values)) in enumerate(zip(COLOURS, probabilities.items())):
+        offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
+        bars = axes.bar(offsets, values, width, color=colour, label=label)
+        for bar, name in zip(bars, class_names):
+            if name == true_class:
+                bar.set_hatch("//")
+    axes.set_xticks(list(positions), list(class_names), rotation=30, ha="right", fontsize=8)
+    axes.set_ylabel("P(mark's class)")
+    axes.set_ylim(0, 1.02)
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_title(f"Counterfactual: class A's mark on this '{true_class}' image")
+    axes.legend(fontsize=8)
+    return figure
+
+
+def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
+    """Live fine-tuning curves: losses (left axis panel) and background share (right panel).
+
+    Args:
+        history: one dict per reported step with ``step`` and any of ``loss``,
+            ``classification_loss``, ``heatmap_loss``, ``background_share``, ``val_*``.
+    """
+    figure = Figure(figsize=(7.2, 3.2), dpi=100, layout="constrained")
+    losses, shares = figure.subplots(1, 2)
+    steps = [h.get("step", i) for i, h in enumerate(history)]
+    keys = sorted({k for h in history for k in h if k != "step"})
+    for key in keys:
+        points = [(s, h[key]) for s, h in zip(steps, history) if h.get(key) is not None]
+        if not points:
+            continue
+        xs, ys = zip(*points)
+        axes = shares if "share" in key else losses if "loss" in key else None
+        if axes is not None:
+            axes.plot(xs, ys, "-" if not key.startswith("val") else "o--", label=key, ms=3)
+    losses.set_title("losses")
+    shares.set_title("background relevance share")
+    shares.set_ylim(-0.02, 1.02)
+    for axes in (losses, shares):
+        axes.set_xlabel("step")
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
+    return figure
