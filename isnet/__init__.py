@@ -16,5 +16,11 @@ from isnet.reference_weights import load_reference_state_dict, load_weights, mod
 from isnet.targets import EXPLAIN_MODES
 
 # --- data: bias injection and datasets (owner: data) ---
+from isnet.bias import (BIAS_KINDS, BiasConfig, BiasPlacementError, BiasResult, apply_bias,
+                        confounding_class, inject_bias)
+from isnet.data import FASHION_MNIST_CLASSES, ImageMaskDataset, ImageSet, load_fashion_mnist
+from isnet.datasets_folder import load_image_folder, save_image_folder
+from isnet.splits import SPLITS, BiasedSplit, make_split, make_split_result
+from isnet.synthetic import OBJECT_NAMES, synthetic_shapes
 
 # --- training: loops, checkpoints, evaluation (owner: training) ---

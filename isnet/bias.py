@@ -106,10 +106,13 @@ class BiasConfig:
                                  f"or an int number of pixels >= 0, got {value!r}")
         if self.color is not None:
             bias_marks.color_for_channels(self.color, 3)  # raises on a bad colour
+            object.__setattr__(self, "color", tuple(float(v) for v in self.color))
         if self.texts is not None and (not self.texts or not all(isinstance(t, str) and t
                                                                  for t in self.texts)):
             raise ValueError(f"BiasConfig.texts must be non-empty strings, one per class, "
                              f"got {self.texts!r}")
+        if self.texts is not None:
+            object.__setattr__(self, "texts", tuple(self.texts))
 
     def replace(self, **changes: object) -> BiasConfig:
         """A copy with some fields changed (``dataclasses.replace``; unknown names raise)."""
