@@ -34,7 +34,8 @@ def _variant(metadata: Mapping) -> str:
     sections = [metadata] + [metadata.get(k) or {} for k in ("config", "data", "provenance")]
     for section in sections:
         if isinstance(section, Mapping) and section.get("variant"):
-            return str(section["variant"]).lower()
+            value = str(section["variant"]).lower()
+            return "standard" if value == "standard" else "isnet"
     text = json.dumps([metadata.get(k) for k in ("config", "provenance")], default=str).lower()
     return "isnet" if "isnet" in text else "standard"
 

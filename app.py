@@ -1,0 +1,62 @@
+"""Launch the ISNet Explorer: ``python app.py [--share] [--host H] [--port P]
+[--checkpoint STANDARD ISNET] [--inbrowser]``.
+
+This file only parses flags, builds the demo (:func:`explorer.app.build_demo`) and launches it.
+Importing it loads no model and starts no server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(description="ISNet Explorer: compare ISNet and standard "
+                                                 "DenseNet heatmaps, inject bias, fine-tune.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="interface to listen on (0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT",
+                                                                       7860)))
+    parser.add_argument("--share", action="store_true",
+                        help="also make a public gradio.live link (needs internet)")
+    parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"),
+                        help="the two checkpoints to compare (default: assets/checkpoints)")
+    parser.add_argument("--inbrowser", action="store_true", help="open a browser tab")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build and serve the explorer until interrupted."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from explorer.app import build_demo
+    from explorer.theme import CSS, THEME
+
+    demo = build_demo(checkpoints=args.checkpoint)
+    limits = demo.explorer_context.limits
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    options = dict(server_name=args.host, server_port=args.port, inbrowser=args.inbrowser,
+                   max_file_size=limits.max_file_size, theme=THEME, css=CSS, show_error=True)
+    if not args.share:
+        demo.launch(**options)
+        return 0
+    try:
+        demo.launch(share=True, **options)
+    except Exception as error:  # noqa: BLE001 — no internet / share server unreachable
+        print(f"Could not create a public share link ({type(error).__name__}: {error}). "
+              f"Serving locally only at http://{args.host}:{args.port}", file=sys.stderr)
+        demo.close()
+        demo.launch(share=False, **options)
+    else:
+        if not getattr(demo, "share_url", None):
+            print("No public share link could be created; the app is served locally only.",
+                  file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

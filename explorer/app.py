@@ -1,0 +1,113 @@
+"""``build_demo()``: the ISNet Explorer as a ``gr.Blocks``, composed from one builder per tab.
+
+Nothing happens at import time. Models are loaded when :func:`build_demo` runs: the ones given
+(tests inject tiny models), else ``--checkpoint`` files, else the bundled checkpoints, else
+untrained demo models with a visible notice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import gradio as gr
+
+from explorer import catalog, tab_bias, tab_explain, tab_models, tab_train
+from explorer.feedback import session_of
+from explorer.state import AppContext, Limits, ModelEntry, ModelStore, plain_metadata
+
+TITLE = "ISNet Explorer"
+INTRO = ("Look at an image through two models' eyes. **ISNet** (Bassi et al., *Nature "
+         "Communications* 15, 291, 2024) trains a DenseNet with a loss on its LRP heatmaps so "
+         "that relevance stays on the object; the **standard** DenseNet may learn background "
+         "shortcuts instead. Red = evidence for the class, blue = against; both heatmaps share "
+         "one colour scale.")
+
+
+def default_work_dir() -> Path:
+    """Per-process folder for fine-tuned checkpoints and unpacked uploads, inside Gradio's temp
+    folder (so Gradio may serve files from it for download)."""
+    root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="isnet-explorer-", dir=root))
+
+
+def _entries(models: Mapping[str, Any] | Sequence[ModelEntry]) -> list[ModelEntry]:
+    """Accept ModelEntry objects, or {label: (model, metadata)} with metadata holding
+    ``class_names``, ``input_size`` and optionally ``variant``."""
+    if isinstance(models, Mapping):
+        entries = []
+        for index, (label, (model, metadata)) in enumerate(models.items()):
+            model_id = ("standard", "isnet")[index] if index < 2 else f"model-{index}"
+            entries.append(ModelEntry(model_id, label, model.eval(), plain_metadata(metadata)))
+        return entries
+    return list(models)
+
+
+def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
+                 checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
+                 masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
+                 limits: Limits | None = None) -> AppContext:
+    """Load the models and samples and build the handlers' shared :class:`AppContext`."""
+    notice = ""
+    if models is not None:
+        entries = _entries(models)
+    else:
+        entries, notice = catalog.default_models(checkpoints)
+    if len(entries) < 2:
+        raise ValueError("the explorer compares two models; got fewer")
+    store = ModelStore()
+    for entry in entries:
+        store.add(entry)
+    images = Path(samples_dir) if samples_dir else catalog.ASSETS / "images"
+    masks = Path(masks_dir) if masks_dir else images.parent / "masks"
+    samples = catalog.find_samples(images, masks, entries[0].class_names)
+    return AppContext(store, samples, Path(work_dir) if work_dir else default_work_dir(),
+                      limits=limits or Limits(), notice=notice,
+                      default_pair=(entries[0].model_id, entries[1].model_id))
+
+
+def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
+               checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
+               masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
+               limits: Limits | None = None) -> gr.Blocks:
+    """Build the explorer.
+
+    Args:
+        models: models to compare instead of the bundled ones — ``{label: (DenseNet, metadata)}``
+            (the first is "standard", the second "isnet") or a list of ``ModelEntry``.
+        checkpoints: (standard, ISNet) checkpoint paths, used when ``models`` is None.
+        samples_dir / masks_dir: sample images and their masks (default ``assets/``).
+        work_dir: where fine-tuned checkpoints go (default: a fresh folder in Gradio's temp dir).
+        limits: size limits (upload size, image side, fine-tuning caps).
+
+    Returns:
+        The ``gr.Blocks``; launch it with ``max_file_size=ctx.limits.max_file_size`` (app.py does).
+    """
+    ctx = make_context(models, checkpoints, samples_dir, masks_dir, work_dir, limits)
+    with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
+        gr.Markdown(f"## {TITLE}\n{INTRO}")
+        if ctx.notice:
+            gr.Markdown(ctx.notice, elem_id="notice")
+        with gr.Tabs():
+            with gr.Tab("Explain", id="explain"):
+                widgets = tab_explain.build(ctx)
+            with gr.Tab("Bias lab", id="bias"):
+                tab_bias.build(ctx, widgets)
+            with gr.Tab("Fine-tune", id="train"):
+                tab_train.build(ctx, widgets)
+            with gr.Tab("Models", id="models"):
+                tab_models.build(ctx, widgets)
+
+        def forget_session(request: gr.Request) -> None:
+            session = session_of(request)
+            ctx.store.drop_session(session)
+            if session:
+                shutil.rmtree(ctx.session_dir(session), ignore_errors=True)
+
+        demo.unload(forget_session)
+    demo.explorer_context = ctx  # for launchers and tests (limits, notice); not used by handlers
+    return demo

@@ -1,0 +1,97 @@
+"""Plain functions behind the Models tab: load a checkpoint into this session and describe models.
+
+A loaded checkpoint (ours: safetensors with metadata; the ISNet authors' ``torch.save`` or
+Lightning dictionaries; a plain DenseNet state dict) becomes a :class:`explorer.state.ModelEntry`
+owned by the uploading session. Unsafe pickles, corrupt files and non-DenseNet weights are refused
+by :func:`isnet.checkpoints.load_checkpoint`; the refusal reaches the user as an InputError.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from explorer.catalog import entry_from_checkpoint
+from explorer.state import AppContext, ModelEntry
+from explorer.uploads import InputError
+
+
+def load_model_file(ctx: AppContext, session: str | None, path: str | None,
+                    name: str | None = None) -> ModelEntry:
+    """Load an uploaded checkpoint as a model of this session.
+
+    Args:
+        path: the uploaded file.
+        name: optional display name (default: the file name).
+
+    Raises:
+        InputError: no file, or not a loadable, safe DenseNet checkpoint.
+    """
+    if not path:
+        raise InputError("No checkpoint uploaded.")
+    label = (name or "").strip() or None
+    model_id = ctx.store.new_id("loaded")
+    try:
+        entry = entry_from_checkpoint(path, model_id, owner=session)
+    except ValueError as error:  # CheckpointError is a ValueError
+        raise InputError(f"{Path(path).name} is not a checkpoint this app can load: "
+                         f"{_first_line(error)}") from error
+    if label:
+        entry.label = label
+    elif entry.metadata.get("format_version", 1) == 0:
+        entry.label = f"{Path(path).stem} (foreign weights)"
+    return ctx.store.add(entry)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list, tuple)):
+        return f"`{json.dumps(value, default=str)[:300]}`"
+    return str(value)
+
+
+def _table(title: str, data: dict | None) -> list[str]:
+    if not data:
+        return [f"**{title}:** not recorded."]
+    rows = [f"**{title}**", "", "| | |", "|---|---|"]
+    rows += [f"| {key} | {_fmt(value)} |" for key, value in data.items()]
+    return rows
+
+
+def model_card(entry: ModelEntry) -> str:
+    """A Markdown card: architecture, classes, input, training data and bias, metrics, provenance."""
+    meta = entry.metadata
+    parameters = sum(p.numel() for p in entry.model.parameters())
+    arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})
+    lines = [f"### {entry.label}",
+             f"- **Variant:** {entry.variant}",
+             f"- **Architecture:** {meta.get('model_name') or 'DenseNet'} "
+             f"({parameters:,} parameters; growth {arch.get('growth_rate')}, blocks "
+             f"{tuple(arch.get('block_config', ()))})",
+             f"- **Input:** {entry.input_size}×{entry.input_size} RGB in "
+             f"{meta.get('bounds', [0.0, 1.0])}"
+             + ("" if meta.get("input_size") else " (size not recorded; 64 assumed)"),
+             f"- **Classes ({len(entry.class_names)}):** {', '.join(entry.class_names)}",
+             f"- **File:** {Path(entry.path).name if entry.path else 'in memory'}", ""]
+    lines += _table("Training data and bias", meta.get("data")) + [""]
+    lines += _table("Training configuration", meta.get("config")) + [""]
+    lines += _table("Metrics", meta.get("metrics")) + [""]
+    lines += _table("Provenance", meta.get("provenance"))
+    return "\n".join(lines)
+
+
+def cards(ctx: AppContext, session: str | None) -> str:
+    """Cards of every model this session can use, separated by rules."""
+    return "\n\n---\n\n".join(model_card(e) for e in ctx.store.visible(session))
+
+
+def model_file(ctx: AppContext, session: str | None, model_id: str) -> str | None:
+    """Path of the checkpoint file behind a model (for download), or None if it has none."""
+    return ctx.store.get(model_id, session).path

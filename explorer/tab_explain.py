@@ -1,0 +1,179 @@
+"""The Explain tab: widgets and wiring only (work happens in :mod:`explorer.handlers`).
+
+Left: the image (sample or upload), the foreground mask drawn in an image editor (brush and
+eraser), uploaded, or made automatically and then corrected. Right: the two compared models side
+by side — top predictions, LRP heatmap of the chosen class on one shared colour scale, overlay
+with adjustable opacity, background relevance share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from explorer import handlers
+from explorer.feedback import guarded, notify, session_of
+from explorer.state import AppContext
+from explorer.uploads import IMAGE_EXTENSIONS
+
+BRUSH = gr.Brush(colors=["rgba(0, 230, 90, 0.45)"], default_color="rgba(0, 230, 90, 0.45)",
+                 color_mode="fixed", default_size=12)
+
+
+@dataclass
+class SideWidgets:
+    """The outputs of one model's column."""
+
+    top: gr.Label
+    overlay: gr.Image
+    heatmap: gr.Image
+    share: gr.Number
+
+    def outputs(self) -> list:
+        return [self.top, self.overlay, self.heatmap, self.share]
+
+
+@dataclass
+class ExplainWidgets:
+    """Widgets other tabs read or update."""
+
+    editor: gr.ImageEditor
+    true_class: gr.Dropdown
+    left: gr.Dropdown
+    right: gr.Dropdown
+    target: gr.Dropdown
+    opacity: gr.Slider
+    top_k: gr.Slider
+
+
+def side_outputs(view: handlers.ModelView) -> list:
+    """Widget values for one side: label dict, overlay, heatmap, share."""
+    return [view.top, view.overlay, view.heatmap, view.share]
+
+
+def _side(title: str) -> SideWidgets:
+    with gr.Column():
+        gr.Markdown(f"#### {title}")
+        top = gr.Label(label="Top predictions", num_top_classes=5)
+        overlay = gr.Image(label="Heatmap over the image", type="numpy", format="png",
+                           interactive=False, height=280)
+        heatmap = gr.Image(label="Heatmap (shared scale)", type="numpy", format="png",
+                           interactive=False, height=220)
+        share = gr.Number(label="Background relevance share (0 = all on the object)",
+                          precision=4, interactive=False)
+    return SideWidgets(top, overlay, heatmap, share)
+
+
+def build(ctx: AppContext) -> ExplainWidgets:
+    """Create the Explain tab's widgets inside the current ``gr.Tab`` and wire their events."""
+    classes = ctx.store.visible(None)[0].class_names if ctx.store.visible(None) else []
+    choices = ctx.store.choices(None)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            gr.Markdown("#### 1 · Image and foreground mask")
+            sample = gr.Dropdown([s.name for s in ctx.samples], value=None, label="Sample image")
+            upload = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)",
+                             file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90)
+            true_class = gr.Dropdown(classes, value=None, label="True class (if known)")
+            editor = gr.ImageEditor(label="Paint the object (brush) · fix with the eraser",
+                                    type="numpy", format="png", brush=BRUSH, eraser=gr.Eraser(),
+                                    layers=False, transforms=(), sources=(), height=380,
+                                    elem_id="mask-editor")
+            with gr.Row():
+                auto_threshold = gr.Button("Auto mask: threshold", size="sm")
+                auto_grabcut = gr.Button("Auto mask: GrabCut", size="sm")
+                clear = gr.Button("Clear mask", size="sm")
+            mask_file = gr.File(label="…or upload a mask (white = object)",
+                                file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90)
+            preview = gr.Image(label="Mask overlay (what the share uses)", type="numpy",
+                               format="png", interactive=False, height=200)
+        with gr.Column(scale=2):
+            gr.Markdown("#### 2 · Compare two models")
+            with gr.Row():
+                left = gr.Dropdown(choices, value=ctx.default_pair[0], label="Left model",
+                                   allow_custom_value=True)
+                right = gr.Dropdown(choices, value=ctx.default_pair[1], label="Right model",
+                                    allow_custom_value=True)
+            with gr.Row():
+                target = gr.Dropdown([handlers.PREDICTED] + classes, value=handlers.PREDICTED,
+                                     label="Explain class")
+                top_k = gr.Slider(1, 10, value=3, step=1, label="Top predictions")
+                opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+            run = gr.Button("Explain", variant="primary", elem_id="explain-button")
+            with gr.Row():
+                left_side, right_side = _side("Left model"), _side("Right model")
+            colorbar = gr.Image(label="Shared colour scale: blue −s … white 0 … red +s",
+                                type="numpy", format="png", interactive=False, height=60)
+            summary = gr.Markdown(elem_id="explain-summary")
+
+    widgets = ExplainWidgets(editor, true_class, left, right, target, opacity, top_k)
+    _wire_image(ctx, widgets, sample, upload, mask_file, auto_threshold, auto_grabcut, clear)
+
+    @guarded
+    def on_explain(value, left_id, right_id, target_name, opacity_value, k,
+                   request: gr.Request):
+        view = handlers.explain(ctx, session_of(request), value, left_id, right_id, target_name,
+                                opacity_value, k)
+        notify(view.notices)
+        return (side_outputs(view.views[0]) + side_outputs(view.views[1])
+                + [view.colorbar, view.summary, view.mask_preview])
+
+    gr.on([run.click, opacity.release, target.input], on_explain,
+          inputs=[editor, left, right, target, opacity, top_k],
+          outputs=left_side.outputs() + right_side.outputs() + [colorbar, summary, preview],
+          api_name="explain", concurrency_id="explain", concurrency_limit=2)
+
+    @guarded
+    def on_model_change(left_id, request: gr.Request):
+        return gr.update(choices=handlers.class_choices(ctx, session_of(request), left_id),
+                         value=handlers.PREDICTED)
+
+    left.change(on_model_change, [left], [target], api_name="class_choices")
+    return widgets
+
+
+def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, auto_threshold,
+                auto_grabcut, clear) -> None:
+    """Events that set the editor's image and mask."""
+
+    @guarded
+    def on_sample(name):
+        if not name:
+            return gr.update(), gr.update()
+        value, label = handlers.load_sample(ctx, name)
+        return value, label
+
+    sample.input(on_sample, [sample], [w.editor, w.true_class], api_name="load_sample")
+
+    @guarded
+    def on_upload(path):
+        value, notices = handlers.load_upload(ctx, path)
+        notify(notices)
+        return value
+
+    upload.upload(on_upload, [upload], [w.editor], api_name="load_image")
+
+    @guarded
+    def on_mask_file(value, path):
+        return handlers.with_mask_file(value, path)
+
+    mask_file.upload(on_mask_file, [w.editor, mask_file], [w.editor], api_name="upload_mask")
+
+    def auto(method: str):
+        @guarded
+        def run(value):
+            new_value, warning = handlers.with_auto_mask(value, method)
+            notify([warning])
+            return new_value
+        return run
+
+    auto_threshold.click(auto("threshold"), [w.editor], [w.editor], api_name="mask_threshold")
+    auto_grabcut.click(auto("grabcut"), [w.editor], [w.editor], api_name="mask_grabcut")
+
+    @guarded
+    def on_clear(value):
+        image, _ = handlers.read_editor(value)
+        return handlers.editor_value(image, None)
+
+    clear.click(on_clear, [w.editor], [w.editor], api_name="clear_mask")

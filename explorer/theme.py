@@ -1,0 +1,13 @@
+"""The explorer's look: a Gradio theme and a little CSS, passed to ``launch()`` (Gradio 6 moved
+``theme``/``css`` from ``gr.Blocks`` to ``launch``)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+THEME = gr.themes.Soft(primary_hue="red", secondary_hue="blue")
+
+CSS = """
+#notice { border-left: 4px solid #e8a33d; padding: 0.4em 0.8em; background: #fff7e6; }
+#explain-summary table { font-size: 0.9em; }
+"""
