@@ -58,7 +58,10 @@ def _list_files(source: Path) -> dict[PurePosixPath, bytes | Path]:
     except (zipfile.BadZipFile, OSError) as error:
         raise ValueError(f"{source} is neither a folder nor a readable zip file: {error}") from error
     tops = {path.parts[0] for path in found}
-    if len(tops) == 1 and all(len(path.parts) == 3 for path in found):
+    wrapped = all(len(path.parts) >= 3 or (len(path.parts) == 2 and
+                                            not path.name.lower().endswith(IMAGE_SUFFIXES))
+                  for path in found)
+    if len(tops) == 1 and wrapped:  # the zip holds the root folder itself: strip that level
         found = {PurePosixPath(*path.parts[1:]): data for path, data in found.items()}
     return found
 
