@@ -1,0 +1,88 @@
+"""Shared helpers for the explorer's tests: tiny models, a tiny sample folder, a launched app.
+
+Imported by test_handlers.py, test_app.py and test_browser.py (pytest puts ``tests/`` on the
+import path). Everything is small enough to run in seconds on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CLASSES = ["circle", "square", "triangle"]
+SIZE = 32
+
+
+def tiny_models(seed: int = 0) -> dict:
+    """{label: (tiny DenseNet, metadata)} for a standard and an "ISNet" model (3 classes, 32 px)."""
+    from isnet.models import tiny_densenet
+
+    models = {}
+    for offset, (label, variant) in enumerate((("Tiny standard", "standard"),
+                                               ("Tiny ISNet", "isnet"))):
+        torch.manual_seed(seed + offset)
+        metadata = {"class_names": list(CLASSES), "input_size": SIZE, "variant": variant,
+                    "model_name": "tiny_densenet"}
+        models[label] = (tiny_densenet(num_classes=3).eval(), metadata)
+    return models
+
+
+def object_image(kind: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A bright object of class ``kind`` on a dark noisy background, and its mask.
+
+    Returns:
+        (size, size, 3) uint8 image, (size, size) bool mask.
+    """
+    rng = np.random.default_rng(seed)
+    image = (rng.random((size, size, 3)) * 40).astype(np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    c, r = size / 2, size / 4
+    if kind == 0:
+        mask = (yy - c) ** 2 + (xx - c) ** 2 <= r ** 2
+    elif kind == 1:
+        mask = (abs(yy - c) <= r) & (abs(xx - c) <= r)
+    else:
+        mask = (yy >= c - r) & (yy <= c + r) & (abs(xx - c) <= (yy - (c - r)) / 2)
+    image[mask] = (200 + 20 * kind, 180, 120)
+    return image, mask
+
+
+def write_samples(root: Path, per_class: int = 2) -> tuple[Path, Path]:
+    """Write sample images + masks named ``<class>_<i>.png``; returns (images dir, masks dir)."""
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    for kind, name in enumerate(CLASSES):
+        for i in range(per_class):
+            image, mask = object_image(kind, seed=10 * kind + i)
+            Image.fromarray(image).save(images / f"{name}_{i}.png")
+            Image.fromarray((mask * 255).astype(np.uint8)).save(masks / f"{name}_{i}.png")
+    return images, masks
+
+
+def make_context(tmp_path: Path):
+    """An AppContext with the tiny models and samples (no Gradio server)."""
+    from explorer.app import make_context as build
+
+    images, masks = write_samples(tmp_path / "assets")
+    return build(models=tiny_models(), samples_dir=images, masks_dir=masks,
+                 work_dir=tmp_path / "work")
+
+
+def launch_tiny_app(tmp_path: Path):
+    """Build the explorer on tiny models, launch it on 127.0.0.1; returns (demo, url)."""
+    from explorer.app import build_demo
+
+    images, masks = write_samples(tmp_path / "assets")
+    demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
+                      work_dir=tmp_path / "work")
+    demo.queue(default_concurrency_limit=2)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
+                            max_file_size=demo.explorer_context.limits.max_file_size)
+    return demo, url
