@@ -177,7 +177,8 @@ def solid_mask(gray: np.ndarray, threshold: float) -> np.ndarray:
 
 def load_fashion_mnist(root: str | Path | None = None, split: str = "train", size: int = 64,
                        limit: int | None = None, seed: int = 0,
-                       threshold: float = 0.04, padding: int = 6) -> ImageSet:
+                       threshold: float = 0.04, padding: int = 6,
+                       indices: list[int] | None = None) -> ImageSet:
     """Fashion-MNIST as 3-channel images with solid foreground masks.
 
     Args:
@@ -187,6 +188,8 @@ def load_fashion_mnist(root: str | Path | None = None, split: str = "train", siz
         limit: Keep this many images, a seeded random subset in file order (None = all).
         seed: Seeds the subset.
         threshold: Grey level in [0, 1) above which a pixel is object.
+        indices: Keep exactly these images (positions in the file, in this order); overrides
+            ``limit``.
         padding: Black border (pixels of the 28 px original) added on every side before resizing,
             so the background has room for a bias mark: the originals fill their frame, and
             with ``padding=0`` about 30% of them have no room for a mark of 0.2 of the side.
@@ -212,7 +215,12 @@ def load_fashion_mnist(root: str | Path | None = None, split: str = "train", siz
     if raw.ndim != 3 or labels.shape != raw.shape[:1]:
         raise ValueError(f"Fashion-MNIST files in {folder} disagree: images {raw.shape}, "
                          f"labels {labels.shape}")
-    if limit is not None:
+    if indices is not None:
+        keep = np.asarray(indices, np.int64)
+        if keep.size and (keep.min() < 0 or keep.max() >= len(raw)):
+            raise ValueError(f"indices must lie in [0, {len(raw)}) for the {split} split")
+        raw, labels = raw[keep], labels[keep]
+    elif limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1 or None, got {limit}")
         keep = np.sort(np.random.default_rng(seed).permutation(len(raw))[: min(limit, len(raw))])

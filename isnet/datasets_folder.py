@@ -215,6 +215,7 @@ def write_png(path: str | Path, image: np.ndarray, overwrite: bool = False) -> P
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(encoded.tobytes())
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; assets must be readable by others
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
