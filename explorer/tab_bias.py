@@ -65,10 +65,11 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                None if own_v else colour_v, float(strength_v), int(seed_v or 0))
 
     @guarded
-    def on_inject(value, left_id, right_id, true_name, *rest, request: gr.Request):
-        opacity_v, k = rest[-2:]
-        view = hb.inject(ctx, session_of(request), value, left_id, right_id, true_name,
-                         settings(*rest[:-2]), opacity_v, k)
+    def on_inject(value, left_id, right_id, true_name, kind_v, mark_v, position_v, size_v,
+                  own_v, colour_v, strength_v, seed_v, opacity_v, k, request: gr.Request):
+        mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
+        view = hb.inject(ctx, session_of(request), value, left_id, right_id, true_name, mark,
+                         opacity_v, k)
         notify(view.pair.notices)
         return ([view.biased, view.comparison] + side_outputs(view.pair.views[0])
                 + side_outputs(view.pair.views[1]) + [view.pair.summary])
@@ -78,11 +79,11 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
               api_name="inject_bias", concurrency_id="explain")
 
     @guarded
-    def on_stress(value, left_id, right_id, true_name, *rest, request: gr.Request):
-        sweep_v, steps_v = rest[-2:]
+    def on_stress(value, left_id, right_id, true_name, kind_v, mark_v, position_v, size_v,
+                  own_v, colour_v, strength_v, seed_v, sweep_v, steps_v, request: gr.Request):
+        mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
         figure, rows, notices = hb.stress_test(ctx, session_of(request), value, left_id,
-                                               right_id, true_name, settings(*rest[:-2]),
-                                               sweep_v, int(steps_v))
+                                               right_id, true_name, mark, sweep_v, int(steps_v))
         notify(notices)
         return figure, rows
 
@@ -90,9 +91,11 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                  api_name="stress_test", concurrency_id="explain")
 
     @guarded
-    def on_counterfactual(value, left_id, right_id, true_name, *rest, request: gr.Request):
+    def on_counterfactual(value, left_id, right_id, true_name, kind_v, mark_v, position_v,
+                          size_v, own_v, colour_v, strength_v, seed_v, request: gr.Request):
+        mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
         return hb.counterfactual(ctx, session_of(request), value, left_id, right_id, true_name,
-                                 settings(*rest))
+                                 mark)
 
     counter.click(on_counterfactual, shared + settings_inputs, [counter_plot, counter_summary],
                   api_name="counterfactual", concurrency_id="explain")

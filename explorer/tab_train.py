@@ -64,11 +64,14 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                    stop=event):
             progress(update.fraction, desc="fine-tuning")
             choices = gr.update(choices=ctx.store.choices(session)) if update.entry else keep
+            # after a run, the right-hand model becomes the fine-tuned one (before/after view)
+            newest = (gr.update(choices=ctx.store.choices(session), value=update.entry.model_id)
+                      if update.entry else keep)
             pair = update.before_after
             yield (update.status, update.figure if update.figure is not None else keep,
                    update.checkpoint or keep,
                    pair.views[0].overlay if pair else keep, pair.views[1].overlay if pair else keep,
-                   pair.summary if pair else keep, choices, choices, choices)
+                   pair.summary if pair else keep, choices, newest, choices)
 
     event = start.click(on_start, [base, source, files, variant, epochs, heat_weight, decay,
                                    learning_rate],
