@@ -307,7 +307,8 @@ def draw_marks(images: torch.Tensor, masks: torch.Tensor, mark_classes: np.ndarr
     _check_batch(images, masks)
     classes = np.asarray(torch.as_tensor(mark_classes).cpu(), np.int64).reshape(-1)
     if classes.shape[0] != images.shape[0]:
-        raise ValueError(f"mark_classes has {classes.shape[0]} entries for {images.shape[0]} images")
+        raise ValueError(f"mark_classes has {classes.shape[0]} entries for "
+                         f"{images.shape[0]} images")
     if np.any(classes >= num_classes) or np.any(classes < -1):
         raise ValueError(f"mark classes must lie in [-1, {num_classes}), got {np.unique(classes)}")
     free = masks[:, 0].detach().cpu().numpy() == 0  # (N, H, W)
@@ -370,7 +371,8 @@ def apply_bias(image: torch.Tensor, mask: torch.Tensor, label: int, num_classes:
         raise ValueError(f"label must lie in [0, {num_classes}), got {label}")
     if mark_class is None:
         rng = np.random.default_rng([seed, 1])
-        mark_class = int(choose_mark_classes(np.array([label]), num_classes, config.strength, rng)[0])
+        chosen = choose_mark_classes(np.array([label]), num_classes, config.strength, rng)
+        mark_class = int(chosen[0])
     images, skipped = draw_marks(image[None], mask[None], np.array([mark_class]), num_classes,
                                  config, seed)
     shown = -1 if skipped[0] else int(mark_class)

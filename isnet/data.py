@@ -9,8 +9,8 @@ images and masks).
 Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, Zalando Research, MIT licence) is read from the
 standard IDX files, by default where Debian's ``dataset-fashion-mnist`` package puts them. The
 objects are photographed on black and fill their 28 px frame, so the loader adds a black border
-(``padding``) to leave room for background marks; the mask is the object's pixels above ``threshold`` after
-resizing, made solid by a 3x3 morphological closing and by filling holes.
+(``padding``) to leave room for background marks; the mask is the object's pixels above
+``threshold`` after resizing, made solid by a 3x3 morphological closing and by filling holes.
 """
 
 from __future__ import annotations

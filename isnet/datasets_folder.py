@@ -56,7 +56,8 @@ def _list_files(source: Path) -> dict[PurePosixPath, bytes | Path]:
             found = {PurePosixPath(info.filename): archive.read(info) for info in archive.infolist()
                      if not info.is_dir() and not _ignored(PurePosixPath(info.filename).parts)}
     except (zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"{source} is neither a folder nor a readable zip file: {error}") from error
+        raise ValueError(f"{source} is neither a folder nor a readable zip file: "
+                         f"{error}") from error
     tops = {path.parts[0] for path in found}
     wrapped = all(len(path.parts) >= 3 or (len(path.parts) == 2 and
                                             not path.name.lower().endswith(IMAGE_SUFFIXES))

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate assets/images and assets/masks.")
     parser.add_argument("--out", default="assets", help="assets folder (default: assets)")
     parser.add_argument("--force", action="store_true", help="replace existing files")
-    parser.add_argument("--fashion-root", default=None, help="folder of the Fashion-MNIST IDX files")
+    parser.add_argument("--fashion-root", default=None,
+                        help="folder of the Fashion-MNIST IDX files")
     args = parser.parse_args(argv)
     try:
         written = write_assets(args.out, args.force, args.fashion_root)

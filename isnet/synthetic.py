@@ -87,7 +87,8 @@ def _photo_textures() -> list[np.ndarray]:
     """The CC0 texture photos bundled with scikit-image, as float32 (H, W) in [0, 1]."""
     from skimage import data
 
-    return [getattr(data, name)().astype(np.float32) / 255.0 for name in ("brick", "grass", "gravel")]
+    names = ("brick", "grass", "gravel")
+    return [getattr(data, name)().astype(np.float32) / 255.0 for name in names]
 
 
 def _random_color(rng: np.random.Generator) -> np.ndarray:

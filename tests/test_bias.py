@@ -1,4 +1,4 @@
-"""Specification of background-bias injection (isnet.bias, isnet.bias_marks) and splits (isnet.splits).
+"""Specification of bias injection (isnet.bias, isnet.bias_marks) and splits (isnet.splits).
 
 What must hold: the foreground never changes (every kind, every placement, masks covering
 almost everything); the mark shows the chosen class at the chosen rate; confounding marks never
@@ -6,6 +6,8 @@ show the label; the same seed gives the same bytes; "no room" is an error or an 
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,7 +119,8 @@ def test_each_class_has_its_own_mark():
         for first in range(8):
             for second in range(first + 1, 8):
                 same_shape = stamps[first].shape == stamps[second].shape
-                assert not (same_shape and np.allclose(stamps[first], stamps[second])), (kind, first)
+                same = same_shape and np.allclose(stamps[first], stamps[second])
+                assert not same, (kind, first, second)
 
 
 def _stamp_of(kind: str, mark_class: int) -> np.ndarray:
@@ -221,3 +224,17 @@ def test_bad_tensors_are_refused_with_their_shape():
         inject_bias(image, torch.zeros(1, SIZE, SIZE), 10, 10)
     with pytest.raises(ValueError, match="texts has 2 entries"):
         inject_bias(image, torch.zeros(1, SIZE, SIZE), 5, 10, kind="text", texts=("L", "R"))
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="dataset-fashion-mnist not installed")
+def test_bias_grid_command_writes_a_picture_and_refuses_to_overwrite(tmp_path):
+    import matplotlib.image
+
+    from isnet.bias_grid import main
+
+    out = tmp_path / "grid.png"
+    assert main(["--out", str(out)]) == 0
+    picture = matplotlib.image.imread(out)
+    assert picture.shape[0] > 300 and picture.shape[1] > 3 * picture.shape[0] / 2
+    assert main(["--out", str(out)]) == 1  # exists, no --force

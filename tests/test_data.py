@@ -217,3 +217,21 @@ def test_save_then_load_round_trip_and_no_silent_overwrite(tmp_path):
     assert (loaded.images.sum() - data.images.sum()).abs() < 4 * 32 * 32 * 3 / 255
     with pytest.raises(ValueError, match="exists"):
         save_image_folder(data, tmp_path / "out")
+
+
+@pytest.mark.skipif(not FASHION_MNIST_ROOT.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_committed_assets_are_exactly_what_make_assets_writes(tmp_path):
+    from isnet.make_assets import write_assets
+
+    written = write_assets(tmp_path)
+    committed = Path(__file__).resolve().parents[1] / "assets"
+    assert sorted(p.name for p in (committed / "images").glob("*.png")) == \
+        sorted(p.name for p in written)
+    for path in written:
+        for folder in ("images", "masks"):
+            fresh = (tmp_path / folder / path.name).read_bytes()
+            assert fresh == (committed / folder / path.name).read_bytes(), (folder, path.name)
+    readme = (committed / "README.md").read_text()
+    assert all(f"`{path.name}`" in readme for path in written), "every asset needs a README line"
+    with pytest.raises(ValueError, match="--force"):
+        write_assets(tmp_path)
