@@ -6,7 +6,8 @@
   always starts.
 * Samples: ``assets/images/*.png`` with the mask of the same name in ``assets/masks/``; the true
   class comes from ``assets/images/labels.json`` ({file name: class name}) when present, else from
-  a file-name prefix that matches a class name (``"trouser_3.png"`` → ``"trouser"``).
+  the longest class name contained in the file name, ignoring case and punctuation
+  (``"fashion_tshirt_top_19.png"`` → ``"T-shirt/top"``).
 """
 
 from __future__ import annotations
@@ -118,16 +119,17 @@ def find_samples(images: Path = ASSETS / "images", masks: Path = ASSETS / "masks
             except (ValueError, AttributeError) as error:
                 logger.warning("ignoring %s: %s", candidate, error)
             break
-    by_length = sorted(class_names, key=len, reverse=True)
+    def squash(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    by_length = sorted(class_names, key=lambda c: len(squash(c)), reverse=True)
     samples = []
     for path in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
         mask = next((m for m in (masks / path.name, masks / (path.stem + ".png")) if m.is_file()),
                     None)
         label = labels.get(path.name) or labels.get(path.stem)
-        if label is None:
-            stem = path.stem.lower().replace("-", "_").replace(" ", "_")
-            label = next((c for c in by_length
-                          if stem.startswith(c.lower().replace("/", "_").replace("-", "_")
-                                             .replace(" ", "_"))), None)
+        if label is None:  # the longest class name found in the file name
+            label = next((c for c in by_length if squash(c) and squash(c) in squash(path.stem)),
+                         None)
         samples.append(Sample(path.stem, str(path), str(mask) if mask else None, label))
     return samples

@@ -74,7 +74,9 @@ def samples_set(ctx: AppContext, size: int, class_names: list[str]):
 
 
 def uploaded_set(ctx: AppContext, session: str | None, paths: list[str], size: int):
-    """An ImageSet from an uploaded zip or loose files in the data issue's folder layout.
+    """An ImageSet (and the importer's problem list) from an uploaded zip of
+    ``<class>/<name>.png`` + ``<name>.mask.png`` folders, or from loose files named
+    ``<class>_<name>.png`` + ``<class>_<name>.mask.png``.
 
     Raises:
         InputError: nothing usable, or the folder importer reports only problems.
@@ -89,15 +91,31 @@ def uploaded_set(ctx: AppContext, session: str | None, paths: list[str], size: i
     if len(paths) == 1 and str(paths[0]).lower().endswith(".zip"):
         source = paths[0]
     else:
-        source = ctx.session_dir(session) / f"upload-{time.time_ns()}"
-        source.mkdir(parents=True)
-        for path in paths:
-            shutil.copy(path, source / Path(path).name)
+        source = _folder_from_loose_files(ctx.session_dir(session) / f"upload-{time.time_ns()}",
+                                          paths)
     try:
         image_set, problems = _call_loader(load_image_folder, source, size)
     except ValueError as error:
         raise InputError(f"Cannot use this set: {error}") from error
     return image_set, list(problems)
+
+
+def _folder_from_loose_files(folder: Path, paths: list[str]) -> Path:
+    """Lay loose uploads out as ``folder/<class>/<name>``: the class is the file name's part
+    before the first underscore (``cat_01.png`` and ``cat_01.mask.png`` → class ``cat``).
+
+    Raises:
+        InputError: a file name without an underscore.
+    """
+    for path in paths:
+        name = Path(path).name
+        if "_" not in name.strip("_"):
+            raise InputError(f"{name}: loose files must be named <class>_<name>.png with masks "
+                             f"<class>_<name>.mask.png (or upload a zip of class folders).")
+        target = folder / name.split("_", 1)[0]
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / name)
+    return folder
 
 
 def _call_loader(loader, source, size: int):

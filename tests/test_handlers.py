@@ -266,3 +266,24 @@ def test_load_checkpoints_and_refuse_bad_files(ctx, tmp_path):
     evil.write_bytes(pickle.dumps({"features.conv0.weight": Evil()}))
     with pytest.raises(InputError, match="not a checkpoint"):
         handlers_models.load_model_file(ctx, "erin", str(evil))
+
+
+def test_uploaded_sets_from_zip_and_loose_files(ctx, tmp_path):
+    import zipfile
+
+    loose, zipped = [], tmp_path / "set.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for kind, name in enumerate(CLASSES[:2]):
+            for i in range(2):
+                image, mask = object_image(kind, seed=i)
+                for suffix, array in ((".png", image), (".mask.png", mask * 255)):
+                    path = tmp_path / f"{name}_{i}{suffix}"
+                    Image.fromarray(array.astype(np.uint8)).save(path)
+                    loose.append(str(path))
+                    archive.write(path, f"{name}/{i}{suffix}")
+    for paths in (loose, [str(zipped)]):
+        image_set, _ = handlers_train.uploaded_set(ctx, "gina", paths, SIZE)
+        assert list(image_set.class_names) == CLASSES[:2] and len(image_set.labels) == 4
+        assert tuple(image_set.images.shape[-2:]) == (SIZE, SIZE)
+    with pytest.raises(InputError, match="named"):
+        handlers_train.uploaded_set(ctx, "gina", [str(tmp_path / "noprefix.png")], SIZE)
