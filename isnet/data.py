@@ -188,11 +188,11 @@ def load_fashion_mnist(root: str | Path | None = None, split: str = "train", siz
         limit: Keep this many images, a seeded random subset in file order (None = all).
         seed: Seeds the subset.
         threshold: Grey level in [0, 1) above which a pixel is object.
-        indices: Keep exactly these images (positions in the file, in this order); overrides
-            ``limit``.
         padding: Black border (pixels of the 28 px original) added on every side before resizing,
             so the background has room for a bias mark: the originals fill their frame, and
             with ``padding=0`` about 30% of them have no room for a mark of 0.2 of the side.
+        indices: Keep exactly these images (positions in the file, in this order); overrides
+            ``limit``.
 
     Returns:
         An :class:`ImageSet` of size (N, 3, size, size) with the 10 Fashion-MNIST class names.
