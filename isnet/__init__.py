@@ -24,3 +24,7 @@ from isnet.splits import SPLITS, BiasedSplit, make_split, make_split_result
 from isnet.synthetic import OBJECT_NAMES, synthetic_shapes
 
 # --- training: loops, checkpoints, evaluation (owner: training) ---
+from isnet.checkpoints import (CheckpointError, LoadedCheckpoint, list_checkpoints,
+                               load_checkpoint, read_metadata, save_checkpoint)
+from isnet.evaluate import evaluate_checkpoint, measure
+from isnet.train import FitResult, TrainConfig, fit, seed_everything, train_step

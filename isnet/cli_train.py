@@ -1,0 +1,158 @@
+"""Command line training: ``python -m isnet.train --out FILE [options]``.
+
+Trains a DenseNet (standard or an ISNet variant) on the Fashion-MNIST background-bias experiment
+(:mod:`isnet.experiment`), evaluates it on the biased, unbiased and confounding test images and
+writes one checkpoint (:mod:`isnet.checkpoints`) with the configuration, data description,
+metrics and the command line that made it.
+
+Single process (default): the plain loop :func:`isnet.fit`. Scale-out: any of ``--devices``,
+``--num-nodes``, ``--strategy`` or ``--accelerator`` switches to Lightning
+(:mod:`isnet.lightning_module`), e.g.::
+
+    python -m isnet.train --out run.safetensors --devices 2 --strategy ddp --accelerator cpu
+    python -m isnet.train --out run.safetensors --devices 8 --num-nodes 4 --strategy ddp \\
+        --accelerator gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from isnet.checkpoints import load_checkpoint, save_checkpoint
+from isnet.evaluate import measure
+from isnet.experiment import DEMO_BIAS, ExperimentData, test_set, training_sets
+from isnet.models import MODEL_NAMES, create_model
+from isnet.train import VARIANTS, FitResult, TrainConfig, fit
+
+logger = logging.getLogger("isnet.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (defaults come from TrainConfig and ExperimentData)."""
+    base, data = TrainConfig(), ExperimentData()
+    parser = argparse.ArgumentParser(prog="python -m isnet.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--half", action="store_true", help="store weights as float16")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights")
+    parser.add_argument("--model", default=base.model, choices=MODEL_NAMES)
+    parser.add_argument("--variant", default=base.variant, choices=VARIANTS)
+    parser.add_argument("--epochs", type=int, default=base.epochs)
+    parser.add_argument("--batch-size", type=int, default=base.batch_size)
+    parser.add_argument("--lr", type=float, default=base.learning_rate, help="learning rate")
+    parser.add_argument("--momentum", type=float, default=base.momentum)
+    parser.add_argument("--heat-weight", type=float, default=base.heat_weight, help="P")
+    parser.add_argument("--decay", type=float, default=base.decay, help="GWRP decay d")
+    parser.add_argument("--epsilon", type=float, default=base.epsilon, help="LRP ε")
+    parser.add_argument("--seed", type=int, default=base.seed)
+    parser.add_argument("--size", type=int, default=data.size, help="image side in pixels")
+    parser.add_argument("--train-limit", type=int, default=data.train_limit)
+    parser.add_argument("--val-limit", type=int, default=data.val_limit)
+    parser.add_argument("--test-limit", type=int, default=data.test_limit)
+    parser.add_argument("--train-split", default=data.train_split, choices=["biased", "unbiased"])
+    parser.add_argument("--bias-kind", default=DEMO_BIAS.kind, help="isnet.bias.BIAS_KINDS")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the test splits")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    scale = parser.add_argument_group("Lightning scale-out (any of these switches it on)")
+    scale.add_argument("--devices", default=None, help="devices per node (int or 'auto')")
+    scale.add_argument("--num-nodes", type=int, default=None)
+    scale.add_argument("--strategy", default=None, help="e.g. ddp, ddp_spawn, auto")
+    scale.add_argument("--accelerator", default=None, choices=["cpu", "gpu", "auto"])
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentData]:
+    """The run's TrainConfig and data description from parsed arguments."""
+    from dataclasses import replace
+
+    data = ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=args.val_limit,
+                          test_limit=args.test_limit, train_split=args.train_split,
+                          bias=replace(DEMO_BIAS, kind=args.bias_kind), seed=args.seed)
+    config = TrainConfig(model=args.model, num_classes=10, variant=args.variant,
+                         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                         momentum=args.momentum, heat_weight=args.heat_weight, decay=args.decay,
+                         epsilon=args.epsilon, seed=args.seed, input_size=args.size)
+    return config, data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train, evaluate and save (see the module docstring). Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.out.exists() and not args.overwrite:
+        raise SystemExit(f"{args.out} exists; pass --overwrite or choose another --out")
+    config, data = config_from_args(args)
+    train, val = training_sets(data)
+    model = create_model(config.model, config.num_classes)
+    if args.init is not None:
+        model.load_state_dict(load_checkpoint(args.init).model.state_dict())
+    lightning = any(v is not None for v in (args.devices, args.num_nodes, args.strategy,
+                                            args.accelerator))
+    if lightning:
+        result, is_main, world_size = _run_lightning(model, train, val, config, args)
+    else:
+        result = fit(model, train, val, config, on_progress=_log_progress)
+        is_main, world_size = True, 1
+    if not is_main:
+        return 0
+    logger.info("training %s after %d steps in %.0f s", result.status, result.steps,
+                result.seconds)
+    metrics = {"train_seconds": round(result.seconds, 1), "steps": result.steps,
+               "status": result.status, "history": result.history}
+    if not args.no_evaluate:
+        metrics["test"] = {split: measure(result.model, test_set(data, split))
+                           for split in ("biased", "unbiased", "confounding")}
+        logger.info("test: %s", metrics["test"])
+    save_checkpoint(args.out, result.model, model_name=config.model,
+                    class_names=list(train.class_names), input_size=config.input_size,
+                    seed=config.seed, config=config.to_dict(), data=data.to_dict(),
+                    metrics=metrics, half=args.half, overwrite=args.overwrite,
+                    provenance={"command": "python -m isnet.train " + " ".join(
+                        sys.argv[1:] if argv is None else argv),
+                        "git_commit": _git_commit(), "trainer": "lightning" if lightning
+                        else "isnet.fit", "world_size": world_size,
+                        "advice": result.advice})
+    logger.info("wrote %s", args.out)
+    return 0 if result.status != "diverged" else 1
+
+
+def _run_lightning(model, train, val, config: TrainConfig,
+                   args: argparse.Namespace) -> tuple[FitResult, bool, int]:
+    from isnet.lightning_module import fit_lightning
+
+    devices = args.devices or 1
+    devices = int(devices) if str(devices).isdigit() else devices
+    result, trainer = fit_lightning(model, train, val, config, devices=devices,
+                                    num_nodes=args.num_nodes or 1,
+                                    strategy=args.strategy or "auto",
+                                    accelerator=args.accelerator or "auto",
+                                    root_dir=str(args.out.parent))
+    return result, trainer.is_global_zero, trainer.world_size
+
+
+def _log_progress(step: int, total: int, metrics: dict) -> None:
+    if step % 10 == 0 or "val_accuracy" in metrics:
+        shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+        logger.info("step %d/%d epoch %d %s", step, total, metrics["epoch"], shown)
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

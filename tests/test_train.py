@@ -1,0 +1,163 @@
+"""Training loop: determinism, the ISNet step's effect, progress, stopping and divergence."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import isnet
+from isnet.train import FitResult, TrainConfig, build_network, fit, make_optimizer, train_step
+
+SEED = 0xDEADBEEF
+
+
+def biased_batch(count: int = 8, size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """float64 images: a textured central object (foreground) and a bright class-coded patch in
+    the top-left background corner, so the label is readable from the background alone."""
+    generator = torch.Generator().manual_seed(SEED)
+    labels = torch.arange(count) % 3
+    images = 0.1 * torch.rand(count, 3, size, size, generator=generator, dtype=torch.float64)
+    masks = torch.zeros(count, 1, size, size, dtype=torch.float64)
+    masks[:, :, 8:24, 8:24] = 1
+    images[:, :, 8:24, 8:24] += 0.5 * torch.rand(count, 3, 16, 16, generator=generator,
+                                                 dtype=torch.float64)
+    for i, label in enumerate(labels):
+        images[i, label, 1:7, 1:7] = 1.0  # the shortcut: channel = class
+    return images, masks, labels
+
+
+def tiny(num_classes: int = 3) -> isnet.DenseNet:
+    torch.manual_seed(SEED)
+    return isnet.tiny_densenet(num_classes=num_classes).double()
+
+
+def image_set(count: int = 12):
+    images, masks, labels = biased_batch(count)
+    from isnet.data import ImageSet
+
+    return ImageSet(images, masks, labels, ["a", "b", "c"])
+
+
+def tiny_config(**changes) -> TrainConfig:
+    values = dict(model="tiny_densenet", num_classes=3, variant="selective", epochs=1,
+                  batch_size=4, input_size=32, seed=7)
+    return TrainConfig(**{**values, **changes})
+
+
+@pytest.mark.parametrize("variant", ["standard", "all", "selective", "stochastic"])
+def test_two_steps_are_finite_and_deterministic(variant):
+    config = tiny_config(variant=variant)
+    batch = biased_batch()
+    states = []
+    for _ in range(2):
+        isnet.seed_everything(config.seed)
+        model = tiny()
+        network, optimizer = build_network(model, config), make_optimizer(model, config)
+        for _ in range(2):
+            metrics = train_step(network, batch, optimizer, config)
+            assert metrics["finite"] and torch.isfinite(torch.tensor(metrics["loss"]))
+        states.append(copy.deepcopy(model.state_dict()))
+    initial = tiny().state_dict()
+    assert any(not torch.equal(states[0][k], initial[k]) for k in initial)  # it did train
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_fit_is_deterministic_by_seed():
+    data = image_set()
+    weights = [fit(tiny(), data, None, tiny_config(epochs=2)).model.state_dict() for _ in range(2)]
+    other = fit(tiny(), data, None, tiny_config(epochs=2, seed=8)).model.state_dict()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert any(not torch.equal(weights[0][k], other[k]) for k in other)  # seed shuffles
+
+
+def test_one_isnet_step_lowers_background_share():
+    images, masks, labels = biased_batch()
+    config = tiny_config(variant="all", learning_rate=0.05, momentum=0.0)
+    model = tiny()
+    network = build_network(model, config)
+    network.train()
+
+    def share() -> float:
+        with torch.no_grad():
+            _, heatmaps = network(images)
+        return float(isnet.background_share(heatmaps, masks).mean())
+
+    before = share()
+    train_step(network, (images, masks, labels), make_optimizer(model, config), config)
+    after = share()
+    assert after < before - 0.01, (before, after)
+
+
+def test_standard_step_is_cross_entropy_only():
+    images, masks, labels = biased_batch()
+    model = tiny()
+    config = tiny_config(variant="standard")
+    expected = float(torch.nn.functional.cross_entropy(model.train()(images), labels))
+    metrics = train_step(build_network(model, config), (images, masks, labels),
+                         make_optimizer(model, config), config)
+    assert metrics["loss"] == pytest.approx(expected)
+    assert metrics["heatmap_loss"] == 0.0 and metrics["background_share"] is None
+
+
+def test_progress_validation_and_history():
+    data, calls = image_set(), []
+    result = fit(tiny(), data, data, tiny_config(epochs=2),
+                 on_progress=lambda step, total, metrics: calls.append((step, total, metrics)))
+    assert isinstance(result, FitResult) and result.status == "completed"
+    assert [c[0] for c in calls] == list(range(1, 7)) and {c[1] for c in calls} == {6}
+    assert [c[2]["epoch"] for c in calls] == [1, 1, 1, 2, 2, 2]
+    assert "val_accuracy" in calls[2][2] and "val_accuracy" not in calls[1][2]
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    for record in result.history:
+        assert 0.0 <= record["val_accuracy"] <= 1.0
+        assert 0.0 <= record["val_background_share"] <= 1.0
+    assert not result.model.training
+
+
+def test_should_stop_ends_between_steps():
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(True)
+        return len(asked) > 2
+
+    result = fit(tiny(), image_set(), None, tiny_config(epochs=3), should_stop=should_stop)
+    assert result.status == "stopped" and result.steps == 2 and result.history == []
+
+
+def test_divergence_stops_restores_and_advises():
+    model = tiny()
+    initial = copy.deepcopy(model.state_dict())
+    config = tiny_config(variant="standard", learning_rate=1e8, momentum=0.0,
+                         grad_clip_norm=None, epochs=2)
+    result = fit(model, image_set(), None, config)
+    assert result.status == "diverged"
+    assert "decay" in result.advice and "learning rate" in result.advice
+    for key, value in initial.items():
+        assert torch.equal(result.model.state_dict()[key], value), key
+
+
+def test_config_round_trip_and_validation():
+    config = tiny_config(foreground_range=(2.0, 30.0))
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="variant"):
+        tiny_config(variant="gradcam")
+    with pytest.raises(ValueError, match="heat_weight"):
+        tiny_config(heat_weight=1.5)
+    with pytest.raises(ValueError, match="unknown settings"):
+        TrainConfig.from_dict({"lr": 0.1})
+    with pytest.raises(ValueError, match="num_classes"):
+        fit(tiny(num_classes=3), image_set(), None, tiny_config(num_classes=4))
+
+
+def test_measure_and_evaluation_table():
+    from isnet.evaluate import format_table, measure
+
+    values = measure(tiny().eval(), image_set(), batch_size=5)
+    assert values["count"] == 12 and 0 <= values["accuracy"] <= 1
+    assert 0 < values["background_share"] < 1
+    table = format_table({"m": {"biased": values}})
+    assert "| m | biased |" in table
