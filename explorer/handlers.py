@@ -229,9 +229,13 @@ def explain_models(ctx: AppContext, entries: list[ModelEntry], image: np.ndarray
 
 
 def _display_image(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Shrink an image for display so payloads stay small."""
+    """Fit an image for display: shrink big ones (small payloads), enlarge small ones by an
+    integer factor, nearest neighbour (so a 64 px model input stays crisp)."""
     height, width = image.shape[:2]
     factor = max_side / max(height, width)
+    if factor >= 2:
+        whole = int(factor)
+        return np.repeat(np.repeat(image, whole, axis=0), whole, axis=1)
     if factor >= 1:
         return image
     return cv2.resize(image, (round(width * factor), round(height * factor)),

@@ -42,7 +42,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                               format="png", interactive=False, height=256)
             comparison = gr.Markdown()
             with gr.Row():
-                left_side, right_side = _side("Left model"), _side("Right model")
+                left_side = _side("Left model", "bias-left")
+                right_side = _side("Right model", "bias-right")
             summary = gr.Markdown()
     with gr.Accordion("Stress test: sweep the mark", open=True):
         with gr.Row():

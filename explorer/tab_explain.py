@@ -52,16 +52,16 @@ def side_outputs(view: handlers.ModelView) -> list:
     return [view.top, view.overlay, view.heatmap, view.share]
 
 
-def _side(title: str) -> SideWidgets:
-    with gr.Column():
+def _side(title: str, prefix: str) -> SideWidgets:
+    with gr.Column(elem_id=f"{prefix}-column"):
         gr.Markdown(f"#### {title}")
         top = gr.Label(label="Top predictions", num_top_classes=5)
         overlay = gr.Image(label="Heatmap over the image", type="numpy", format="png",
-                           interactive=False, height=280)
+                           interactive=False, height=280, elem_id=f"{prefix}-overlay")
         heatmap = gr.Image(label="Heatmap (shared scale)", type="numpy", format="png",
-                           interactive=False, height=220)
+                           interactive=False, height=220, elem_id=f"{prefix}-heatmap")
         share = gr.Number(label="Background relevance share (0 = all on the object)",
-                          precision=4, interactive=False)
+                          value=None, precision=4, interactive=False)
     return SideWidgets(top, overlay, heatmap, share)
 
 
@@ -74,7 +74,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
             gr.Markdown("#### 1 · Image and foreground mask")
             sample = gr.Dropdown([s.name for s in ctx.samples], value=None, label="Sample image")
             upload = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)",
-                             file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90)
+                             file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90,
+                             elem_id="image-upload")
             true_class = gr.Dropdown(classes, value=None, label="True class (if known)")
             editor = gr.ImageEditor(label="Paint the object (brush) · fix with the eraser",
                                     type="numpy", format="png", brush=BRUSH, eraser=gr.Eraser(),
@@ -102,7 +103,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             run = gr.Button("Explain", variant="primary", elem_id="explain-button")
             with gr.Row():
-                left_side, right_side = _side("Left model"), _side("Right model")
+                left_side, right_side = _side("Left model", "left"), _side("Right model", "right")
             colorbar = gr.Image(label="Shared colour scale: blue −s … white 0 … red +s",
                                 type="numpy", format="png", interactive=False, height=60)
             summary = gr.Markdown(elem_id="explain-summary")
