@@ -18,11 +18,28 @@ batch statistics: the heatmap then trains weights, BN scales γ and activations,
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
-def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor,
-                     detach_bias: bool = True) -> tuple[Tensor, Tensor]:
+def uses_batch_statistics(norm: nn.BatchNorm2d) -> bool:
+    """Whether the BatchNorm's forward normalises with the statistics of the current batch."""
+    return norm.training or norm.running_mean is None
+
+
+def batch_statistics(inputs: Tensor, detach: bool = True) -> tuple[Tensor, Tensor]:
+    """Per-channel batch mean and biased variance, as BatchNorm computes them in train mode.
+
+    Statistics are per channel, so those of a concatenation are the concatenation of those of its
+    parts: a dense block computes them once on its widest concatenation and hands each reader
+    the prefix it reads. Shapes: inputs (B, C, H, W) → mean (C,), var (C,).
+    """
+    var, mean = torch.var_mean(inputs, dim=(0, 2, 3), unbiased=False)
+    return (mean.detach(), var.detach()) if detach else (mean, var)
+
+
+def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor, detach_bias: bool = True,
+                     statistics: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Per-channel ``(scale, shift)`` with ``norm(inputs) == inputs * scale + shift``.
 
     Args:
@@ -30,20 +47,20 @@ def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor,
             as in its own forward).
         inputs: the tensor the BatchNorm read in the forward pass, (B, C, H, W).
         detach_bias: detach the shift and the batch statistics (see module docstring).
+        statistics: precomputed batch (mean, var) of ``inputs`` (or a superset of its channels,
+            first channels first), used in train mode instead of recomputing them.
 
     Returns:
         scale (C,) and shift (C,).
     """
-    use_batch_stats = norm.training or norm.running_mean is None
-    if use_batch_stats:
-        mean = inputs.mean(dim=(0, 2, 3))  # (C,)
-        var = inputs.var(dim=(0, 2, 3), unbiased=False)
-        if detach_bias:
-            mean, var = mean.detach(), var.detach()
+    channels = inputs.shape[1]
+    if uses_batch_statistics(norm):
+        mean, var = statistics or batch_statistics(inputs, detach_bias)
+        mean, var = mean[:channels], var[:channels]
     else:
         mean, var = norm.running_mean, norm.running_var
-    weight = norm.weight if norm.affine else inputs.new_ones(inputs.shape[1])
-    bias = norm.bias if norm.affine else inputs.new_zeros(inputs.shape[1])
+    weight = norm.weight if norm.affine else inputs.new_ones(channels)
+    bias = norm.bias if norm.affine else inputs.new_zeros(channels)
     scale = weight * (var + norm.eps).rsqrt()
     shift = bias - mean * scale
     return scale, (shift.detach() if detach_bias else shift)

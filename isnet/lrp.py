@@ -35,7 +35,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from isnet.canonize import batchnorm_affine, batchnorm_output
+from isnet.canonize import (batch_statistics, batchnorm_affine, batchnorm_output,
+                            uses_batch_statistics)
 from isnet.models import DenseBlock, DenseNet, LayerTrace, Trace, Transition, TransitionTrace
 from isnet.rules import (avg_pool_transpose, conv_transpose, epsilon_ratio, max_pool_transpose,
                          zbox_rule)
@@ -132,14 +133,19 @@ def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
     h, w = trace.final_relu.shape[-2:]
     spread = ratio[..., None, None].expand(-1, -1, -1, h, w) / (h * w)  # (B, M, F, h, w)
     relevance = trace.final_relu.unsqueeze(1) * spread  # R at relu5 = R at norm5's output
-    message = _consumer_message(f.norm5, trace.final_concat, relevance, config)
     blocks = [m for n, m in f.named_children() if n.startswith("denseblock")]
     transitions = [m for n, m in f.named_children() if n.startswith("transition")]
+    end_readers = [(t.norm, trace.transitions[i].concat) for i, t in enumerate(transitions)]
+    end_readers.append((f.norm5, trace.final_concat))
+    message = None
     for index in reversed(range(len(blocks))):
-        message = _block_backward(blocks[index], trace.blocks[index], message, config)
-        if index > 0:
-            message = _transition_backward(transitions[index - 1], trace.transitions[index - 1],
-                                           message, config)
+        norm, concat = end_readers[index]
+        statistics = (batch_statistics(concat, detach) if uses_batch_statistics(norm) else None)
+        if message is not None:  # relevance coming down from the transition after this block
+            relevance = _transition_relevance(transitions[index], trace.transitions[index],
+                                              message, config)
+        message = _consumer_message(norm, concat, relevance, config, statistics)
+        message = _block_backward(blocks[index], trace.blocks[index], message, config, statistics)
     # stem max pooling: winners receive the sum of the messages of every window they won
     size = tuple(trace.stem_relu.shape[-2:])
     relevance = trace.stem_relu.unsqueeze(1) * max_pool_transpose(message, trace.stem_indices, size)
@@ -158,22 +164,24 @@ def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
 
 
 def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, relevance: Tensor,
-                      config: LRPConfig) -> Tensor:
+                      config: LRPConfig, statistics: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Message a BatchNorm consumer sends to the producers of its input: ``scale · R / z``.
 
     Shapes: inputs (B, C, H, W) the BatchNorm's input; relevance (B, M, C, H, W) at its ReLU.
     """
-    scale, shift = batchnorm_affine(norm, inputs, config.detach_bias)
+    scale, shift = batchnorm_affine(norm, inputs, config.detach_bias, statistics)
     z = batchnorm_output(inputs, scale, shift)  # (B, C, H, W)
     return epsilon_ratio(relevance, z, config.epsilon) * scale.view(1, 1, -1, 1, 1)
 
 
 def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Tensor,
-                    config: LRPConfig) -> Tensor:
+                    config: LRPConfig, statistics: tuple[Tensor, Tensor] | None) -> Tensor:
     """Relevance through a dense block.
 
     ``end_message`` (B, M, C_total, h, w) comes from the block's end reader (next transition's
-    norm, or norm5). Returns the summed message at the block input (B, M, C_in, h, w).
+    norm, or norm5); ``statistics`` are the batch statistics of the full concatenation (train
+    mode) — every reader in the block reads a prefix of it. Returns the summed message at the
+    block input (B, M, C_in, h, w).
     """
     modules = list(block.values())
     slots = [layers[0].concat.shape[1]] + [t.new_features.shape[1] for t in layers]
@@ -195,7 +203,7 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
         ratio = epsilon_ratio(relevance, batchnorm_output(t.bottleneck, scale, shift),
                               config.epsilon) * scale.view(1, 1, -1, 1, 1)
         relevance = t.relu1.unsqueeze(1) * conv_transpose(ratio, layer.conv1.weight, size)
-        post(_consumer_message(layer.norm1, t.concat, relevance, config))
+        post(_consumer_message(layer.norm1, t.concat, relevance, config, statistics))
     return torch.stack(inbox[0]).sum(0)
 
 
@@ -208,13 +216,12 @@ def _count_slots(message: Tensor, slots: list[int]) -> int:
     return count
 
 
-def _transition_backward(transition: Transition, t: TransitionTrace, message: Tensor,
-                         config: LRPConfig) -> Tensor:
-    """Relevance through a transition, from the message at its pooled output to the message its
-    BatchNorm sends to the previous block. Shapes: message (B, M, C_out, h, w) → (B, M, C, 2h, 2w).
+def _transition_relevance(transition: Transition, t: TransitionTrace, message: Tensor,
+                          config: LRPConfig) -> Tensor:
+    """Relevance through a transition, from the message at its pooled output to the relevance at
+    its first ReLU (= at its BatchNorm's output). Shapes: (B, M, C_out, h, w) → (B, M, C, 2h, 2w).
     """
     size = tuple(t.relu2.shape[-2:])
     relevance = t.relu2.unsqueeze(1) * avg_pool_transpose(message, size, transition.pool.kernel_size)
     ratio = epsilon_ratio(relevance, t.conv, config.epsilon)  # conv has no bias: z = conv output
-    relevance = t.relu.unsqueeze(1) * conv_transpose(ratio, transition.conv.weight, size)
-    return _consumer_message(transition.norm, t.concat, relevance, config)
+    return t.relu.unsqueeze(1) * conv_transpose(ratio, transition.conv.weight, size)

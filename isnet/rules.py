@@ -29,8 +29,7 @@ from torch import Tensor
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
     """``z + ε·sign(z)`` with sign(0) taken as +1 (the ε stabiliser of the ε-rule)."""
-    sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-    return z + epsilon * sign
+    return z + torch.where(z >= 0, epsilon, -epsilon)
 
 
 def _fold(relevance: Tensor) -> Tensor:
