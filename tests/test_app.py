@@ -23,7 +23,7 @@ def app(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     mp.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))
-    demo, url = launch_tiny_app(tmp)
+    demo, url = launch_tiny_app(tmp, max_file_size="300kb")
     yield url, tmp
     demo.close()
     mp.undo()
@@ -141,6 +141,10 @@ def test_bad_inputs_get_messages_and_the_app_keeps_serving(client, app):
         ("Upload a zip", lambda: client.predict("standard", "upload", [], "selective", 1, 0.7,
                                                 0.9, 0.01, api_name="/fine_tune")),
     ]
+    noise = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp / "big.png")  # ~480 kB, over the 300 kB upload limit
+    bad_calls.append(("(?i)size|large|413", lambda: client.predict(
+        handle_file(str(tmp / "big.png")), api_name="/load_image")))
     for expected, call in bad_calls:
         with pytest.raises(Exception, match=expected):
             call()
@@ -182,3 +186,24 @@ def test_two_concurrent_sessions_keep_their_own_state(app):
     for name in inputs:  # each session got the answer for its own image
         assert results[name][3] == alone[name][3] and results[name][7] == alone[name][7]
     assert results["a"][3] != results["b"][3]
+
+
+def test_stop_ends_a_fine_tune_without_saving(app):
+    import time
+
+    from gradio_client import Client
+
+    client = Client(app[0], verbose=False)
+    before = set((app[1] / "work").rglob("*.safetensors"))
+    job = client.submit("standard", "samples", [], "all", 20, 0.7, 0.9, 0.01,
+                        api_name="/fine_tune")
+    deadline = time.monotonic() + 60
+    while not any("Step" in o[0] for o in job.outputs()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Stopping" in client.predict(api_name="/stop_fine_tune")
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    statuses = [o[0] for o in job.outputs()]
+    assert not any(s.startswith("Done") for s in statuses), statuses
+    assert set((app[1] / "work").rglob("*.safetensors")) == before
+    assert client.predict(api_name="/model_cards")[0]  # still serving

@@ -75,13 +75,14 @@ def make_context(tmp_path: Path):
                  work_dir=tmp_path / "work")
 
 
-def launch_tiny_app(tmp_path: Path):
+def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb"):
     """Build the explorer on tiny models, launch it on 127.0.0.1; returns (demo, url)."""
     from explorer.app import build_demo
+    from explorer.state import Limits
 
     images, masks = write_samples(tmp_path / "assets")
     demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
-                      work_dir=tmp_path / "work")
+                      work_dir=tmp_path / "work", limits=Limits(max_file_size=max_file_size))
     demo.queue(default_concurrency_limit=2)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
                             max_file_size=demo.explorer_context.limits.max_file_size)
