@@ -41,20 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     demo.queue(default_concurrency_limit=2, max_size=64)
     options = dict(server_name=args.host, server_port=args.port, inbrowser=args.inbrowser,
                    max_file_size=limits.max_file_size, theme=THEME, css=CSS, show_error=True)
-    if not args.share:
-        demo.launch(**options)
-        return 0
     try:
-        demo.launch(share=True, **options)
-    except Exception as error:  # noqa: BLE001 — no internet / share server unreachable
-        print(f"Could not create a public share link ({type(error).__name__}: {error}). "
-              f"Serving locally only at http://{args.host}:{args.port}", file=sys.stderr)
-        demo.close()
-        demo.launch(share=False, **options)
-    else:
-        if not getattr(demo, "share_url", None):
-            print("No public share link could be created; the app is served locally only.",
-                  file=sys.stderr)
+        demo.launch(share=args.share, prevent_thread_lock=True, **options)
+    except Exception as error:  # noqa: BLE001 — share server unreachable in a way Gradio raises
+        if not args.share:
+            raise
+        print(f"Could not create a public share link ({type(error).__name__}: {error}).",
+              file=sys.stderr)
+        demo.launch(share=False, prevent_thread_lock=True, **options)
+    if args.share and not getattr(demo, "share_url", None):
+        print(f"No public share link could be made (no internet?). The explorer keeps serving "
+              f"locally at {demo.local_url}", file=sys.stderr)
+    demo.block_thread()
     return 0
 
 

@@ -207,3 +207,26 @@ def test_stop_ends_a_fine_tune_without_saving(app):
     assert not any(s.startswith("Done") for s in statuses), statuses
     assert set((app[1] / "work").rglob("*.safetensors")) == before
     assert client.predict(api_name="/model_cards")[0]  # still serving
+
+
+def test_importing_the_app_builds_no_model_and_starts_no_server():
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, isnet.models as m\n"
+        "def boom(*a, **k): raise SystemExit('a model was built at import time')\n"
+        "m.DenseNet.__init__ = boom\n"
+        "before = threading.active_count()\n"
+        "import app, explorer.app, explorer.bench, explorer.screenshot\n"
+        "assert threading.active_count() == before, 'a thread (server?) was started'\n"
+        "args = app.parse_args(['--port', '9', '--host', '0.0.0.0', '--share', '--inbrowser',\n"
+        "                       '--checkpoint', 'a.safetensors', 'b.safetensors'])\n"
+        "assert (args.port, args.host, args.share, args.inbrowser) == (9, '0.0.0.0', True, True)\n"
+        "assert args.checkpoint == ['a.safetensors', 'b.safetensors']\n"
+        "print('ok')\n")
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                          timeout=120, env={**__import__("os").environ,
+                                            "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert done.stdout.strip().endswith("ok"), done.stderr[-2000:]
