@@ -49,7 +49,8 @@ def entry_from_checkpoint(path: str | Path, model_id: str, label: str | None = N
     model, metadata = load_checkpoint(path)
     metadata = plain_metadata(metadata)
     metadata["variant"] = _variant(metadata)
-    name = label or f"{'ISNet' if metadata['variant'] == 'isnet' else 'Standard'} · {Path(path).stem}"
+    kind = "ISNet" if metadata["variant"] == "isnet" else "Standard"
+    name = label or f"{kind} · {Path(path).stem}"
     return ModelEntry(model_id, name, model.eval(), metadata, owner=owner, path=str(path))
 
 

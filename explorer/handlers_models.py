@@ -66,7 +66,8 @@ def _table(title: str, data: dict | None) -> list[str]:
 
 
 def model_card(entry: ModelEntry) -> str:
-    """A Markdown card: architecture, classes, input, training data and bias, metrics, provenance."""
+    """A Markdown card: architecture, classes, input, training data and bias, metrics and
+    provenance."""
     meta = entry.metadata
     parameters = sum(p.numel() for p in entry.model.parameters())
     arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})

@@ -21,7 +21,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     """Create the Fine-tune tab inside the current ``gr.Tab`` and wire its events."""
     stops: dict[str, threading.Event] = {}
     gr.Markdown("Fine-tune a copy of a model on a small image + mask set: the bundled samples, "
-                "a zip of class folders (`<class>/<name>.png` with masks `<class>/<name>.mask.png`), "
+                "a zip of class folders (`<class>/<name>.png` with masks "
+                "`<class>/<name>.mask.png`), "
                 "or loose files named `<class>_<name>.png` + `<class>_<name>.mask.png`. "
                 "The result joins the model lists (for your session) and can be downloaded.")
     with gr.Row():

@@ -161,7 +161,8 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int], name: str) -> np.ndar
     return mask[rows][:, cols]
 
 
-def mask_from_array(array: np.ndarray, shape: tuple[int, int], name: str = "the mask") -> np.ndarray:
+def mask_from_array(array: np.ndarray, shape: tuple[int, int],
+                    name: str = "the mask") -> np.ndarray:
     """Foreground (True) from a mask image: its alpha channel if it has a non-trivial one, else
     its brightness (> half of full scale). Resized to ``shape`` if only the resolution differs.
 
@@ -190,7 +191,8 @@ def mask_from_array(array: np.ndarray, shape: tuple[int, int], name: str = "the 
     return _resize_mask(mask, shape, name)
 
 
-def decode_mask(source: str | os.PathLike | bytes | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def decode_mask(source: str | os.PathLike | bytes | np.ndarray,
+                shape: tuple[int, int]) -> np.ndarray:
     """Decode an uploaded mask file (or array) into an (H, W) bool foreground mask of ``shape``.
 
     Raises:

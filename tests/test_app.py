@@ -78,7 +78,8 @@ def test_explain_gives_two_heatmaps_and_float_shares(client, app):
 def test_sample_and_inject_bias(client):
     editor, true_class = client.predict("square_0", api_name="/load_sample")
     assert true_class == "square" and editor["layers"]
-    out = client.predict(_resend(editor), "standard", "isnet", "square", "decoy", "circle", "top_left",
+    out = client.predict(_resend(editor), "standard", "isnet", "square", "decoy", "circle",
+                         "top_left",
                          0.2, True, "#ff0000", 1.0, 0, 0.6, 3, api_name="/inject_bias")
     biased, comparison = out[0], out[1]
     assert np.asarray(Image.open(biased)).shape == (256, 256, 3)

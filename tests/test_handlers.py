@@ -1,4 +1,5 @@
-"""The explorer's handlers without a server: uploads, masks, explain, bias lab, fine-tune, models."""
+"""The explorer's handlers without a server: uploads, masks, explain, bias lab, fine-tune and
+models."""
 
 import pickle
 import threading
