@@ -158,13 +158,17 @@ def inject(ctx: AppContext, session: str | None, value: dict | None, left_id: st
 def _comparison(entries: list[ModelEntry], names: list[str], true_index: int, mark_index: int,
                 before: np.ndarray, after: np.ndarray) -> str:
     """Markdown: per model, P(true) and P(mark class) and the prediction, before → after."""
-    true_name, mark_name = names[true_index], names[mark_index]
-    lines = [f"| model | P({true_name}) | P({mark_name}) | prediction |", "|---|---|---|---|"]
+    columns = [true_index] if mark_index == true_index else [true_index, mark_index]
+    header = " | ".join(f"P({names[c]})" for c in columns)
+    lines = [f"| model | {header} | prediction |", "|---" * (len(columns) + 2) + "|"]
     for entry, b, a in zip(entries, before, after):
-        lines.append(f"| {entry.label} | {b[true_index]:.0%} → {a[true_index]:.0%} | "
-                     f"{b[mark_index]:.0%} → {a[mark_index]:.0%} | "
+        cells = " | ".join(f"{b[c]:.0%} → {a[c]:.0%}" for c in columns)
+        lines.append(f"| {entry.label} | {cells} | "
                      f"{names[int(b.argmax())]} → {names[int(a.argmax())]} |")
-    return "\n".join(lines)
+    note = ("The mark agrees with the true class." if mark_index == true_index else
+            f"Counterfactual: the mark of '{names[mark_index]}' on an image of "
+            f"'{names[true_index]}'.")
+    return "\n".join(lines) + f"\n\n{note} Before → after adding the mark."
 
 
 def stress_test(ctx: AppContext, session: str | None, value: dict | None, left_id: str,
@@ -199,7 +203,8 @@ def stress_test(ctx: AppContext, session: str | None, value: dict | None, left_i
     names = entries[0].class_names
     figure = plots.stress_test_figure(kept, curves, SWEEPS[sweep], names[true_index],
                                       names[mark_index], marks)
-    rows = [[v] + [curves[e.label][i] for e in entries] for i, v in enumerate(kept)]
+    rows = [[round(v, 4)] + [round(curves[e.label][i], 4) for e in entries]
+            for i, v in enumerate(kept)]
     return figure, rows, notices
 
 

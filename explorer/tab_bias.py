@@ -58,6 +58,19 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         counter_plot = gr.Plot(label="P(A) after adding A's mark")
         counter_summary = gr.Markdown()
 
+    def on_true_class(true_name, left_id, request: gr.Request):
+        """Default the mark to another class than the image's (a confounding mark)."""
+        try:
+            names = ctx.store.get(left_id, session_of(request)).class_names
+        except ValueError:
+            return gr.update()
+        if true_name not in names:
+            return gr.update()
+        return gr.update(choices=names, value=names[(names.index(true_name) + 1) % len(names)])
+
+    w.true_class.change(on_true_class, [w.true_class, w.left], [mark_class],
+                        api_visibility="private")
+
     settings_inputs = [kind, mark_class, position, size, own_colour, colour, strength, seed]
     shared = [w.editor, w.left, w.right, w.true_class]
 

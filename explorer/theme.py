@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-THEME = gr.themes.Soft(primary_hue="red", secondary_hue="blue")
+# System fonts only: the app must look right offline (the default theme fonts come from Google).
+THEME = gr.themes.Soft(primary_hue="red", secondary_hue="blue",
+                       font=["ui-sans-serif", "system-ui", "sans-serif"],
+                       font_mono=["ui-monospace", "monospace"])
 
 CSS = """
 #notice { border-left: 4px solid #e8a33d; padding: 0.4em 0.8em; background: #fff7e6; }
