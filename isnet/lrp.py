@@ -35,11 +35,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from isnet.canonize import (batch_statistics, batchnorm_affine, batchnorm_output,
-                            uses_batch_statistics)
+from isnet.canonize import batch_statistics, batchnorm_affine, uses_batch_statistics
 from isnet.models import DenseBlock, DenseNet, LayerTrace, Trace, Transition, TransitionTrace
-from isnet.rules import (avg_pool_transpose, conv_transpose, epsilon_ratio, max_pool_transpose,
-                         zbox_rule)
+from isnet.rules import (avg_pool_transpose, conv_transpose, epsilon_message, epsilon_ratio,
+                         max_pool_transpose, zbox_rule)
 
 
 @dataclass(frozen=True)
@@ -131,47 +130,48 @@ def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
     relevance_pooled = trace.pooled.unsqueeze(1) * messages  # (B, M, F)
     ratio = epsilon_ratio(relevance_pooled, trace.pooled, e)  # (B, M, F)
     h, w = trace.final_relu.shape[-2:]
-    spread = ratio[..., None, None].expand(-1, -1, -1, h, w) / (h * w)  # (B, M, F, h, w)
-    relevance = trace.final_relu.unsqueeze(1) * spread  # R at relu5 = R at norm5's output
+    transposed = ratio[..., None, None].expand(-1, -1, -1, h, w) / (h * w)  # (B, M, F, h, w)
+    activation = trace.final_relu
     blocks = [m for n, m in f.named_children() if n.startswith("denseblock")]
     transitions = [m for n, m in f.named_children() if n.startswith("transition")]
     end_readers = [(t.norm, trace.transitions[i].concat) for i, t in enumerate(transitions)]
     end_readers.append((f.norm5, trace.final_concat))
-    message = None
     for index in reversed(range(len(blocks))):
         norm, concat = end_readers[index]
-        statistics = (batch_statistics(concat, detach) if uses_batch_statistics(norm) else None)
-        if message is not None:  # relevance coming down from the transition after this block
-            relevance = _transition_relevance(transitions[index], trace.transitions[index],
-                                              message, config)
-        message = _consumer_message(norm, concat, relevance, config, statistics)
+        statistics = batch_statistics(concat, detach) if uses_batch_statistics(norm) else None
+        if index < len(blocks) - 1:  # relevance coming down through the next transition
+            activation = trace.transitions[index].relu
+            transposed = _transition_transposed(transitions[index], trace.transitions[index],
+                                                message, config)
+        message = _consumer_message(norm, concat, activation, transposed, config, statistics)
         message = _block_backward(blocks[index], trace.blocks[index], message, config, statistics)
     # stem max pooling: winners receive the sum of the messages of every window they won
     size = tuple(trace.stem_relu.shape[-2:])
-    relevance = trace.stem_relu.unsqueeze(1) * max_pool_transpose(message, trace.stem_indices, size)
+    transposed = max_pool_transpose(message, trace.stem_indices, size)  # (B, M, F0, H/2, W/2)
     scale, shift = batchnorm_affine(f.norm0, trace.stem_conv, detach)
     conv = f.conv0
     if config.zb:
+        relevance = trace.stem_relu.unsqueeze(1) * transposed  # R at norm0's output
         weight = conv.weight * scale.view(-1, 1, 1, 1)  # conv0 ∘ norm0 fused
         low, high = _channel_view(config.low, trace.inputs), _channel_view(config.high, trace.inputs)
         return zbox_rule(trace.inputs, weight, shift, relevance, low, high,
                          conv.stride, conv.padding, e)
-    z = batchnorm_output(trace.stem_conv, scale, shift)
-    ratio = epsilon_ratio(relevance, z, e) * scale.view(1, 1, -1, 1, 1)
+    ratio = epsilon_message(trace.stem_relu, transposed, trace.stem_conv, scale, shift, e)
     size = tuple(trace.inputs.shape[-2:])
     return trace.inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
                                                       conv.padding)
 
 
-def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, relevance: Tensor,
-                      config: LRPConfig, statistics: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """Message a BatchNorm consumer sends to the producers of its input: ``scale · R / z``.
+def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Tensor,
+                      transposed: Tensor, config: LRPConfig,
+                      statistics: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Message a BatchNorm consumer sends to the producers of its input: ``scale · R / z``,
+    with ``R = activation · transposed`` the relevance at its ReLU and ``z`` its output.
 
-    Shapes: inputs (B, C, H, W) the BatchNorm's input; relevance (B, M, C, H, W) at its ReLU.
+    Shapes: inputs, activation (B, C, H, W); transposed (B, M, C, H, W) → (B, M, C, H, W).
     """
     scale, shift = batchnorm_affine(norm, inputs, config.detach_bias, statistics)
-    z = batchnorm_output(inputs, scale, shift)  # (B, C, H, W)
-    return epsilon_ratio(relevance, z, config.epsilon) * scale.view(1, 1, -1, 1, 1)
+    return epsilon_message(activation, transposed, inputs, scale, shift, config.epsilon)
 
 
 def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Tensor,
@@ -197,13 +197,11 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
         message = torch.stack(inbox[index + 1]).sum(0)  # (B, M, growth, h, w)
         size = tuple(t.relu2.shape[-2:])
         transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
-                                    layer.conv2.padding)
-        relevance = t.relu2.unsqueeze(1) * transposed  # R at norm2's output
+                                    layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
         scale, shift = batchnorm_affine(layer.norm2, t.bottleneck, config.detach_bias)
-        ratio = epsilon_ratio(relevance, batchnorm_output(t.bottleneck, scale, shift),
-                              config.epsilon) * scale.view(1, 1, -1, 1, 1)
-        relevance = t.relu1.unsqueeze(1) * conv_transpose(ratio, layer.conv1.weight, size)
-        post(_consumer_message(layer.norm1, t.concat, relevance, config, statistics))
+        ratio = epsilon_message(t.relu2, transposed, t.bottleneck, scale, shift, config.epsilon)
+        transposed = conv_transpose(ratio, layer.conv1.weight, size)  # (B, M, C_in, h, w)
+        post(_consumer_message(layer.norm1, t.concat, t.relu1, transposed, config, statistics))
     return torch.stack(inbox[0]).sum(0)
 
 
@@ -216,12 +214,16 @@ def _count_slots(message: Tensor, slots: list[int]) -> int:
     return count
 
 
-def _transition_relevance(transition: Transition, t: TransitionTrace, message: Tensor,
-                          config: LRPConfig) -> Tensor:
-    """Relevance through a transition, from the message at its pooled output to the relevance at
-    its first ReLU (= at its BatchNorm's output). Shapes: (B, M, C_out, h, w) → (B, M, C, 2h, 2w).
+def _transition_transposed(transition: Transition, t: TransitionTrace, message: Tensor,
+                           config: LRPConfig) -> Tensor:
+    """Through a transition, from the message at its pooled output to the transposed message at
+    its first ReLU (relevance there = ``t.relu · result``). The pooling is fused with the next
+    block's BatchNorms (already in ``message``); the conv has no bias and is followed by the
+    paper's extra ReLU, so its own z is its output. Shapes: (B, M, C_out, h, w) → (B, M, C, 2h, 2w).
     """
     size = tuple(t.relu2.shape[-2:])
-    relevance = t.relu2.unsqueeze(1) * avg_pool_transpose(message, size, transition.pool.kernel_size)
-    ratio = epsilon_ratio(relevance, t.conv, config.epsilon)  # conv has no bias: z = conv output
-    return t.relu.unsqueeze(1) * conv_transpose(ratio, transition.conv.weight, size)
+    transposed = avg_pool_transpose(message, size, transition.pool.kernel_size)
+    ones = t.conv.new_ones(t.conv.shape[1])
+    ratio = epsilon_message(t.relu2, transposed, t.conv, ones, torch.zeros_like(ones),
+                            config.epsilon)
+    return conv_transpose(ratio, transition.conv.weight, size)

@@ -29,7 +29,8 @@ from torch import Tensor
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
     """``z + ε·sign(z)`` with sign(0) taken as +1 (the ε stabiliser of the ε-rule)."""
-    return z + torch.where(z >= 0, epsilon, -epsilon)
+    offset = (z.detach() >= 0).to(z.dtype)  # 1 where sign(z) = +1, else 0
+    return z + offset.mul_(2 * epsilon).sub_(epsilon)  # z + ε·sign(z)
 
 
 def _fold(relevance: Tensor) -> Tensor:
@@ -117,3 +118,55 @@ def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Te
     return (inputs.unsqueeze(1) * conv_transpose(ratio, weight, size, stride, padding)
             - low_image.unsqueeze(1) * conv_transpose(ratio, positive, size, stride, padding)
             - high_image.unsqueeze(1) * conv_transpose(ratio, negative, size, stride, padding))
+
+
+class _EpsilonMessage(torch.autograd.Function):
+    """``m = a · t · s / (x·s + b + ε·sign(x·s + b))``, saving only its inputs.
+
+    Autograd on the unfused expression would keep three new activation-sized tensors per layer
+    (the relevance, the stabilised denominator and the ratio); this keeps none of them and
+    recomputes the denominator in backward. The backward is written in differentiable
+    operations, so higher derivatives still work.
+    """
+
+    @staticmethod
+    def forward(ctx, activation: Tensor, transposed: Tensor, inputs: Tensor, scale: Tensor,
+                shift: Tensor, epsilon: float) -> Tensor:
+        ctx.save_for_backward(activation, transposed, inputs, scale, shift)
+        ctx.epsilon = epsilon
+        scale_view = scale.view(1, -1, 1, 1)
+        denominator = stabilize(inputs * scale_view + shift.view(1, -1, 1, 1), epsilon)
+        return transposed * (activation * scale_view / denominator).unsqueeze(1)  # (B, M, C, H, W)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        activation, transposed, inputs, scale, shift = ctx.saved_tensors
+        scale_view = scale.view(1, -1, 1, 1)
+        denominator = stabilize(inputs * scale_view + shift.view(1, -1, 1, 1), ctx.epsilon)
+        factor = scale_view / denominator  # (B, C, H, W)
+        needs = ctx.needs_input_grad
+        grad_transposed = grad * (activation * factor).unsqueeze(1) if needs[1] else None
+        weighted = (grad * transposed).sum(1)  # (B, C, H, W), summed over the M maps
+        grad_activation = weighted * factor if needs[0] else None
+        # d m / d denominator = −m / denominator, with denominator = x·s + b + ε·sign
+        over_square = weighted * activation / (denominator * denominator)
+        grad_inputs = -over_square * scale_view * scale_view if needs[2] else None
+        grad_scale = ((over_square * (denominator - inputs * scale_view)).sum((0, 2, 3))
+                      if needs[3] else None)
+        grad_shift = -(over_square * scale_view).sum((0, 2, 3)) if needs[4] else None
+        return grad_activation, grad_transposed, grad_inputs, grad_scale, grad_shift, None
+
+
+def epsilon_message(activation: Tensor, transposed: Tensor, inputs: Tensor, scale: Tensor,
+                    shift: Tensor, epsilon: float) -> Tensor:
+    """One ε step into a layer followed by an affine map (a fused BatchNorm) and a ReLU.
+
+    The relevance at the ReLU is ``R = a · t`` (activation times the transposed message from
+    above); the layer's pre-activation is ``z = x·s + b`` (x: the BatchNorm's input, s/b: its
+    fused scale and shift, or 1/0 for a bare conv). Returns the message sent down,
+    ``s · R / (z + ε·sign(z))``.
+
+    Shapes: activation, inputs (B, C, H, W); transposed (B, M, C, H, W); scale, shift (C,);
+    returns (B, M, C, H, W).
+    """
+    return _EpsilonMessage.apply(activation, transposed, inputs, scale, shift, epsilon)

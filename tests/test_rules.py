@@ -87,3 +87,30 @@ def test_zbox_rule_matches_the_matrix_form(generator):
     z = z + 0.01 * torch.where(z >= 0, 1.0, -1.0)
     naive = (contributions * (relevance.flatten() / z)[None, :]).sum(1)
     torch.testing.assert_close(ours, naive)
+
+
+def test_fused_epsilon_message_equals_the_plain_expression_and_its_gradients(generator):
+    from isnet.rules import epsilon_message
+
+    def tensors():
+        torch.manual_seed(2)
+        return [torch.rand(2, 3, 4, 4, dtype=torch.float64),  # activation
+                torch.randn(2, 5, 3, 4, 4, dtype=torch.float64),  # transposed, M = 5
+                torch.randn(2, 3, 4, 4, dtype=torch.float64),  # BatchNorm input
+                torch.rand(3, dtype=torch.float64) + 0.5,  # scale
+                torch.randn(3, dtype=torch.float64) * 0.2]  # shift
+
+    fused_inputs = [t.requires_grad_(True) for t in tensors()]
+    plain_inputs = [t.requires_grad_(True) for t in tensors()]
+    a, t, x, s, b = plain_inputs
+    z = x * s.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)
+    plain = (a.unsqueeze(1) * t) / stabilize(z, 0.1).unsqueeze(1) * s.view(1, 1, -1, 1, 1)
+    fused = epsilon_message(*fused_inputs, 0.1)
+    torch.testing.assert_close(fused, plain)
+    weights = torch.randn(plain.shape, dtype=torch.float64)
+    (plain * weights).sum().backward()
+    (fused * weights).sum().backward()
+    for mine, reference in zip(fused_inputs, plain_inputs):
+        torch.testing.assert_close(mine.grad, reference.grad)
+    assert torch.autograd.gradcheck(lambda *ins: epsilon_message(*ins, 0.1),
+                                    [t.detach().requires_grad_(True) for t in tensors()])
