@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 
 from isnet.checkpoints import load_checkpoint
-from isnet.experiment import ExperimentData, test_set
+from isnet.experiment import ExperimentData, evaluation_set
 from isnet.train import VARIANTS, TrainConfig, fit
 
 DEFAULT_CHECKPOINT = (Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
@@ -56,7 +56,7 @@ def run_benchmark(checkpoint: Path = DEFAULT_CHECKPOINT, images: int = 50, size:
     variant = variant or metadata.get("config", {}).get("variant", "selective")
     data_description = ExperimentData.from_dict(metadata["data"]) if metadata.get("data") else \
         ExperimentData()
-    data = test_set(replace(data_description, size=size, seed=seed), "biased", limit=images)
+    data = evaluation_set(replace(data_description, size=size, seed=seed), "biased", limit=images)
     config = replace(TrainConfig.from_dict(metadata["config"]) if metadata.get("config") else
                      TrainConfig(), variant=variant, epochs=epochs, batch_size=batch_size,
                      input_size=size, seed=seed, num_classes=model.num_classes)

@@ -27,7 +27,7 @@ import torch
 
 from isnet.checkpoints import load_checkpoint, save_checkpoint
 from isnet.evaluate import measure
-from isnet.experiment import DEMO_BIAS, ExperimentData, test_set, training_sets
+from isnet.experiment import DEMO_BIAS, ExperimentData, evaluation_set, training_sets
 from isnet.models import MODEL_NAMES, create_model
 from isnet.train import VARIANTS, FitResult, TrainConfig, fit
 
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = {"train_seconds": round(result.seconds, 1), "steps": result.steps,
                "status": result.status, "history": result.history}
     if not args.no_evaluate:
-        metrics["test"] = {split: measure(result.model, test_set(data, split))
+        metrics["test"] = {split: measure(result.model, evaluation_set(data, split))
                            for split in ("biased", "unbiased", "confounding")}
         logger.info("test: %s", metrics["test"])
     save_checkpoint(args.out, result.model, model_name=config.model,

@@ -79,7 +79,7 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         ValueError: if the checkpoint has no data description to rebuild its test images.
     """
     from isnet.checkpoints import load_checkpoint
-    from isnet.experiment import ExperimentData, test_set
+    from isnet.experiment import ExperimentData, evaluation_set
 
     model, metadata = load_checkpoint(path)
     if not metadata.get("data"):
@@ -87,7 +87,7 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
                          "isnet.evaluate.measure(model, image_set) on your own images")
     data = ExperimentData.from_dict(metadata["data"])
     epsilon = float(metadata.get("config", {}).get("epsilon", 0.01))
-    return {split: measure(model, test_set(data, split, limit), batch_size, epsilon)
+    return {split: measure(model, evaluation_set(data, split, limit), batch_size, epsilon)
             for split in splits}
 
 

@@ -100,7 +100,7 @@ def training_sets(data: ExperimentData) -> tuple[ImageSet, ImageSet]:
     return train, val
 
 
-def test_set(data: ExperimentData, split: str, limit: int | None = None) -> ImageSet:
+def evaluation_set(data: ExperimentData, split: str, limit: int | None = None) -> ImageSet:
     """Test images (from the test file) in one condition: biased, unbiased or confounding.
 
     Args:

@@ -1,0 +1,68 @@
+"""Evaluation command and the experiment's data description (rebuilt bit for bit by seed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import isnet
+from isnet.evaluate import evaluate_checkpoint, main
+from isnet.experiment import ExperimentData, evaluation_set, training_sets
+
+SMALL = ExperimentData(size=32, train_limit=24, val_limit=8, test_limit=12, seed=5)
+
+
+def test_description_round_trips_through_json():
+    values = json.loads(json.dumps(SMALL.to_dict()))
+    assert values["dataset"] == "fashion-mnist"
+    assert ExperimentData.from_dict(values) == SMALL
+    with pytest.raises(ValueError, match="train_split"):
+        ExperimentData(train_split="confounding")
+    with pytest.raises(ValueError, match="fashion-mnist"):
+        ExperimentData.from_dict({"dataset": "imagenet"})
+
+
+def test_training_sets_are_disjoint_seeded_and_marked():
+    train, val = training_sets(SMALL)
+    again, _ = training_sets(SMALL)
+    assert (len(train), len(val)) == (24, 8)
+    assert torch.equal(train.images, again.images)
+    flat_train, flat_val = train.images.flatten(1), val.images.flatten(1)
+    assert not any(torch.equal(a, b) for a in flat_train for b in flat_val)
+    clean, _ = training_sets(ExperimentData(**{**SMALL.__dict__, "train_split": "unbiased"}))
+    assert torch.equal(clean.masks, train.masks) and not torch.equal(clean.images, train.images)
+    background = (1 - train.masks) * (train.images - clean.images).abs()
+    assert torch.equal(background, (train.images - clean.images).abs())  # marks off the object
+
+
+def test_test_splits_differ_only_in_the_mark():
+    biased, confounding = evaluation_set(SMALL, "biased"), evaluation_set(SMALL, "confounding")
+    unbiased = evaluation_set(SMALL, "unbiased")
+    assert torch.equal(biased.labels, confounding.labels)
+    assert not torch.equal(biased.images, confounding.images)
+    inside = biased.masks.bool().expand_as(biased.images)
+    assert torch.equal(biased.images[inside], unbiased.images[inside])
+    with pytest.raises(ValueError, match="split"):
+        evaluation_set(SMALL, "shifted")
+
+
+def test_evaluate_command_prints_json_and_table(tmp_path, capsys):
+    torch.manual_seed(0)
+    path = isnet.save_checkpoint(tmp_path / "tiny.safetensors",
+                                 isnet.tiny_densenet(num_classes=10), data=SMALL.to_dict())
+    assert main([str(path), "--json", "--split", "biased", "confounding"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert set(values["tiny"]) == {"biased", "confounding"}
+    for split in values["tiny"].values():
+        assert split["count"] == 12 and 0 <= split["accuracy"] <= 1
+        assert 0 <= split["background_share"] <= 1
+    assert main([str(path), "--limit", "6", "--split", "unbiased"]) == 0
+    assert "| tiny | unbiased |" in capsys.readouterr().out
+
+
+def test_checkpoint_without_data_description_is_explained(tmp_path):
+    path = isnet.save_checkpoint(tmp_path / "bare.safetensors", isnet.tiny_densenet(10))
+    with pytest.raises(ValueError, match="no 'data' description"):
+        evaluate_checkpoint(path)
