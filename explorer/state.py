@@ -239,3 +239,30 @@ def plain_metadata(metadata: Mapping[str, Any] | None) -> dict:
     data.setdefault("metrics", {})
     data.setdefault("provenance", {})
     return data
+
+
+def new_record() -> dict:
+    """The per-session record kept in ``gr.State``: small and plain (deep-copied per session).
+
+    ``runs`` lists this session's finished fine-tunes as plain dicts (model id, name,
+    checkpoint path, variant, epochs, validation metrics); the models themselves live in the
+    :class:`ModelStore` under the session's hash.
+    """
+    return {"runs": []}
+
+
+def record_run(record: dict | None, entry: ModelEntry, checkpoint: str | None) -> dict:
+    """A copy of ``record`` with one more finished run."""
+    config = entry.metadata.get("config", {})
+    metrics = entry.metadata.get("metrics", {})
+    run = {"model_id": entry.model_id, "name": entry.label, "checkpoint": checkpoint,
+           "variant": config.get("variant"), "epochs": config.get("epochs"),
+           "val_accuracy": metrics.get("val_accuracy"),
+           "val_background_share": metrics.get("val_background_share")}
+    return {**(record or new_record()), "runs": list((record or {}).get("runs", [])) + [run]}
+
+
+def runs_table(record: dict | None) -> list[list]:
+    """Rows for a table of the session's runs: name, variant, epochs, accuracy, share."""
+    return [[r["name"], r["variant"], r["epochs"], r["val_accuracy"], r["val_background_share"]]
+            for r in (record or {}).get("runs", [])]

@@ -13,7 +13,7 @@ import gradio as gr
 
 from explorer import handlers_train as ht
 from explorer.feedback import guarded, guarded_stream, session_of
-from explorer.state import AppContext
+from explorer.state import AppContext, new_record, record_run, runs_table
 from explorer.tab_explain import ExplainWidgets
 
 
@@ -53,10 +53,14 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                 after = gr.Image(label="After", type="numpy", format="png", interactive=False,
                                  height=220)
             comparison = gr.Markdown()
+            record = gr.State(new_record())
+            runs = gr.Dataframe(headers=["model", "variant", "epochs", "val. accuracy",
+                                         "val. background share"], value=[],
+                                label="This session's fine-tunes", interactive=False)
 
     @guarded_stream
-    def on_start(base_id, source_v, paths, variant_v, epochs_v, p, d, lr, request: gr.Request,
-                 progress=gr.Progress()):
+    def on_start(base_id, source_v, paths, variant_v, epochs_v, p, d, lr, session_record,
+                 request: gr.Request, progress=gr.Progress()):
         session = session_of(request) or "anonymous"
         event = stops.setdefault(session, threading.Event())
         event.clear()
@@ -70,14 +74,17 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             newest = (gr.update(choices=ctx.store.choices(session), value=update.entry.model_id)
                       if update.entry else keep)
             pair = update.before_after
-            yield (update.status, update.figure if update.figure is not None else keep,
+            if update.entry:
+                session_record = record_run(session_record, update.entry, update.checkpoint)
+            yield (session_record, runs_table(session_record) if update.entry else keep,
+                   update.status, update.figure if update.figure is not None else keep,
                    update.checkpoint or keep,
                    pair.views[0].overlay if pair else keep, pair.views[1].overlay if pair else keep,
                    pair.summary if pair else keep, choices, newest, choices)
 
     event = start.click(on_start, [base, source, files, variant, epochs, heat_weight, decay,
-                                   learning_rate],
-                        [status, curves, checkpoint, before, after, comparison, w.left, w.right,
+                                   learning_rate, record],
+                        [record, runs, status, curves, checkpoint, before, after, comparison, w.left, w.right,
                          base],
                         api_name="fine_tune", concurrency_id="train", concurrency_limit=1)
 

@@ -92,7 +92,8 @@ def test_tiny_fine_tune_joins_the_models_of_its_session(client, app):
 
     result = client.predict("standard", "samples", [], "selective", 1, 0.7, 0.9, 0.01,
                             api_name="/fine_tune")
-    status, checkpoint, new_id = result[0], result[2], result[7]["value"]
+    runs, status, checkpoint, new_id = result[0], result[1], result[3], result[8]["value"]
+    assert [row[1:3] for row in runs["data"]] == [["selective", 1]]
     assert "Done" in status and str(checkpoint).endswith(".safetensors")
     assert new_id.startswith("tuned-")
     image, layer = _files(app[1])
@@ -199,12 +200,12 @@ def test_stop_ends_a_fine_tune_without_saving(app):
     job = client.submit("standard", "samples", [], "all", 20, 0.7, 0.9, 0.01,
                         api_name="/fine_tune")
     deadline = time.monotonic() + 60
-    while not any("Step" in o[0] for o in job.outputs()) and time.monotonic() < deadline:
+    while not any("Step" in o[1] for o in job.outputs()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "Stopping" in client.predict(api_name="/stop_fine_tune")
     while not job.done() and time.monotonic() < deadline:
         time.sleep(0.1)
-    statuses = [o[0] for o in job.outputs()]
+    statuses = [o[1] for o in job.outputs()]
     assert not any(s.startswith("Done") for s in statuses), statuses
     assert set((app[1] / "work").rglob("*.safetensors")) == before
     assert client.predict(api_name="/model_cards")[0]  # still serving

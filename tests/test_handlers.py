@@ -288,3 +288,17 @@ def test_uploaded_sets_from_zip_and_loose_files(ctx, tmp_path):
         assert tuple(image_set.images.shape[-2:]) == (SIZE, SIZE)
     with pytest.raises(InputError, match="named"):
         handlers_train.uploaded_set(ctx, "gina", [str(tmp_path / "noprefix.png")], SIZE)
+
+
+def test_session_record_is_plain_and_grows_by_copy(ctx):
+    import copy
+
+    from explorer.state import new_record, record_run, runs_table
+
+    record = new_record()
+    entry = ctx.store.get("isnet", None)
+    entry.metadata["config"] = {"variant": "selective", "epochs": 2}
+    grown = record_run(record, entry, "/tmp/x.safetensors")
+    assert record == {"runs": []}  # the old value is not mutated (Gradio compares by value)
+    assert copy.deepcopy(grown) == grown
+    assert runs_table(grown) == [["Tiny ISNet", "selective", 2, None, None]]
