@@ -107,6 +107,8 @@ def heatmap_loss(heatmaps: Tensor, masks: Tensor, background_weight: float = 1.0
         raise ValueError(f"saturation E must be > 0, got {saturation}")
     if foreground_form not in ("l2", "hybrid"):
         raise ValueError(f"foreground_form must be 'l2' or 'hybrid', got {foreground_form!r}")
+    if heatmaps.dtype in (torch.float16, torch.bfloat16):
+        heatmaps = heatmaps.float()  # the loss is computed in float32, as in the paper's code
     masks = prepare_masks(masks, heatmaps)  # (B, 1, 1|C, H, W)
     masks = masks.expand(-1, -1, heatmaps.shape[2], -1, -1)  # (B, 1, C, H, W)
     empty = masks.flatten(1).sum(1) == 0
