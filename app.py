@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build and serve the explorer until interrupted."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from explorer.app import build_demo
+    from explorer.app import build_demo, warm_up
     from explorer.theme import CSS, THEME
 
     demo = build_demo(checkpoints=args.checkpoint)
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Could not create a public share link ({type(error).__name__}: {error}).",
               file=sys.stderr)
         demo.launch(share=False, prevent_thread_lock=True, **options)
+    threading.Thread(target=warm_up, args=(demo.explorer_context,), name="warm-up",
+                     daemon=True).start()
     if args.share and not getattr(demo, "share_url", None):
         print(f"No public share link could be made (no internet?). The explorer keeps serving "
               f"locally at {demo.local_url}", file=sys.stderr)

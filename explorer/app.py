@@ -70,6 +70,21 @@ def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                       default_pair=(entries[0].model_id, entries[1].model_id))
 
 
+def warm_up(ctx: AppContext) -> None:
+    """Run both default models once on a blank image (allocators, kernels, lazy imports), so
+    the first real Explain is as fast as the later ones. Bypasses the heatmap cache."""
+    import numpy as np
+
+    from explorer import handlers
+
+    entries = [ctx.store.get(model_id, None) for model_id in ctx.default_pair]
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[16:48, 16:48] = 255
+    for entry in entries:
+        x = handlers.model_tensor(image, entry.input_size)
+        handlers._engine_explain(entry.model, x, None)
+
+
 def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
                masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
