@@ -302,3 +302,14 @@ def test_session_record_is_plain_and_grows_by_copy(ctx):
     assert record == {"runs": []}  # the old value is not mutated (Gradio compares by value)
     assert copy.deepcopy(grown) == grown
     assert runs_table(grown) == [["Tiny ISNet", "selective", 2, None, None]]
+
+
+def test_foreign_state_dicts_load_with_inferred_architecture(ctx, tmp_path):
+    entry = ctx.store.get("standard", None)
+    path = tmp_path / "authors.pth"
+    torch.save({"DenseNet." + k: v for k, v in entry.model.state_dict().items()}, path)
+    loaded = handlers_models.load_model_file(ctx, "hana", str(path))
+    assert "foreign weights" in loaded.label and loaded.class_names == ["0", "1", "2"]
+    assert loaded.model.arch == entry.model.arch
+    card = handlers_models.model_card(loaded)
+    assert "size not recorded" in card and "torch.load" in card
