@@ -27,7 +27,8 @@ from isnet.evaluate import as_dataset
 from isnet.heatmap_loss import background_share
 from isnet.isnet_model import explain
 from isnet.models import DenseNet, create_model
-from isnet.train import EpochShuffle, FitResult, TrainConfig, build_network, compute_loss, make_optimizer
+from isnet.train import (EpochShuffle, FitResult, TrainConfig, build_network, compute_loss,
+                         make_optimizer, recalibrate_batchnorm)
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,22 @@ class ISNetLightningModule(L.LightningModule):
         self.log_dict({"val_accuracy": (logits.argmax(1) == labels).float().mean(),
                        "val_background_share": background_share(heatmaps, masks).mean()},
                       on_epoch=True, sync_dist=True, batch_size=len(labels))
+
+    def on_validation_epoch_start(self) -> None:
+        """Fresh BatchNorm statistics before validating (see ``TrainConfig.recalibrate_batchnorm``)."""
+        if self.trainer.state.fn == "fit":
+            self._recalibrate()
+
+    def on_train_end(self) -> None:
+        """Fresh BatchNorm statistics for the saved model."""
+        self._recalibrate()
+
+    def _recalibrate(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.config.recalibrate_batchnorm and datamodule is not None:
+            # The whole training set on every process, so all ranks end with the same statistics.
+            loader = DataLoader(datamodule.train_set, batch_size=datamodule.batch_size)
+            recalibrate_batchnorm(self.model, ((b[0].to(self.device),) for b in loader))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """SGD with the configured learning rate and momentum."""

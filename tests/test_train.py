@@ -95,7 +95,7 @@ def test_standard_step_is_cross_entropy_only():
     images, masks, labels = biased_batch()
     model = tiny()
     config = tiny_config(variant="standard")
-    expected = float(torch.nn.functional.cross_entropy(model.train()(images), labels))
+    expected = float(torch.nn.functional.cross_entropy(model.train()(images), labels).detach())
     metrics = train_step(build_network(model, config), (images, masks, labels),
                          make_optimizer(model, config), config)
     assert metrics["loss"] == pytest.approx(expected)
@@ -161,3 +161,17 @@ def test_measure_and_evaluation_table():
     assert 0 < values["background_share"] < 1
     table = format_table({"m": {"biased": values}})
     assert "| m | biased |" in table
+
+
+def test_recalibrate_batchnorm_gives_exact_averages():
+    from isnet.train import recalibrate_batchnorm
+
+    model = tiny().eval()
+    images = biased_batch(8)[0]
+    norm0 = model.features.norm0
+    recalibrate_batchnorm(model, [(images[:4],), (images[4:],)])
+    features = model.features.conv0(images)  # (8, F0, 16, 16)
+    torch.testing.assert_close(norm0.running_mean, features.mean((0, 2, 3)))
+    assert norm0.momentum == 0.1 and not model.training
+    halves = [features[:4].var((0, 2, 3)), features[4:].var((0, 2, 3))]  # unbiased per batch
+    torch.testing.assert_close(norm0.running_var, (halves[0] + halves[1]) / 2)
