@@ -82,7 +82,7 @@ def warm_up(ctx: AppContext) -> None:
     image[16:48, 16:48] = 255
     for entry in entries:
         x = handlers.model_tensor(image, entry.input_size)
-        handlers._engine_explain(entry.model, x, None)
+        handlers.engine_explain(entry.model, x, None)
 
 
 def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,

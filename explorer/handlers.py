@@ -155,7 +155,7 @@ def _explain_one(ctx: AppContext, entry: ModelEntry, x: torch.Tensor,
     if cached is not None:
         return cached
     with torch.no_grad():
-        logits, heatmaps = _engine_explain(entry.model, x, target)
+        logits, heatmaps = engine_explain(entry.model, x, target)
     probabilities = torch.softmax(logits.double(), dim=1)[0].numpy()
     explained = int(probabilities.argmax()) if target is None else int(target)
     result = (probabilities, heatmaps[0, 0].double().numpy(), explained)
@@ -163,8 +163,12 @@ def _explain_one(ctx: AppContext, entry: ModelEntry, x: torch.Tensor,
     return result
 
 
-def _engine_explain(model, x: torch.Tensor, target: int | None):
-    """isnet.explain (imported late so that importing the explorer stays cheap)."""
+def engine_explain(model, x: torch.Tensor, target: int | None):
+    """``isnet.explain`` with the default LRP settings (imported late).
+
+    Returns:
+        logits (1, K) and heatmaps (1, 1, C, H, W).
+    """
     from isnet import explain
 
     return explain(model, x, target=target)

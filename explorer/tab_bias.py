@@ -12,7 +12,7 @@ import gradio as gr
 from explorer import handlers_bias as hb
 from explorer.feedback import guarded, notify, session_of
 from explorer.state import AppContext
-from explorer.tab_explain import ExplainWidgets, _side, side_outputs
+from explorer.tab_explain import ExplainWidgets, model_column, side_outputs
 
 
 def build(ctx: AppContext, w: ExplainWidgets) -> None:
@@ -42,8 +42,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                               format="png", interactive=False, height=256)
             comparison = gr.Markdown()
             with gr.Row():
-                left_side = _side("Left model", "bias-left")
-                right_side = _side("Right model", "bias-right")
+                left_side = model_column("Left model", "bias-left")
+                right_side = model_column("Right model", "bias-right")
             summary = gr.Markdown()
     with gr.Accordion("Stress test: sweep the mark", open=True):
         with gr.Row():

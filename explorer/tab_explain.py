@@ -31,6 +31,7 @@ class SideWidgets:
     share: gr.Number
 
     def outputs(self) -> list:
+        """The widgets in the order :func:`side_outputs` fills them."""
         return [self.top, self.overlay, self.heatmap, self.share]
 
 
@@ -52,7 +53,9 @@ def side_outputs(view: handlers.ModelView) -> list:
     return [view.top, view.overlay, view.heatmap, view.share]
 
 
-def _side(title: str, prefix: str) -> SideWidgets:
+def model_column(title: str, prefix: str) -> SideWidgets:
+    """One model's output column (predictions, overlay, heatmap, share); ids start with
+    ``prefix``."""
     with gr.Column(elem_id=f"{prefix}-column"):
         gr.Markdown(f"#### {title}")
         top = gr.Label(label="Top predictions", num_top_classes=5)
@@ -103,7 +106,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             run = gr.Button("Explain", variant="primary", elem_id="explain-button")
             with gr.Row():
-                left_side, right_side = _side("Left model", "left"), _side("Right model", "right")
+                left_side = model_column("Left model", "left")
+                right_side = model_column("Right model", "right")
             colorbar = gr.Image(label="Shared colour scale: blue −s … white 0 … red +s",
                                 type="numpy", format="png", interactive=False, height=60)
             summary = gr.Markdown(elem_id="explain-summary")
