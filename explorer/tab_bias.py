@@ -81,6 +81,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     @guarded
     def on_inject(value, left_id, right_id, true_name, kind_v, mark_v, position_v, size_v,
                   own_v, colour_v, strength_v, seed_v, opacity_v, k, request: gr.Request):
+        """Draw class A's mark in the background and explain both models on the result."""
         mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
         view = hb.inject(ctx, session_of(request), value, left_id, right_id, true_name, mark,
                          opacity_v, k)
@@ -95,6 +96,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     @guarded
     def on_stress(value, left_id, right_id, true_name, kind_v, mark_v, position_v, size_v,
                   own_v, colour_v, strength_v, seed_v, sweep_v, steps_v, request: gr.Request):
+        """Sweep the mark's opacity or size; plot both models' probability of the true class."""
         mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
         figure, rows, notices = hb.stress_test(ctx, session_of(request), value, left_id,
                                                right_id, true_name, mark, sweep_v, int(steps_v))
@@ -107,6 +109,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     @guarded
     def on_counterfactual(value, left_id, right_id, true_name, kind_v, mark_v, position_v,
                           size_v, own_v, colour_v, strength_v, seed_v, request: gr.Request):
+        """Put every class's mark on this image; how often does each model follow it?"""
         mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
         return hb.counterfactual(ctx, session_of(request), value, left_id, right_id, true_name,
                                  mark)

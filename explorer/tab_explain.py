@@ -118,6 +118,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
     @guarded
     def on_explain(value, left_id, right_id, target_name, opacity_value, k,
                    request: gr.Request):
+        """Explain the editor's image with the left and right models (heatmaps on one scale)."""
         view = handlers.explain(ctx, session_of(request), value, left_id, right_id, target_name,
                                 opacity_value, k)
         notify(view.notices)
@@ -131,6 +132,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
 
     @guarded
     def on_model_change(left_id, request: gr.Request):
+        """The explain-class choices of the newly chosen left model."""
         return gr.update(choices=handlers.class_choices(ctx, session_of(request), left_id),
                          value=handlers.PREDICTED)
 
@@ -144,6 +146,7 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, a
 
     @guarded
     def on_sample(name):
+        """Load a bundled sample and its mask into the editor; returns its true class."""
         if not name:
             return gr.update(), gr.update()
         value, label = handlers.load_sample(ctx, name)
@@ -153,6 +156,7 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, a
 
     @guarded
     def on_upload(path):
+        """Decode an uploaded image into the editor (alpha channel → mask)."""
         value, notices = handlers.load_upload(ctx, path)
         notify(notices)
         return value
@@ -161,6 +165,7 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, a
 
     @guarded
     def on_mask_file(value, path):
+        """Replace the editor's mask with an uploaded mask image (white = object)."""
         return handlers.with_mask_file(value, path)
 
     mask_file.upload(on_mask_file, [w.editor, mask_file], [w.editor], api_name="upload_mask")
@@ -178,6 +183,7 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, a
 
     @guarded
     def on_clear(value):
+        """Remove the mask."""
         image, _ = handlers.read_editor(value)
         return handlers.editor_value(image, None)
 

@@ -38,6 +38,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
 
     @guarded
     def on_load(path, label, request: gr.Request):
+        """Load a checkpoint into this session and show its card."""
         session = session_of(request)
         entry = hm.load_model_file(ctx, session, path, label)
         return [hm.model_card(entry), hm.cards(ctx, session)] + \
@@ -48,6 +49,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
 
     @guarded
     def on_cards(request: gr.Request):
+        """Cards of every model this session can use."""
         session = session_of(request)
         return [hm.cards(ctx, session)] + model_dropdown_updates(ctx, session, 1)
 
@@ -55,6 +57,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
 
     @guarded
     def on_pick(model_id, request: gr.Request):
+        """The checkpoint file of a model, for download."""
         if not model_id:
             return None
         path = hm.model_file(ctx, session_of(request), model_id)

@@ -61,6 +61,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     @guarded_stream
     def on_start(base_id, source_v, paths, variant_v, epochs_v, p, d, lr, session_record,
                  request: gr.Request, progress=gr.Progress()):
+        """Fine-tune a copy of a model; yields progress, curves and finally the new model."""
         session = session_of(request) or "anonymous"
         event = stops.setdefault(session, threading.Event())
         event.clear()
@@ -90,6 +91,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
 
     @guarded
     def on_stop(request: gr.Request):
+        """Stop this session's fine-tune between two steps (nothing is saved)."""
         session = session_of(request) or "anonymous"
         if session in stops:
             stops[session].set()
