@@ -66,8 +66,11 @@ class PairView:
 
 def editor_value(image: np.ndarray, mask: np.ndarray | None) -> dict:
     """The image editor value showing ``image`` with ``mask`` as its one painted layer."""
-    layers = [masking.mask_layer(mask)] if mask is not None and mask.any() else []
-    return {"background": image, "layers": layers, "composite": None}
+    if mask is None or not mask.any():
+        return {"background": image, "layers": [], "composite": None}
+    layer = masking.mask_layer(mask)
+    # the browser editor shows the composite; without one it would not draw the given layer
+    return {"background": image, "layers": [layer], "composite": viz.mask_overlay(image, mask)}
 
 
 def load_upload(ctx: AppContext, path: str | None) -> tuple[dict, list[str]]:

@@ -75,6 +75,9 @@ def build(ctx: AppContext) -> ExplainWidgets:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             gr.Markdown("#### 1 · Image and foreground mask")
+            gallery = gr.Gallery([(s.image_path, s.label or s.name) for s in ctx.samples],
+                                 label="Samples (click one)", columns=5, height=150,
+                                 allow_preview=False, visible=bool(ctx.samples))
             sample = gr.Dropdown([s.name for s in ctx.samples], value=None, label="Sample image")
             upload = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)",
                              file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90,
@@ -115,6 +118,14 @@ def build(ctx: AppContext) -> ExplainWidgets:
     widgets = ExplainWidgets(editor, true_class, left, right, target, opacity, top_k)
     _wire_image(ctx, widgets, sample, upload, mask_file, auto_threshold, auto_grabcut, clear)
 
+    def on_gallery(event: gr.SelectData):
+        """The sample clicked in the gallery."""
+        return ctx.samples[event.index].name
+
+    gallery.select(on_gallery, None, [sample], api_visibility="private").then(
+        guarded(lambda name: handlers_sample(ctx, name)), [sample],
+        [widgets.editor, widgets.true_class], api_visibility="private")
+
     @guarded
     def on_explain(value, left_id, right_id, target_name, opacity_value, k,
                    request: gr.Request):
@@ -140,6 +151,13 @@ def build(ctx: AppContext) -> ExplainWidgets:
     return widgets
 
 
+def handlers_sample(ctx: AppContext, name: str | None) -> tuple:
+    """Editor value and true class of a sample (no change when no name is given)."""
+    if not name:
+        return gr.update(), gr.update()
+    return handlers.load_sample(ctx, name)
+
+
 def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, auto_threshold,
                 auto_grabcut, clear) -> None:
     """Events that set the editor's image and mask."""
@@ -147,10 +165,7 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, a
     @guarded
     def on_sample(name):
         """Load a bundled sample and its mask into the editor; returns its true class."""
-        if not name:
-            return gr.update(), gr.update()
-        value, label = handlers.load_sample(ctx, name)
-        return value, label
+        return handlers_sample(ctx, name)
 
     sample.input(on_sample, [sample], [w.editor, w.true_class], api_name="load_sample")
 
