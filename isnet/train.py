@@ -370,6 +370,8 @@ def fit(model: DenseNet, train_set: Any, val_set: Any = None,
         result.history.append({"epoch": epoch, **{k: v / len(loader) for k, v in sums.items()},
                                **validation})
         good_state = copy.deepcopy(model.state_dict())
+    if result.status == "stopped" and result.steps and config.recalibrate_batchnorm:
+        recalibrate_batchnorm(model, DataLoader(dataset, config.batch_size))  # mid-epoch stop
     result.seconds = time.perf_counter() - start
     model.eval()
     return result
