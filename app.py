@@ -27,6 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"),
                         help="the two checkpoints to compare (default: assets/checkpoints)")
     parser.add_argument("--inbrowser", action="store_true", help="open a browser tab")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per computation (default 1: each request already "
+                             "runs in its own thread, and more threads per small image only "
+                             "spin-wait for each other on a busy machine)")
     return parser.parse_args(argv)
 
 
@@ -34,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     """Build and serve the explorer until interrupted."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import torch
+
     from explorer.app import build_demo, warm_up
+
+    torch.set_num_threads(max(1, args.threads))
     from explorer.theme import CSS, THEME
 
     demo = build_demo(checkpoints=args.checkpoint)
