@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=base.batch_size)
     parser.add_argument("--lr", type=float, default=base.learning_rate, help="learning rate")
     parser.add_argument("--momentum", type=float, default=base.momentum)
+    parser.add_argument("--schedule", default=base.schedule, choices=["constant", "cosine"])
     parser.add_argument("--heat-weight", type=float, default=base.heat_weight, help="P")
     parser.add_argument("--decay", type=float, default=base.decay, help="GWRP decay d")
     parser.add_argument("--epsilon", type=float, default=base.epsilon, help="LRP ε")
@@ -78,7 +79,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
                           bias=replace(DEMO_BIAS, kind=args.bias_kind), seed=args.seed)
     config = TrainConfig(model=args.model, num_classes=10, variant=args.variant,
                          epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         momentum=args.momentum, heat_weight=args.heat_weight, decay=args.decay,
+                         momentum=args.momentum, schedule=args.schedule, heat_weight=args.heat_weight, decay=args.decay,
                          epsilon=args.epsilon, seed=args.seed, input_size=args.size)
     return config, data
 

@@ -28,7 +28,7 @@ from isnet.heatmap_loss import background_share
 from isnet.isnet_model import explain
 from isnet.models import DenseNet, create_model
 from isnet.train import (EpochShuffle, FitResult, TrainConfig, build_network, compute_loss,
-                         make_optimizer, recalibrate_batchnorm)
+                         make_optimizer, make_scheduler, recalibrate_batchnorm)
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +102,13 @@ class ISNetLightningModule(L.LightningModule):
             loader = DataLoader(datamodule.train_set, batch_size=datamodule.batch_size)
             recalibrate_batchnorm(self.model, ((b[0].to(self.device),) for b in loader))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """SGD with the configured learning rate and momentum."""
-        return make_optimizer(self.network, self.config)
+    def configure_optimizers(self) -> dict[str, Any]:
+        """SGD with the configured learning rate and momentum, and the per-step schedule."""
+        optimizer = make_optimizer(self.network, self.config)
+        scheduler = make_scheduler(optimizer, self.config,
+                                   int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 class ISNetDataModule(L.LightningDataModule):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import isnet
@@ -31,9 +32,10 @@ def _model() -> isnet.DenseNet:
     return isnet.tiny_densenet(num_classes=3)
 
 
-def test_single_device_lightning_equals_plain_fit(tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_single_device_lightning_equals_plain_fit(tmp_path, schedule):
     config = TrainConfig(model="tiny_densenet", num_classes=3, variant="selective", epochs=2,
-                         batch_size=4, input_size=32, seed=3)
+                         batch_size=4, input_size=32, seed=3, schedule=schedule)
     data = _data()
     plain = fit(_model(), data, None, config).model.state_dict()
     result, trainer = fit_lightning(_model(), data, data, config, devices=1, strategy="auto",
