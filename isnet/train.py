@@ -74,8 +74,11 @@ class TrainConfig:
         grad_clip_norm: maximal gradient norm (None = no clipping).
         seed: seeds weights order, shuffling and the stochastic variant.
         input_size: image side in pixels the model is trained at.
-        divergence_ratio: a step loss above this multiple of the first step's loss counts as
-            divergence.
+        divergence_ratio: with ``divergence_patience``: the run has diverged when the step loss
+            stays above this multiple of the first step's loss for that many steps in a row.
+            (Single spikes are normal for ISNets and are absorbed by gradient clipping.)
+        divergence_patience: consecutive high-loss steps that count as divergence. A
+            non-finite loss or gradient counts at once.
         recalibrate_batchnorm: after each epoch, re-estimate every BatchNorm's running mean and
             variance as exact averages over the training images (no gradients; training itself
             is unchanged, as train-mode BatchNorm uses batch statistics). Fast-moving weights
@@ -106,6 +109,7 @@ class TrainConfig:
     seed: int = 0
     input_size: int = 64
     divergence_ratio: float = 100.0
+    divergence_patience: int = 10
     recalibrate_batchnorm: bool = True
     schedule: str = "constant"
 
@@ -117,7 +121,7 @@ class TrainConfig:
         if self.variant not in VARIANTS:
             raise ValueError(f"TrainConfig.variant {self.variant!r} unknown; choose one of "
                              f"{', '.join(VARIANTS)}")
-        for name in ("num_classes", "epochs", "batch_size", "input_size"):
+        for name in ("num_classes", "epochs", "batch_size", "input_size", "divergence_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got "
                                  f"{getattr(self, name)}")
@@ -354,6 +358,7 @@ def fit(model: DenseNet, train_set: Any, val_set: Any = None,
     network, optimizer = build_network(model, config), make_optimizer(model, config)
     result = FitResult(model=model)
     total, start, first_loss = config.epochs * len(loader), time.perf_counter(), None
+    high_steps = 0  # consecutive steps with a loss above divergence_ratio × first loss
     scheduler = make_scheduler(optimizer, config, total)
     good_state = copy.deepcopy(model.state_dict())
     for epoch in range(1, config.epochs + 1):
@@ -369,7 +374,8 @@ def fit(model: DenseNet, train_set: Any, val_set: Any = None,
             scheduler.step()
             result.steps += 1
             first_loss = metrics["loss"] if first_loss is None else first_loss
-            if _diverged(metrics, first_loss, config):
+            high_steps = high_steps + 1 if _too_high(metrics, first_loss, config) else 0
+            if not metrics["finite"] or high_steps >= config.divergence_patience:
                 _handle_divergence(result, model, good_state, metrics, epoch, config)
                 break
             for key, value in metrics.items():
@@ -402,9 +408,7 @@ def _validation(model: DenseNet, val_set: Any, config: TrainConfig) -> dict[str,
             "val_background_share": values["background_share"]}
 
 
-def _diverged(metrics: dict[str, Any], first_loss: float, config: TrainConfig) -> bool:
-    if not metrics["finite"]:
-        return True
+def _too_high(metrics: dict[str, Any], first_loss: float, config: TrainConfig) -> bool:
     return abs(metrics["loss"]) > config.divergence_ratio * max(abs(first_loss), 1e-3)
 
 

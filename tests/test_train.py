@@ -140,7 +140,7 @@ def test_divergence_stops_restores_and_advises():
     model = tiny()
     initial = copy.deepcopy(model.state_dict())
     config = tiny_config(variant="standard", learning_rate=1e8, momentum=0.0,
-                         grad_clip_norm=None, epochs=2)
+                         grad_clip_norm=None, epochs=4, divergence_patience=2)
     result = fit(model, image_set(), None, config)
     assert result.status == "diverged"
     assert "decay" in result.advice and "learning rate" in result.advice
