@@ -33,8 +33,8 @@ def _explain_inputs(ctx):
     from explorer import handlers
 
     if ctx.samples:
-        value, _ = handlers.load_sample(ctx, ctx.samples[0].name)
-        return value
+        image, mask, _ = handlers.load_sample(ctx, ctx.samples[0].name)
+        return handlers.editor_value(image, mask)
     image = np.zeros((128, 128, 3), np.uint8)
     image[32:96, 32:96] = 200
     return handlers.editor_value(image, image[..., 0] > 0)

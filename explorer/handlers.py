@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from explorer import masking
+from explorer import editor, masking
 from explorer.state import AppContext, ModelEntry, image_digest
 from explorer.uploads import InputError, decode_image, decode_mask
 from isnet import viz
@@ -65,16 +65,14 @@ class PairView:
 
 
 def editor_value(image: np.ndarray, mask: np.ndarray | None) -> dict:
-    """The image editor value showing ``image`` with ``mask`` as its one painted layer."""
-    if mask is None or not mask.any():
-        return {"background": image, "layers": [], "composite": None}
-    layer = masking.mask_layer(mask)
-    # the browser editor shows the composite; without one it would not draw the given layer
-    return {"background": image, "layers": [layer], "composite": viz.mask_overlay(image, mask)}
+    """An editor value with ``mask`` as its one painted layer (what a script would send)."""
+    layers = [masking.mask_layer(mask)] if mask is not None and mask.any() else []
+    return {"background": image, "layers": layers, "composite": None}
 
 
-def load_upload(ctx: AppContext, path: str | None) -> tuple[dict, list[str]]:
-    """Decode an uploaded image file for the editor (alpha channel → first mask).
+def load_upload(ctx: AppContext, path: str | None) -> tuple[np.ndarray, np.ndarray | None,
+                                                              list[str]]:
+    """Decode an uploaded image: (image (H, W, 3) uint8, alpha mask or None, notices).
 
     Raises:
         InputError: no file, not an image, damaged, too large.
@@ -82,49 +80,46 @@ def load_upload(ctx: AppContext, path: str | None) -> tuple[dict, list[str]]:
     if not path:
         raise InputError("No image uploaded.")
     decoded = decode_image(path, max_side=ctx.limits.max_side)
-    return editor_value(decoded.image, decoded.alpha_mask), decoded.notices
+    return decoded.image, decoded.alpha_mask, decoded.notices
 
 
-def load_sample(ctx: AppContext, name: str) -> tuple[dict, str | None]:
-    """A bundled sample with its mask, for the editor, and its true class name (or None)."""
+def load_sample(ctx: AppContext, name: str) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """A bundled sample: (image, its mask or None, its true class name or None)."""
     sample = ctx.sample(name)
     decoded = decode_image(sample.image_path, max_side=ctx.limits.max_side)
     mask = decode_mask(sample.mask_path, decoded.image.shape[:2]) if sample.mask_path else None
-    return editor_value(decoded.image, mask), sample.label
+    return decoded.image, mask, sample.label
 
 
-def read_editor(value: dict | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The editor's background as (H, W, 3) uint8 and its painted mask as (H, W) bool or None.
+def read_editor(value: dict | None, record: dict | None = None,
+                mode: str = editor.ADD) -> tuple[np.ndarray, np.ndarray | None]:
+    """The editor's clean image (H, W, 3) uint8 and its mask (H, W) bool or None.
 
-    Raises:
-        InputError: no image, or a mask layer with other proportions than the image.
+    See :func:`explorer.editor.resolve` (``record`` is the editor's ``gr.State``; without one
+    the value's background and layers are taken as they are).
     """
-    background = (value or {}).get("background")
-    if background is None:
-        raise InputError("No image yet: pick a sample or upload an image first.")
-    image = viz.as_rgb_uint8(np.asarray(background))
-    if min(image.shape[:2]) < 8:
-        raise InputError(f"The image is only {image.shape[1]}×{image.shape[0]} pixels.")
-    return image, masking.mask_from_layers(value.get("layers"), image.shape[:2])
+    return editor.resolve(value, record, mode)
 
 
-def with_mask_file(value: dict | None, path: str | None) -> dict:
-    """The editor value with its layers replaced by an uploaded mask file."""
-    image, _ = read_editor(value)
+def mask_file(value: dict | None, path: str | None, record: dict | None = None,
+              mode: str = editor.ADD) -> tuple[np.ndarray, np.ndarray]:
+    """The editor's image and an uploaded mask file for it (white = object)."""
+    image, _ = read_editor(value, record, mode)
     if not path:
         raise InputError("No mask file uploaded.")
-    return editor_value(image, decode_mask(path, image.shape[:2]))
+    return image, decode_mask(path, image.shape[:2])
 
 
-def with_auto_mask(value: dict | None, method: str) -> tuple[dict, str | None]:
-    """The editor value with an automatic mask (threshold / GrabCut), and a warning if degenerate.
+def auto_mask(value: dict | None, method: str, record: dict | None = None,
+              mode: str = editor.ADD) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """The editor's image, an automatic mask (threshold / GrabCut) and a warning if degenerate.
 
-    GrabCut starts from the current painted mask when there is one (so it refines a rough
-    stroke), otherwise from a rectangle just inside the border.
+    GrabCut starts from the current mask when there is one (so it refines a rough stroke),
+    otherwise from a rectangle just inside the border.
     """
-    image, rough = read_editor(value)
+    image, rough = read_editor(value, record, mode)
     mask = masking.auto_mask(image, method, rough)
-    return editor_value(image, mask), masking.describe_mask(mask)[1]
+    return image, mask, masking.describe_mask(mask)[1]
 
 
 def model_tensor(image: np.ndarray, size: int) -> torch.Tensor:
@@ -263,13 +258,13 @@ def _summary(views: list[ModelView], scale: float) -> str:
 
 def explain(ctx: AppContext, session: str | None, value: dict | None, left_id: str,
             right_id: str, target: str | None = PREDICTED, opacity: float = 0.6,
-            top_k: int = 3) -> PairView:
+            top_k: int = 3, record: dict | None = None, mode: str = editor.ADD) -> PairView:
     """The Explain button: both chosen models on the editor's image and mask.
 
     Raises:
         InputError: no image, unknown model, a class the model does not have, bad mask.
     """
-    image, mask = read_editor(value)
+    image, mask = read_editor(value, record, mode)
     entries = [ctx.store.get(left_id, session), ctx.store.get(right_id, session)]
     return explain_models(ctx, entries, image, mask, target, float(opacity), int(top_k))
 

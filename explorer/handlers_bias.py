@@ -124,8 +124,9 @@ class BiasView:
 
 
 def _setup(ctx: AppContext, session: str | None, value: dict | None, left_id: str,
-           right_id: str, true_class: str | None, settings: BiasSettings):
-    image, mask = handlers.read_editor(value)
+           right_id: str, true_class: str | None, settings: BiasSettings,
+           record: dict | None = None, mode: str = "add to mask"):
+    image, mask = handlers.read_editor(value, record, mode)
     entries = [ctx.store.get(left_id, session), ctx.store.get(right_id, session)]
     reference = entries[0]
     if entries[1].class_names != reference.class_names:
@@ -138,10 +139,10 @@ def _setup(ctx: AppContext, session: str | None, value: dict | None, left_id: st
 
 def inject(ctx: AppContext, session: str | None, value: dict | None, left_id: str, right_id: str,
            true_class: str | None, settings: BiasSettings, opacity: float = 0.6,
-           top_k: int = 3) -> BiasView:
+           top_k: int = 3, record: dict | None = None, mode: str = "add to mask") -> BiasView:
     """The Inject button: draw the mark, explain both models on the biased image."""
     entries, small, small_mask, true_index, mark_index = _setup(
-        ctx, session, value, left_id, right_id, true_class, settings)
+        ctx, session, value, left_id, right_id, true_class, settings, record, mode)
     biased = draw_mark(small, small_mask, true_index, mark_index, len(entries[0].class_names),
                        settings)
     side = ctx.limits.display_side
@@ -173,7 +174,8 @@ def _comparison(entries: list[ModelEntry], names: list[str], true_index: int, ma
 
 def stress_test(ctx: AppContext, session: str | None, value: dict | None, left_id: str,
                 right_id: str, true_class: str | None, settings: BiasSettings,
-                sweep: str = "opacity", steps: int = 6):
+                sweep: str = "opacity", steps: int = 6, record: dict | None = None,
+                mode: str = "add to mask"):
     """Sweep the mark's opacity or size; plot both models' P(true class) (and P(mark class)).
 
     Returns:
@@ -183,7 +185,7 @@ def stress_test(ctx: AppContext, session: str | None, value: dict | None, left_i
         raise InputError(f"Sweep 'opacity' or 'size', not {sweep!r}.")
     steps = int(np.clip(steps, 2, 12))
     entries, small, small_mask, true_index, mark_index = _setup(
-        ctx, session, value, left_id, right_id, true_class, settings)
+        ctx, session, value, left_id, right_id, true_class, settings, record, mode)
     values = np.linspace(0.0, 1.0, steps) if sweep == "opacity" else np.linspace(0.08, 0.4, steps)
     kept, images, notices = [], [], []
     for v in values:
@@ -209,7 +211,8 @@ def stress_test(ctx: AppContext, session: str | None, value: dict | None, left_i
 
 
 def counterfactual(ctx: AppContext, session: str | None, value: dict | None, left_id: str,
-                   right_id: str, true_class: str | None, settings: BiasSettings):
+                   right_id: str, true_class: str | None, settings: BiasSettings,
+                   record: dict | None = None, mode: str = "add to mask"):
     """The mark of every class A on this image of class B: how often does each model follow it?
 
     Returns:
@@ -217,7 +220,7 @@ def counterfactual(ctx: AppContext, session: str | None, value: dict | None, lef
     """
     probe = BiasSettings(**{**settings.__dict__, "mark_class": true_class})
     entries, small, small_mask, true_index, _ = _setup(ctx, session, value, left_id, right_id,
-                                                       true_class, probe)
+                                                       true_class, probe, record, mode)
     names = entries[0].class_names
     images = [draw_mark(small, small_mask, true_index, a, len(names), settings)
               for a in range(len(names))]

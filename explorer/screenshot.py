@@ -49,8 +49,10 @@ def _paint_stroke(page) -> None:
 
 
 def journey(url: str, image: str | Path, screenshot: str | Path | None = None,
-            timeout_ms: int = 60_000) -> JourneyResult:
+            timeout_ms: int = 60_000, auto_mask: bool = False) -> JourneyResult:
     """Upload ``image``, paint a mask stroke, explain, wait for both heatmaps; screenshot.
+
+    With ``auto_mask`` the threshold mask is made first and the stroke corrects it.
 
     Raises:
         playwright.sync_api.TimeoutError: a step did not show its result in time.
@@ -67,6 +69,9 @@ def journey(url: str, image: str | Path, screenshot: str | Path | None = None,
             page.locator("#image-upload input[type=file]").set_input_files(str(image))
             expect(page.locator("#mask-editor canvas").last).to_be_visible()
             time.sleep(1.0)  # let the editor lay the background out before painting
+            if auto_mask:
+                page.get_by_role("button", name="Auto mask: threshold").click()
+                time.sleep(2.0)
             _paint_stroke(page)
             time.sleep(0.5)
             page.locator("#explain-button").click()
@@ -94,19 +99,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"))
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import torch
+
     from explorer.app import build_demo
     from explorer.theme import CSS, THEME
 
+    torch.set_num_threads(1)  # as python app.py does
     demo = build_demo(checkpoints=args.checkpoint)
     samples = demo.explorer_context.samples
-    image = args.image or (samples[0].image_path if samples else None)
+    labelled = [s for s in samples if s.label] or samples
+    image = args.image or (labelled[-2].image_path if len(labelled) > 1 else
+                           labelled[0].image_path if labelled else None)
     if image is None:
         parser.error("no sample image found; pass --image")
     demo.queue()
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
                             theme=THEME, css=CSS)
     try:
-        result = journey(url, image, args.out)
+        result = journey(url, image, args.out, auto_mask=True)
     finally:
         demo.close()
     print(f"saved {args.out} (mask painted: {result.painted})\n{result.summary}")

@@ -73,6 +73,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
 
     settings_inputs = [kind, mark_class, position, size, own_colour, colour, strength, seed]
     shared = [w.editor, w.left, w.right, w.true_class]
+    mask_inputs = [w.brush_mode, w.record]
 
     def settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v):
         return hb.BiasSettings(kind_v, mark_v, position_v, float(size_v),
@@ -80,39 +81,45 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
 
     @guarded
     def on_inject(value, left_id, right_id, true_name, kind_v, mark_v, position_v, size_v,
-                  own_v, colour_v, strength_v, seed_v, opacity_v, k, request: gr.Request):
+                  own_v, colour_v, strength_v, seed_v, opacity_v, k, mode, state,
+                  request: gr.Request):
         """Draw class A's mark in the background and explain both models on the result."""
         mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
         view = hb.inject(ctx, session_of(request), value, left_id, right_id, true_name, mark,
-                         opacity_v, k)
+                         opacity_v, k, state, mode)
         notify(view.pair.notices)
         return ([view.biased, view.comparison] + side_outputs(view.pair.views[0])
                 + side_outputs(view.pair.views[1]) + [view.pair.summary])
 
-    run.click(on_inject, shared + settings_inputs + [w.opacity, w.top_k],
+    run.click(on_inject, shared + settings_inputs + [w.opacity, w.top_k] + mask_inputs,
               [biased, comparison] + left_side.outputs() + right_side.outputs() + [summary],
               api_name="inject_bias", concurrency_id="explain")
 
     @guarded
     def on_stress(value, left_id, right_id, true_name, kind_v, mark_v, position_v, size_v,
-                  own_v, colour_v, strength_v, seed_v, sweep_v, steps_v, request: gr.Request):
+                  own_v, colour_v, strength_v, seed_v, sweep_v, steps_v, mode, state,
+                  request: gr.Request):
         """Sweep the mark's opacity or size; plot both models' probability of the true class."""
         mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
         figure, rows, notices = hb.stress_test(ctx, session_of(request), value, left_id,
-                                               right_id, true_name, mark, sweep_v, int(steps_v))
+                                               right_id, true_name, mark, sweep_v, int(steps_v),
+                                               state, mode)
         notify(notices)
         return figure, rows
 
-    stress.click(on_stress, shared + settings_inputs + [sweep, steps], [stress_plot, stress_table],
+    stress.click(on_stress, shared + settings_inputs + [sweep, steps] + mask_inputs,
+                 [stress_plot, stress_table],
                  api_name="stress_test", concurrency_id="explain")
 
     @guarded
     def on_counterfactual(value, left_id, right_id, true_name, kind_v, mark_v, position_v,
-                          size_v, own_v, colour_v, strength_v, seed_v, request: gr.Request):
+                          size_v, own_v, colour_v, strength_v, seed_v, mode, state,
+                          request: gr.Request):
         """Put every class's mark on this image; how often does each model follow it?"""
         mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
         return hb.counterfactual(ctx, session_of(request), value, left_id, right_id, true_name,
-                                 mark)
+                                 mark, state, mode)
 
-    counter.click(on_counterfactual, shared + settings_inputs, [counter_plot, counter_summary],
+    counter.click(on_counterfactual, shared + settings_inputs + mask_inputs,
+                  [counter_plot, counter_summary],
                   api_name="counterfactual", concurrency_id="explain")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from explorer import editor as editor_state
 from explorer import handlers
 from explorer.feedback import guarded, notify, session_of
 from explorer.state import AppContext
@@ -40,6 +41,8 @@ class ExplainWidgets:
     """Widgets other tabs read or update."""
 
     editor: gr.ImageEditor
+    record: gr.State
+    brush_mode: gr.Radio
     true_class: gr.Dropdown
     left: gr.Dropdown
     right: gr.Dropdown
@@ -87,6 +90,9 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                     type="numpy", format="png", brush=BRUSH, eraser=gr.Eraser(),
                                     layers=False, transforms=(), sources=(), height=380,
                                     elem_id="mask-editor")
+            record = gr.State(editor_state.empty_record())
+            brush_mode = gr.Radio(list(editor_state.BRUSH_MODES), value=editor_state.ADD,
+                                  label="Brush strokes", elem_id="brush-mode")
             with gr.Row():
                 auto_threshold = gr.Button("Auto mask: threshold", size="sm")
                 auto_grabcut = gr.Button("Auto mask: GrabCut", size="sm")
@@ -115,29 +121,35 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                 type="numpy", format="png", interactive=False, height=60)
             summary = gr.Markdown(elem_id="explain-summary")
 
-    widgets = ExplainWidgets(editor, true_class, left, right, target, opacity, top_k)
+    widgets = ExplainWidgets(editor, record, brush_mode, true_class, left, right, target, opacity,
+                             top_k)
     _wire_image(ctx, widgets, sample, upload, mask_file, auto_threshold, auto_grabcut, clear)
 
     def on_gallery(event: gr.SelectData):
         """The sample clicked in the gallery."""
         return ctx.samples[event.index].name
 
+    @guarded
+    def on_gallery_sample(name, request: gr.Request):
+        """Load the clicked sample."""
+        return sample_outputs(ctx, session_of(request), name)
+
     gallery.select(on_gallery, None, [sample], api_visibility="private").then(
-        guarded(lambda name: handlers_sample(ctx, name)), [sample],
-        [widgets.editor, widgets.true_class], api_visibility="private")
+        on_gallery_sample, [sample], [widgets.editor, record, widgets.true_class],
+        api_visibility="private")
 
     @guarded
-    def on_explain(value, left_id, right_id, target_name, opacity_value, k,
+    def on_explain(value, left_id, right_id, target_name, opacity_value, k, mode, state,
                    request: gr.Request):
         """Explain the editor's image with the left and right models (heatmaps on one scale)."""
         view = handlers.explain(ctx, session_of(request), value, left_id, right_id, target_name,
-                                opacity_value, k)
+                                opacity_value, k, state, mode)
         notify(view.notices)
         return (side_outputs(view.views[0]) + side_outputs(view.views[1])
                 + [view.colorbar, view.summary, view.mask_preview])
 
     gr.on([run.click, opacity.release, target.input], on_explain,
-          inputs=[editor, left, right, target, opacity, top_k],
+          inputs=[editor, left, right, target, opacity, top_k, brush_mode, record],
           outputs=left_side.outputs() + right_side.outputs() + [colorbar, summary, preview],
           api_name="explain", concurrency_id="explain", concurrency_limit=2)
 
@@ -151,55 +163,61 @@ def build(ctx: AppContext) -> ExplainWidgets:
     return widgets
 
 
-def handlers_sample(ctx: AppContext, name: str | None) -> tuple:
-    """Editor value and true class of a sample (no change when no name is given)."""
+def sample_outputs(ctx: AppContext, session: str | None, name: str | None) -> tuple:
+    """Editor value, editor record and true class of a sample (no change without a name)."""
     if not name:
-        return gr.update(), gr.update()
-    return handlers.load_sample(ctx, name)
+        return gr.update(), gr.update(), gr.update()
+    image, mask, label = handlers.load_sample(ctx, name)
+    return (*editor_state.show(ctx, session, image, mask), label)
 
 
 def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, auto_threshold,
                 auto_grabcut, clear) -> None:
-    """Events that set the editor's image and mask."""
+    """Events that set the editor's image and mask (and the record behind them)."""
+    shown = [w.editor, w.record]
 
     @guarded
-    def on_sample(name):
+    def on_sample(name, request: gr.Request):
         """Load a bundled sample and its mask into the editor; returns its true class."""
-        return handlers_sample(ctx, name)
+        return sample_outputs(ctx, session_of(request), name)
 
-    sample.input(on_sample, [sample], [w.editor, w.true_class], api_name="load_sample")
+    sample.input(on_sample, [sample], shown + [w.true_class], api_name="load_sample")
 
     @guarded
-    def on_upload(path):
+    def on_upload(path, request: gr.Request):
         """Decode an uploaded image into the editor (alpha channel → mask)."""
-        value, notices = handlers.load_upload(ctx, path)
+        image, mask, notices = handlers.load_upload(ctx, path)
         notify(notices)
-        return value
+        return editor_state.show(ctx, session_of(request), image, mask)
 
-    upload.upload(on_upload, [upload], [w.editor], api_name="load_image")
+    upload.upload(on_upload, [upload], shown, api_name="load_image")
 
     @guarded
-    def on_mask_file(value, path):
+    def on_mask_file(value, path, mode, state, request: gr.Request):
         """Replace the editor's mask with an uploaded mask image (white = object)."""
-        return handlers.with_mask_file(value, path)
+        image, mask = handlers.mask_file(value, path, state, mode)
+        return editor_state.show(ctx, session_of(request), image, mask)
 
-    mask_file.upload(on_mask_file, [w.editor, mask_file], [w.editor], api_name="upload_mask")
+    mask_file.upload(on_mask_file, [w.editor, mask_file, w.brush_mode, w.record], shown,
+                     api_name="upload_mask")
 
     def auto(method: str):
         @guarded
-        def run(value):
-            new_value, warning = handlers.with_auto_mask(value, method)
+        def run(value, mode, state, request: gr.Request):
+            image, mask, warning = handlers.auto_mask(value, method, state, mode)
             notify([warning])
-            return new_value
+            return editor_state.show(ctx, session_of(request), image, mask)
+        run.__doc__ = f"Replace the mask with an automatic {method} mask (then correct it)."
         return run
 
-    auto_threshold.click(auto("threshold"), [w.editor], [w.editor], api_name="mask_threshold")
-    auto_grabcut.click(auto("grabcut"), [w.editor], [w.editor], api_name="mask_grabcut")
+    inputs = [w.editor, w.brush_mode, w.record]
+    auto_threshold.click(auto("threshold"), inputs, shown, api_name="mask_threshold")
+    auto_grabcut.click(auto("grabcut"), inputs, shown, api_name="mask_grabcut")
 
     @guarded
-    def on_clear(value):
+    def on_clear(value, mode, state, request: gr.Request):
         """Remove the mask."""
-        image, _ = handlers.read_editor(value)
-        return handlers.editor_value(image, None)
+        image, _ = handlers.read_editor(value, state, mode)
+        return editor_state.show(ctx, session_of(request), image, None)
 
-    clear.click(on_clear, [w.editor], [w.editor], api_name="clear_mask")
+    clear.click(on_clear, inputs, shown, api_name="clear_mask")

@@ -313,3 +313,26 @@ def test_foreign_state_dicts_load_with_inferred_architecture(ctx, tmp_path):
     assert loaded.model.arch == entry.model.arch
     card = handlers_models.model_card(loaded)
     assert "size not recorded" in card and "torch.load" in card
+
+
+def test_editor_record_keeps_the_clean_image_and_base_mask(ctx):
+    from explorer import editor
+
+    image, truth = object_image(1)
+    value, record = editor.show(ctx, "ivan", image, truth)
+    assert value["composite"] is not None and record["mask"]
+    same_image, same_mask = editor.resolve(value, record)  # the browser echoes the base layer
+    assert np.array_equal(same_image, image) and np.array_equal(same_mask, truth)
+    stroke = np.zeros((64, 64, 4), np.uint8)
+    stroke[:4, :, 3] = 255  # a stroke along the top edge
+    painted = {"background": value["composite"], "layers": [stroke], "composite": None}
+    clean, added = editor.resolve(painted, record, editor.ADD)  # background = tinted composite
+    assert np.array_equal(clean, image)
+    assert added[:4].all() and np.array_equal(added[4:], truth[4:])
+    cut = np.zeros((64, 64, 4), np.uint8)
+    cut[32:, :, 3] = 255
+    _, removed = editor.resolve({"background": image, "layers": [cut]}, record, editor.REMOVE)
+    assert not removed[32:].any() and np.array_equal(removed[:32], truth[:32])
+    other = object_image(0, seed=5)[0]  # a value that is not the record's image: taken as is
+    taken, mask = editor.resolve({"background": other, "layers": []}, record)
+    assert np.array_equal(taken, other) and mask is None

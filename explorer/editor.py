@@ -1,0 +1,112 @@
+"""What the mask editor's value means: the current image, a base mask, and the user's strokes.
+
+Gradio 6's image editor does not draw layers that the server sends, and once the user paints it
+sends back only what was painted in the browser (and, when the server sent a ``composite``,
+that composite as the background). So the explorer keeps the truth on the server side:
+
+* when an image or a mask is set by the server (sample, upload, automatic mask, mask file),
+  :func:`show` saves the clean image and the *base mask* as PNGs in the session's folder, keeps
+  their paths in a small ``gr.State`` record, and sends the editor the image with the base mask
+  tinted in (as its composite), so the user sees it;
+* :func:`resolve` turns what the editor sends back into (clean image, mask): the image comes from
+  the record whenever the editor still shows it (clean or tinted), the strokes come from the
+  layers, and the brush mode says whether they add to the base mask or cut it away.
+
+An editor value that does not match the record (for instance sent by a script through
+``gradio_client``) is taken as it is: its background is the image, its layers the mask.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PIL import Image
+
+from explorer import masking
+from explorer.state import AppContext
+from explorer.uploads import InputError
+from isnet import viz
+
+ADD, REMOVE = "add to mask", "remove from mask"
+BRUSH_MODES = (ADD, REMOVE)
+
+
+def empty_record() -> dict:
+    """The editor record before any image: no image, no base mask."""
+    return {"image": None, "mask": None}
+
+
+def show(ctx: AppContext, session: str | None, image: np.ndarray,
+         mask: np.ndarray | None) -> tuple[dict, dict]:
+    """The editor value showing ``image`` with ``mask`` tinted in, and the record to keep.
+
+    Args:
+        image: (H, W, 3) uint8.
+        mask: (H, W) bool base mask, or None.
+
+    Returns:
+        (editor value, record ``{"image": path, "mask": path or None}``).
+    """
+    folder = ctx.session_dir(session)
+    stamp = time.time_ns()
+    image_path = folder / f"image-{stamp}.png"
+    Image.fromarray(image).save(image_path)
+    mask_path = None
+    if mask is not None and mask.any():
+        mask_path = folder / f"mask-{stamp}.png"
+        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
+        value = {"background": image, "layers": [masking.mask_layer(mask)],
+                 "composite": viz.mask_overlay(image, mask)}
+    else:
+        value = {"background": image, "layers": [], "composite": None}
+    return value, {"image": str(image_path), "mask": str(mask_path) if mask_path else None}
+
+
+def _load(record: dict | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The record's clean image and base mask (None where missing or unreadable)."""
+    if not record or not record.get("image"):
+        return None, None
+    try:
+        image = np.asarray(Image.open(record["image"]).convert("RGB"))
+        mask = (np.asarray(Image.open(record["mask"])) > 127) if record.get("mask") else None
+    except OSError:
+        return None, None
+    return image, mask
+
+
+def _same_picture(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shapes and nearly equal pixels (the browser may re-encode)."""
+    return a.shape == b.shape and float(np.abs(a.astype(np.int16) - b).mean()) < 3.0
+
+
+def resolve(value: dict | None, record: dict | None,
+            mode: str = ADD) -> tuple[np.ndarray, np.ndarray | None]:
+    """(clean image (H, W, 3) uint8, mask (H, W) bool or None) from the editor and the record.
+
+    Raises:
+        InputError: no image, unknown brush mode, or strokes of other proportions.
+    """
+    if mode not in BRUSH_MODES:
+        raise InputError(f"Brush mode must be one of {BRUSH_MODES}, not {mode!r}.")
+    background = (value or {}).get("background")
+    if background is None:
+        raise InputError("No image yet: pick a sample or upload an image first.")
+    shown = viz.as_rgb_uint8(np.asarray(background))
+    clean, base = _load(record)
+    ours = clean is not None and (_same_picture(shown, clean) or (
+        base is not None and _same_picture(shown, viz.mask_overlay(clean, base))))
+    if not ours:
+        if min(shown.shape[:2]) < 8:
+            raise InputError(f"The image is only {shown.shape[1]}×{shown.shape[0]} pixels.")
+        return shown, masking.mask_from_layers(value.get("layers"), shown.shape[:2])
+    strokes = masking.mask_from_layers(value.get("layers"), clean.shape[:2])
+    if strokes is not None and base is not None and np.array_equal(strokes, base):
+        strokes = None  # the editor echoes the base layer until the user paints
+    if strokes is None:
+        return clean, base
+    if mode == REMOVE:
+        mask = base & ~strokes if base is not None else None
+    else:
+        mask = strokes if base is None else base | strokes
+    return clean, mask if mask is not None and mask.any() else None
