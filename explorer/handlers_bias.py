@@ -46,6 +46,22 @@ class BiasSettings:
     seed: int = 0
 
 
+def training_defaults(entry: ModelEntry) -> BiasSettings:
+    """The mark the model was trained with (from its checkpoint's ``data.bias``), so the lab
+    starts with the shortcut the standard model may have learned; plain defaults otherwise."""
+    bias = (entry.metadata.get("data") or {}).get("bias") or {}
+    size = bias.get("size", 0.2)
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = size / entry.input_size  # pixels → fraction of the side
+    position = bias.get("corner", "top_left") if bias.get("position", "corner") == "corner" \
+        else "random"
+    kind = bias.get("kind", "shape")
+    return BiasSettings(kind=kind if isinstance(kind, str) else "shape",
+                        position=position if position in POSITIONS else "top_left",
+                        size=float(min(0.5, max(0.05, size))),
+                        opacity=float(bias.get("opacity", 1.0)))
+
+
 def parse_colour(text: str | None) -> tuple[float, float, float] | None:
     """'#rrggbb', '#rgb', 'rgb(r, g, b)' or 'rgba(r, g, b, a)' → RGB in [0, 1]; None/'' → None.
 

@@ -21,20 +21,23 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
 
     visible = ctx.store.visible(None)
     classes = visible[0].class_names if visible else []
+    start = hb.training_defaults(ctx.store.get(ctx.default_pair[0], None))
     gr.Markdown("Plant a class-coloured shortcut in the **background** of the Explain tab's "
                 "image (the foreground mask is never touched) and see which model falls for it. "
-                "Set the image's true class in the Explain tab.")
+                "Set the image's true class in the Explain tab. The settings start at the mark the "
+                "left model was trained with, when its checkpoint records it.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            kind = gr.Dropdown(list(BIAS_KINDS), value="shape", label="Kind of mark")
+            kind = gr.Dropdown(list(BIAS_KINDS), value=start.kind, label="Kind of mark")
             mark_class = gr.Dropdown(classes, value=classes[1 % len(classes)] if classes else None,
                                      label="Mark of class (A)")
-            position = gr.Dropdown(list(hb.POSITIONS), value="top_left", label="Position")
-            size = gr.Slider(0.05, 0.5, value=0.25, step=0.01, label="Size (fraction of side)")
+            position = gr.Dropdown(list(hb.POSITIONS), value=start.position, label="Position")
+            size = gr.Slider(0.05, 0.5, value=round(start.size, 3), step=0.005,
+                             label="Size (fraction of side)")
             with gr.Row():
                 own_colour = gr.Checkbox(value=True, label="Class colour")
                 colour = gr.ColorPicker(value="#ff0000", label="Colour")
-            strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Opacity (strength)")
+            strength = gr.Slider(0, 1, value=start.opacity, step=0.05, label="Opacity (strength)")
             seed = gr.Number(value=0, precision=0, label="Seed")
             run = gr.Button("Inject bias", variant="primary", elem_id="inject-button")
         with gr.Column(scale=2):

@@ -336,3 +336,13 @@ def test_editor_record_keeps_the_clean_image_and_base_mask(ctx):
     other = object_image(0, seed=5)[0]  # a value that is not the record's image: taken as is
     taken, mask = editor.resolve({"background": other, "layers": []}, record)
     assert np.array_equal(taken, other) and mask is None
+
+
+def test_bias_lab_starts_from_the_training_mark(ctx):
+    entry = ctx.store.get("standard", None)
+    assert handlers_bias.training_defaults(entry) == handlers_bias.BiasSettings(size=0.2)
+    entry.metadata["data"] = {"bias": {"kind": "decoy", "position": "corner",
+                                       "corner": "bottom_right", "size": 8, "opacity": 0.5}}
+    start = handlers_bias.training_defaults(entry)
+    assert (start.kind, start.position, start.opacity) == ("decoy", "bottom_right", 0.5)
+    assert start.size == pytest.approx(8 / SIZE)
