@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     from explorer.theme import CSS, THEME
 
-    demo = build_demo(checkpoints=args.checkpoint)
+    try:
+        demo = build_demo(checkpoints=args.checkpoint)
+    except (ValueError, OSError) as error:  # CheckpointError is a ValueError
+        print(f"Cannot start the explorer: {error}", file=sys.stderr)
+        return 2
     limits = demo.explorer_context.limits
     demo.queue(default_concurrency_limit=2, max_size=64)
     options = dict(server_name=args.host, server_port=args.port, inbrowser=args.inbrowser,
