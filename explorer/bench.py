@@ -40,7 +40,8 @@ def _explain_inputs(ctx):
     return handlers.editor_value(image, image[..., 0] > 0)
 
 
-def bench_explain(repeats: int = 10, threads: int = 1) -> dict:
+def bench_explain(repeats: int = 10, threads: int = 1,
+                  checkpoints: list[str] | None = None) -> dict:
     """Time the Explain handler on both default models (cache disabled), with ``threads`` torch
     threads (``python app.py`` uses 1 by default)."""
     import torch
@@ -50,7 +51,7 @@ def bench_explain(repeats: int = 10, threads: int = 1) -> dict:
     from explorer.app import make_context
     from explorer.state import HeatmapCache
 
-    ctx = make_context()
+    ctx = make_context(checkpoints=checkpoints)
     ctx.cache = HeatmapCache(capacity=0)  # every run computes
     value = _explain_inputs(ctx)
     left, right = ctx.default_pair
@@ -128,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-cold-start", action="store_true")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch thread counts to time explain with (app default: 1)")
+    parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"),
+                        help="models for the explain timing (default: as python app.py)")
     args = parser.parse_args(argv)
     for threads in args.threads:
-        _print_explain(bench_explain(args.repeats, threads))
+        _print_explain(bench_explain(args.repeats, threads, args.checkpoint))
     if not args.skip_cold_start:
         cold = bench_cold_start()
         print(f"cold start of python app.py: page served after {cold['serving_s']:.2f} s, first "
