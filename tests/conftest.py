@@ -10,6 +10,9 @@ import torch
 import isnet
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Tests run tiny models: one intra-op thread is faster, and immune to OpenMP spin-waiting when
+# other processes share the two cores (measured: 200× slower tiny forwards with 2 threads there).
+torch.set_num_threads(1)
 
 SEED = 0xDEADBEEF
 
