@@ -177,7 +177,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory probes")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for line in run(args.sizes, args.batches, args.repeats, not args.no_memory):
         print(line, flush=True)
 
