@@ -252,6 +252,7 @@ def _write_atomically(target: Path, chunks: Iterable[bytes], overwrite: bool) ->
                 stream.write(chunk)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
         if target.exists() and not overwrite:
             raise FileExistsError(f"save_checkpoint: {target} appeared while saving; pass "
                                   "overwrite=True to replace it")
