@@ -29,8 +29,14 @@ from torch import Tensor
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
     """``z + ε·sign(z)`` with sign(0) taken as +1 (the ε stabiliser of the ε-rule)."""
-    offset = (z.detach() >= 0).to(z.dtype)  # 1 where sign(z) = +1, else 0
-    return z + offset.mul_(2 * epsilon).sub_(epsilon)  # z + ε·sign(z)
+    return z + _signed_epsilon(z, epsilon)
+
+
+def _signed_epsilon(z: Tensor, epsilon: float) -> Tensor:
+    """``ε·sign(z)`` with sign(±0) = +1, constant for autograd. (Adding +0.0 turns −0.0 into
+    +0.0, so ``copysign`` sees the sign the ε-rule wants.)"""
+    with torch.no_grad():
+        return torch.copysign(z.new_tensor(epsilon), z + 0.0)
 
 
 def _fold(relevance: Tensor) -> Tensor:
@@ -135,25 +141,35 @@ class _EpsilonMessage(torch.autograd.Function):
         ctx.save_for_backward(activation, transposed, inputs, scale, shift)
         ctx.epsilon = epsilon
         scale_view = scale.view(1, -1, 1, 1)
-        denominator = stabilize(inputs * scale_view + shift.view(1, -1, 1, 1), epsilon)
-        return transposed * (activation * scale_view / denominator).unsqueeze(1)  # (B, M, C, H, W)
+        z = torch.addcmul(shift.view(1, -1, 1, 1), inputs, scale_view)  # (B, C, H, W)
+        denominator = z.add_(_signed_epsilon(z, epsilon))  # z is a temporary: stabilise in place
+        ratio = torch.div(activation, denominator).mul_(scale_view)  # (B, C, H, W)
+        return transposed * ratio.unsqueeze(1)  # (B, M, C, H, W)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         activation, transposed, inputs, scale, shift = ctx.saved_tensors
-        scale_view = scale.view(1, -1, 1, 1)
-        denominator = stabilize(inputs * scale_view + shift.view(1, -1, 1, 1), ctx.epsilon)
-        factor = scale_view / denominator  # (B, C, H, W)
         needs = ctx.needs_input_grad
+        scale_view, shift_view = scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
+        z = torch.addcmul(shift_view, inputs, scale_view)
+        signed_epsilon = _signed_epsilon(z, ctx.epsilon)
+        inverse = (z + signed_epsilon).reciprocal()  # 1 / denominator
+        factor = inverse * scale_view  # (B, C, H, W)
         grad_transposed = grad * (activation * factor).unsqueeze(1) if needs[1] else None
-        weighted = (grad * transposed).sum(1)  # (B, C, H, W), summed over the M maps
+        if grad.shape[1] == 1:
+            weighted = grad[:, 0] * transposed[:, 0]  # (B, C, H, W)
+        else:
+            weighted = (grad * transposed).sum(1)  # summed over the M maps
         grad_activation = weighted * factor if needs[0] else None
-        # d m / d denominator = −m / denominator, with denominator = x·s + b + ε·sign
-        over_square = weighted * activation / (denominator * denominator)
-        grad_inputs = -over_square * scale_view * scale_view if needs[2] else None
-        grad_scale = ((over_square * (denominator - inputs * scale_view)).sum((0, 2, 3))
-                      if needs[3] else None)
-        grad_shift = -(over_square * scale_view).sum((0, 2, 3)) if needs[4] else None
+        # d m / d denominator = −m / denominator, and d denominator = s·dx + x·ds + db
+        over_square = weighted * activation * inverse * inverse
+        grad_inputs = over_square * -(scale_view * scale_view) if needs[2] else None
+        grad_scale = grad_shift = None
+        if needs[3]:  # d m / d s = a·t / D − a·t·s·x / D² = a·t·(b + ε·sign) / D²
+            grad_scale = ((over_square * signed_epsilon).sum((0, 2, 3))
+                          + shift * over_square.sum((0, 2, 3)))
+        if needs[4]:
+            grad_shift = -(over_square * scale_view).sum((0, 2, 3))
         return grad_activation, grad_transposed, grad_inputs, grad_scale, grad_shift, None
 
 
