@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from explorer.state import ModelEntry, Sample, plain_metadata
 from explorer.uploads import IMAGE_EXTENSIONS
@@ -44,7 +44,7 @@ def _variant(metadata: Mapping) -> str:
 def entry_from_checkpoint(path: str | Path, model_id: str, label: str | None = None,
                           owner: str | None = None) -> ModelEntry:
     """Load a checkpoint file into a :class:`ModelEntry` (raises ``isnet.CheckpointError``)."""
-    from isnet.checkpoints import load_checkpoint
+    from isnet.io.checkpoints import load_checkpoint
 
     model, metadata = load_checkpoint(path)
     metadata = plain_metadata(metadata)
@@ -59,8 +59,8 @@ def untrained_pair(num_classes: int = 10, input_size: int = 64,
     """Two freshly initialised DenseNet121s (seeded, so every start looks the same)."""
     import torch
 
-    from isnet.data import FASHION_MNIST_CLASSES
-    from isnet.models import densenet121
+    from isnet.data.fashion_mnist import FASHION_MNIST_CLASSES
+    from isnet.models.densenet import densenet121
 
     names = list(class_names or FASHION_MNIST_CLASSES[:num_classes])
     entries = []

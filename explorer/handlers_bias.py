@@ -28,7 +28,7 @@ class BiasSettings:
     """The mark, as the widgets describe it.
 
     Attributes:
-        kind: one of ``isnet.bias.BIAS_KINDS`` ("shape", "decoy", "text", "tint", "texture").
+        kind: one of ``isnet.data.bias.BIAS_KINDS`` ("shape", "decoy", "text", "tint", "texture").
         mark_class: name of the class the mark stands for.
         position: a corner name or "random".
         size: mark height as a fraction of the image side.
@@ -109,7 +109,7 @@ def draw_mark(image: np.ndarray, mask: np.ndarray, true_index: int, mark_index: 
     Raises:
         InputError: no room in the background, or an invalid setting.
     """
-    from isnet.bias import inject_bias
+    from isnet.data.bias.inject import inject_bias
 
     options = {"size": float(settings.size), "opacity": float(settings.opacity),
                "color": parse_colour(settings.colour), "mark_class": int(mark_index)}

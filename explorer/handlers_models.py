@@ -3,7 +3,7 @@
 A loaded checkpoint (ours: safetensors with metadata; the ISNet authors' ``torch.save`` or
 Lightning dictionaries; a plain DenseNet state dict) becomes a :class:`explorer.state.ModelEntry`
 owned by the uploading session. Unsafe pickles, corrupt files and non-DenseNet weights are refused
-by :func:`isnet.checkpoints.load_checkpoint`; the refusal reaches the user as an InputError.
+by :func:`isnet.io.checkpoints.load_checkpoint`; the refusal reaches the user as an InputError.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ class TrainUpdate:
 
 def samples_set(ctx: AppContext, size: int, class_names: list[str]):
     """The bundled samples that have a mask and a known class, as an ``isnet`` ImageSet."""
-    from isnet.data import ImageSet
+    from isnet.data.image_set import ImageSet
 
     images, masks, labels = [], [], []
     for sample in ctx.samples:
@@ -82,7 +83,7 @@ def uploaded_set(ctx: AppContext, session: str | None, paths: list[str], size: i
         InputError: nothing usable, or the folder importer reports only problems.
     """
     try:
-        from isnet.datasets_folder import load_image_folder
+        from isnet.data.folders import load_image_folder
     except ImportError as error:
         raise InputError("Importing your own folders is not available in this build; use "
                          "the bundled samples.") from error
@@ -140,7 +141,7 @@ def check_set(image_set, limit: int) -> None:
 
 def split(image_set, seed: int = 0, val_fraction: float = 0.2):
     """(train, val) ImageSets; a set of fewer than 5 images is used for both."""
-    from isnet.data import ImageSet
+    from isnet.data.image_set import ImageSet
 
     n = len(image_set.labels)
     if n < 5:
@@ -186,8 +187,9 @@ def fine_tune(ctx: AppContext, session: str | None, base_id: str, source: str,
     Raises:
         InputError: bad set, bad settings.
     """
-    from isnet.checkpoints import save_checkpoint
-    from isnet.train import TrainConfig, fit
+    from isnet.io.checkpoints import save_checkpoint
+    from isnet.training.config import TrainConfig
+    from isnet.training.loop import fit
 
     base = ctx.store.get(base_id, session)
     if variant not in VARIANT_LABELS:

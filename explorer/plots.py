@@ -8,7 +8,7 @@ figures. Each function returns the figure; ``gr.Plot`` displays it.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class ModelEntry:
         label: human-readable name (shown in dropdowns and cards).
         model: an ``isnet.DenseNet`` in ``eval()`` mode; never trained in place.
         metadata: checkpoint metadata (``class_names``, ``input_size``, ``config``, ``data``,
-            ``metrics``, ``provenance``, …) — see :mod:`isnet.checkpoints`.
+            ``metrics``, ``provenance``, …) — see :mod:`isnet.io.checkpoints`.
         owner: the session hash that may use it, or None for everyone.
         path: the checkpoint file it came from or was saved to, if any.
     """

@@ -17,7 +17,7 @@ from explorer.tab_explain import ExplainWidgets, model_column, side_outputs
 
 def build(ctx: AppContext, w: ExplainWidgets) -> None:
     """Create the Bias lab widgets inside the current ``gr.Tab`` and wire their events."""
-    from isnet.bias import BIAS_KINDS
+    from isnet.data.bias.config import BIAS_KINDS
 
     visible = ctx.store.visible(None)
     classes = visible[0].class_names if visible else []

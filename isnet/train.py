@@ -1,431 +1,167 @@
-"""Training: one configuration dataclass, one step, one loop — the same loss code for every variant.
+"""Command line training: ``python -m isnet.train --out FILE [options]``.
 
-Variants (``TrainConfig.variant``):
+Trains a DenseNet (standard or an ISNet training method) on the Fashion-MNIST background-bias experiment
+(:mod:`isnet.training.experiment`), evaluates it on the biased, unbiased and confounding test images and
+writes one checkpoint (:mod:`isnet.io.checkpoints`) with the configuration, data description,
+metrics and the command line that made it.
 
-* ``"standard"`` — plain cross-entropy; the DenseNet is free to learn a background shortcut;
-* ``"all"`` — original ISNet: a heatmap per class (K maps; cost grows with K);
-* ``"selective"`` — Selective ISNet (Faster ISNet): one map of the softmax log-odds of the
-  lowest-scoring class; cost independent of K (the authors' run scripts use it by default);
-* ``"stochastic"`` — Stochastic ISNet: one map of the top or a random logit per sample.
+Single process (default): the plain loop :func:`isnet.fit`. Scale-out: any of ``--devices``,
+``--num-nodes``, ``--strategy`` or ``--accelerator`` switches to Lightning
+(:mod:`isnet.training.lightning`), e.g.::
 
-Every ISNet variant minimises ``(1 − P)·CE + P·L_heatmap`` (:func:`isnet.isnet_loss`). The loop
-(:func:`fit`) seeds everything, clips the gradient norm (1 by default, as the authors advise),
-validates each epoch (accuracy and mean background-relevance share), reports progress through a
-plain callback and stops between steps when asked. If the loss becomes non-finite or explodes,
-it stops, restores the last good weights (end of the previous epoch) and says what to try.
-
-Optimiser defaults: SGD with learning rate 1e-2 and momentum 0.9, the authors' *run scripts*
-(training from scratch on small biased sets, our setting). Their Lightning module uses 1e-3 and
-momentum 0.99, meant for long runs from ImageNet weights; with 0.99 the momentum averages over
-~100 steps, longer than a whole short CPU run here.
+    python -m isnet.train --out run.safetensors --devices 2 --strategy ddp --accelerator cpu
+    python -m isnet.train --out run.safetensors --devices 8 --num-nodes 4 --strategy ddp \\
+        --accelerator gpu
 """
 
 from __future__ import annotations
 
-import copy
+import argparse
 import logging
-import math
-import random
-import time
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Sampler
 
-from isnet.evaluate import as_dataset, measure
-from isnet.heatmap_loss import LossTerms, background_share, isnet_loss
-from isnet.isnet_model import ISNet
-from isnet.models import MODEL_NAMES, DenseNet
+from isnet.io.checkpoints import load_checkpoint, save_checkpoint
+from isnet.models import MODEL_NAMES, create_model
+from isnet.training.config import TRAINING_METHODS, TrainConfig
+from isnet.training.evaluate import measure
+from isnet.training.experiment import (
+    DEMO_BIAS,
+    ExperimentData,
+    evaluation_set,
+    training_sets,
+)
+from isnet.training.loop import FitResult, fit
 
-logger = logging.getLogger(__name__)
-
-VARIANTS: tuple[str, ...] = ("standard", "all", "selective", "stochastic")
-
-ProgressCallback = Callable[[int, int, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run (saved in the checkpoint).
-
-    Attributes:
-        model: registry name of the DenseNet (``isnet.MODEL_NAMES``).
-        num_classes: number of logits K.
-        variant: ``"standard"``, ``"all"``, ``"selective"`` or ``"stochastic"`` (module docstring).
-        epochs: passes over the training set.
-        batch_size: images per step.
-        learning_rate: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay (0 in the paper).
-        heat_weight: P, the heatmap-loss share in ``(1 − P)·CE + P·L`` (paper: 0.7).
-        decay: d, the GWRP decay of the background term (paper: 0.9; higher = smoother, more
-            stable; lower = closer to a max, more bias resistance).
-        epsilon: ε of the LRP ε-rule (paper code: 0.01).
-        zb: z^B rule at the input layer (images in [0, 1]).
-        background_weight: w₁ of the heatmap loss.
-        foreground_weight: w₂ of the heatmap loss.
-        foreground_range: (C1, C2), band for the total foreground relevance.
-        saturation: E in ``log(1 + g/E)``.
-        foreground_form: ``"l2"`` (original ISNet) or ``"hybrid"`` (Faster ISNet).
-        grad_clip_norm: maximal gradient norm (None = no clipping).
-        seed: seeds weights order, shuffling and the stochastic variant.
-        input_size: image side in pixels the model is trained at.
-        divergence_ratio: with ``divergence_patience``: the run has diverged when the step loss
-            stays above this multiple of the first step's loss for that many steps in a row.
-            (Single spikes are normal for ISNets and are absorbed by gradient clipping.)
-        divergence_patience: consecutive high-loss steps that count as divergence. A
-            non-finite loss or gradient counts at once.
-        recalibrate_batchnorm: after each epoch, re-estimate every BatchNorm's running mean and
-            variance as exact averages over the training images (no gradients; training itself
-            is unchanged, as train-mode BatchNorm uses batch statistics). Fast-moving weights
-            leave the default running averages stale; on the demo ISNet run eval-mode accuracy
-            fell to chance without this.
-        schedule: learning-rate schedule per step: ``"constant"`` (the authors' default) or
-            ``"cosine"`` (decays to 0 at the last step).
-    """
-
-    model: str = "densenet121"
-    num_classes: int = 10
-    variant: str = "selective"
-    epochs: int = 10
-    batch_size: int = 32
-    learning_rate: float = 1e-2
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    heat_weight: float = 0.7
-    decay: float = 0.9
-    epsilon: float = 0.01
-    zb: bool = True
-    background_weight: float = 1.0
-    foreground_weight: float = 3.0
-    foreground_range: tuple[float, float] = (1.0, 25.0)
-    saturation: float = 1.0
-    foreground_form: str = "l2"
-    grad_clip_norm: float | None = 1.0
-    seed: int = 0
-    input_size: int = 64
-    divergence_ratio: float = 100.0
-    divergence_patience: int = 10
-    recalibrate_batchnorm: bool = True
-    schedule: str = "constant"
-
-    def __post_init__(self) -> None:
-        """Reject settings that cannot train, naming the field and a valid choice."""
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"TrainConfig.model {self.model!r} unknown; choose one of "
-                             f"{', '.join(MODEL_NAMES)}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"TrainConfig.variant {self.variant!r} unknown; choose one of "
-                             f"{', '.join(VARIANTS)}")
-        for name in ("num_classes", "epochs", "batch_size", "input_size", "divergence_patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be at least 1, got "
-                                 f"{getattr(self, name)}")
-        if not 0.0 <= self.heat_weight <= 1.0:
-            raise ValueError(f"TrainConfig.heat_weight (P) must lie in [0, 1], got "
-                             f"{self.heat_weight}")
-        if not 0.0 <= self.decay < 1.0:
-            raise ValueError(f"TrainConfig.decay (d) must lie in [0, 1), got {self.decay}")
-        if self.learning_rate <= 0 or self.epsilon <= 0:
-            raise ValueError("TrainConfig.learning_rate and epsilon must be positive")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"TrainConfig.schedule must be 'constant' or 'cosine', got "
-                             f"{self.schedule!r}")
-        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
-            raise ValueError("TrainConfig.grad_clip_norm must be positive or None")
-
-    def heatmap_loss_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`isnet.heatmap_loss` / :func:`isnet.isnet_loss`."""
-        return dict(background_weight=self.background_weight,
-                    foreground_weight=self.foreground_weight,
-                    foreground_range=tuple(self.foreground_range), saturation=self.saturation,
-                    decay=self.decay, foreground_form=self.foreground_form)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dictionary of every field."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown settings {unknown}")
-        values = dict(values)
-        if "foreground_range" in values:
-            values["foreground_range"] = tuple(values["foreground_range"])
-        return cls(**values)
+logger = logging.getLogger("isnet.train")
 
 
-@dataclass
-class FitResult:
-    """What :func:`fit` returns.
-
-    Attributes:
-        model: the trained DenseNet (last good weights), in ``eval()`` mode.
-        history: one dictionary per finished epoch (train means and validation metrics).
-        status: ``"completed"``, ``"stopped"`` (``should_stop`` said so) or ``"diverged"``.
-        advice: what to try when ``status == "diverged"``, else None.
-        steps: optimisation steps taken.
-        seconds: wall time of the run.
-    """
-
-    model: DenseNet
-    history: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "completed"
-    advice: str | None = None
-    steps: int = 0
-    seconds: float = 0.0
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) and make cuDNN deterministic.
-
-    ``torch.use_deterministic_algorithms(True)`` is deliberately not switched on: on CUDA the
-    scatter-add of the LRP max-pool rule has no deterministic implementation. CPU runs are
-    deterministic anyway.
-    """
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-
-
-def build_network(model: DenseNet, config: TrainConfig) -> nn.Module:
-    """The module trained for ``config.variant``: the DenseNet itself, or an ISNet around it."""
-    if config.variant == "standard":
-        return model
-    return ISNet(model, e=config.epsilon, zb=config.zb, explain=config.variant, seed=config.seed)
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (defaults come from TrainConfig and ExperimentData)."""
+    base, data = TrainConfig(), ExperimentData()
+    parser = argparse.ArgumentParser(prog="python -m isnet.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--half", action="store_true", help="store weights as float16")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights")
+    parser.add_argument("--model", default=base.model, choices=MODEL_NAMES)
+    parser.add_argument("--method", "--variant", dest="method", default=base.method,
+                        choices=TRAINING_METHODS,
+                        help="training method (--variant is the 0.1 spelling, still accepted)")
+    parser.add_argument("--epochs", type=int, default=base.epochs)
+    parser.add_argument("--batch-size", type=int, default=base.batch_size)
+    parser.add_argument("--lr", type=float, default=base.learning_rate, help="learning rate")
+    parser.add_argument("--momentum", type=float, default=base.momentum)
+    parser.add_argument("--schedule", default=base.schedule, choices=["constant", "cosine"])
+    parser.add_argument("--heat-weight", type=float, default=base.heat_weight, help="P")
+    parser.add_argument("--decay", type=float, default=base.decay, help="GWRP decay d")
+    parser.add_argument("--epsilon", type=float, default=base.epsilon, help="LRP ε")
+    parser.add_argument("--seed", type=int, default=base.seed)
+    parser.add_argument("--size", type=int, default=data.size, help="image side in pixels")
+    parser.add_argument("--train-limit", type=int, default=data.train_limit)
+    parser.add_argument("--val-limit", type=int, default=data.val_limit)
+    parser.add_argument("--test-limit", type=int, default=data.test_limit)
+    parser.add_argument("--train-split", default=data.train_split, choices=["biased", "unbiased"])
+    parser.add_argument("--bias-kind", default=DEMO_BIAS.kind, help="isnet.data.bias.BIAS_KINDS")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the test splits")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    scale = parser.add_argument_group("Lightning scale-out (any of these switches it on)")
+    scale.add_argument("--devices", default=None, help="devices per node (int or 'auto')")
+    scale.add_argument("--num-nodes", type=int, default=None)
+    scale.add_argument("--strategy", default=None, help="e.g. ddp, ddp_spawn, auto")
+    scale.add_argument("--accelerator", default=None, choices=["cpu", "gpu", "auto"])
+    return parser
 
 
-def compute_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
-                 config: TrainConfig) -> tuple[LossTerms, Tensor, Tensor | None]:
-    """Forward pass and loss, shared by :func:`train_step` and the Lightning module.
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentData]:
+    """The run's TrainConfig and data description from parsed arguments."""
+    from dataclasses import replace
 
-    Shapes: images (B, C, H, W); masks (B, 1, H, W) in {0, 1}; labels (B,) →
-    (LossTerms of scalars, logits (B, K), heatmaps (B, M, C, H, W) or None for "standard").
-    """
-    if isinstance(network, ISNet):
-        logits, heatmaps = network(images)
-        terms = isnet_loss(logits, labels, heatmaps, masks, heat_weight=config.heat_weight,
-                           **config.heatmap_loss_kwargs())
-        return terms, logits, heatmaps
-    logits = network(images)
-    classification = F.cross_entropy(logits, labels)
-    return LossTerms(classification, classification, torch.zeros_like(classification)), logits, None
+    data = ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=args.val_limit,
+                          test_limit=args.test_limit, train_split=args.train_split,
+                          bias=replace(DEMO_BIAS, kind=args.bias_kind), seed=args.seed)
+    config = TrainConfig(model=args.model, num_classes=10, method=args.method,
+                         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                         momentum=args.momentum, schedule=args.schedule, heat_weight=args.heat_weight, decay=args.decay,
+                         epsilon=args.epsilon, seed=args.seed, input_size=args.size)
+    return config, data
 
 
-def train_step(network: nn.Module, batch: tuple[Tensor, Tensor, Tensor],
-               optimizer: torch.optim.Optimizer, config: TrainConfig) -> dict[str, Any]:
-    """One optimisation step (forward, loss, backward, clip, update) on one batch.
-
-    A non-finite loss or gradient norm skips the update (``metrics["finite"] is False``).
-
-    Args:
-        network: the DenseNet (standard) or the ISNet around it (:func:`build_network`).
-        batch: (images (B, C, H, W), masks (B, 1, H, W), labels (B,)).
-        optimizer: updates the DenseNet's parameters.
-        config: loss weights and clipping.
-
-    Returns:
-        Plain floats: ``loss``, ``classification_loss``, ``heatmap_loss``, ``accuracy``,
-        ``background_share`` (None for "standard"), ``grad_norm``; and ``finite`` (bool).
-    """
-    network.train()
-    images, masks, labels = batch
-    optimizer.zero_grad(set_to_none=True)
-    terms, logits, heatmaps = compute_loss(network, images, masks, labels, config)
-    metrics: dict[str, Any] = {
-        "loss": float(terms.total.detach()),
-        "classification_loss": float(terms.classification.detach()),
-        "heatmap_loss": float(terms.heatmap.detach()),
-        "accuracy": float((logits.detach().argmax(1) == labels).float().mean()),
-        "background_share": (None if heatmaps is None else
-                              float(background_share(heatmaps.detach(), masks).mean())),
-    }
-    finite = math.isfinite(metrics["loss"])
-    grad_norm = float("nan")
-    if finite:
-        terms.total.backward()
-        parameters = [p for p in network.parameters() if p.grad is not None]
-        max_norm = config.grad_clip_norm if config.grad_clip_norm is not None else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
-        finite = math.isfinite(grad_norm)
-        if finite:
-            optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return {**metrics, "grad_norm": grad_norm, "finite": finite}
-
-
-class EpochShuffle(Sampler[int]):
-    """Random order of ``length`` indices drawn from ``(seed, epoch)`` only.
-
-    The order does not depend on how often a loader is iterated, so the plain loop and Lightning
-    (which calls :meth:`set_epoch`) see the same batches.
-    """
-
-    def __init__(self, length: int, seed: int) -> None:
-        self.length, self.seed, self.epoch = length, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the order of epoch ``epoch`` (0-based)."""
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.length
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train, evaluate and save (see the module docstring). Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.out.exists() and not args.overwrite:
+        raise SystemExit(f"{args.out} exists; pass --overwrite or choose another --out")
+    config, data = config_from_args(args)
+    train, val = training_sets(data)
+    model = create_model(config.model, config.num_classes)
+    if args.init is not None:
+        model.load_state_dict(load_checkpoint(args.init).model.state_dict())
+    lightning = any(v is not None for v in (args.devices, args.num_nodes, args.strategy,
+                                            args.accelerator))
+    if lightning:
+        result, is_main, world_size = _run_lightning(model, train, val, config, args)
+    else:
+        result = fit(model, train, val, config, on_progress=_log_progress)
+        is_main, world_size = True, 1
+    if not is_main:
+        return 0
+    logger.info("training %s after %d steps in %.0f s", result.status, result.steps,
+                result.seconds)
+    metrics = {"train_seconds": round(result.seconds, 1), "steps": result.steps,
+               "status": result.status, "history": result.history}
+    if not args.no_evaluate:
+        metrics["test"] = {split: measure(result.model, evaluation_set(data, split))
+                           for split in ("biased", "unbiased", "confounding")}
+        logger.info("test: %s", metrics["test"])
+    save_checkpoint(args.out, result.model, model_name=config.model,
+                    class_names=list(train.class_names), input_size=config.input_size,
+                    seed=config.seed, config=config.to_dict(), data=data.to_dict(),
+                    metrics=metrics, half=args.half, overwrite=args.overwrite,
+                    provenance={"command": "python -m isnet.train " + " ".join(
+                        sys.argv[1:] if argv is None else argv),
+                        "git_commit": _git_commit(), "trainer": "lightning" if lightning
+                        else "isnet.fit", "world_size": world_size,
+                        "advice": result.advice})
+    logger.info("wrote %s", args.out)
+    return 0 if result.status != "diverged" else 1
 
 
-def recalibrate_batchnorm(model: nn.Module, loader: Any) -> None:
-    """Set every BatchNorm's running statistics to exact averages over ``loader``'s images.
+def _run_lightning(model, train, val, config: TrainConfig,
+                   args: argparse.Namespace) -> tuple[FitResult, bool, int]:
+    from isnet.training.lightning import fit_lightning
 
-    Args:
-        model: the network (its train/eval mode is restored afterwards).
-        loader: iterable of batches whose first element is images (B, C, H, W).
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over all batches
-    was_training = model.training
-    model.train()
-    with torch.no_grad():
-        for batch in loader:
-            model(batch[0])
-    for norm, momentum in zip(norms, momenta):
-        norm.momentum = momentum
-    model.train(was_training)
+    devices = args.devices or 1
+    devices = int(devices) if str(devices).isdigit() else devices
+    result, trainer = fit_lightning(model, train, val, config, devices=devices,
+                                    num_nodes=args.num_nodes or 1,
+                                    strategy=args.strategy or "auto",
+                                    accelerator=args.accelerator or "auto",
+                                    root_dir=str(args.out.parent))
+    return result, trainer.is_global_zero, trainer.world_size
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD over the trainable parameters with the configured learning rate and momentum."""
-    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
-                           lr=config.learning_rate, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+def _log_progress(step: int, total: int, metrics: dict) -> None:
+    if step % 10 == 0 or "val_accuracy" in metrics:
+        shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+        logger.info("step %d/%d epoch %d %s", step, total, metrics["epoch"], shown)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
-                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step learning-rate schedule for ``config.schedule`` over ``total_steps`` steps."""
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(total_steps, 1))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
-def fit(model: DenseNet, train_set: Any, val_set: Any = None,
-        config: TrainConfig = TrainConfig(), on_progress: ProgressCallback | None = None,
-        should_stop: Callable[[], bool] | None = None) -> FitResult:
-    """Train ``model`` in place for ``config.epochs`` epochs.
-
-    Args:
-        model: the DenseNet to train (wrapped in an ISNet here when the variant needs it).
-        train_set: an ``ImageSet`` or a Dataset of (image (C, H, W), mask (1, H, W), label ()).
-        val_set: same kinds, or None to skip validation.
-        config: the run's settings; ``config.num_classes`` must equal the model's K.
-        on_progress: called after every step as ``on_progress(step, total_steps, metrics)``;
-            metrics hold ``epoch`` and the :func:`train_step` values, and at the last step of an
-            epoch also ``val_accuracy`` and ``val_background_share``.
-        should_stop: checked before every step; returning True ends the run (status "stopped").
-
-    Returns:
-        A :class:`FitResult`; its model holds the last good weights.
-
-    Raises:
-        ValueError: if the model does not match the configuration or the data is empty.
-    """
-    if not isinstance(model, DenseNet) or model.num_classes != config.num_classes:
-        raise ValueError(f"fit: model must be a DenseNet with config.num_classes="
-                         f"{config.num_classes} logits, got {type(model).__name__} with "
-                         f"{getattr(model, 'num_classes', '?')}")
-    seed_everything(config.seed)
-    dataset = as_dataset(train_set)
-    if len(dataset) == 0:
-        raise ValueError("fit: train_set is empty")
-    sampler = EpochShuffle(len(dataset), config.seed)
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler)
-    network, optimizer = build_network(model, config), make_optimizer(model, config)
-    result = FitResult(model=model)
-    total, start, first_loss = config.epochs * len(loader), time.perf_counter(), None
-    high_steps = 0  # consecutive steps with a loss above divergence_ratio × first loss
-    scheduler = make_scheduler(optimizer, config, total)
-    good_state = copy.deepcopy(model.state_dict())
-    for epoch in range(1, config.epochs + 1):
-        sampler.set_epoch(epoch - 1)
-        sums: dict[str, float] = {}
-        validation: dict[str, float] = {}
-        for index, batch in enumerate(loader):
-            if should_stop is not None and should_stop():
-                result.status = "stopped"
-                break
-            metrics = {**train_step(network, batch, optimizer, config),
-                       "learning_rate": optimizer.param_groups[0]["lr"]}
-            scheduler.step()
-            result.steps += 1
-            first_loss = metrics["loss"] if first_loss is None else first_loss
-            high_steps = high_steps + 1 if _too_high(metrics, first_loss, config) else 0
-            if not metrics["finite"] or high_steps >= config.divergence_patience:
-                _handle_divergence(result, model, good_state, metrics, epoch, config)
-                break
-            for key, value in metrics.items():
-                if isinstance(value, float):
-                    sums[key] = sums.get(key, 0.0) + value
-            if index == len(loader) - 1:
-                if config.recalibrate_batchnorm:
-                    recalibrate_batchnorm(model, DataLoader(dataset, config.batch_size))
-                if val_set is not None:
-                    validation = _validation(model, val_set, config)
-            if on_progress is not None:
-                on_progress(result.steps, total, {"epoch": epoch, **metrics, **validation})
-        if result.status != "completed":
-            break
-        result.history.append({"epoch": epoch, **{k: v / len(loader) for k, v in sums.items()},
-                               **validation})
-        good_state = copy.deepcopy(model.state_dict())
-    if result.status == "stopped" and result.steps and config.recalibrate_batchnorm:
-        recalibrate_batchnorm(model, DataLoader(dataset, config.batch_size))  # mid-epoch stop
-    result.seconds = time.perf_counter() - start
-    model.eval()
-    return result
-
-
-def _validation(model: DenseNet, val_set: Any, config: TrainConfig) -> dict[str, float]:
-    """Validation accuracy and mean background share of the predicted class's heatmap."""
-    values = measure(model, val_set, batch_size=max(config.batch_size, 64),
-                     epsilon=config.epsilon, zb=config.zb)
-    return {"val_accuracy": values["accuracy"],
-            "val_background_share": values["background_share"]}
-
-
-def _too_high(metrics: dict[str, Any], first_loss: float, config: TrainConfig) -> bool:
-    return abs(metrics["loss"]) > config.divergence_ratio * max(abs(first_loss), 1e-3)
-
-
-def _handle_divergence(result: FitResult, model: DenseNet, good_state: dict[str, Tensor],
-                       metrics: dict[str, Any], epoch: int, config: TrainConfig) -> None:
-    model.load_state_dict(good_state)
-    result.status = "diverged"
-    result.advice = (
-        f"Training diverged in epoch {epoch} at step {result.steps} (loss {metrics['loss']:.4g}, "
-        f"gradient norm {metrics['grad_norm']:.4g}). The weights from the end of epoch "
-        f"{epoch - 1} were kept. Try a larger GWRP decay d (e.g. decay="
-        f"{min(0.99, config.decay + 0.05):.2f}) or a lower learning rate (e.g. learning_rate="
-        f"{config.learning_rate / 10:.1e}).")
-    logger.warning(result.advice)
-
-
-if __name__ == "__main__":  # python -m isnet.train: the command line lives in isnet.cli_train
-    from isnet.cli_train import main
-
+if __name__ == "__main__":
     raise SystemExit(main())

@@ -13,14 +13,14 @@ results directly. Torch tensors are accepted as inputs and converted.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 DEFAULT_CMAP = "bwr"
 
 
-def relevance_map(heatmap: "np.ndarray | object") -> np.ndarray:
+def relevance_map(heatmap: np.ndarray | object) -> np.ndarray:
     """Reduce a heatmap to one relevance value per pixel.
 
     Args:

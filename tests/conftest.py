@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-import isnet
+from isnet.models.densenet import DenseNet, tiny_densenet
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Tests run tiny models: one intra-op thread is faster, and immune to OpenMP spin-waiting when
@@ -36,10 +36,10 @@ def generator() -> torch.Generator:
 
 
 @pytest.fixture
-def tiny_model(generator: torch.Generator) -> isnet.DenseNet:
+def tiny_model(generator: torch.Generator) -> DenseNet:
     """tiny_densenet with 3 classes, float64, eval mode, random BatchNorm statistics."""
     torch.manual_seed(SEED)
-    model = isnet.tiny_densenet(num_classes=3).double()
+    model = tiny_densenet(num_classes=3).double()
     return randomize_batchnorm(model, generator).eval()
 
 

@@ -11,7 +11,6 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-
 from ui_fixtures import launch_tiny_app, object_image
 
 pytestmark = pytest.mark.timeout(240)
@@ -155,8 +154,9 @@ def test_bad_inputs_get_messages_and_the_app_keeps_serving(client, app):
 
 def test_two_concurrent_sessions_keep_their_own_state(app):
     from gradio_client import Client, handle_file
-    from isnet.checkpoints import save_checkpoint
-    from isnet.models import tiny_densenet
+
+    from isnet.io.checkpoints import save_checkpoint
+    from isnet.models.densenet import tiny_densenet
 
     tmp = app[1]
     alice, bob = Client(app[0], verbose=False), Client(app[0], verbose=False)
@@ -220,7 +220,7 @@ def test_importing_the_app_builds_no_model_and_starts_no_server():
         "def boom(*a, **k): raise SystemExit('a model was built at import time')\n"
         "m.DenseNet.__init__ = boom\n"
         "before = threading.active_count()\n"
-        "import app, explorer.app, explorer.bench, explorer.screenshot\n"
+        "import app, explorer.app, benchmarks.explorer_latency, explorer.screenshot\n"
         "assert threading.active_count() == before, 'a thread (server?) was started'\n"
         "args = app.parse_args(['--port', '9', '--host', '0.0.0.0', '--share', '--inbrowser',\n"
         "                       '--checkpoint', 'a.safetensors', 'b.safetensors'])\n"

@@ -1,4 +1,4 @@
-"""Specification of bias injection (isnet.bias, isnet.bias_marks) and splits (isnet.splits).
+"""Specification of bias injection (isnet.data.bias, isnet.data.bias.marks) and splits (isnet.data.bias.splits).
 
 What must hold: the foreground never changes (every kind, every placement, masks covering
 almost everything); the mark shows the chosen class at the chosen rate; confounding marks never
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from isnet import bias_marks
-from isnet.bias import (BIAS_KINDS, CORNERS, BiasConfig, BiasPlacementError, apply_bias,
-                        confounding_class, draw_marks, inject_bias)
-from isnet.splits import make_split, make_split_result
+from isnet.data.bias import marks as bias_marks
+from isnet.data.bias.config import BIAS_KINDS, CORNERS, BiasConfig, BiasPlacementError
+from isnet.data.bias.inject import confounding_class, draw_marks, inject_bias
+from isnet.data.bias.splits import make_split
 
 SIZE = 48
 MARK_KINDS = ("shape", "decoy", "text")
@@ -60,7 +60,7 @@ def test_foreground_is_bit_identical_and_background_changes(kind, position):
 def test_masks_covering_almost_everything_never_get_marked(kind, free_rows):
     image = torch.rand(3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     mask = _almost_full_mask(free_rows)
-    result = apply_bias(image, mask, 3, 10, BiasConfig(kind=kind, on_no_room="skip"), seed=0)
+    result = inject_bias(image, mask, 3, 10, BiasConfig(kind=kind, on_no_room="skip"), seed=0)
     assert torch.equal(result.image[:, : SIZE - free_rows], image[:, : SIZE - free_rows])
     region_kind = kind in ("tint", "texture")
     # a 7 px mark + 1 px margin cannot fit into 0-4 free rows; a tint/texture can use any row
@@ -103,7 +103,7 @@ def test_corner_mark_moves_to_the_nearest_free_place_and_keeps_its_margin():
 
 def test_decoy_grey_level_encodes_the_class_it_was_asked_to_show():
     images, masks, labels = _batch(40)
-    split = make_split_result(images * 0, masks, labels, 10, "biased",
+    split = make_split(images * 0, masks, labels, 10, "biased",
                               BiasConfig(kind="decoy", strength=0.5), seed=5)
     for index in range(40):
         drawn = split.images[index].amax(dim=(1, 2))  # brightest pixel per channel: the patch
@@ -137,7 +137,7 @@ def test_default_texts_are_letters_then_pairs():
 @pytest.mark.parametrize("strength", [1.0, 0.7, 0.0])
 def test_marks_agree_with_labels_at_the_chosen_rate(strength):
     images, masks, labels = _batch(400)
-    split = make_split_result(images, masks, labels, 10, "biased",
+    split = make_split(images, masks, labels, 10, "biased",
                               BiasConfig(kind="decoy", strength=strength), seed=11)
     rate = float((split.mark_classes == labels).float().mean())
     tolerance = 4 * (strength * (1 - strength) / 400) ** 0.5  # four binomial standard deviations
@@ -158,12 +158,12 @@ def test_confounding_class_is_a_fixed_permutation_without_fixed_points(num_class
 
 def test_confounding_split_never_shows_the_label_and_unbiased_changes_nothing():
     images, masks, labels = _batch(300)
-    confounding = make_split_result(images, masks, labels, 10, "confounding",
+    confounding = make_split(images, masks, labels, 10, "confounding",
                                     BiasConfig(kind="shape", size=6, on_no_room="skip"))
     shown = confounding.mark_classes[~confounding.skipped]
     assert len(shown) == 300 and (shown != labels).all()
     assert torch.equal(shown, confounding_class(labels, 10))
-    unbiased = make_split_result(images, masks, labels, 10, "unbiased")
+    unbiased = make_split(images, masks, labels, 10, "unbiased")
     assert torch.equal(unbiased.images, images)
     assert (unbiased.mark_classes == -1).all()
 
@@ -184,10 +184,10 @@ def test_same_seed_same_bytes_other_seed_other_bytes():
 def test_inject_bias_matches_apply_bias_and_keeps_dtype():
     images, masks, _ = _batch(1, dtype=torch.float64)
     out = inject_bias(images[0], masks[0], 2, 4, kind="texture", seed=1, opacity=0.5)
-    result = apply_bias(images[0], masks[0], 2, 4, BiasConfig(kind="texture", opacity=0.5), seed=1)
+    result = inject_bias(images[0], masks[0], 2, 4, BiasConfig(kind="texture", opacity=0.5), seed=1)
     assert out.dtype == torch.float64 and torch.equal(out, result.image)
     assert result.agrees and result.mark_class == 2
-    forced = apply_bias(images[0], masks[0], 2, 4, BiasConfig(), mark_class=3)
+    forced = inject_bias(images[0], masks[0], 2, 4, BiasConfig(), mark_class=3)
     assert forced.mark_class == 3 and not forced.agrees
 
 
@@ -231,7 +231,7 @@ def test_bad_tensors_are_refused_with_their_shape():
 def test_bias_grid_command_writes_a_picture_and_refuses_to_overwrite(tmp_path):
     import matplotlib.image
 
-    from isnet.bias_grid import main
+    from scripts.bias_grid import main
 
     out = tmp_path / "grid.png"
     assert main(["--out", str(out)]) == 0

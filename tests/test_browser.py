@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from ui_fixtures import launch_tiny_app, object_image
 
 pytestmark = [
@@ -17,7 +16,7 @@ pytestmark = [
 
 def test_upload_paint_explain_shows_two_heatmaps(tmp_path, monkeypatch):
     pytest.importorskip("playwright")
-    from explorer.screenshot import journey
+    from scripts.screenshot import journey
 
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))

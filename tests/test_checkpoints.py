@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from isnet.checkpoints import (
+from isnet.io.checkpoints import (
     CheckpointError,
     _write_atomically,
-    architecture_from_state_dict,
     list_checkpoints,
     load_checkpoint,
     read_metadata,
     save_checkpoint,
 )
-from isnet.models import tiny_densenet
+from isnet.models.densenet import architecture_from_state_dict, tiny_densenet
 
 
 @pytest.fixture

@@ -15,10 +15,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from isnet.data import (FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, ImageMaskDataset, ImageSet,
-                        load_fashion_mnist, read_idx, solid_mask)
-from isnet.datasets_folder import load_image_folder, save_image_folder, write_png
-from isnet.synthetic import OBJECT_NAMES, synthetic_shapes
+from isnet.data.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_ROOT,
+    load_fashion_mnist,
+    read_idx,
+    solid_mask,
+)
+from isnet.data.folders import load_image_folder, save_image_folder, write_png
+from isnet.data.image_set import ImageMaskDataset, ImageSet
+from isnet.data.synthetic import OBJECT_NAMES, synthetic_shapes
 
 
 def _write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
@@ -221,7 +227,7 @@ def test_save_then_load_round_trip_and_no_silent_overwrite(tmp_path):
 
 @pytest.mark.skipif(not FASHION_MNIST_ROOT.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_committed_assets_are_exactly_what_make_assets_writes(tmp_path):
-    from isnet.make_assets import write_assets
+    from scripts.make_assets import write_assets
 
     written = write_assets(tmp_path)
     committed = Path(__file__).resolve().parents[1] / "assets"

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 import isnet
-from isnet.evaluate import evaluate_checkpoint, main
-from isnet.experiment import ExperimentData, evaluation_set, training_sets
+from isnet.evaluate import main
+from isnet.models.densenet import tiny_densenet
+from isnet.training.evaluate import evaluate_checkpoint
+from isnet.training.experiment import ExperimentData, evaluation_set, training_sets
 
 SMALL = ExperimentData(size=32, train_limit=24, val_limit=8, test_limit=12, seed=5)
 
@@ -51,7 +53,7 @@ def test_test_splits_differ_only_in_the_mark():
 def test_evaluate_command_prints_json_and_table(tmp_path, capsys):
     torch.manual_seed(0)
     path = isnet.save_checkpoint(tmp_path / "tiny.safetensors",
-                                 isnet.tiny_densenet(num_classes=10), data=SMALL.to_dict())
+                                 tiny_densenet(num_classes=10), data=SMALL.to_dict())
     assert main([str(path), "--json", "--split", "biased", "confounding"]) == 0
     values = json.loads(capsys.readouterr().out)
     assert set(values["tiny"]) == {"biased", "confounding"}
@@ -63,6 +65,6 @@ def test_evaluate_command_prints_json_and_table(tmp_path, capsys):
 
 
 def test_checkpoint_without_data_description_is_explained(tmp_path):
-    path = isnet.save_checkpoint(tmp_path / "bare.safetensors", isnet.tiny_densenet(10))
+    path = isnet.save_checkpoint(tmp_path / "bare.safetensors", tiny_densenet(10))
     with pytest.raises(ValueError, match="no 'data' description"):
         evaluate_checkpoint(path)

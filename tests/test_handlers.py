@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from ui_fixtures import CLASSES, SIZE, make_context, object_image
 
 from explorer import handlers, handlers_bias, handlers_models, handlers_train, masking
 from explorer.uploads import InputError, decode_image, decode_mask, mask_from_array
-from ui_fixtures import CLASSES, SIZE, make_context, object_image
 
 
 @pytest.fixture
@@ -212,7 +212,7 @@ def _run(ctx, session, **kw):
 
 
 def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
-    from isnet.checkpoints import load_checkpoint
+    from isnet.io.checkpoints import load_checkpoint
 
     updates = _run(ctx, "alice")
     last = updates[-1]
@@ -243,7 +243,7 @@ def test_fine_tune_refuses_one_class_sets_and_bad_settings(ctx):
 
 
 def test_load_checkpoints_and_refuse_bad_files(ctx, tmp_path):
-    from isnet.checkpoints import save_checkpoint
+    from isnet.io.checkpoints import save_checkpoint
 
     entry = ctx.store.get("isnet", None)
     path = save_checkpoint(tmp_path / "mine.safetensors", entry.model, class_names=CLASSES,

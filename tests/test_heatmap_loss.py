@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import isnet
-from isnet.heatmap_loss import global_weighted_rank_pooling, prepare_masks
+from isnet.loss import global_weighted_rank_pooling, prepare_masks
 
 
 def naive_heatmap_loss(heatmaps, masks, w1=1.0, w2=3.0, c1=1.0, c2=25.0, e=1.0, d=0.9,

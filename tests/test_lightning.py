@@ -11,8 +11,10 @@ import pytest
 import torch
 
 import isnet
-from isnet.lightning_module import ISNetLightningModule, fit_lightning
-from isnet.train import TrainConfig, fit
+from isnet.models.densenet import DenseNet, tiny_densenet
+from isnet.training.config import TrainConfig
+from isnet.training.lightning import ISNetLightningModule, fit_lightning
+from isnet.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 0xDEADBEEF
@@ -27,14 +29,14 @@ def _data(count: int = 16):
     return isnet.ImageSet(images, masks, labels, ["a", "b", "c"])
 
 
-def _model() -> isnet.DenseNet:
+def _model() -> DenseNet:
     torch.manual_seed(SEED)
-    return isnet.tiny_densenet(num_classes=3)
+    return tiny_densenet(num_classes=3)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_single_device_lightning_equals_plain_fit(tmp_path, schedule):
-    config = TrainConfig(model="tiny_densenet", num_classes=3, variant="selective", epochs=2,
+    config = TrainConfig(model="tiny_densenet", num_classes=3, method="selective", epochs=2,
                          batch_size=4, input_size=32, seed=3, schedule=schedule)
     data = _data()
     plain = fit(_model(), data, None, config).model.state_dict()
@@ -48,10 +50,10 @@ def test_single_device_lightning_equals_plain_fit(tmp_path, schedule):
 
 
 def test_module_keeps_the_config_and_one_copy_of_the_weights():
-    config = TrainConfig(model="tiny_densenet", num_classes=3, variant="all", input_size=32)
+    config = TrainConfig(model="tiny_densenet", num_classes=3, method="all", input_size=32)
     module = ISNetLightningModule(config)
     assert module.hparams["config"] == config.to_dict()
-    assert isinstance(module.model, isnet.DenseNet)
+    assert isinstance(module.model, DenseNet)
     assert set(module.state_dict()) == {f"network.backbone.{k}"
                                         for k in module.model.state_dict()}
 

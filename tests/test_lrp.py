@@ -6,9 +6,11 @@ import pytest
 import torch
 
 import isnet
-from isnet.lrp import LRPConfig, relevance_from_messages
-from isnet.rules import stabilize
-from isnet.targets import pooled_messages, stochastic_classes
+from isnet.lrp.config import LRPConfig
+from isnet.lrp.registry import relevance_from_messages
+from isnet.lrp.rules import stabilize
+from isnet.lrp.targets import pooled_messages, stochastic_classes
+from isnet.models.densenet import tiny_densenet
 from tests.conftest import randomize_batchnorm
 
 
@@ -25,7 +27,7 @@ def _correlation(a, b):
 
 def test_lrp_zero_equals_gradient_times_input_on_tiny_model(tiny_model, images):
     classes = torch.tensor([0, 1, 2, 0])
-    _, heatmaps = isnet.explain(tiny_model, images, classes, e=1e-12, zb=False)
+    _, heatmaps = isnet.explain(tiny_model, images, classes, epsilon=1e-12, zb=False)
     torch.testing.assert_close(heatmaps[:, 0], _gradient_times_input(tiny_model, images, classes),
                                rtol=1e-7, atol=1e-10)
 
@@ -35,7 +37,7 @@ def test_lrp_zero_equals_gradient_times_input_on_densenet121(generator):
     model = randomize_batchnorm(isnet.densenet121(num_classes=5).double(), generator).eval()
     x = torch.rand(2, 3, 64, 64, generator=generator, dtype=torch.float64)
     classes = torch.tensor([3, 1])
-    _, heatmaps = isnet.explain(model, x, classes, e=1e-12, zb=False)
+    _, heatmaps = isnet.explain(model, x, classes, epsilon=1e-12, zb=False)
     reference = _gradient_times_input(model, x, classes)
     assert _correlation(heatmaps[:, 0], reference) >= 0.99999
 
@@ -51,13 +53,13 @@ def _zero_biases(model):
 
 def test_conservation_on_bias_free_network(tiny_model, images):
     model = _zero_biases(tiny_model)
-    logits, heatmaps = isnet.explain(model, images, "all", e=1e-12, zb=False)
+    logits, heatmaps = isnet.explain(model, images, "all", epsilon=1e-12, zb=False)
     torch.testing.assert_close(heatmaps.sum((2, 3, 4)), logits, rtol=1e-8, atol=1e-12)
 
 
 def test_epsilon_absorbs_relevance_on_bias_free_network(tiny_model, images):
     model = _zero_biases(tiny_model)
-    logits, heatmaps = isnet.explain(model, images, "all", e=0.1, zb=False)
+    logits, heatmaps = isnet.explain(model, images, "all", epsilon=0.1, zb=False)
     kept = heatmaps.sum((2, 3, 4)) / logits
     assert torch.all(kept < 1) and torch.all(kept > 0)
 
@@ -96,7 +98,7 @@ class _ModifiedGradient:
 @pytest.mark.parametrize("epsilon", [0.01, 0.5])
 def test_epsilon_rule_matches_modified_gradient_oracle(tiny_model, images, epsilon):
     classes = torch.tensor([2, 0, 1, 1])
-    _, heatmaps = isnet.explain(tiny_model, images, classes, e=epsilon, zb=False)
+    _, heatmaps = isnet.explain(tiny_model, images, classes, epsilon=epsilon, zb=False)
     with _ModifiedGradient(tiny_model, epsilon) as oracle:
         expected = oracle.relevance(images, classes)
     torch.testing.assert_close(heatmaps[:, 0], expected)
@@ -122,7 +124,7 @@ def test_all_mode_gives_one_map_per_class_equal_to_single_class_maps(tiny_model,
 
 def test_selective_map_conserves_the_softmax_log_odds_decomposition(tiny_model, images):
     model = _zero_biases(tiny_model)
-    logits, heatmaps = isnet.explain(model, images, "selective", e=1e-12, zb=False)
+    logits, heatmaps = isnet.explain(model, images, "selective", epsilon=1e-12, zb=False)
     lowest = logits.argmin(1)
     expected = []
     for b, c in enumerate(lowest.tolist()):
@@ -162,7 +164,7 @@ def test_isnet_forward_modes_and_deploy(tiny_model, images):
 
 
 def test_two_models_in_one_process_do_not_interfere(tiny_model, images, generator):
-    other = randomize_batchnorm(isnet.tiny_densenet(num_classes=3).double(), generator).eval()
+    other = randomize_batchnorm(tiny_densenet(num_classes=3).double(), generator).eval()
     _, alone = isnet.explain(tiny_model, images, 1)
     logits_a, trace_a = tiny_model.forward_trace(images)
     _, trace_b = other.forward_trace(images * 0.5)  # a second model traced in between
@@ -174,7 +176,7 @@ def test_two_models_in_one_process_do_not_interfere(tiny_model, images, generato
 
 def test_gradcheck_through_the_lrp_block(generator):
     torch.manual_seed(5)
-    model = randomize_batchnorm(isnet.tiny_densenet(num_classes=3).double(), generator).eval()
+    model = randomize_batchnorm(tiny_densenet(num_classes=3).double(), generator).eval()
     x = torch.rand(2, 3, 16, 16, generator=generator, dtype=torch.float64, requires_grad=True)
     mask = torch.zeros(2, 1, 16, 16, dtype=torch.float64)
     mask[:, :, 4:12, 4:12] = 1
@@ -210,3 +212,25 @@ def test_detach_bias_option_controls_whether_shifts_enter_the_rules(tiny_model, 
         isnet.heatmap_loss(maps, masks).backward()
         grads[detach] = tiny_model.features.norm5.bias.grad.clone()
     assert not torch.allclose(grads[True], grads[False])
+
+
+def test_old_name_e_is_a_deprecated_alias_of_epsilon(tiny_model, images):
+    with pytest.warns(DeprecationWarning, match="epsilon"):
+        _, old = isnet.explain(tiny_model, images, 0, e=0.3)
+    _, new = isnet.explain(tiny_model, images, 0, epsilon=0.3)
+    torch.testing.assert_close(old, new)
+    with pytest.warns(DeprecationWarning):
+        net = isnet.ISNet(tiny_model, e=0.3)
+    assert net.config.epsilon == 0.3
+    with pytest.raises(ValueError, match="not both"), pytest.warns(DeprecationWarning):
+        isnet.ISNet(tiny_model, epsilon=0.1, e=0.3)
+
+
+def test_one_lrp_config_travels_together_and_shortcuts_override_it(tiny_model, images):
+    config = isnet.LRPConfig(epsilon=0.2, zb=False)
+    net = isnet.ISNet(tiny_model, explain="selective", lrp=config)
+    assert net.config == config
+    assert isnet.ISNet(tiny_model, lrp=config, zb=True).config.zb is True
+    _, from_config = isnet.explain(tiny_model, images, 1, lrp=config)
+    _, from_keywords = isnet.explain(tiny_model, images, 1, epsilon=0.2, zb=False)
+    torch.testing.assert_close(from_config, from_keywords)

@@ -9,7 +9,9 @@ import torch
 import torchvision
 
 import isnet
-from isnet.canonize import batchnorm_affine, batchnorm_output
+from isnet.io.architecture import load_weights, model_for_state_dict
+from isnet.lrp.canonize import batchnorm_affine, batchnorm_output
+from isnet.models.densenet import tiny_densenet
 from tests.conftest import randomize_batchnorm
 
 
@@ -18,7 +20,7 @@ def test_parameter_keys_and_shapes_equal_torchvision():
     theirs = torchvision.models.densenet121(num_classes=7).state_dict()
     assert list(ours) == list(theirs)
     assert all(ours[k].shape == theirs[k].shape for k in ours)
-    assert sum(p.numel() for p in isnet.tiny_densenet().parameters()) < 3000
+    assert sum(p.numel() for p in tiny_densenet().parameters()) < 3000
 
 
 @pytest.mark.parametrize("name", ["densenet161", "densenet169", "densenet201"])
@@ -84,7 +86,7 @@ def _authors_layout(state, prefix="DenseNet.", classifier_index=True):
 def test_torchvision_state_dict_loads():
     source = torchvision.models.densenet121(num_classes=5).state_dict()
     state = isnet.load_reference_state_dict(source)
-    model = isnet.load_weights(isnet.model_for_state_dict(state), state)
+    model = load_weights(model_for_state_dict(state), state)
     assert model.num_classes == 5
     torch.testing.assert_close(model.features.conv0.weight, source["features.conv0.weight"])
 
@@ -97,18 +99,18 @@ def test_authors_lightning_checkpoint_loads(tmp_path, generator, prefix):
     path = tmp_path / "isnet.ckpt"
     torch.save(checkpoint, path)
     state = isnet.load_reference_state_dict(path)
-    model = isnet.load_weights(isnet.model_for_state_dict(state), state).eval()
+    model = load_weights(model_for_state_dict(state), state).eval()
     x = torch.rand(1, 3, 64, 64, generator=generator)
     torch.testing.assert_close(model(x), original(x))
 
 
 def test_wrong_weights_name_the_missing_and_unexpected_keys(generator):
-    state = isnet.load_reference_state_dict(isnet.tiny_densenet(num_classes=3).state_dict())
+    state = isnet.load_reference_state_dict(tiny_densenet(num_classes=3).state_dict())
     state["features.extra.weight"] = torch.zeros(1)
     del state["features.norm5.bias"]
     with pytest.raises(ValueError, match=r"missing keys: features\.norm5\.bias.*unexpected keys: "
                                          r"features\.extra\.weight"):
-        isnet.load_weights(isnet.tiny_densenet(num_classes=3), state)
+        load_weights(tiny_densenet(num_classes=3), state)
     with pytest.raises(ValueError, match="no DenseNet weights"):
         isnet.load_reference_state_dict({"encoder.weight": torch.zeros(2)})
 

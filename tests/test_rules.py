@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from isnet.rules import (avg_pool_transpose, conv_transpose, max_pool_transpose, stabilize,
-                         zbox_rule)
+from isnet.lrp.rules import (
+    avg_pool_transpose,
+    conv_transpose,
+    max_pool_transpose,
+    stabilize,
+    zbox_rule,
+)
 
 
 def test_stabilize_takes_sign_of_zero_as_plus_one():
@@ -90,7 +95,7 @@ def test_zbox_rule_matches_the_matrix_form(generator):
 
 
 def test_fused_epsilon_message_equals_the_plain_expression_and_its_gradients(generator):
-    from isnet.rules import epsilon_message
+    from isnet.lrp.rules import epsilon_message
 
     def tensors():
         torch.manual_seed(2)

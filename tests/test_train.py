@@ -8,7 +8,15 @@ import pytest
 import torch
 
 import isnet
-from isnet.train import FitResult, TrainConfig, build_network, fit, make_optimizer, train_step
+from isnet.models.densenet import DenseNet, tiny_densenet
+from isnet.training.config import TrainConfig
+from isnet.training.loop import (
+    FitResult,
+    build_network,
+    fit,
+    make_optimizer,
+    train_step,
+)
 
 SEED = 0xDEADBEEF
 
@@ -28,27 +36,27 @@ def biased_batch(count: int = 8, size: int = 32) -> tuple[torch.Tensor, torch.Te
     return images, masks, labels
 
 
-def tiny(num_classes: int = 3) -> isnet.DenseNet:
+def tiny(num_classes: int = 3) -> DenseNet:
     torch.manual_seed(SEED)
-    return isnet.tiny_densenet(num_classes=num_classes).double()
+    return tiny_densenet(num_classes=num_classes).double()
 
 
 def image_set(count: int = 12):
     images, masks, labels = biased_batch(count)
-    from isnet.data import ImageSet
+    from isnet.data.image_set import ImageSet
 
     return ImageSet(images, masks, labels, ["a", "b", "c"])
 
 
 def tiny_config(**changes) -> TrainConfig:
-    values = dict(model="tiny_densenet", num_classes=3, variant="selective", epochs=1,
+    values = dict(model="tiny_densenet", num_classes=3, method="selective", epochs=1,
                   batch_size=4, input_size=32, seed=7)
     return TrainConfig(**{**values, **changes})
 
 
 @pytest.mark.parametrize("variant", ["standard", "all", "selective", "stochastic"])
 def test_two_steps_are_finite_and_deterministic(variant):
-    config = tiny_config(variant=variant)
+    config = tiny_config(method=variant)
     batch = biased_batch()
     states = []
     for _ in range(2):
@@ -75,7 +83,7 @@ def test_fit_is_deterministic_by_seed():
 
 def test_one_isnet_step_lowers_background_share():
     images, masks, labels = biased_batch()
-    config = tiny_config(variant="all", learning_rate=0.05, momentum=0.0)
+    config = tiny_config(method="all", learning_rate=0.05, momentum=0.0)
     model = tiny()
     network = build_network(model, config)
     network.train()
@@ -94,7 +102,7 @@ def test_one_isnet_step_lowers_background_share():
 def test_standard_step_is_cross_entropy_only():
     images, masks, labels = biased_batch()
     model = tiny()
-    config = tiny_config(variant="standard")
+    config = tiny_config(method="standard")
     expected = float(torch.nn.functional.cross_entropy(model.train()(images), labels).detach())
     metrics = train_step(build_network(model, config), (images, masks, labels),
                          make_optimizer(model, config), config)
@@ -139,7 +147,7 @@ def test_should_stop_ends_between_steps():
 def test_divergence_stops_restores_and_advises():
     model = tiny()
     initial = copy.deepcopy(model.state_dict())
-    config = tiny_config(variant="standard", learning_rate=1e8, momentum=0.0,
+    config = tiny_config(method="standard", learning_rate=1e8, momentum=0.0,
                          grad_clip_norm=None, epochs=4, divergence_patience=2)
     result = fit(model, image_set(), None, config)
     assert result.status == "diverged"
@@ -151,8 +159,8 @@ def test_divergence_stops_restores_and_advises():
 def test_config_round_trip_and_validation():
     config = tiny_config(foreground_range=(2.0, 30.0))
     assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="variant"):
-        tiny_config(variant="gradcam")
+    with pytest.raises(ValueError, match="method"):
+        tiny_config(method="gradcam")
     with pytest.raises(ValueError, match="heat_weight"):
         tiny_config(heat_weight=1.5)
     with pytest.raises(ValueError, match="unknown settings"):
@@ -162,7 +170,8 @@ def test_config_round_trip_and_validation():
 
 
 def test_measure_and_evaluation_table():
-    from isnet.evaluate import format_table, measure
+    from isnet.evaluate import format_table
+    from isnet.training.evaluate import measure
 
     values = measure(tiny().eval(), image_set(), batch_size=5)
     assert values["count"] == 12 and 0 <= values["accuracy"] <= 1
@@ -172,7 +181,7 @@ def test_measure_and_evaluation_table():
 
 
 def test_recalibrate_batchnorm_gives_exact_averages():
-    from isnet.train import recalibrate_batchnorm
+    from isnet.training.loop import recalibrate_batchnorm
 
     model = tiny().eval()
     images = biased_batch(8)[0]

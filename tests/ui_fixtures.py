@@ -21,7 +21,7 @@ SIZE = 32
 
 def tiny_models(seed: int = 0) -> dict:
     """{label: (tiny DenseNet, metadata)} for a standard and an "ISNet" model (3 classes, 32 px)."""
-    from isnet.models import tiny_densenet
+    from isnet.models.densenet import tiny_densenet
 
     models = {}
     for offset, (label, variant) in enumerate((("Tiny standard", "standard"),

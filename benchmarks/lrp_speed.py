@@ -1,0 +1,190 @@
+"""Speed and memory of the LRP block, as ratios against baselines measured in the same run.
+
+    python -m benchmarks.lrp_speed                 # densenet121, 224 and 128 px, batch 1 and 8
+    python -m benchmarks.lrp_speed --sizes 128 --batches 8 --repeats 2
+
+Measured per (size, batch):
+
+* one heatmap (``isnet.explain``, eval mode) vs a plain forward + backward of one logit;
+* one heatmap vs zennit's ``EpsilonPlusFlat`` on the same network (zennit only if installed);
+* an ISNet training step (forward, LRP, heatmap loss, backward, SGD) vs a plain training step,
+  for the one-map variants and for all maps with K = 2 and K = 10;
+* peak memory growth of a training step (each in a fresh process), ISNet vs plain.
+
+Goals on a 2-core CPU (from the engine issue): heatmap ≤ 1.5× forward+backward; one-map ISNet
+step ≤ 2.5× plain step for any K; heatmap ≤ 0.7× zennit; training memory ≤ 1.6× plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+from isnet.loss import isnet_loss
+from isnet.models.densenet import densenet121
+from isnet.wrapper import ISNet, explain
+
+
+class Timing(tuple):
+    """(wall seconds, CPU seconds of this process), medians over repeats."""
+
+    @property
+    def wall(self) -> float:
+        return self[0]
+
+    @property
+    def cpu(self) -> float:
+        return self[1]
+
+    def __truediv__(self, other: Timing) -> str:
+        return f"ratio {self.wall / other.wall:5.2f} (CPU-time ratio {self.cpu / other.cpu:5.2f})"
+
+    def __str__(self) -> str:
+        return f"{self.wall:7.3f} s"
+
+
+def _median_seconds(step: Callable[[], None], repeats: int) -> Timing:
+    """Median wall and CPU time of ``step``. CPU time is robust to other processes sharing the
+    machine; wall time is what a user waits."""
+    step()  # warm-up
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        step()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return Timing((statistics.median(walls), statistics.median(cpus)))
+
+
+def _batch(size: int, batch: int, classes: int):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, size, size, generator=generator)
+    masks = torch.zeros(batch, 1, size, size)
+    masks[..., size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
+    labels = torch.randint(0, classes, (batch,), generator=generator)
+    return x, masks, labels
+
+
+def _train_step(variant: str, classes: int, size: int, batch: int) -> Callable[[], None]:
+    torch.manual_seed(0)
+    model = densenet121(num_classes=classes).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x, masks, labels = _batch(size, batch, classes)
+    net = None if variant == "plain" else ISNet(model, explain=variant)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        if net is None:
+            loss = torch.nn.functional.cross_entropy(model(x), labels)
+        else:
+            logits, heatmaps = net(x)
+            loss = isnet_loss(logits, labels, heatmaps, masks).total
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return step
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        return int(re.search(rf"{field}:\s+(\d+)", handle.read()).group(1))
+
+
+def _memory_probe(variant: str, classes: int, size: int, batch: int, queue) -> None:
+    step = _train_step(variant, classes, size, batch)
+    step()  # first step allocates optimiser state and warms the allocator
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # Linux: reset the peak-RSS mark (VmHWM) to the current RSS
+    step()
+    queue.put((_status_kib("VmHWM") - before) * 1024)
+
+
+def peak_step_memory(variant: str, classes: int, size: int, batch: int) -> int:
+    """Peak resident-memory growth (bytes) of one training step, in a fresh process (Linux)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_memory_probe, args=(variant, classes, size, batch, queue))
+    process.start()
+    value = queue.get()
+    process.join()
+    return value
+
+
+def _zennit_heatmap(model: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor):
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonPlusFlat
+
+    def step() -> None:
+        with Gradient(model=model, composite=EpsilonPlusFlat()) as attributor:
+            attributor(x, torch.nn.functional.one_hot(classes, model.num_classes).float())
+
+    return step
+
+
+def run(sizes: list[int], batches: list[int], repeats: int, memory: bool) -> Iterator[str]:
+    """Run every measurement, yielding report lines as they are measured."""
+    yield f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU"
+    for size in sizes:
+        for batch in batches:
+            yield (f"\n== densenet121, {size} px, batch {batch} ==")
+            model = densenet121(num_classes=10).eval()
+            x, masks, _ = _batch(size, batch, 10)
+            classes = model(x).argmax(1)
+
+            def forward_backward() -> None:
+                inputs = x.clone().requires_grad_(True)
+                model(inputs).gather(1, classes[:, None]).sum().backward()
+
+            def heatmap() -> None:
+                with torch.no_grad():
+                    explain(model, x, classes)
+
+            base = _median_seconds(forward_backward, repeats)
+            ours = _median_seconds(heatmap, repeats)
+            yield (f"forward+backward {base} | one heatmap {ours} | {ours / base} (goal <= 1.5)")
+            try:
+                theirs = _median_seconds(_zennit_heatmap(model, x, classes), repeats)
+                yield (f"zennit EpsilonPlusFlat {theirs} | ours/zennit {ours / theirs} (goal <= 0.7)")
+            except ImportError:
+                yield ("zennit not installed: skipped")
+            for classes_k in (2, 10):
+                plain = _median_seconds(_train_step("plain", classes_k, size, batch), repeats)
+                yield (f"K={classes_k:<2} plain train step {plain}")
+                for variant in ("selective", "stochastic", "all"):
+                    t = _median_seconds(_train_step(variant, classes_k, size, batch), repeats)
+                    goal = "(goal <= 2.5)" if variant != "all" else "(K maps)"
+                    yield (f"      ISNet {variant:<10} {t} | {t / plain} {goal}")
+            if memory:
+                plain_mb = peak_step_memory("plain", 10, size, batch) / 2**20
+                for variant in ("selective", "all"):
+                    mb = peak_step_memory(variant, 10, size, batch) / 2**20
+                    yield (f"peak step memory: plain {plain_mb:7.1f} MiB | ISNet {variant} "
+                                 f"{mb:7.1f} MiB | ratio {mb / plain_mb:5.2f}"
+                                 + (" (goal <= 1.6)" if variant != "all" else " (K=10 maps)"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 128])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory probes")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for line in run(args.sizes, args.batches, args.repeats, not args.no_memory):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Your own images with masks: a folder (or a .zip of it) in one documented layout.
+
+Layout (one sub-folder per class; the folder name is the class name)::
+
+    root/
+      cat/
+        img001.png          the image (.png, .jpg, .jpeg, .bmp; grey, RGB or RGBA)
+        img001.mask.png     its foreground mask: white (or 1) = object, black (0) = background
+      dog/
+        ...
+
+A zip file of that tree is read directly (a single top-level folder inside the zip is allowed,
+as made by zipping the ``root`` folder itself). Files and folders starting with ``.`` or
+``__MACOSX`` are ignored.
+
+:func:`load_image_folder` loads everything it can and returns the list of problems, each naming
+the file: a missing mask, an unreadable file, an image whose size differs from its mask or from
+the others (pass ``size=``), a mask that is not binary (it is thresholded at half its range and
+still used), a mask or a file in the wrong place. Only a folder with fewer than two usable
+classes is an error (:class:`ValueError`): a classifier needs at least two.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+import torch
+
+from isnet.data.image_set import ImageSet
+from isnet.io.atomic import write_atomically
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
+MASK_SUFFIX = ".mask.png"
+
+
+def _ignored(parts: tuple[str, ...]) -> bool:
+    """Hidden files and macOS zip debris."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
+def _list_files(source: Path) -> dict[PurePosixPath, bytes | Path]:
+    """Relative path -> content (zip) or absolute path (folder), for every regular file."""
+    if source.is_dir():
+        found = {}
+        for path in sorted(source.rglob("*")):
+            relative = PurePosixPath(path.relative_to(source).as_posix())
+            if path.is_file() and not _ignored(relative.parts):
+                found[relative] = path
+        return found
+    try:
+        with zipfile.ZipFile(source) as archive:
+            found = {PurePosixPath(info.filename): archive.read(info) for info in archive.infolist()
+                     if not info.is_dir() and not _ignored(PurePosixPath(info.filename).parts)}
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"{source} is neither a folder nor a readable zip file: "
+                         f"{error}") from error
+    tops = {path.parts[0] for path in found}
+    wrapped = all(len(path.parts) >= 3 or (len(path.parts) == 2 and
+                                            not path.name.lower().endswith(IMAGE_SUFFIXES))
+                  for path in found)
+    if len(tops) == 1 and wrapped:  # the zip holds the root folder itself: strip that level
+        found = {PurePosixPath(*path.parts[1:]): data for path, data in found.items()}
+    return found
+
+
+def _decode(content: bytes | Path, flags: int) -> np.ndarray | None:
+    """Decode an image file with OpenCV; None if unreadable."""
+    raw = content if isinstance(content, bytes) else content.read_bytes()
+    return cv2.imdecode(np.frombuffer(raw, np.uint8), flags) if raw else None
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """Any decoded image (grey, BGR, BGRA; 8 or 16 bit) as float32 RGB (H, W, 3) in [0, 1]."""
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image.astype(np.float32) / scale
+
+
+def _load_pair(name: PurePosixPath, image_content: bytes | Path,
+               mask_content: bytes | Path | None, size: int | None,
+               problems: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Read one image and its mask, resized when ``size`` is given; append problems."""
+    mask_name = name.with_name(name.name[: -len(name.suffix)] + MASK_SUFFIX)
+    if mask_content is None:
+        problems.append(f"{name}: no mask; add {mask_name} (white = object) - image skipped")
+        return None
+    image = _decode(image_content, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        problems.append(f"{name}: cannot be read as an image - skipped")
+        return None
+    mask = _decode(mask_content, cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        problems.append(f"{mask_name}: cannot be read as an image - {name} skipped")
+        return None
+    if mask.shape != image.shape[:2]:
+        problems.append(f"{mask_name}: size {mask.shape[1]}x{mask.shape[0]} differs from its "
+                        f"image {image.shape[1]}x{image.shape[0]} - {name} skipped")
+        return None
+    values = np.unique(mask)
+    if not set(values.tolist()) <= {0, 1, 255}:
+        problems.append(f"{mask_name}: not binary ({len(values)} grey levels); thresholded at "
+                        f"128 - save it with only black and white to silence this")
+    binary = (mask >= 128) if values.max() > 1 else (mask >= 1)
+    rgb = _to_rgb(image)
+    if size is not None:
+        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        binary = cv2.resize(binary.astype(np.uint8), (size, size),
+                            interpolation=cv2.INTER_NEAREST) > 0
+    return np.clip(rgb, 0.0, 1.0), binary.astype(np.float32)
+
+
+def load_image_folder(root_or_zip: str | Path, size: int | None = None
+                      ) -> tuple[ImageSet, list[str]]:
+    """Load ``root/<class>/<name>.png`` images with ``<name>.mask.png`` masks (or a zip of it).
+
+    Args:
+        root_or_zip: The folder, or a ``.zip`` file of it.
+        size: Resize every image to (size, size) (area for images, nearest for masks); None
+            keeps the original size, which must then be the same for all images.
+
+    Returns:
+        The :class:`ImageSet` (classes in alphabetical order of folder names) and the list of
+        problems, one human-readable line per skipped or repaired file, naming it.
+
+    Raises:
+        ValueError: The path does not exist, or fewer than two classes have a usable image.
+    """
+    source = Path(root_or_zip)
+    if not source.exists():
+        raise ValueError(f"image folder {source} does not exist; expected root/<class>/<name>.png "
+                         f"with masks <name>.mask.png, or a .zip of that tree")
+    if size is not None and size < 8:
+        raise ValueError(f"size must be at least 8 px or None, got {size}")
+    files = _list_files(source)
+    problems: list[str] = []
+    masks = {path for path in files if path.name.lower().endswith(MASK_SUFFIX)}
+    samples: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for path, content in files.items():
+        if path in masks:
+            stem = path.with_name(path.name[: -len(MASK_SUFFIX)])
+            if not any(stem.with_name(stem.name + suffix) in files for suffix in IMAGE_SUFFIXES):
+                problems.append(f"{path}: mask without an image next to it - ignored")
+            continue
+        if len(path.parts) != 2 or path.suffix.lower() not in IMAGE_SUFFIXES:
+            problems.append(f"{path}: not an image inside a class folder (expected "
+                            f"<class>/<name>.png) - ignored")
+            continue
+        mask_path = path.with_name(path.name[: -len(path.suffix)] + MASK_SUFFIX)
+        pair = _load_pair(path, content, files.get(mask_path), size, problems)
+        if pair is not None:
+            samples.setdefault(path.parts[0], []).append(pair)
+    if size is None and samples:
+        first = next(iter(samples.values()))[0][0].shape[:2]
+        for class_name, pairs in samples.items():
+            keep = [pair for pair in pairs if pair[0].shape[:2] == first]
+            if len(keep) < len(pairs):
+                problems.append(f"{class_name}/: {len(pairs) - len(keep)} image(s) not "
+                                f"{first[1]}x{first[0]} like the first one - skipped; pass "
+                                f"size= to resize everything")
+            samples[class_name] = keep
+    class_names = sorted(name for name, pairs in samples.items() if pairs)
+    if len(class_names) < 2:
+        raise ValueError(f"{source}: found {len(class_names)} class folder(s) with usable images "
+                         f"({class_names}); need at least two, laid out as root/<class>/<name>.png "
+                         f"with <name>.mask.png. Problems: {problems[:5]}")
+    images, mask_list, labels = [], [], []
+    for label, class_name in enumerate(class_names):
+        for image, mask in samples[class_name]:
+            images.append(image)
+            mask_list.append(mask)
+            labels.append(label)
+    image_set = ImageSet(
+        images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),  # (N, 3, H, W)
+        masks=torch.from_numpy(np.stack(mask_list))[:, None],  # (N, 1, H, W)
+        labels=torch.tensor(labels, dtype=torch.int64),
+        class_names=class_names,
+    )
+    return image_set, problems
+
+
+def write_png(path: str | Path, image: np.ndarray, overwrite: bool = False) -> Path:
+    """Write a uint8 image (H, W) or RGB (H, W, 3) as PNG, atomically (temp file + rename).
+
+    Args:
+        path: Destination file.
+        image: uint8 array; RGB order for colour.
+        overwrite: Replace an existing file; otherwise an existing file raises.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: The file exists and ``overwrite`` is False, or the array is not uint8.
+    """
+    path = Path(path)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise ValueError(f"write_png needs a uint8 (H, W) or (H, W, 3) array, got {image.dtype} "
+                         f"{image.shape}")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists; pass overwrite=True (or --force) to replace it")
+    data = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", data)
+    if not ok:
+        raise ValueError(f"could not encode {path} as PNG")
+    write_atomically(path, encoded.tobytes(), overwrite=overwrite)
+    return path
+
+
+def save_image_folder(image_set: ImageSet, root: str | Path, overwrite: bool = False) -> list[Path]:
+    """Write an :class:`ImageSet` in the layout :func:`load_image_folder` reads.
+
+    Class names become folder names (``/`` replaced by ``_``); files are ``<class>_<i>.png`` and
+    ``<class>_<i>.mask.png``.
+
+    Args:
+        image_set: Images in [0, 1] and masks in {0, 1}.
+        root: Destination folder.
+        overwrite: Replace existing files.
+
+    Returns:
+        The image paths written (masks next to them).
+    """
+    folders = [name.replace("/", "_").replace(" ", "_") for name in image_set.class_names]
+    written = []
+    for index in range(len(image_set)):
+        label = int(image_set.labels[index])
+        image = image_set.images[index].permute(1, 2, 0).clamp(0, 1).numpy()  # (H, W, C)
+        pixels = np.round(image * 255).astype(np.uint8)
+        if pixels.shape[2] == 1:
+            pixels = pixels[..., 0]
+        mask = (image_set.masks[index, 0].numpy() > 0.5).astype(np.uint8) * 255
+        stem = Path(root) / folders[label] / f"{folders[label]}_{index}"
+        written.append(write_png(stem.with_suffix(".png"), pixels, overwrite))
+        write_png(stem.with_name(stem.name + MASK_SUFFIX), mask, overwrite)
+    return written

@@ -1,0 +1,93 @@
+"""Which network a state dict belongs to, and loading it with a key check: written once.
+
+Every model family registers how to read its constructor arguments from a state dict with
+torchvision's keys (:class:`isnet.models.registry.Family`). :func:`infer_architecture` asks each
+family in turn; a state dict that fits none gets an error naming the closest family and the keys
+that differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor, nn
+
+from isnet.models import MODEL_NAMES, create_model, family_of
+from isnet.models.registry import families, family_spec
+
+
+def infer_architecture(state: Mapping[str, Tensor]) -> tuple[str, dict[str, Any]]:
+    """The family and constructor arguments of the network whose weights ``state`` holds.
+
+    Raises:
+        ValueError: no registered family fits; the message names the closest family and the
+            keys it expects but the file lacks (and a few keys the file has instead).
+    """
+    for family in families():
+        if all(key in state for key in family.signature_keys):
+            try:
+                return family.name, family.architecture_from_state_dict(state)
+            except (KeyError, ValueError, IndexError):
+                continue
+    closest = max(families(), key=lambda f: sum(key in state for key in f.signature_keys))
+    missing = [key for key in closest.signature_keys if key not in state]
+    others = sorted(set(state) - set(closest.signature_keys))[:5]
+    raise ValueError(f"the weights match no supported model family "
+                     f"({', '.join(f.name for f in families())}). Closest: {closest.name}, "
+                     f"which needs keys {missing[:6]} that the file lacks; the file has keys "
+                     f"such as {others}")
+
+
+def build_model(family: str, architecture: Mapping[str, Any]) -> nn.Module:
+    """A randomly initialised network of ``family`` with these constructor arguments."""
+    arguments = {k: (tuple(v) if isinstance(v, list) else v) for k, v in architecture.items()}
+    try:
+        return family_spec(family).model_class(**arguments)
+    except TypeError as error:
+        raise ValueError(f"architecture {dict(architecture)} does not fit the {family} family "
+                         f"({error})") from error
+
+
+def model_for_state_dict(state: Mapping[str, Tensor]) -> nn.Module:
+    """Build the (randomly initialised) network whose architecture matches ``state``."""
+    family, architecture = infer_architecture(state)
+    return build_model(family, architecture)
+
+
+def load_weights(model: nn.Module, state: Mapping[str, Tensor]) -> nn.Module:
+    """``model.load_state_dict(state)`` with a ValueError naming missing/unexpected/odd keys.
+
+    Tensors are cast to the model's dtypes (float16 checkpoints load as float32).
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:6]) + (f" … ({len(keys)} in all)" if len(keys) > 6 else "")
+        parts = [f"{name}: {show(keys)}" for name, keys in
+                 (("missing keys", missing), ("unexpected keys", unexpected),
+                  ("shape mismatches", mismatched)) if keys]
+        raise ValueError(f"weights do not fit this {type(model).__name__} — " + "; ".join(parts))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return model
+
+
+def registered_name(family: str, architecture: Mapping[str, Any]) -> str | None:
+    """The registry name with this family and architecture (ignoring K), else None."""
+    def same(a: Any, b: Any) -> bool:
+        return (tuple(a) if isinstance(a, (list, tuple)) else a) == \
+            (tuple(b) if isinstance(b, (list, tuple)) else b)
+
+    for name in MODEL_NAMES:
+        if family_of(name) != family:
+            continue
+        candidate = create_model(name, num_classes=1,
+                                 in_channels=architecture.get("in_channels", 3))
+        arch = getattr(candidate, "arch", {})
+        keys = [k for k in arch if k not in ("num_classes", "in_channels")]
+        if all(k in architecture and same(arch[k], architecture[k]) for k in keys):
+            return name
+    return None

@@ -1,0 +1,173 @@
+"""LRP through the ISNet DenseNet: which rule applies where, and the reverse walk.
+
+Rule table (the paper's LRP-ε ISNet, with the two bookkeeping errors of the published LRP block
+corrected; see ``docs/lrp-rules.md``):
+
+==========================  ================================================================
+layer                       rule
+==========================  ================================================================
+classifier                  ε (z = logits with the bias detached)
+global average pooling      ε (z = pooled features)
+dense layer conv2           ε, fused with **every** BatchNorm that reads its channels
+                            (norm1 of each later layer in the block, and the block's end
+                            reader: the next transition's norm or norm5), one ε per consumer,
+                            relevance of all consumers summed
+dense layer conv1           ε, fused with norm2
+transition conv             ε (no BatchNorm after it; the paper's extra ReLU follows)
+transition average pooling  ε, fused with every BatchNorm of the next block that reads it
+stem max pooling            winner-take-all, overlapping windows **summed**, fused with the
+                            BatchNorms of the first block that read it
+conv0 + norm0               z^B with pixel bounds [low, high] (default [0, 1]); ε if zb=False
+ReLU                        relevance passes unchanged
+==========================  ================================================================
+
+Every step is "ratio, then transpose" (see :mod:`isnet.lrp.rules`). A *message* below is the
+coefficient ``c_j = Σ_k w_jk R_k / z_k`` arriving at a tensor, so that its relevance is
+``R_j = a_j · c_j``. A BatchNorm consumer sends ``scale · R / z`` to the producers of its input
+channels; a producer adds up the messages of all its consumers before its own transpose.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from isnet.lrp.canonize import batch_statistics, batchnorm_affine, uses_batch_statistics
+from isnet.lrp.config import LRPConfig, channel_view
+from isnet.lrp.registry import register_walk
+from isnet.lrp.rules import (
+    avg_pool_transpose,
+    conv_transpose,
+    epsilon_message,
+    epsilon_ratio,
+    max_pool_transpose,
+    zbox_rule,
+)
+from isnet.models.densenet import (
+    DenseBlock,
+    DenseNet,
+    LayerTrace,
+    Trace,
+    Transition,
+    TransitionTrace,
+)
+
+
+@register_walk(DenseNet)
+def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
+                            config: LRPConfig) -> Tensor:
+    """The reverse walk from the pooled features to the input.
+
+    Args:
+        model: the DenseNet that produced ``trace``.
+        trace: activations from ``model.forward_trace``.
+        messages: (B, M, F) messages at the pooled features (from :func:`class_messages` or
+            :func:`selective_messages`).
+        config: LRP settings.
+
+    Returns:
+        heatmaps (B, M, C, H, W): relevance per input pixel and channel.
+    """
+    e, detach, f = config.epsilon, config.detach_bias, model.features
+    # global average pooling (ε): z = pooled features, input = relu5 output
+    relevance_pooled = trace.pooled.unsqueeze(1) * messages  # (B, M, F)
+    ratio = epsilon_ratio(relevance_pooled, trace.pooled, e)  # (B, M, F)
+    h, w = trace.final_relu.shape[-2:]
+    transposed = ratio[..., None, None].expand(-1, -1, -1, h, w) / (h * w)  # (B, M, F, h, w)
+    activation = trace.final_relu
+    blocks = [m for n, m in f.named_children() if n.startswith("denseblock")]
+    transitions = [m for n, m in f.named_children() if n.startswith("transition")]
+    end_readers = [(t.norm, trace.transitions[i].concat) for i, t in enumerate(transitions)]
+    end_readers.append((f.norm5, trace.final_concat))
+    message = transposed  # the walk below reads it only after its first iteration sets it
+    for index in reversed(range(len(blocks))):
+        norm, concat = end_readers[index]
+        statistics = batch_statistics(concat, detach) if uses_batch_statistics(norm) else None
+        if index < len(blocks) - 1:  # relevance coming down through the next transition
+            activation = trace.transitions[index].relu
+            transposed = _transition_transposed(transitions[index], trace.transitions[index],
+                                                message, config)
+        message = _consumer_message(norm, concat, activation, transposed, config, statistics)
+        message = _block_backward(blocks[index], trace.blocks[index], message, config, statistics)
+    # stem max pooling: winners receive the sum of the messages of every window they won
+    size = tuple(trace.stem_relu.shape[-2:])
+    transposed = max_pool_transpose(message, trace.stem_indices, size)  # (B, M, F0, H/2, W/2)
+    scale, shift = batchnorm_affine(f.norm0, trace.stem_conv, detach)
+    conv = f.conv0
+    if config.zb:
+        relevance = trace.stem_relu.unsqueeze(1) * transposed  # R at norm0's output
+        weight = conv.weight * scale.view(-1, 1, 1, 1)  # conv0 ∘ norm0 fused
+        low, high = channel_view(config.low, trace.inputs), channel_view(config.high, trace.inputs)
+        return zbox_rule(trace.inputs, weight, shift, relevance, low, high,
+                         conv.stride, conv.padding, e)
+    ratio = epsilon_message(trace.stem_relu, transposed, trace.stem_conv, scale, shift, e)
+    size = tuple(trace.inputs.shape[-2:])
+    return trace.inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
+                                                      conv.padding)
+
+
+def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Tensor,
+                      transposed: Tensor, config: LRPConfig,
+                      statistics: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Message a BatchNorm consumer sends to the producers of its input: ``scale · R / z``,
+    with ``R = activation · transposed`` the relevance at its ReLU and ``z`` its output.
+
+    Shapes: inputs, activation (B, C, H, W); transposed (B, M, C, H, W) → (B, M, C, H, W).
+    """
+    scale, shift = batchnorm_affine(norm, inputs, config.detach_bias, statistics)
+    return epsilon_message(activation, transposed, inputs, scale, shift, config.epsilon)
+
+
+def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Tensor,
+                    config: LRPConfig, statistics: tuple[Tensor, Tensor] | None) -> Tensor:
+    """Relevance through a dense block.
+
+    ``end_message`` (B, M, C_total, h, w) comes from the block's end reader (next transition's
+    norm, or norm5); ``statistics`` are the batch statistics of the full concatenation (train
+    mode) — every reader in the block reads a prefix of it. Returns the summed message at the
+    block input (B, M, C_in, h, w).
+    """
+    modules = list(block.values())
+    slots = [layers[0].concat.shape[1]] + [t.new_features.shape[1] for t in layers]
+    inbox: list[list[Tensor]] = [[] for _ in slots]  # messages per producer (block input, layers)
+
+    def post(message: Tensor) -> None:
+        for slot, part in enumerate(message.split(slots[: _count_slots(message, slots)], dim=2)):
+            inbox[slot].append(part)
+
+    post(end_message)
+    for index in reversed(range(len(modules))):
+        layer, t = modules[index], layers[index]
+        message = torch.stack(inbox[index + 1]).sum(0)  # (B, M, growth, h, w)
+        size = tuple(t.relu2.shape[-2:])
+        transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
+                                    layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
+        scale, shift = batchnorm_affine(layer.norm2, t.bottleneck, config.detach_bias)
+        ratio = epsilon_message(t.relu2, transposed, t.bottleneck, scale, shift, config.epsilon)
+        transposed = conv_transpose(ratio, layer.conv1.weight, size)  # (B, M, C_in, h, w)
+        post(_consumer_message(layer.norm1, t.concat, t.relu1, transposed, config, statistics))
+    return torch.stack(inbox[0]).sum(0)
+
+
+def _count_slots(message: Tensor, slots: list[int]) -> int:
+    """How many producer slots a consumer's message covers (its input is a prefix of the concat)."""
+    total, count = 0, 0
+    while total < message.shape[2]:
+        total += slots[count]
+        count += 1
+    return count
+
+
+def _transition_transposed(transition: Transition, t: TransitionTrace, message: Tensor,
+                           config: LRPConfig) -> Tensor:
+    """Through a transition, from the message at its pooled output to the transposed message at
+    its first ReLU (relevance there = ``t.relu · result``). The pooling is fused with the next
+    block's BatchNorms (already in ``message``); the conv has no bias and is followed by the
+    paper's extra ReLU, so its own z is its output. Shapes: (B, M, C_out, h, w) → (B, M, C, 2h, 2w).
+    """
+    size = tuple(t.relu2.shape[-2:])
+    transposed = avg_pool_transpose(message, size, transition.pool.kernel_size)
+    ones = t.conv.new_ones(t.conv.shape[1])
+    ratio = epsilon_message(t.relu2, transposed, t.conv, ones, torch.zeros_like(ones),
+                            config.epsilon)
+    return conv_transpose(ratio, transition.conv.weight, size)

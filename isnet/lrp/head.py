@@ -1,0 +1,58 @@
+"""LRP through the classifier head: the first step of every walk, shared by all families.
+
+Every LRP-ready model exposes its last linear layer as ``model.classifier_layer`` and its trace
+holds that layer's input as ``trace.pooled`` and the logits as ``trace.logits``. These functions
+turn relevance placed on the logits into *messages* at ``trace.pooled`` (see
+``docs/lrp-rules.md``); the family's walk takes it from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from isnet.lrp.config import LRPConfig
+from isnet.lrp.rules import epsilon_ratio
+
+
+def class_messages(model: nn.Module, trace: Any, output_relevance: Tensor,
+                   config: LRPConfig) -> Tensor:
+    """ε step through the classifier: messages at the pooled features.
+
+    Shapes: output_relevance (B, M, K) — relevance placed on the logits for each of M maps;
+    returns (B, M, F).
+    """
+    linear = model.classifier_layer
+    bias = linear.bias.detach() if (config.detach_bias and linear.bias is not None) else linear.bias
+    z = torch.nn.functional.linear(trace.pooled, linear.weight, bias)  # (B, K)
+    return epsilon_ratio(output_relevance, z, config.epsilon) @ linear.weight  # (B, M, F)
+
+
+def selective_messages(model: nn.Module, trace: Any, classes: Tensor,
+                       config: LRPConfig) -> Tensor:
+    """Messages at the pooled features for the softmax log-odds of ``classes`` (Selective ISNet).
+
+    The log-odds ``η_c = log(p_c / (1 − p_c)) = −log Σ_{c'≠c} exp(−(z_c − z_c'))`` is explained
+    through a layer of logit differences ``Z_cc' = z_c − z_c'`` (weights ``w_c − w_c'``), each
+    receiving relevance ``Z_cc' · softmax_{c'}(−Z_cc')``; then one ε step through that layer.
+
+    Shapes: classes (B,); returns (B, 1, F).
+    """
+    linear = model.classifier_layer
+    num_classes = linear.out_features
+    if num_classes < 2:
+        raise ValueError("the selective variant needs at least 2 classes")
+    others = torch.stack([torch.cat([torch.arange(c), torch.arange(c + 1, num_classes)])
+                          for c in classes.tolist()]).to(classes.device)  # (B, K-1)
+    weight_diff = linear.weight[classes].unsqueeze(1) - linear.weight[others]  # (B, K-1, F)
+    bias = linear.bias if linear.bias is not None else linear.weight.new_zeros(num_classes)
+    bias = bias.detach() if config.detach_bias else bias
+    bias_diff = bias[classes].unsqueeze(1) - bias[others]  # (B, K-1)
+    z = torch.einsum("bf,bjf->bj", trace.pooled, weight_diff) + bias_diff  # (B, K-1)
+    relevance = z * torch.softmax(-z, dim=1)  # (B, K-1)
+    ratio = epsilon_ratio(relevance.unsqueeze(1), z, config.epsilon)  # (B, 1, K-1)
+    return torch.einsum("bmj,bjf->bmf", ratio, weight_diff)  # (B, 1, F)
+
+

@@ -1,0 +1,55 @@
+"""Which reverse walk explains which model family.
+
+Each family's walk file (e.g. :mod:`isnet.lrp.densenet`) registers, for its model class, the
+function ``walk(model, trace, messages, config) -> heatmaps`` that carries the messages at the
+classifier's input (``trace.pooled``) down to the input pixels. The ISNet wrapper and
+:func:`isnet.explain` only ever call :func:`relevance_from_messages`, so adding a family touches
+no other family's files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor, nn
+
+from isnet.lrp.config import LRPConfig
+
+Walk = Callable[[Any, Any, Tensor, LRPConfig], Tensor]
+_WALKS: dict[type, Walk] = {}
+
+
+def register_walk(model_type: type) -> Callable[[Walk], Walk]:
+    """Decorator: register ``walk`` as the LRP walk of ``model_type`` (and its subclasses)."""
+
+    def decorate(walk: Walk) -> Walk:
+        _WALKS[model_type] = walk
+        return walk
+
+    return decorate
+
+
+def is_lrp_ready(model: nn.Module) -> bool:
+    """Whether an LRP walk is registered for this model's class."""
+    return any(isinstance(model, kind) for kind in _WALKS)
+
+
+def walk_for(model: nn.Module) -> Walk:
+    """The registered walk of ``model``'s family.
+
+    Raises:
+        ValueError: no walk is registered (the model is not an LRP-ready isnet network).
+    """
+    for kind, walk in _WALKS.items():
+        if isinstance(model, kind):
+            return walk
+    names = ", ".join(kind.__name__ for kind in _WALKS)
+    raise ValueError(f"no LRP walk for {type(model).__name__}; LRP-ready families: {names}. "
+                     "Build the backbone with isnet.create_model(name, num_classes=...)")
+
+
+def relevance_from_messages(model: nn.Module, trace: Any, messages: Tensor,
+                            config: LRPConfig) -> Tensor:
+    """Heatmaps (B, M, C, H, W) from messages (B, M, F) at the classifier input."""
+    return walk_for(model)(model, trace, messages, config)

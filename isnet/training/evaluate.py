@@ -1,0 +1,89 @@
+"""Evaluation: accuracy and mean background-relevance share, per test condition.
+
+:func:`evaluate_checkpoint` rebuilds a checkpoint's test images from its saved data description
+(:class:`isnet.training.experiment.ExperimentData`); the command ``python -m isnet.evaluate``
+prints the results.
+
+The background share of an image is ``Σ|R|`` outside the foreground mask over ``Σ|R|`` for the
+LRP heatmap of the model's *predicted* class (z^B input rule, ε = 0.01 by default): 0 means all
+relevance lies on the object, 1 all on the background. A model that uses a background shortcut
+has a high share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from isnet.data.image_set import as_dataset
+from isnet.io.checkpoints import load_checkpoint
+from isnet.loss import background_share
+from isnet.training.experiment import ExperimentData, evaluation_set
+from isnet.wrapper import explain
+
+
+def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 0.01,
+            zb: bool = True, limit_batches: int | None = None) -> dict[str, float]:
+    """Accuracy and mean background share of ``model`` (in ``eval()`` mode) on ``data``.
+
+    Args:
+        model: the network (left in ``eval()`` mode afterwards).
+        data: an ``ImageSet`` or a Dataset of (image (C, H, W), mask (1, H, W), label ()).
+        batch_size: images per forward pass.
+        epsilon: ε of the LRP ε-rule.
+        zb: z^B rule at the input layer.
+        limit_batches: stop after this many batches (None = all).
+
+    Returns:
+        ``{"accuracy": float, "background_share": float, "count": int}``.
+
+    Raises:
+        ValueError: if ``data`` is empty or of an unknown kind.
+    """
+    dataset = as_dataset(data)
+    if len(dataset) == 0:
+        raise ValueError("measure: the data set is empty")
+    model.eval()
+    correct, share, count = 0, 0.0, 0
+    with torch.no_grad():
+        for index, (images, masks, labels) in enumerate(DataLoader(dataset, batch_size)):
+            if limit_batches is not None and index >= limit_batches:
+                break
+            dtype = next(model.parameters()).dtype
+            logits, heatmaps = explain(model, images.to(dtype), e=epsilon, zb=zb)  # (B, 1, C, H, W)
+            correct += int((logits.argmax(1) == labels).sum())
+            share += float(background_share(heatmaps, masks.to(dtype)).sum())
+            count += len(labels)
+    return {"accuracy": correct / count, "background_share": share / count, "count": count}
+
+
+def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "unbiased",
+                                                                    "confounding"),
+                        limit: int | None = None, batch_size: int = 64) -> dict[str, dict]:
+    """Measure one checkpoint on each test condition rebuilt from its data description.
+
+    Args:
+        path: a checkpoint written by :func:`isnet.save_checkpoint` with a ``data`` field.
+        splits: conditions to test (``"biased"``, ``"unbiased"``, ``"confounding"``).
+        limit: test images per split (default: the description's ``test_limit``).
+        batch_size: images per forward pass.
+
+    Returns:
+        ``{split: {"accuracy", "background_share", "count"}}``.
+
+    Raises:
+        ValueError: if the checkpoint has no data description to rebuild its test images.
+    """
+    model, metadata = load_checkpoint(path)
+    if not metadata.get("data"):
+        raise ValueError(f"{path}: the checkpoint has no 'data' description; evaluate it with "
+                         "isnet.evaluate.measure(model, image_set) on your own images")
+    data = ExperimentData.from_dict(metadata["data"])
+    epsilon = float(metadata.get("config", {}).get("epsilon", 0.01))
+    return {split: measure(model, evaluation_set(data, split, limit), batch_size, epsilon)
+            for split in splits}

@@ -1,0 +1,128 @@
+"""The ISNet: a classifier whose forward also returns its LRP heatmaps, inside the autograd graph.
+
+During training, ``ISNet.forward`` returns ``(logits, heatmaps)`` and a loss on the heatmaps
+(:func:`isnet.heatmap_loss`) trains the classifier through the LRP block with a plain
+``loss.backward()``. For deployment the LRP block is dropped: :meth:`ISNet.deploy` hands back the
+bare backbone, so inference costs exactly what the classifier costs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from isnet.lrp.config import LRPConfig
+from isnet.lrp.registry import is_lrp_ready, relevance_from_messages
+from isnet.lrp.targets import check_mode, pooled_messages
+
+Bounds = tuple[float | Sequence[float], float | Sequence[float]]
+
+
+def lrp_settings(lrp: LRPConfig | None, epsilon: float | None, e: float | None,
+                 zb: bool | None, bounds: Bounds | None, detach_bias: bool | None) -> LRPConfig:
+    """One :class:`LRPConfig` from a config and/or keyword shortcuts (shortcuts win).
+
+    ``e`` is the deprecated spelling of ``epsilon`` (kept for one release).
+    """
+    if e is not None:
+        warnings.warn("e= is deprecated; use epsilon=", DeprecationWarning, stacklevel=3)
+        if epsilon is not None and epsilon != e:
+            raise ValueError(f"give epsilon= or its old name e=, not both ({epsilon} vs {e})")
+        epsilon = e
+    changes: dict[str, Any] = {}
+    if epsilon is not None:
+        changes["epsilon"] = epsilon
+    if zb is not None:
+        changes["zb"] = zb
+    if bounds is not None:
+        changes["low"], changes["high"] = bounds
+    if detach_bias is not None:
+        changes["detach_bias"] = detach_bias
+    return dataclasses.replace(lrp or LRPConfig(), **changes)
+
+
+class ISNet(nn.Module):
+    """An LRP-ready backbone + its LRP block.
+
+    Args:
+        backbone: the network to explain and train (shared, not copied), built with
+            :func:`isnet.create_model` (any registered family).
+        epsilon: ε of the ε-rule.
+        zb: z^B rule at the input layer.
+        heat: compute heatmaps in ``forward``; when False, ``forward`` returns only logits.
+        explain: ``"all"`` (K maps, original ISNet), ``"target"``, ``"predicted"``,
+            ``"selective"`` or ``"stochastic"`` (one map each); see :mod:`isnet.lrp.targets`.
+        lrp: the whole LRP configuration in one object; the keyword shortcuts above (and
+            ``bounds``, ``detach_bias``) override its fields when given.
+        bounds: (low, high) input range for z^B, floats or one value per channel.
+        detach_bias: detach biases, BN shifts and statistics in the rules (paper default).
+        seed: seed of this model's own generator for the stochastic variant.
+        e: deprecated alias of ``epsilon``.
+    """
+
+    def __init__(self, backbone: nn.Module, epsilon: float | None = None, zb: bool | None = None,
+                 heat: bool = True, explain: str = "all", lrp: LRPConfig | None = None,
+                 bounds: Bounds | None = None, detach_bias: bool | None = None, seed: int = 0,
+                 e: float | None = None) -> None:
+        super().__init__()
+        if not is_lrp_ready(backbone):
+            raise ValueError(f"ISNet needs an LRP-ready isnet backbone, got "
+                             f"{type(backbone).__name__}; build one with "
+                             "isnet.create_model(name, num_classes=...)")
+        self.backbone = backbone
+        self.heat = heat
+        self.explain = check_mode(explain)
+        self.config = lrp_settings(lrp, epsilon, e, zb, bounds, detach_bias)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, x: Tensor, target: int | Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits, and heatmaps when ``heat`` is on.
+
+        Shapes: x (B, C, H, W) → logits (B, K), heatmaps (B, M, C, H, W) with M = K for
+        ``explain="all"``, else 1.
+        """
+        if not self.heat:
+            return self.backbone(x)
+        logits, trace = self.backbone.forward_trace(x)
+        messages = pooled_messages(self.backbone, trace, self.explain, self.config, target,
+                                   self.generator)
+        return logits, relevance_from_messages(self.backbone, trace, messages, self.config)
+
+    def deploy(self) -> nn.Module:
+        """The bare backbone, for inference without the LRP block (zero overhead)."""
+        return self.backbone
+
+
+def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = None,
+            epsilon: float | None = None, zb: bool | None = None, bounds: Bounds | None = None,
+            detach_bias: bool | None = None, lrp: LRPConfig | None = None,
+            e: float | None = None) -> tuple[Tensor, Tensor]:
+    """LRP heatmap of one output per sample (for display and analysis).
+
+    Args:
+        model: an LRP-ready network (its train/eval mode is respected; use ``eval()`` for
+            display).
+        x: images (B, C, H, W), in ``bounds`` when ``zb`` is on.
+        target: None (top prediction), a class index, a (B,) tensor of classes, or an explain
+            mode name (``"all"``, ``"selective"``, …).
+        epsilon, zb, bounds, detach_bias, lrp: LRP settings, as in :class:`ISNet`.
+        e: deprecated alias of ``epsilon``.
+
+    Returns:
+        logits (B, K) and heatmaps (B, M, C, H, W), M = 1 unless ``target="all"``.
+    """
+    config = lrp_settings(lrp, epsilon, e, zb, bounds, detach_bias)
+    logits, trace = model.forward_trace(x)
+    if target is None:
+        mode, classes = "predicted", None
+    elif isinstance(target, str):
+        mode, classes = target, None
+    else:
+        mode, classes = "target", target
+    messages = pooled_messages(model, trace, mode, config, classes)
+    return logits, relevance_from_messages(model, trace, messages, config)

@@ -1,0 +1,127 @@
+"""A real-browser journey through the explorer, and the README screenshot.
+
+``python -m scripts.screenshot [--out docs/screenshot.png] [--image PATH]`` starts the explorer
+with its default models (bundled checkpoints when present), drives Debian's Chromium with
+Playwright (never ``playwright install``): upload an image, paint a mask stroke, press Explain,
+wait for both heatmaps, and saves a screenshot. ``tests/test_browser.py`` runs the same
+:func:`journey` against tiny models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@dataclass
+class JourneyResult:
+    """What the browser saw: the two overlay image sources and the summary text."""
+
+    left_src: str
+    right_src: str
+    summary: str
+    painted: bool
+
+
+def _paint_stroke(page) -> None:
+    """Choose the brush and drag a stroke across the middle of the editor's canvas."""
+    editor = page.locator("#mask-editor")
+    editor.get_by_role("button", name="Brush", exact=True).first.click()
+    canvas = editor.locator("canvas").last
+    box = canvas.bounding_box()
+    if box is None:
+        raise RuntimeError("the mask editor's canvas is not visible")
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - box["width"] * 0.15, cy - box["height"] * 0.1)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(cx - box["width"] * 0.15 + step * box["width"] * 0.03,
+                        cy - box["height"] * 0.1 + step * box["height"] * 0.02)
+    page.mouse.up()
+
+
+def journey(url: str, image: str | Path, screenshot: str | Path | None = None,
+            timeout_ms: int = 60_000, auto_mask: bool = False) -> JourneyResult:
+    """Upload ``image``, paint a mask stroke, explain, wait for both heatmaps; screenshot.
+
+    With ``auto_mask`` the threshold mask is made first and the stroke corrects it.
+
+    Raises:
+        playwright.sync_api.TimeoutError: a step did not show its result in time.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                             headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1250})
+            page.set_default_timeout(timeout_ms)
+            page.goto(url)
+            page.locator("#image-upload input[type=file]").set_input_files(str(image))
+            expect(page.locator("#mask-editor canvas").last).to_be_visible()
+            time.sleep(1.0)  # let the editor lay the background out before painting
+            if auto_mask:
+                page.get_by_role("button", name="Auto mask: threshold").click()
+                time.sleep(2.0)
+            _paint_stroke(page)
+            time.sleep(0.5)
+            page.locator("#explain-button").click()
+            for side in ("left", "right"):
+                expect(page.locator(f"#{side}-overlay img")).to_be_visible()
+                expect(page.locator(f"#{side}-heatmap img")).to_be_visible()
+            expect(page.locator("#explain-summary")).to_contain_text("background share")
+            summary = page.locator("#explain-summary").inner_text()
+            painted = "—" not in summary.split("Shared colour scale")[0]
+            if screenshot is not None:
+                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(screenshot), full_page=True)
+            return JourneyResult(page.locator("#left-overlay img").get_attribute("src") or "",
+                                 page.locator("#right-overlay img").get_attribute("src") or "",
+                                 summary, painted)
+        finally:
+            browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Launch the explorer with its default models and save the README screenshot."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/screenshot.png")
+    parser.add_argument("--image", default=None, help="image to upload (default: a sample)")
+    parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import torch
+
+    from explorer.app import build_demo
+    from explorer.theme import CSS, THEME
+
+    torch.set_num_threads(1)  # as python app.py does
+    demo = build_demo(checkpoints=args.checkpoint)
+    samples = demo.explorer_context.samples
+    labelled = [s for s in samples if s.label] or samples
+    image = args.image or (labelled[-2].image_path if len(labelled) > 1 else
+                           labelled[0].image_path if labelled else None)
+    if image is None:
+        parser.error("no sample image found; pass --image")
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
+                            theme=THEME, css=CSS)
+    try:
+        result = journey(url, image, args.out, auto_mask=True)
+    finally:
+        demo.close()
+    print(f"saved {args.out} (mask painted: {result.painted})\n{result.summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
