@@ -34,8 +34,10 @@ def _variant(metadata: Mapping) -> str:
     provenance), else a guess from whether "isnet" appears in those sections."""
     sections = [metadata] + [metadata.get(k) or {} for k in ("config", "data", "provenance")]
     for section in sections:
-        if isinstance(section, Mapping) and section.get("variant"):
-            value = str(section["variant"]).lower()
+        method = section.get("method") or section.get("variant") if isinstance(section, Mapping) \
+            else None
+        if method:
+            value = str(method).lower()
             return "standard" if value == "standard" else "isnet"
     text = json.dumps([metadata.get(k) for k in ("config", "provenance")], default=str).lower()
     return "isnet" if "isnet" in text else "standard"

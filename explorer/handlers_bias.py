@@ -124,7 +124,7 @@ def draw_mark(image: np.ndarray, mask: np.ndarray, true_index: int, mark_index: 
     m = torch.from_numpy(mask.astype(np.float32))[None]  # (1, S, S)
     try:
         biased = inject_bias(x, m, int(true_index), num_classes, kind=settings.kind,
-                             seed=int(settings.seed), **options)
+                             seed=int(settings.seed), **options).image
     except ValueError as error:  # includes BiasPlacementError ("no room")
         raise InputError(f"Cannot place this mark: {error}") from error
     return viz.as_rgb_uint8(biased)

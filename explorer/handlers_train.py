@@ -207,7 +207,7 @@ def fine_tune(ctx: AppContext, session: str | None, base_id: str, source: str,
     model, head_notices = _prepare_model(base, list(image_set.class_names))
     try:
         config = TrainConfig(model=base.metadata.get("model_name") or "densenet121",
-                             num_classes=model.num_classes, variant=variant, epochs=int(epochs),
+                             num_classes=model.num_classes, method=variant, epochs=int(epochs),
                              batch_size=int(batch_size), learning_rate=float(learning_rate),
                              heat_weight=float(heat_weight), decay=float(decay), seed=int(seed),
                              input_size=size)
@@ -274,7 +274,7 @@ def _finish(ctx: AppContext, session, base: ModelEntry, model, result, config, i
             val_set, history: list[dict], save_checkpoint) -> TrainUpdate:
     """Save the fine-tuned model, register it for this session, explain one image before/after."""
     model_id = ctx.store.new_id("tuned")
-    label = f"{base.label} → fine-tuned ({config.variant}, {config.epochs} ep) #{model_id[6:]}"
+    label = f"{base.label} → fine-tuned ({config.method}, {config.epochs} ep) #{model_id[6:]}"
     metrics = {k: v for k, v in (result.history[-1] if result.history else {}).items()
                if isinstance(v, (int, float))}
     path = ctx.session_dir(session) / f"{model_id}.safetensors"
@@ -285,7 +285,7 @@ def _finish(ctx: AppContext, session, base: ModelEntry, model, result, config, i
                     provenance={"base_model": base.label, "tool": "ISNet Explorer"})
     metadata = plain_metadata({"class_names": list(image_set.class_names),
                                "input_size": config.input_size, "model_name": config.model,
-                               "variant": "standard" if config.variant == "standard" else "isnet",
+                               "variant": "standard" if config.method == "standard" else "isnet",
                                "config": config.to_dict(), "metrics": metrics,
                                "provenance": {"base_model": base.label}})
     entry = ctx.store.add(ModelEntry(model_id, label, model.eval(), metadata, owner=session,

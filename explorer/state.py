@@ -257,7 +257,7 @@ def record_run(record: dict | None, entry: ModelEntry, checkpoint: str | None) -
     config = entry.metadata.get("config", {})
     metrics = entry.metadata.get("metrics", {})
     run = {"model_id": entry.model_id, "name": entry.label, "checkpoint": checkpoint,
-           "variant": config.get("variant"), "epochs": config.get("epochs"),
+           "variant": config.get("method", config.get("variant")), "epochs": config.get("epochs"),
            "val_accuracy": metrics.get("val_accuracy"),
            "val_background_share": metrics.get("val_background_share")}
     return {**(record or new_record()), "runs": list((record or {}).get("runs", [])) + [run]}

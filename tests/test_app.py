@@ -216,11 +216,11 @@ def test_importing_the_app_builds_no_model_and_starts_no_server():
     import sys
 
     code = (
-        "import threading, isnet.models as m\n"
+        "import threading, isnet.models.densenet as m\n"
         "def boom(*a, **k): raise SystemExit('a model was built at import time')\n"
         "m.DenseNet.__init__ = boom\n"
         "before = threading.active_count()\n"
-        "import app, explorer.app, benchmarks.explorer_latency, explorer.screenshot\n"
+        "import app, explorer.app, benchmarks.explorer_latency, scripts.screenshot\n"
         "assert threading.active_count() == before, 'a thread (server?) was started'\n"
         "args = app.parse_args(['--port', '9', '--host', '0.0.0.0', '--share', '--inbrowser',\n"
         "                       '--checkpoint', 'a.safetensors', 'b.safetensors'])\n"

@@ -84,7 +84,7 @@ def test_placement_error_is_a_value_error_and_says_how_to_fix():
 def test_corner_mark_sits_in_its_corner_when_the_corner_is_free(corner):
     image, mask = torch.zeros(3, SIZE, SIZE), torch.zeros(1, SIZE, SIZE)
     mask[:, 16:32, 16:32] = 1
-    out = inject_bias(image, mask, 0, 10, kind="decoy", corner=corner, size=6, margin=2)
+    out = inject_bias(image, mask, 0, 10, kind="decoy", corner=corner, size=6, margin=2).image
     rows, cols = torch.nonzero(out.sum(0)).T
     expected_rows = (2, 7) if corner.startswith("top") else (SIZE - 8, SIZE - 3)
     expected_cols = (2, 7) if corner.endswith("left") else (SIZE - 8, SIZE - 3)
@@ -95,7 +95,7 @@ def test_corner_mark_sits_in_its_corner_when_the_corner_is_free(corner):
 def test_corner_mark_moves_to_the_nearest_free_place_and_keeps_its_margin():
     image, mask = torch.zeros(3, SIZE, SIZE), torch.zeros(1, SIZE, SIZE)
     mask[:, :20, :20] = 1  # the top-left corner is object
-    out = inject_bias(image, mask, 0, 10, kind="decoy", size=6, margin=2)
+    out = inject_bias(image, mask, 0, 10, kind="decoy", size=6, margin=2).image
     rows, cols = torch.nonzero(out.sum(0)).T
     # nearest fitting place to (0, 0): just right of the object, or just below it
     assert (int(rows.min()), int(cols.min())) in {(2, 22), (22, 2)}
@@ -171,19 +171,20 @@ def test_confounding_split_never_shows_the_label_and_unbiased_changes_nothing():
 def test_same_seed_same_bytes_other_seed_other_bytes():
     images, masks, labels = _batch(64)
     config = BiasConfig(kind="text", position="random", strength=0.5)
-    first = make_split(images, masks, labels, 10, "biased", config, seed=4)
-    again = make_split(images.clone(), masks.clone(), labels.clone(), 10, "biased", config, seed=4)
-    other = make_split(images, masks, labels, 10, "biased", config, seed=5)
+    first = make_split(images, masks, labels, 10, "biased", config, seed=4).images
+    again = make_split(images.clone(), masks.clone(), labels.clone(), 10, "biased", config,
+                       seed=4).images
+    other = make_split(images, masks, labels, 10, "biased", config, seed=5).images
     assert first.numpy().tobytes() == again.numpy().tobytes()
     assert not torch.equal(first, other)
-    single = [inject_bias(images[0], masks[0], 1, 10, kind="shape", position="random", seed=9)
+    single = [inject_bias(images[0], masks[0], 1, 10, kind="shape", position="random", seed=9).image
               for _ in range(2)]
     assert single[0].numpy().tobytes() == single[1].numpy().tobytes()
 
 
 def test_inject_bias_matches_apply_bias_and_keeps_dtype():
     images, masks, _ = _batch(1, dtype=torch.float64)
-    out = inject_bias(images[0], masks[0], 2, 4, kind="texture", seed=1, opacity=0.5)
+    out = inject_bias(images[0], masks[0], 2, 4, kind="texture", seed=1, opacity=0.5).image
     result = inject_bias(images[0], masks[0], 2, 4, BiasConfig(kind="texture", opacity=0.5), seed=1)
     assert out.dtype == torch.float64 and torch.equal(out, result.image)
     assert result.agrees and result.mark_class == 2

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from isnet.io.atomic import write_atomically
 from isnet.io.checkpoints import (
     CheckpointError,
-    _write_atomically,
     list_checkpoints,
     load_checkpoint,
     read_metadata,
@@ -87,7 +87,7 @@ def test_interrupted_save_leaves_previous_file_intact(model, tmp_path):
         raise KeyboardInterrupt  # e.g. Ctrl-C or a crash half-way through the write
 
     with pytest.raises(KeyboardInterrupt):
-        _write_atomically(path, chunks_then_interrupt(), overwrite=True)
+        write_atomically(path, chunks_then_interrupt(), overwrite=True)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]  # no temp left
     assert load_checkpoint(path).metadata["seed"] == 1

@@ -218,7 +218,7 @@ def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
     last = updates[-1]
     assert last.entry is not None and last.checkpoint and last.fraction == 1.0
     model, metadata = load_checkpoint(last.checkpoint)
-    assert metadata["class_names"] == CLASSES and metadata["config"]["variant"] == "selective"
+    assert metadata["class_names"] == CLASSES and metadata["config"]["method"] == "selective"
     assert ctx.store.get(last.entry.model_id, "alice") is last.entry
     with pytest.raises(InputError):
         ctx.store.get(last.entry.model_id, "bob")

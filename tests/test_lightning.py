@@ -61,7 +61,7 @@ def test_module_keeps_the_config_and_one_copy_of_the_weights():
 def test_ddp_on_two_cpu_processes_completes(tmp_path):
     out = tmp_path / "ddp.safetensors"
     command = [sys.executable, "-m", "isnet.train", "--out", str(out), "--model",
-               "tiny_densenet", "--variant", "selective", "--size", "32", "--train-limit", "32",
+               "tiny_densenet", "--method", "selective", "--size", "32", "--train-limit", "32",
                "--val-limit", "16", "--epochs", "1", "--batch-size", "8", "--no-evaluate",
                "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -72,5 +72,5 @@ def test_ddp_on_two_cpu_processes_completes(tmp_path):
     assert metadata["provenance"]["trainer"] == "lightning"
     assert metadata["provenance"]["world_size"] == 2
     assert metadata["metrics"]["steps"] == 2  # 32 images / (8 per step × 2 processes)
-    assert metadata["config"]["variant"] == "selective"
+    assert metadata["config"]["method"] == "selective"
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -94,7 +94,7 @@ def training_sets(data: ExperimentData) -> tuple[ImageSet, ImageSet]:
     pool = load_fashion_mnist(data.root, split="train", size=data.size,
                               limit=data.train_limit + data.val_limit, seed=data.seed)
     images = make_split(pool.images, pool.masks, pool.labels, pool.num_classes,
-                        split=data.train_split, bias=data.bias, seed=data.seed)
+                        split=data.train_split, bias=data.bias, seed=data.seed).images
     marked = ImageSet(images, pool.masks, pool.labels, list(pool.class_names))
     train = marked.subset(list(range(data.train_limit)))
     val = marked.subset(list(range(data.train_limit, len(marked))))
@@ -114,7 +114,7 @@ def evaluation_set(data: ExperimentData, split: str, limit: int | None = None) -
     base = load_fashion_mnist(data.root, split="test", size=data.size,
                               limit=limit or data.test_limit, seed=data.seed)
     images = make_split(base.images, base.masks, base.labels, base.num_classes, split=split,
-                        bias=data.bias, seed=data.seed + 1)
+                        bias=data.bias, seed=data.seed + 1).images
     return ImageSet(images, base.masks, base.labels, list(base.class_names))
 
 
