@@ -54,10 +54,13 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
         for index, (images, masks, labels) in enumerate(DataLoader(dataset, batch_size)):
             if limit_batches is not None and index >= limit_batches:
                 break
-            dtype = next(model.parameters()).dtype
-            logits, heatmaps = explain(model, images.to(dtype), e=epsilon, zb=zb)  # (B, 1, C, H, W)
+            reference = next(model.parameters())  # batches follow the model's device and dtype
+            images, masks, labels = (images.to(reference.device, reference.dtype),
+                                     masks.to(reference.device, reference.dtype),
+                                     labels.to(reference.device))
+            logits, heatmaps = explain(model, images, epsilon=epsilon, zb=zb)  # (B, 1, C, H, W)
             correct += int((logits.argmax(1) == labels).sum())
-            share += float(background_share(heatmaps, masks.to(dtype)).sum())
+            share += float(background_share(heatmaps, masks).sum())
             count += len(labels)
     return {"accuracy": correct / count, "background_share": share / count, "count": count}
 
