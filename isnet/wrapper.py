@@ -88,7 +88,7 @@ class ISNet(nn.Module):
         """
         if not self.heat:
             return self.backbone(x)
-        logits, trace = self.backbone.forward_trace(x)
+        logits, trace = self.backbone.forward_trace(x)  # type: ignore[operator]
         messages = pooled_messages(self.backbone, trace, self.explain, self.config, target,
                                    self.generator)
         return logits, relevance_from_messages(self.backbone, trace, messages, self.config)
@@ -117,7 +117,7 @@ def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = Non
         logits (B, K) and heatmaps (B, M, C, H, W), M = 1 unless ``target="all"``.
     """
     config = lrp_settings(lrp, epsilon, e, zb, bounds, detach_bias)
-    logits, trace = model.forward_trace(x)
+    logits, trace = model.forward_trace(x)  # type: ignore[operator]
     if target is None:
         mode, classes = "predicted", None
     elif isinstance(target, str):

@@ -8,7 +8,7 @@ turn relevance placed on the logits into *messages* at ``trace.pooled`` (see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,7 @@ def class_messages(model: nn.Module, trace: Any, output_relevance: Tensor,
     Shapes: output_relevance (B, M, K) — relevance placed on the logits for each of M maps;
     returns (B, M, F).
     """
-    linear = model.classifier_layer
+    linear = cast(nn.Linear, model.classifier_layer)
     bias = linear.bias.detach() if (config.detach_bias and linear.bias is not None) else linear.bias
     z = torch.nn.functional.linear(trace.pooled, linear.weight, bias)  # (B, K)
     return epsilon_ratio(output_relevance, z, config.epsilon) @ linear.weight  # (B, M, F)
@@ -40,14 +40,14 @@ def selective_messages(model: nn.Module, trace: Any, classes: Tensor,
 
     Shapes: classes (B,); returns (B, 1, F).
     """
-    linear = model.classifier_layer
+    linear = cast(nn.Linear, model.classifier_layer)
     num_classes = linear.out_features
     if num_classes < 2:
         raise ValueError("the selective variant needs at least 2 classes")
     others = torch.stack([torch.cat([torch.arange(c), torch.arange(c + 1, num_classes)])
                           for c in classes.tolist()]).to(classes.device)  # (B, K-1)
     weight_diff = linear.weight[classes].unsqueeze(1) - linear.weight[others]  # (B, K-1, F)
-    bias = linear.bias if linear.bias is not None else linear.weight.new_zeros(num_classes)
+    bias: Tensor = linear.bias if linear.bias is not None else linear.weight.new_zeros(num_classes)
     bias = bias.detach() if config.detach_bias else bias
     bias_diff = bias[classes].unsqueeze(1) - bias[others]  # (B, K-1)
     z = torch.einsum("bf,bjf->bj", trace.pooled, weight_diff) + bias_diff  # (B, K-1)
