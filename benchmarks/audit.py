@@ -41,8 +41,8 @@ def main() -> int:
     masks = torch.cat([marked.masks, clean.masks])
     labels = torch.cat([marked.labels, clean.labels])
     has_mark = np.r_[np.ones(len(marked)), np.zeros(len(clean))].astype(bool)
-    print(f"| model | images | audit s | images/s | marked in top half | clusters per class "
-          f"| ARI (clusters vs has-mark), mean over classes | clustering s |")
+    print("| model | images | audit s | images/s | marked in top half | clusters per class "
+          "| ARI (clusters vs has-mark), mean over classes | clustering s |")
     print("|---|---:|---:|---:|---:|---|---:|---:|")
     for name, path in MODELS.items():
         model = isnet.load_checkpoint(path).model
