@@ -157,7 +157,8 @@ def check_image_header(source: str | os.PathLike | bytes, max_pixels: int = DEFA
 
     Args:
         source: a file path or the file's bytes.
-        max_pixels: largest allowed ``width × height``.
+        max_pixels: largest allowed ``width × height`` (PIL refuses beyond twice
+            ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 million, whatever this says).
         name: the name used in messages (default: the path's base name, or "the image").
 
     Returns:
@@ -179,7 +180,8 @@ def check_image_header(source: str | os.PathLike | bytes, max_pixels: int = DEFA
     except Image.DecompressionBombError as error:  # PIL refused first: beyond 2 × its own limit
         found = _BOMB_PIXELS.search(str(error))
         pixels = int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise _too_large(label, pixels, max_pixels, "") from None
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+        raise _too_large(label, pixels, limit, "") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         if isinstance(error, LimitError):
             raise
