@@ -229,7 +229,8 @@ def test_multi_frame_image_gets_a_notice_and_its_first_frame_is_used(tmp_path):
 def checkpoint(tmp_path) -> Path:
     torch.manual_seed(SEED)
     return save_checkpoint(tmp_path / "good.safetensors", tiny_densenet(num_classes=3),
-                           class_names=["a", "b", "c"], input_size=32)
+                           model_name="tiny_densenet", class_names=["a", "b", "c"],
+                           input_size=32)
 
 
 def with_metadata(source: Path, target: Path, text: str) -> Path:

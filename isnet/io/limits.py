@@ -38,7 +38,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 
 _ORIENTATION_TAG = 0x0112
 _READ_CHUNK = 1 << 16
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: linear and fast
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
