@@ -147,7 +147,8 @@ def test_should_stop_ends_between_steps():
 def test_divergence_stops_restores_and_advises():
     model = tiny()
     initial = copy.deepcopy(model.state_dict())
-    config = tiny_config(method="standard", learning_rate=1e8, momentum=0.0,
+    # learning rates above 10 are refused by TrainConfig; a low divergence_ratio makes 10 enough
+    config = tiny_config(method="standard", learning_rate=10.0, momentum=0.0, divergence_ratio=2.0,
                          grad_clip_norm=None, epochs=4, divergence_patience=2)
     result = fit(model, image_set(), None, config)
     assert result.status == "diverged"

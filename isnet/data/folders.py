@@ -16,8 +16,15 @@ as made by zipping the ``root`` folder itself). Files and folders starting with 
 :func:`load_image_folder` loads everything it can and returns the list of problems, each naming
 the file: a missing mask, an unreadable file, an image whose size differs from its mask or from
 the others (pass ``size=``), a mask that is not binary (it is thresholded at half its range and
-still used), a mask or a file in the wrong place. Only a folder with fewer than two usable
-classes is an error (:class:`ValueError`): a classifier needs at least two.
+still used), a mask or a file in the wrong place, an image too large to decode, an animated image
+(its first frame is used), an absolute or climbing zip member name. Only a folder with fewer
+than two usable classes is an error (:class:`ValueError`): a classifier needs at least two.
+
+Uploads are untrusted: :class:`isnet.io.limits.UploadLimits` bounds the number of files, their
+bytes (a zip member's declared *and* decompressed size), the zip compression ratio, each image's
+pixels (read from its header before decoding) and the pixels kept in the set; exceeding one is a
+:class:`isnet.io.limits.LimitError`. Images are decoded with OpenCV and turned upright by their
+EXIF orientation (:func:`orient`), as ``PIL.ImageOps.exif_transpose`` would.
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ import torch
 
 from isnet.data.image_set import ImageSet
 from isnet.io.atomic import write_atomically
+from isnet.io.limits import (
+    LimitError,
+    UploadLimits,
+    check_image_header,
+    read_zip_members,
+    size_text,
+)
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_SUFFIX = ".mask.png"
@@ -41,22 +55,30 @@ def _ignored(parts: tuple[str, ...]) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
-def _list_files(source: Path) -> dict[PurePosixPath, bytes | Path]:
-    """Relative path -> content (zip) or absolute path (folder), for every regular file."""
+def _unsafe(name: str) -> bool:
+    """A zip member name that is absolute, climbs out (``..``) or uses backslashes."""
+    path = PurePosixPath(name)
+    return (path.is_absolute() or ".." in path.parts or "\\" in name
+            or any(":" in part for part in path.parts[:1]))
+
+
+def _list_files(source: Path, limits: UploadLimits, problems: list[str]
+                ) -> dict[PurePosixPath, bytes | Path]:
+    """Relative path -> content (zip) or absolute path (folder), for every regular file.
+
+    Raises:
+        LimitError: the upload exceeds ``limits`` (files, bytes, compression ratio).
+        ValueError: neither a folder nor a readable zip.
+    """
     if source.is_dir():
-        found = {}
-        for path in sorted(source.rglob("*")):
-            relative = PurePosixPath(path.relative_to(source).as_posix())
-            if path.is_file() and not _ignored(relative.parts):
-                found[relative] = path
-        return found
-    try:
-        with zipfile.ZipFile(source) as archive:
-            found = {PurePosixPath(info.filename): archive.read(info) for info in archive.infolist()
-                     if not info.is_dir() and not _ignored(PurePosixPath(info.filename).parts)}
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"{source} is neither a folder nor a readable zip file: "
-                         f"{error}") from error
+        return _list_folder(source, limits)
+    members = read_zip_members(source, limits, select=lambda name: not _unsafe(name) and
+                               not _ignored(PurePosixPath(name).parts))
+    with zipfile.ZipFile(source) as archive:  # already opened once: the directory is sane
+        for name in sorted(archive.namelist()):
+            if _unsafe(name):
+                problems.append(f"{name}: an absolute or climbing path inside the zip - ignored")
+    found = {PurePosixPath(name): data for name, data in members.items()}
     tops = {path.parts[0] for path in found}
     wrapped = all(len(path.parts) >= 3 or (len(path.parts) == 2 and
                                             not path.name.lower().endswith(IMAGE_SUFFIXES))
@@ -66,10 +88,64 @@ def _list_files(source: Path) -> dict[PurePosixPath, bytes | Path]:
     return found
 
 
-def _decode(content: bytes | Path, flags: int) -> np.ndarray | None:
-    """Decode an image file with OpenCV; None if unreadable."""
+def _list_folder(source: Path, limits: UploadLimits) -> dict[PurePosixPath, bytes | Path]:
+    """Every regular file under ``source`` (symbolic links not followed), within ``limits``."""
+    found: dict[PurePosixPath, bytes | Path] = {}
+    total, count = 0, 0
+    for path in sorted(source.rglob("*")):
+        count += 1
+        if count > limits.max_files:
+            raise LimitError(f"{source.name} holds more than {limits.max_files:,} entries "
+                             f"(the limit)")
+        relative = PurePosixPath(path.relative_to(source).as_posix())
+        if path.is_symlink() or not path.is_file() or _ignored(relative.parts):
+            continue
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            raise LimitError(f"{relative} is {size_text(size)}; the limit per file is "
+                             f"{size_text(limits.max_file_bytes)}")
+        total += size
+        if total > limits.max_total_bytes:
+            raise LimitError(f"{source.name} holds more than "
+                             f"{size_text(limits.max_total_bytes)} (the limit), counting up to "
+                             f"{relative}")
+        found[relative] = path
+    return found
+
+
+def _decode(name: PurePosixPath, content: bytes | Path, grey: bool, max_pixels: int,
+            problems: list[str], skipped: str) -> np.ndarray | None:
+    """Decode an image file with OpenCV after checking its header (pixel count); None, with a
+    problem ending in ``skipped``, if it cannot be used. EXIF orientation is applied; extra
+    frames are reported and ignored."""
     raw = content if isinstance(content, bytes) else content.read_bytes()
-    return cv2.imdecode(np.frombuffer(raw, np.uint8), flags) if raw else None
+    try:
+        header = check_image_header(raw, max_pixels, name=str(name))
+    except LimitError as error:
+        problems.append(f"{error} - {skipped}")
+        return None
+    except ValueError:
+        header = None
+    flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_UNCHANGED) | \
+        cv2.IMREAD_IGNORE_ORIENTATION
+    image = None if header is None else cv2.imdecode(np.frombuffer(raw, np.uint8), flags)
+    if image is None:
+        problems.append(f"{name}: cannot be read as an image - {skipped}")
+        return None
+    if header.notice:
+        problems.append(f"{name}: {header.notice}")
+    return orient(image, header.orientation)
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1–8) to an image array, as ``PIL.ImageOps.exif_transpose``.
+
+    Shapes: (H, W[, C]) → (H, W[, C]), or (W, H[, C]) for orientations 5–8.
+    """
+    swapped = image.swapaxes(0, 1)  # (W, H[, C]): the transpose
+    return {2: image[:, ::-1], 3: image[::-1, ::-1], 4: image[::-1],
+            5: swapped, 6: swapped[:, ::-1], 7: swapped[::-1, ::-1],
+            8: swapped[::-1]}.get(orientation, image).copy()
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
@@ -85,20 +161,18 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _load_pair(name: PurePosixPath, image_content: bytes | Path,
-               mask_content: bytes | Path | None, size: int | None,
+               mask_content: bytes | Path | None, size: int | None, max_pixels: int,
                problems: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
     """Read one image and its mask, resized when ``size`` is given; append problems."""
     mask_name = name.with_name(name.name[: -len(name.suffix)] + MASK_SUFFIX)
     if mask_content is None:
         problems.append(f"{name}: no mask; add {mask_name} (white = object) - image skipped")
         return None
-    image = _decode(image_content, cv2.IMREAD_UNCHANGED)
+    image = _decode(name, image_content, False, max_pixels, problems, "skipped")
     if image is None:
-        problems.append(f"{name}: cannot be read as an image - skipped")
         return None
-    mask = _decode(mask_content, cv2.IMREAD_GRAYSCALE)
+    mask = _decode(mask_name, mask_content, True, max_pixels, problems, f"{name} skipped")
     if mask is None:
-        problems.append(f"{mask_name}: cannot be read as an image - {name} skipped")
         return None
     if mask.shape != image.shape[:2]:
         problems.append(f"{mask_name}: size {mask.shape[1]}x{mask.shape[0]} differs from its "
@@ -117,32 +191,17 @@ def _load_pair(name: PurePosixPath, image_content: bytes | Path,
     return np.clip(rgb, 0.0, 1.0), binary.astype(np.float32)
 
 
-def load_image_folder(root_or_zip: str | Path, size: int | None = None
-                      ) -> tuple[ImageSet, list[str]]:
-    """Load ``root/<class>/<name>.png`` images with ``<name>.mask.png`` masks (or a zip of it).
-
-    Args:
-        root_or_zip: The folder, or a ``.zip`` file of it.
-        size: Resize every image to (size, size) (area for images, nearest for masks); None
-            keeps the original size, which must then be the same for all images.
-
-    Returns:
-        The :class:`ImageSet` (classes in alphabetical order of folder names) and the list of
-        problems, one human-readable line per skipped or repaired file, naming it.
+def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
+                     limits: UploadLimits, problems: list[str]
+                     ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Class name -> (image (H, W, 3), mask (H, W)) pairs; problems appended.
 
     Raises:
-        ValueError: The path does not exist, or fewer than two classes have a usable image.
+        LimitError: the kept images hold more than ``limits.max_total_pixels`` pixels.
     """
-    source = Path(root_or_zip)
-    if not source.exists():
-        raise ValueError(f"image folder {source} does not exist; expected root/<class>/<name>.png "
-                         f"with masks <name>.mask.png, or a .zip of that tree")
-    if size is not None and size < 8:
-        raise ValueError(f"size must be at least 8 px or None, got {size}")
-    files = _list_files(source)
-    problems: list[str] = []
     masks = {path for path in files if path.name.lower().endswith(MASK_SUFFIX)}
     samples: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    pixels = 0
     for path, content in files.items():
         if path in masks:
             stem = path.with_name(path.name[: -len(MASK_SUFFIX)])
@@ -154,9 +213,50 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None
                             f"<class>/<name>.png) - ignored")
             continue
         mask_path = path.with_name(path.name[: -len(path.suffix)] + MASK_SUFFIX)
-        pair = _load_pair(path, content, files.get(mask_path), size, problems)
-        if pair is not None:
-            samples.setdefault(path.parts[0], []).append(pair)
+        pair = _load_pair(path, content, files.get(mask_path), size, limits.max_pixels, problems)
+        if pair is None:
+            continue
+        pixels += pair[1].size
+        if pixels > limits.max_total_pixels:
+            raise LimitError(f"the images hold more than {limits.max_total_pixels:,} pixels in "
+                             f"all (the limit), counting up to {path}; resize them (size=) or "
+                             f"upload fewer")
+        samples.setdefault(path.parts[0], []).append(pair)
+    return samples
+
+
+def load_image_folder(root_or_zip: str | Path, size: int | None = None,
+                      limits: UploadLimits = UploadLimits()) -> tuple[ImageSet, list[str]]:
+    """Load ``root/<class>/<name>.png`` images with ``<name>.mask.png`` masks (or a zip of it).
+
+    Args:
+        root_or_zip: The folder, or a ``.zip`` file of it.
+        size: Resize every image to (size, size) (area for images, nearest for masks); None
+            keeps the original size, which must then be the same for all images.
+        limits: bounds on files, bytes, zip compression and pixels
+            (:class:`isnet.io.limits.UploadLimits`), checked before reading or decoding.
+            An image over ``limits.max_pixels`` is skipped with a problem; every other bound
+            refuses the whole upload.
+
+    Returns:
+        The :class:`ImageSet` (classes in alphabetical order of folder names) and the list of
+        problems, one human-readable line per skipped or repaired file, naming it.
+
+    Raises:
+        LimitError: (a ValueError) the upload exceeds ``limits``.
+        ValueError: The path does not exist, is not a readable zip, or fewer than two classes
+            have a usable image. Messages name only the upload's base name.
+    """
+    source = Path(root_or_zip)
+    if not source.exists():
+        raise ValueError(f"image folder {source.name} does not exist; expected "
+                         f"root/<class>/<name>.png with masks <name>.mask.png, or a .zip of "
+                         f"that tree")
+    if size is not None and size < 8:
+        raise ValueError(f"size must be at least 8 px or None, got {size}")
+    problems: list[str] = []
+    files = _list_files(source, limits, problems)
+    samples = _collect_samples(files, size, limits, problems)
     if size is None and samples:
         first = next(iter(samples.values()))[0][0].shape[:2]
         for class_name, pairs in samples.items():
@@ -168,9 +268,10 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None
             samples[class_name] = keep
     class_names = sorted(name for name, pairs in samples.items() if pairs)
     if len(class_names) < 2:
-        raise ValueError(f"{source}: found {len(class_names)} class folder(s) with usable images "
-                         f"({class_names}); need at least two, laid out as root/<class>/<name>.png "
-                         f"with <name>.mask.png. Problems: {problems[:5]}")
+        raise ValueError(f"{source.name}: found {len(class_names)} class folder(s) with usable "
+                         f"images ({class_names}); need at least two, laid out as "
+                         f"root/<class>/<name>.png with <name>.mask.png. Problems: "
+                         f"{problems[:5]}")
     images, mask_list, labels = [], [], []
     for label, class_name in enumerate(class_names):
         for image, mask in samples[class_name]:

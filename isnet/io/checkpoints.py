@@ -17,6 +17,11 @@ Lightning ``.ckpt`` dictionaries, or a plain state dict) are read with
 :func:`isnet.load_reference_state_dict`, and the architecture is inferred from tensor shapes
 (:mod:`isnet.io.architecture`).
 
+Reading is bounded (:class:`isnet.io.limits.CheckpointLimits`, :mod:`isnet.io.safetensors_header`):
+the file size, the header and metadata size and JSON depth, the required metadata entries, and
+the declared architecture against the tensor shapes are all checked before a tensor is read or a
+model is built. Error messages name only the file's base name.
+
 Writing is atomic (:mod:`isnet.io.atomic`): an interrupted save leaves any previous file
 untouched, and an existing file is never replaced unless ``overwrite=True``.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +51,13 @@ from isnet.io.architecture import (
 )
 from isnet.io.atomic import write_atomically
 from isnet.io.foreign import load_reference_state_dict
+from isnet.io.limits import CheckpointLimits, size_text
+from isnet.io.safetensors_header import (
+    SafetensorsHeader,
+    checked_architecture,
+    parse_metadata_json,
+    read_header,
+)
 from isnet.models.registry import families
 
 logger = logging.getLogger(__name__)
@@ -52,6 +65,9 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _METADATA_KEY = "isnet"
 _CHUNK_BYTES = 1 << 20
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]{1,80})")
+_REQUIRED: tuple[tuple[str, type], ...] = (("architecture", dict),)
+_REQUIRED_TEXT = {"architecture": "the network's constructor arguments, e.g. num_classes"}
 
 
 class CheckpointError(ValueError):
@@ -112,8 +128,8 @@ def save_checkpoint(
 
     Raises:
         FileExistsError: if ``path`` exists and ``overwrite`` is False.
-        ValueError: if ``model`` is not of a registered family, class names do not match the logits, or the
-            metadata cannot be written as JSON.
+        ValueError: if ``model`` is not of a registered family, class names do not match the
+            logits, or the metadata cannot be written as JSON.
     """
     family = next((f.name for f in families() if type(model) is f.model_class), None)
     if family is None:
@@ -158,54 +174,73 @@ def save_checkpoint(
     return target
 
 
-def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
+def load_checkpoint(path: str | os.PathLike,
+                    limits: CheckpointLimits = CheckpointLimits()) -> LoadedCheckpoint:
     """Load a checkpoint as a float32 network in ``eval()`` mode, plus its metadata.
 
     Accepts our safetensors checkpoints and, through :func:`isnet.load_reference_state_dict`,
     the ISNet authors' formats (``IsDense``/``ISNetLgt``/``ISNetFlex`` state dicts, Lightning
-    ``.ckpt`` dictionaries with a ``"state_dict"`` entry) and plain torchvision-layout state dicts. For
-    foreign files the architecture (and K, from the classifier's shape) is inferred.
+    ``.ckpt`` dictionaries with a ``"state_dict"`` entry) and plain torchvision-layout state
+    dicts. For foreign files the architecture (and K, from the classifier's shape) is inferred.
+
+    The file is untrusted until checked: its size, the safetensors header and metadata (size and
+    JSON depth, :class:`isnet.io.limits.CheckpointLimits`), the required metadata entries, and
+    the architecture the metadata declares against the one the tensor shapes imply — all before
+    any tensor is read or any model is built.
 
     Args:
         path: the file to read.
+        limits: bounds on the file (defaults: 1 GB file, 8 MB header, 1 MB metadata, JSON depth
+            32).
 
     Returns:
         ``LoadedCheckpoint(model, metadata)``.
 
     Raises:
-        CheckpointError: (a ``ValueError``) if the file is missing, not a checkpoint, would
-            execute code when unpickled, or its tensors do not fit any registered family.
+        CheckpointError: (a ``ValueError``) if the file is missing, too large, not a checkpoint,
+            would execute code when unpickled, lacks a required metadata entry, or its tensors
+            do not fit the declared architecture or any registered family. The message names
+            only the file's base name.
     """
     source = Path(path)
     if not source.is_file():
-        raise CheckpointError(f"load_checkpoint: {source} does not exist or is not a file")
+        raise CheckpointError(f"{source.name} does not exist or is not a file")
+    size = source.stat().st_size
+    if size > limits.max_file_bytes:
+        raise CheckpointError(f"{source.name} is {size_text(size)}; the limit for a checkpoint "
+                              f"is {size_text(limits.max_file_bytes)}")
     if _looks_like_safetensors(source):
-        return _load_safetensors(source)
+        return _load_safetensors(source, limits)
     return _load_foreign(source)
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+def read_metadata(path: str | os.PathLike,
+                  limits: CheckpointLimits = CheckpointLimits()) -> dict[str, Any]:
     """Read only the JSON metadata of one of our checkpoints (fast; no weights are loaded).
 
+    The header and metadata are bounded by ``limits`` as in :func:`load_checkpoint`; the
+    required entries are checked, the tensor shapes are not.
+
     Raises:
-        CheckpointError: if ``path`` is not one of our safetensors checkpoints.
+        CheckpointError: if ``path`` is not one of our safetensors checkpoints, or its header or
+            metadata exceeds ``limits``.
     """
     source = Path(path)
     if not source.is_file() or not _looks_like_safetensors(source):
-        raise CheckpointError(f"read_metadata: {source} is not an ISNet safetensors checkpoint")
-    header = _read_header(source)
-    return _parse_metadata(source, header.get("__metadata__", {}))
+        raise CheckpointError(f"{source.name} is not an ISNet safetensors checkpoint")
+    return _parse_metadata(source, _checked_header(source, limits).metadata, limits)
 
 
-def list_checkpoints(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
+def list_checkpoints(folder: str | os.PathLike,
+                     limits: CheckpointLimits = CheckpointLimits()) -> dict[str, dict[str, Any]]:
     """Map each ``*.safetensors`` checkpoint's file stem in ``folder`` to its metadata.
 
-    Files that are not our checkpoints are skipped with a logged warning.
+    Files that are not our checkpoints (or exceed ``limits``) are skipped with a logged warning.
     """
     found: dict[str, dict[str, Any]] = {}
     for file in sorted(Path(folder).glob("*.safetensors")):
         try:
-            found[file.stem] = read_metadata(file)
+            found[file.stem] = read_metadata(file, limits)
         except CheckpointError as error:
             logger.warning("skipping %s: %s", file, error)
     return found
@@ -237,53 +272,63 @@ def _looks_like_safetensors(path: Path) -> bool:
     """safetensors files start with an 8-byte little-endian header length, then ``{``."""
     with path.open("rb") as stream:
         start = stream.read(9)
-    if len(start) < 9 or start[8:9] != b"{":
-        return False
-    return int.from_bytes(start[:8], "little") < path.stat().st_size
+    return len(start) == 9 and start[8:9] == b"{"  # the length is checked by read_header
 
 
-def _read_header(path: Path) -> dict[str, Any]:
-    with path.open("rb") as stream:
-        length = int.from_bytes(stream.read(8), "little")
-        try:
-            return json.loads(stream.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise CheckpointError(f"{path}: corrupt safetensors header ({error})") from error
+def _checked_header(path: Path, limits: CheckpointLimits) -> SafetensorsHeader:
+    try:
+        return read_header(path, limits)
+    except ValueError as error:  # LimitError included
+        raise CheckpointError(str(error)) from None
 
 
-def _parse_metadata(path: Path, header: Mapping[str, str]) -> dict[str, Any]:
+def _parse_metadata(path: Path, header: Mapping[str, str],
+                    limits: CheckpointLimits) -> dict[str, Any]:
+    """Our JSON document from the header's string metadata, with its required entries."""
     if _METADATA_KEY not in header:
-        raise CheckpointError(f"{path}: a safetensors file without ISNet metadata; save it "
+        raise CheckpointError(f"{path.name}: a safetensors file without ISNet metadata; save it "
                               "with isnet.save_checkpoint")
-    metadata = json.loads(header[_METADATA_KEY])
-    if metadata.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {metadata['format_version']} is newer "
-                              f"than this code ({FORMAT_VERSION}); update isnet")
+    try:
+        metadata = parse_metadata_json(header[_METADATA_KEY], limits, f"{path.name}: metadata")
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path.name}: the ISNet metadata is not a JSON object")
+    version = metadata.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path.name}: checkpoint format {str(version)[:20]} is not one "
+                              f"this code reads (up to {FORMAT_VERSION}); update isnet")
+    for key, kind in _REQUIRED:
+        if key not in metadata:
+            raise CheckpointError(f"{path.name}: the metadata has no {key!r} entry (required: "
+                                  f"{_REQUIRED_TEXT[key]}); re-save it with isnet.save_checkpoint")
+        if not isinstance(metadata[key], kind):
+            raise CheckpointError(f"{path.name}: the metadata's {key!r} entry must be a "
+                                  f"{kind.__name__}, got {type(metadata[key]).__name__}")
     return metadata
 
 
-def _load_safetensors(path: Path) -> LoadedCheckpoint:
-    metadata = _parse_metadata(path, _read_header(path).get("__metadata__", {}))
+def _load_safetensors(path: Path, limits: CheckpointLimits) -> LoadedCheckpoint:
+    header = _checked_header(path, limits)
+    metadata = _parse_metadata(path, header.metadata, limits)
+    try:
+        family, architecture = checked_architecture(path.name, metadata, header)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     try:
         tensors = safetensors_load(path.read_bytes())
     except SafetensorError as error:
-        raise CheckpointError(f"{path}: corrupt safetensors data ({error})") from error
-    family = metadata.get("family", "densenet")  # version 0.1 files hold only DenseNets
-    return LoadedCheckpoint(_build(path, family, dict(metadata["architecture"]), tensors),
-                            metadata)
+        raise CheckpointError(f"{path.name}: corrupt safetensors data ({error})") from error
+    return LoadedCheckpoint(_build(path, family, architecture, tensors), metadata)
 
 
 def _load_foreign(path: Path) -> LoadedCheckpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError, … all mean "refused"
-        raise CheckpointError(
-            f"{path}: not loadable as a safe checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}). Only safetensors files and "
-            "torch.save'd dictionaries of tensors are accepted; pickled objects that would run "
-            "code are refused. Re-save the model's state_dict() with torch.save.") from error
+        raise CheckpointError(_refusal(path, error)) from None
     if not isinstance(raw, Mapping):
-        raise CheckpointError(f"{path}: holds a {type(raw).__name__}, not a state dict")
+        raise CheckpointError(f"{path.name}: holds a {type(raw).__name__}, not a state dict")
     state = {k: v for k, v in raw.items() if isinstance(v, Tensor)}
     try:
         family, architecture = infer_architecture(state)
@@ -291,7 +336,7 @@ def _load_foreign(path: Path) -> LoadedCheckpoint:
         try:
             state = load_reference_state_dict(dict(raw))
             family, architecture = infer_architecture(state)
-        except ValueError as error:
+        except (ValueError, KeyError, TypeError, IndexError) as error:
             raise CheckpointError(f"{path.name}: {error}") from error
     metadata = {
         "format_version": 0, "model_name": registered_name(family, architecture),
@@ -299,7 +344,7 @@ def _load_foreign(path: Path) -> LoadedCheckpoint:
         "class_names": [str(i) for i in range(architecture["num_classes"])],
         "input_size": None, "normalisation": {"mean": None, "std": None}, "bounds": [0.0, 1.0],
         "seed": None, "config": {}, "data": {}, "metrics": {},
-        "provenance": {"source_file": str(path), "format": "torch.load state dict"},
+        "provenance": {"source_file": path.name, "format": "torch.load state dict"},
         "storage_dtype": str(next(iter(state.values())).dtype).replace("torch.", ""),
     }
     return LoadedCheckpoint(_build(path, family, architecture, state), metadata)
@@ -311,6 +356,17 @@ def _build(path: Path, family: str, architecture: dict[str, Any],
         model = build_model(family, architecture)
         load_weights(model, {k: (v.float() if v.is_floating_point() else v)
                              for k, v in tensors.items()})
-    except ValueError as error:
+    except (ValueError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{path.name}: {error}") from error
     return model.eval()
+
+
+def _refusal(path: Path, error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to load it
+    unsafely (``weights_only=False``) and without paths."""
+    asked = _UNSAFE_GLOBAL.search(str(error))
+    reason = (f"it asks to run {asked.group(1)} when unpickled" if asked
+              else f"{type(error).__name__}")
+    return (f"{path.name}: refused: not a safetensors checkpoint, and not a plain dictionary of "
+            f"tensors ({reason}). Pickled objects that would run code are never loaded. Save "
+            "the model with isnet.save_checkpoint, or its state_dict() with torch.save.")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from isnet.models import MODEL_NAMES
 
 TRAINING_METHODS: tuple[str, ...] = ("standard", "all", "selective", "stochastic")
-"""Training methods: plain cross-entropy, or an ISNet explaining all / selective / stochastic maps."""
+"""Training methods: plain cross-entropy, or an ISNet explaining all / selective / stochastic
+maps."""
 
 
 
@@ -79,29 +82,25 @@ class TrainConfig:
     schedule: str = "constant"
 
     def __post_init__(self) -> None:
-        """Reject settings that cannot train, naming the field and a valid choice."""
+        """Reject settings that cannot train, naming the field and what is allowed.
+
+        Every number must be finite and inside its range (:data:`NUMBER_RANGES`); nothing is
+        silently replaced (whole floats such as ``5.0`` for an integer field are stored as
+        ``5``).
+        """
         if self.model not in MODEL_NAMES:
             raise ValueError(f"TrainConfig.model {self.model!r} unknown; choose one of "
                              f"{', '.join(MODEL_NAMES)}")
         if self.method not in TRAINING_METHODS:
             raise ValueError(f"TrainConfig.method {self.method!r} unknown; choose one of "
                              f"{', '.join(TRAINING_METHODS)}")
-        for name in ("num_classes", "epochs", "batch_size", "input_size", "divergence_patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be at least 1, got "
-                                 f"{getattr(self, name)}")
-        if not 0.0 <= self.heat_weight <= 1.0:
-            raise ValueError(f"TrainConfig.heat_weight (P) must lie in [0, 1], got "
-                             f"{self.heat_weight}")
-        if not 0.0 <= self.decay < 1.0:
-            raise ValueError(f"TrainConfig.decay (d) must lie in [0, 1), got {self.decay}")
-        if self.learning_rate <= 0 or self.epsilon <= 0:
-            raise ValueError("TrainConfig.learning_rate and epsilon must be positive")
+        _check_numbers(self)
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"TrainConfig.schedule must be 'constant' or 'cosine', got "
                              f"{self.schedule!r}")
-        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
-            raise ValueError("TrainConfig.grad_clip_norm must be positive or None")
+        if self.foreground_form not in ("l2", "hybrid"):
+            raise ValueError(f"TrainConfig.foreground_form must be 'l2' or 'hybrid', got "
+                             f"{self.foreground_form!r}")
 
     def heatmap_loss_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`isnet.heatmap_loss` / :func:`isnet.isnet_loss`."""
@@ -132,3 +131,74 @@ class TrainConfig:
         if "foreground_range" in values:
             values["foreground_range"] = tuple(values["foreground_range"])
         return cls(**values)
+
+
+NUMBER_RANGES: dict[str, tuple[type, float, float, str]] = {
+    "num_classes": (int, 1, 100_000, "[]"),
+    "epochs": (int, 1, 1_000, "[]"),
+    "batch_size": (int, 1, 4_096, "[]"),
+    "input_size": (int, 1, 4_096, "[]"),
+    "divergence_patience": (int, 1, 1_000_000, "[]"),
+    "seed": (int, -(2**63), 2**63 - 1, "[]"),
+    "learning_rate": (float, 0.0, 10.0, "(]"),
+    "momentum": (float, 0.0, 1.0, "[)"),
+    "weight_decay": (float, 0.0, 1.0, "[]"),
+    "heat_weight": (float, 0.0, 1.0, "[]"),
+    "decay": (float, 0.0, 1.0, "[)"),
+    "epsilon": (float, 0.0, 100.0, "(]"),
+    "background_weight": (float, 0.0, 1e6, "[]"),
+    "foreground_weight": (float, 0.0, 1e6, "[]"),
+    "saturation": (float, 0.0, 1e6, "(]"),
+    "grad_clip_norm": (float, 0.0, 1e6, "(]"),
+    "divergence_ratio": (float, 1.0, 1e12, "(]"),
+}
+"""Field → (type, low, high, brackets): the allowed values of each numeric TrainConfig field
+(``"(]"`` excludes the low end, ``"[)"`` the high end). Any other float field must be finite."""
+
+
+def _number(name: str, value: Any, kind: type) -> int | float:
+    """``value`` as a finite ``kind``; a ValueError naming the field otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"TrainConfig.{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"TrainConfig.{name} must be a finite number, got {value}")
+    if kind is int:
+        if not float(value).is_integer():
+            raise ValueError(f"TrainConfig.{name} must be a whole number, got {value}")
+        return int(value)
+    return float(value)
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    """Check every numeric field of ``config`` (finite, in range) and store it as int/float."""
+    for item in fields(config):
+        value, bounds = getattr(config, item.name), NUMBER_RANGES.get(item.name)
+        if bounds is None:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"TrainConfig.{item.name} must be a finite number, got {value}")
+            if item.type in ("bool", bool) and not isinstance(value, bool):
+                raise ValueError(f"TrainConfig.{item.name} must be True or False, got {value!r}")
+            continue
+        if value is None and item.name == "grad_clip_norm":
+            continue
+        kind, low, high, brackets = bounds
+        number = _number(item.name, value, kind)
+        above = number > low if brackets[0] == "(" else number >= low
+        below = number < high if brackets[1] == ")" else number <= high
+        if not (above and below):
+            raise ValueError(f"TrainConfig.{item.name} must lie in {brackets[0]}{low:g}, "
+                             f"{high:g}{brackets[1]}, got {number:g}")
+        object.__setattr__(config, item.name, number)
+    _check_foreground_range(config)
+
+
+def _check_foreground_range(config: TrainConfig) -> None:
+    values = config.foreground_range
+    if not isinstance(values, (tuple, list)) or len(values) != 2:
+        raise ValueError(f"TrainConfig.foreground_range must be two numbers (C1, C2), got "
+                         f"{values!r}")
+    low, high = (_number("foreground_range", v, float) for v in values)
+    if not 0.0 <= low <= high <= 1e6:
+        raise ValueError(f"TrainConfig.foreground_range (C1, C2) must satisfy 0 <= C1 <= C2 "
+                         f"<= 1e6, got ({low:g}, {high:g})")
+    object.__setattr__(config, "foreground_range", (low, high))

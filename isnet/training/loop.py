@@ -55,8 +55,10 @@ class FitResult:
     Attributes:
         model: the trained network (last good weights), in ``eval()`` mode.
         history: one dictionary per finished epoch (train means and validation metrics).
-        status: ``"completed"``, ``"stopped"`` (``should_stop`` said so) or ``"diverged"``.
-        advice: what to try when ``status == "diverged"``, else None.
+        status: ``"completed"``, ``"stopped"`` (``should_stop`` said so), ``"diverged"`` (the
+            loss exploded or became non-finite; earlier weights restored) or ``"failed"`` (the
+            weights ended non-finite; the last finite ones restored where there were any).
+        advice: what to try when the run diverged or failed, else None.
         steps: optimisation steps taken.
         seconds: wall time of the run.
     """
@@ -67,6 +69,11 @@ class FitResult:
     advice: str | None = None
     steps: int = 0
     seconds: float = 0.0
+
+    @property
+    def usable(self) -> bool:
+        """Whether the model may be saved and offered as a result: only a completed run."""
+        return self.status == "completed"
 
 
 def seed_everything(seed: int) -> None:
@@ -278,12 +285,38 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
             break
         result.history.append({"epoch": epoch, **{k: v / len(loader) for k, v in sums.items()},
                                **validation})
+        if non_finite_tensors(model):
+            break  # reported as "failed" below
         good_state = copy.deepcopy(model.state_dict())
     if result.status == "stopped" and result.steps and config.recalibrate_batchnorm:
         recalibrate_batchnorm(model, DataLoader(dataset, config.batch_size))  # mid-epoch stop
+    _fail_if_non_finite(result, model, good_state, config)
     result.seconds = time.perf_counter() - start
     model.eval()
     return result
+
+
+def non_finite_tensors(model: nn.Module) -> list[str]:
+    """Names of the model's floating-point parameters and buffers holding NaN or ±infinity."""
+    return [name for name, tensor in model.state_dict().items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+
+
+def _fail_if_non_finite(result: FitResult, model: nn.Module, good_state: dict[str, Tensor],
+                        config: TrainConfig) -> None:
+    """End-of-run check: non-finite weights make the run "failed", never "completed"."""
+    bad = non_finite_tensors(model)
+    if not bad:
+        return
+    model.load_state_dict(good_state)
+    restored = ("the last finite weights were restored" if not non_finite_tensors(model)
+                else "no finite weights were available")
+    result.status = "failed"
+    result.advice = (
+        f"Training failed: {len(bad)} weight tensor(s) ended NaN or infinite (e.g. {bad[0]}); "
+        f"{restored}. Do not use this model. Try a lower learning rate (e.g. learning_rate="
+        f"{config.learning_rate / 10:.1e}) and gradient clipping (grad_clip_norm=1).")
+    logger.warning(result.advice)
 
 
 def _validation(model: nn.Module, val_set: Any, config: TrainConfig) -> dict[str, float]:
