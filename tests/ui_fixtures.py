@@ -89,7 +89,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", attempts: int = 5):
+def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", max_epochs: int = 20,
+                    attempts: int = 5):
     """Build the explorer on tiny models, launch it on a free port of 127.0.0.1.
 
     Never a fixed port (tests may run side by side); should another process take the port
@@ -103,7 +104,8 @@ def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", attempts: int =
 
     images, masks = write_samples(tmp_path / "assets")
     demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
-                      work_dir=tmp_path / "work", limits=Limits(max_file_size=max_file_size))
+                      work_dir=tmp_path / "work", limits=Limits(max_file_size=max_file_size,
+                                    max_epochs=max_epochs))
     demo.queue(default_concurrency_limit=2)
     for attempt in range(attempts):
         try:

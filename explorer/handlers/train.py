@@ -28,7 +28,6 @@ from explorer.handlers.train_data import check_set, samples_set, split, uploaded
 from explorer.media import plots
 from explorer.state import AppContext, ModelEntry, plain_metadata
 from isnet import viz
-from isnet.data.image_set import ImageSet
 
 METHOD_LABELS = {"standard": "standard (cross-entropy only)",
                  "selective": "ISNet — selective (one map, fast)",
@@ -205,8 +204,8 @@ def _monitor(worker: threading.Thread, reports: queue.Queue, history: list[dict]
 
 
 def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model: torch.nn.Module,
-            result: Any, config: isnet.TrainConfig, image_set: ImageSet, val_set: ImageSet,
-            history: list[dict]) -> TrainUpdate:
+            result: Any, config: isnet.TrainConfig, image_set: isnet.ImageSet,
+            val_set: isnet.ImageSet, history: list[dict]) -> TrainUpdate:
     """Save the fine-tuned model, register it for this session, explain one image before/after."""
     model_id = ctx.store.new_id("tuned")
     label = f"{base.label} → fine-tuned ({config.method}, {config.epochs} ep) #{model_id[6:]}"

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import torch
 
+import isnet
 from explorer.errors import InputError
 from explorer.media.decode import decode_image, decode_mask
 from explorer.media.tensors import mask_tensor, model_tensor
 from explorer.state import AppContext
 from isnet.data.folders import load_image_folder
-from isnet.data.image_set import ImageSet
 
 
-def samples_set(ctx: AppContext, size: int, class_names: list[str]) -> ImageSet:
+def samples_set(ctx: AppContext, size: int, class_names: list[str]) -> isnet.ImageSet:
     """The bundled samples that have a mask and a known class, at ``size`` × ``size``.
 
     Raises:
@@ -38,12 +38,12 @@ def samples_set(ctx: AppContext, size: int, class_names: list[str]) -> ImageSet:
         labels.append(class_names.index(sample.label))
     if not images:
         raise InputError("No bundled sample has both a mask and a class of this model.")
-    return ImageSet(torch.stack(images), torch.stack(masks), torch.tensor(labels),
+    return isnet.ImageSet(torch.stack(images), torch.stack(masks), torch.tensor(labels),
                     list(class_names))
 
 
 def uploaded_set(ctx: AppContext, session: str | None, paths: list[str],
-                 size: int) -> tuple[ImageSet, list[str]]:
+                 size: int) -> tuple[isnet.ImageSet, list[str]]:
     """An ImageSet (and the importer's problem list) from an uploaded zip or loose files.
 
     Raises:
@@ -81,7 +81,7 @@ def _folder_from_loose_files(folder: Path, paths: list[str]) -> Path:
     return folder
 
 
-def check_set(image_set: ImageSet, limit: int) -> None:
+def check_set(image_set: isnet.ImageSet, limit: int) -> None:
     """Refuse sets a fine-tune cannot learn from (one class, too many images, no foreground)."""
     labels = image_set.labels
     if len(labels) == 0:
@@ -94,8 +94,8 @@ def check_set(image_set: ImageSet, limit: int) -> None:
         raise InputError("Every mask in the set is empty.")
 
 
-def split(image_set: ImageSet, seed: int = 0,
-          val_fraction: float = 0.2) -> tuple[ImageSet, ImageSet]:
+def split(image_set: isnet.ImageSet, seed: int = 0,
+          val_fraction: float = 0.2) -> tuple[isnet.ImageSet, isnet.ImageSet]:
     """(train, val) ImageSets; a set of fewer than 5 images is used for both."""
     n = len(image_set.labels)
     if n < 5:
@@ -104,7 +104,7 @@ def split(image_set: ImageSet, seed: int = 0,
     cut = max(1, int(round(n * val_fraction)))
 
     def take(index):
-        return ImageSet(image_set.images[index], image_set.masks[index], image_set.labels[index],
-                        list(image_set.class_names))
+        return isnet.ImageSet(image_set.images[index], image_set.masks[index],
+                              image_set.labels[index], list(image_set.class_names))
 
     return take(order[cut:]), take(order[:cut])
