@@ -16,8 +16,9 @@ import threading
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command-line flags."""
-    parser = argparse.ArgumentParser(description="ISNet Explorer: compare ISNet and standard "
-                                                 "DenseNet heatmaps, inject bias, fine-tune.")
+    parser = argparse.ArgumentParser(description="ISNet Explorer: compare the heatmaps of an "
+                                                 "ISNet and a standard model, inject bias, "
+                                                 "fine-tune.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="interface to listen on (0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT",

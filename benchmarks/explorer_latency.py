@@ -1,4 +1,5 @@
-"""Benchmark of the explorer: ``python -m benchmarks.explorer_latency [--repeats N] [--skip-cold-start]``.
+"""Benchmark of the explorer:
+``python -m benchmarks.explorer_latency [--repeats N] [--skip-cold-start]``.
 
 Two numbers, both printed (goals from the issue; measured, never asserted in tests):
 
@@ -26,18 +27,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _explain_inputs(ctx):
-    """The editor value of the first sample (or a synthetic image when there is none)."""
+def _explain_request(ctx):
+    """An Explain request for both default models on the first sample (or a synthetic image
+    when there is none)."""
     import numpy as np
 
-    from explorer import handlers
+    from explorer.handlers.explain import ExplainRequest
+    from explorer.handlers.image import load_sample
+    from explorer.media.editor import EditorInput, editor_value
 
     if ctx.samples:
-        image, mask, _ = handlers.load_sample(ctx, ctx.samples[0].name)
-        return handlers.editor_value(image, mask)
-    image = np.zeros((128, 128, 3), np.uint8)
-    image[32:96, 32:96] = 200
-    return handlers.editor_value(image, image[..., 0] > 0)
+        sample = load_sample(ctx, ctx.samples[0].name)
+        value = editor_value(sample.image, sample.mask)
+    else:
+        image = np.zeros((128, 128, 3), np.uint8)
+        image[32:96, 32:96] = 200
+        value = editor_value(image, image[..., 0] > 0)
+    left, right = ctx.default_pair
+    return ExplainRequest(EditorInput(value), left, right)
 
 
 def bench_explain(repeats: int = 10, threads: int = 1,
@@ -47,19 +54,18 @@ def bench_explain(repeats: int = 10, threads: int = 1,
     import torch
 
     torch.set_num_threads(threads)
-    from explorer import handlers
     from explorer.app import make_context
+    from explorer.handlers.explain import explain
     from explorer.state import HeatmapCache
 
     ctx = make_context(checkpoints=checkpoints)
     ctx.cache = HeatmapCache(capacity=0)  # every run computes
-    value = _explain_inputs(ctx)
-    left, right = ctx.default_pair
-    handlers.explain(ctx, None, value, left, right)  # warm-up
+    request = _explain_request(ctx)
+    explain(ctx, None, request)  # warm-up
     times, cpu = [], []
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
-        handlers.explain(ctx, None, value, left, right)
+        explain(ctx, None, request)
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     entries = [ctx.store.get(i, None) for i in ctx.default_pair]
@@ -104,7 +110,8 @@ def bench_cold_start(timeout: float = 120.0) -> dict:
         editor = {"background": handle_file(samples[0].image_path),
                   "layers": [handle_file(samples[0].mask_path)] if samples[0].mask_path else [],
                   "composite": None}
-        client.predict(editor, "standard", "isnet", "predicted class", 0.6, 3,
+        client.predict(image_and_mask=editor, left_model="standard", right_model="isnet",
+                       explain_class="predicted class", overlay_opacity=0.6, top_predictions=3,
                        api_name="/explain")
         first_answer = time.perf_counter() - start
     finally:

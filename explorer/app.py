@@ -15,15 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
-from explorer import catalog, tab_bias, tab_explain, tab_models, tab_train
-from explorer.feedback import session_of
+from explorer import catalog
+from explorer.components import session_of
+from explorer.handlers.explain import engine_explain
+from explorer.media.tensors import model_tensor
 from explorer.state import AppContext, Limits, ModelEntry, ModelStore, plain_metadata
+from explorer.tabs import bias as bias_tab
+from explorer.tabs import explain as explain_tab
+from explorer.tabs import models as models_tab
+from explorer.tabs import train as train_tab
 
 TITLE = "ISNet Explorer"
 INTRO = ("Look at an image through two models' eyes. **ISNet** (Bassi et al., *Nature "
-         "Communications* 15, 291, 2024) trains a DenseNet with a loss on its LRP heatmaps so "
-         "that relevance stays on the object; the **standard** DenseNet may learn background "
+         "Communications* 15, 291, 2024) trains a classifier with a loss on its LRP heatmaps "
+         "so that relevance stays on the object; the **standard** model may learn background "
          "shortcuts instead. Red = evidence for the class, blue = against; both heatmaps share "
          "one colour scale.")
 
@@ -38,7 +45,8 @@ def default_work_dir() -> Path:
 
 def _entries(models: Mapping[str, Any] | Sequence[ModelEntry]) -> list[ModelEntry]:
     """Accept ModelEntry objects, or {label: (model, metadata)} with metadata holding
-    ``class_names``, ``input_size`` and optionally ``variant``."""
+    ``class_names``, ``input_size`` and optionally ``config.method`` (the training method) or
+    ``trained_as`` ("isnet" / "standard")."""
     if isinstance(models, Mapping):
         entries = []
         for index, (label, (model, metadata)) in enumerate(models.items()):
@@ -74,16 +82,11 @@ def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
 def warm_up(ctx: AppContext) -> None:
     """Run both default models once on a blank image (allocators, kernels, lazy imports), so
     the first real Explain is as fast as the later ones. Bypasses the heatmap cache."""
-    import numpy as np
-
-    from explorer import handlers
-
-    entries = [ctx.store.get(model_id, None) for model_id in ctx.default_pair]
     image = np.zeros((64, 64, 3), np.uint8)
     image[16:48, 16:48] = 255
-    for entry in entries:
-        x = handlers.model_tensor(image, entry.input_size)
-        handlers.engine_explain(entry.model, x, None)
+    for model_id in ctx.default_pair:
+        entry = ctx.store.get(model_id, None)
+        engine_explain(entry, model_tensor(image, entry.input_size), None)
 
 
 def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
@@ -93,7 +96,7 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
     """Build the explorer.
 
     Args:
-        models: models to compare instead of the bundled ones — ``{label: (DenseNet, metadata)}``
+        models: models to compare instead of the bundled ones — ``{label: (model, metadata)}``
             (the first is "standard", the second "isnet") or a list of ``ModelEntry``.
         checkpoints: (standard, ISNet) checkpoint paths, used when ``models`` is None.
         samples_dir / masks_dir: sample images and their masks (default ``assets/``).
@@ -110,13 +113,13 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
             gr.Markdown(ctx.notice, elem_id="notice")
         with gr.Tabs():
             with gr.Tab("Explain", id="explain"):
-                widgets = tab_explain.build(ctx)
+                widgets = explain_tab.build(ctx)
             with gr.Tab("Bias lab", id="bias"):
-                tab_bias.build(ctx, widgets)
+                bias_tab.build(ctx, widgets)
             with gr.Tab("Fine-tune", id="train"):
-                tab_train.build(ctx, widgets)
+                train_tab.build(ctx, widgets)
             with gr.Tab("Models", id="models"):
-                tab_models.build(ctx, widgets)
+                models_tab.build(ctx, widgets)
 
         def forget_session(request: gr.Request) -> None:
             session = session_of(request)

@@ -1,7 +1,8 @@
 """Where the explorer's default models and sample images come from.
 
 * Models: the two checkpoints given with ``--checkpoint`` (standard first, ISNet second), else
-  the bundled ones in ``assets/checkpoints/`` (picked by their metadata: ISNet vs standard), else
+  the bundled ones in ``assets/checkpoints/`` (picked by their metadata's training method: ISNet
+  vs standard), else
   freshly initialised DenseNet121s with a visible "untrained demo models" notice, so the app
   always starts.
 * Samples: ``assets/images/*.png`` with the mask of the same name in ``assets/masks/``; the true
@@ -14,11 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from explorer.state import ModelEntry, Sample, plain_metadata
-from explorer.uploads import IMAGE_EXTENSIONS
+import torch
+
+import isnet
+from explorer.media.decode import IMAGE_EXTENSIONS
+from explorer.state import ModelEntry, Sample, plain_metadata, trained_as
+from isnet.data.fashion_mnist import FASHION_MNIST_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -29,29 +34,16 @@ UNTRAINED_NOTICE = ("⚠️ Untrained demo models: no bundled checkpoints were f
                     "start the app with --checkpoint STANDARD ISNET.")
 
 
-def _variant(metadata: Mapping) -> str:
-    """"isnet" or "standard": the metadata's own ``variant`` (top level or in config / data /
-    provenance), else a guess from whether "isnet" appears in those sections."""
-    sections = [metadata] + [metadata.get(k) or {} for k in ("config", "data", "provenance")]
-    for section in sections:
-        method = section.get("method") or section.get("variant") if isinstance(section, Mapping) \
-            else None
-        if method:
-            value = str(method).lower()
-            return "standard" if value == "standard" else "isnet"
-    text = json.dumps([metadata.get(k) for k in ("config", "provenance")], default=str).lower()
-    return "isnet" if "isnet" in text else "standard"
-
-
 def entry_from_checkpoint(path: str | Path, model_id: str, label: str | None = None,
                           owner: str | None = None) -> ModelEntry:
-    """Load a checkpoint file into a :class:`ModelEntry` (raises ``isnet.CheckpointError``)."""
-    from isnet.io.checkpoints import load_checkpoint
+    """Load a checkpoint file into a :class:`ModelEntry` (raises ``isnet.CheckpointError``).
 
-    model, metadata = load_checkpoint(path)
+    Any registered model family loads; how the model was trained (ISNet or standard) is read
+    from the metadata's training method (see :func:`explorer.state.trained_as`).
+    """
+    model, metadata = isnet.load_checkpoint(path)
     metadata = plain_metadata(metadata)
-    metadata["variant"] = _variant(metadata)
-    kind = "ISNet" if metadata["variant"] == "isnet" else "Standard"
+    kind = "ISNet" if trained_as(metadata) == "isnet" else "Standard"
     name = label or f"{kind} · {Path(path).stem}"
     return ModelEntry(model_id, name, model.eval(), metadata, owner=owner, path=str(path))
 
@@ -59,21 +51,17 @@ def entry_from_checkpoint(path: str | Path, model_id: str, label: str | None = N
 def untrained_pair(num_classes: int = 10, input_size: int = 64,
                    class_names: Sequence[str] | None = None) -> list[ModelEntry]:
     """Two freshly initialised DenseNet121s (seeded, so every start looks the same)."""
-    import torch
-
-    from isnet.data.fashion_mnist import FASHION_MNIST_CLASSES
-    from isnet.models.densenet import densenet121
-
     names = list(class_names or FASHION_MNIST_CLASSES[:num_classes])
     entries = []
-    for seed, (model_id, label, variant) in enumerate((("standard", "Standard DenseNet121 "
+    for seed, (model_id, label, kind) in enumerate((("standard", "Standard DenseNet121 "
                                                         "(untrained)", "standard"),
                                                        ("isnet", "ISNet DenseNet121 (untrained)",
                                                         "isnet"))):
         torch.manual_seed(seed)
-        model = densenet121(num_classes=len(names)).eval()
+        model = isnet.densenet121(num_classes=len(names)).eval()
         metadata = plain_metadata({"class_names": names, "input_size": input_size,
-                                   "variant": variant, "model_name": "densenet121",
+                                   "trained_as": kind, "model_name": "densenet121",
+                                   "family": "densenet",
                                    "provenance": {"source": "random initialisation (demo)"}})
         entries.append(ModelEntry(model_id, label, model, metadata))
     return entries
@@ -100,10 +88,10 @@ def default_models(checkpoints: Sequence[str] | None = None,
         except ValueError as error:
             logger.warning("skipping bundled checkpoint %s: %s", file, error)
             continue
-        loaded.setdefault(entry.variant, entry)
+        loaded.setdefault(entry.trained_as, entry)
     if "standard" in loaded and "isnet" in loaded:
         pair = [loaded["standard"], loaded["isnet"]]
-        for entry, model_id in zip(pair, ("standard", "isnet")):
+        for entry, model_id in zip(pair, ("standard", "isnet"), strict=True):
             entry.model_id = model_id
         return pair, ""
     return untrained_pair(), UNTRAINED_NOTICE

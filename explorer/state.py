@@ -1,7 +1,8 @@
 """What outlives one event: the process-level model store, the heatmap cache and the app context.
 
-* :class:`ModelEntry` — one model the explorer can compare: a read-only ``eval()`` DenseNet plus
-  the metadata the UI needs (class names, input size, variant, training facts).
+* :class:`ModelEntry` — one model the explorer can compare: a read-only ``eval()`` network of any
+  registered family plus the metadata the UI needs (class names, input size, training method,
+  training facts).
 * :class:`ModelStore` — every model of the process, keyed by id. Bundled models are shared by
   all sessions; a model a user loads or fine-tunes belongs to that user's session only (its
   ``owner`` is the session hash) and is dropped when the session ends. Nothing here is in
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -23,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from explorer.uploads import InputError
+import isnet
+from explorer.errors import InputError
+from isnet.models import family_of
 
 SHARED = None  # owner of bundled models
 
@@ -35,7 +39,8 @@ class ModelEntry:
     Attributes:
         model_id: unique key in the store (also the dropdown value).
         label: human-readable name (shown in dropdowns and cards).
-        model: an ``isnet.DenseNet`` in ``eval()`` mode; never trained in place.
+        model: an LRP-ready network (any registered family) in ``eval()`` mode; never trained
+            in place.
         metadata: checkpoint metadata (``class_names``, ``input_size``, ``config``, ``data``,
             ``metrics``, ``provenance``, …) — see :mod:`isnet.io.checkpoints`.
         owner: the session hash that may use it, or None for everyone.
@@ -61,16 +66,62 @@ class ModelEntry:
         return int(self.metadata.get("input_size") or 64)
 
     @property
-    def variant(self) -> str:
-        """"isnet" or "standard" (from the metadata; "unknown" when it does not say)."""
-        for key in ("variant",):
-            if key in self.metadata:
-                return str(self.metadata[key])
-        for section in ("config", "data", "provenance"):
-            value = (self.metadata.get(section) or {}).get("variant")
-            if value:
-                return str(value)
+    def method(self) -> str | None:
+        """The training method (``TrainConfig.method``), or None when not recorded."""
+        return training_method(self.metadata)
+
+    @property
+    def trained_as(self) -> str:
+        """"isnet" or "standard" (how the model was trained); "unknown" when nothing says."""
+        return trained_as(self.metadata)
+
+    @property
+    def family(self) -> str:
+        """The model family ("densenet", …) from the checkpoint, else from the model name."""
+        if self.metadata.get("family"):
+            return str(self.metadata["family"])
+        try:
+            return family_of(str(self.metadata.get("model_name")))
+        except ValueError:
+            return "unknown"
+
+    @property
+    def epsilon(self) -> float:
+        """ε of the LRP ε-rule the model was trained with (the LRP default when not recorded)."""
+        value = (self.metadata.get("config") or {}).get("epsilon")
+        return float(value) if value is not None else isnet.LRPConfig().epsilon
+
+
+def training_method(metadata: Mapping[str, Any]) -> str | None:
+    """The training method recorded in checkpoint metadata (``config.method``), or None.
+
+    Version 0.1 checkpoints call it ``config.variant`` (as :meth:`isnet.TrainConfig.from_dict`
+    reads it too).
+    """
+    config = metadata.get("config") or {}
+    for key in ("method", "variant"):
+        if config.get(key):
+            return str(config[key])
+    return None
+
+
+def trained_as(metadata: Mapping[str, Any]) -> str:
+    """"isnet" or "standard": how a model was trained, from its metadata.
+
+    An explicit ``trained_as`` (models that were never trained, such as the untrained demo pair)
+    wins; then the training method (``"standard"`` or an ISNet method); then, for foreign files
+    without a configuration, whether "isnet" appears in their provenance; else "unknown".
+    """
+    explicit = metadata.get("trained_as")
+    if explicit in ("isnet", "standard"):
+        return str(explicit)
+    method = training_method(metadata)
+    if method:
+        return "standard" if method == "standard" else "isnet"
+    sections = [metadata.get(k) for k in ("config", "provenance") if metadata.get(k)]
+    if not sections:
         return "unknown"
+    return "isnet" if "isnet" in json.dumps(sections, default=str).lower() else "standard"
 
 
 class ModelStore:
@@ -246,7 +297,7 @@ def new_record() -> dict:
     """The per-session record kept in ``gr.State``: small and plain (deep-copied per session).
 
     ``runs`` lists this session's finished fine-tunes as plain dicts (model id, name,
-    checkpoint path, variant, epochs, validation metrics); the models themselves live in the
+    checkpoint path, training method, epochs, validation metrics); the models themselves live in the
     :class:`ModelStore` under the session's hash.
     """
     return {"runs": []}
@@ -257,13 +308,13 @@ def record_run(record: dict | None, entry: ModelEntry, checkpoint: str | None) -
     config = entry.metadata.get("config", {})
     metrics = entry.metadata.get("metrics", {})
     run = {"model_id": entry.model_id, "name": entry.label, "checkpoint": checkpoint,
-           "variant": config.get("method", config.get("variant")), "epochs": config.get("epochs"),
+           "method": entry.method, "epochs": config.get("epochs"),
            "val_accuracy": metrics.get("val_accuracy"),
            "val_background_share": metrics.get("val_background_share")}
     return {**(record or new_record()), "runs": list((record or {}).get("runs", [])) + [run]}
 
 
 def runs_table(record: dict | None) -> list[list]:
-    """Rows for a table of the session's runs: name, variant, epochs, accuracy, share."""
-    return [[r["name"], r["variant"], r["epochs"], r["val_accuracy"], r["val_background_share"]]
+    """Rows for a table of the session's runs: name, method, epochs, accuracy, share."""
+    return [[r["name"], r["method"], r["epochs"], r["val_accuracy"], r["val_background_share"]]
             for r in (record or {}).get("runs", [])]

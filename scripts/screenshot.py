@@ -48,6 +48,54 @@ def _paint_stroke(page) -> None:
     page.mouse.up()
 
 
+def _open_app(page, url: str, attempts: int = 2) -> None:
+    """Load the app until its mask editor is drawn (a page whose WebGL canvas never appears,
+    which a starved software renderer sometimes does, is loaded once more)."""
+    from playwright.sync_api import expect
+
+    for attempt in range(attempts):
+        page.goto(url) if attempt == 0 else page.reload()
+        try:
+            expect(page.locator("#mask-editor canvas").last).to_be_visible()
+            expect(page.locator("#explain-button")).to_be_visible()
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
+
+
+def _summary_painted(page) -> bool:
+    """Whether the Explain summary shows a background share for every model (no "—")."""
+    text = page.locator("#explain-summary").inner_text()
+    return "background share" in text and "—" not in text.split("Shared colour scale")[0]
+
+
+def _explain_until_painted(page, attempts: int = 3, settle_s: float = 10.0) -> bool:
+    """Paint a stroke and press Explain until the answer shows the stroke as a mask.
+
+    A stroke drawn before the editor has laid its background out can be lost; the result says
+    so (no background share), and the stroke is drawn again. Each answer is polled for, never
+    waited for by a fixed delay alone.
+    """
+    from playwright.sync_api import expect
+
+    for attempt in range(attempts):
+        _paint_stroke(page)
+        page.locator("#explain-button").click()
+        for side in ("left", "right"):
+            expect(page.locator(f"#{side}-overlay img")).to_be_visible()
+            expect(page.locator(f"#{side}-heatmap img")).to_be_visible()
+        expect(page.locator("#explain-summary")).to_contain_text("background share")
+        deadline = time.monotonic() + (settle_s if attempt < attempts - 1 else 0.0)
+        while True:
+            if _summary_painted(page):
+                return True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+    return False
+
+
 def journey(url: str, image: str | Path, screenshot: str | Path | None = None,
             timeout_ms: int = 60_000, auto_mask: bool = False) -> JourneyResult:
     """Upload ``image``, paint a mask stroke, explain, wait for both heatmaps; screenshot.
@@ -57,7 +105,7 @@ def journey(url: str, image: str | Path, screenshot: str | Path | None = None,
     Raises:
         playwright.sync_api.TimeoutError: a step did not show its result in time.
     """
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
@@ -65,22 +113,14 @@ def journey(url: str, image: str | Path, screenshot: str | Path | None = None,
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1250})
             page.set_default_timeout(timeout_ms)
-            page.goto(url)
+            _open_app(page, url)
             page.locator("#image-upload input[type=file]").set_input_files(str(image))
-            expect(page.locator("#mask-editor canvas").last).to_be_visible()
-            time.sleep(1.0)  # let the editor lay the background out before painting
+            time.sleep(1.0)  # let the editor lay the background out (a lost stroke is redrawn)
             if auto_mask:
                 page.get_by_role("button", name="Auto mask: threshold").click()
                 time.sleep(2.0)
-            _paint_stroke(page)
-            time.sleep(0.5)
-            page.locator("#explain-button").click()
-            for side in ("left", "right"):
-                expect(page.locator(f"#{side}-overlay img")).to_be_visible()
-                expect(page.locator(f"#{side}-heatmap img")).to_be_visible()
-            expect(page.locator("#explain-summary")).to_contain_text("background share")
+            painted = _explain_until_painted(page)
             summary = page.locator("#explain-summary").inner_text()
-            painted = "—" not in summary.split("Shared colour scale")[0]
             if screenshot is not None:
                 Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot), full_page=True)

@@ -7,13 +7,35 @@ other's models.
 
 import pickle
 import threading
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 from PIL import Image
-from ui_fixtures import launch_tiny_app, object_image
+from ui_fixtures import launch_tiny_app, named, object_image
 
-pytestmark = pytest.mark.timeout(240)
+from explorer.components import (
+    EXPLAIN_OUTPUTS,
+    FINE_TUNE_OUTPUTS,
+    INJECT_BIAS_OUTPUTS,
+    LOAD_SAMPLE_OUTPUTS,
+    MODEL_CARDS_OUTPUTS,
+)
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+
+
+# A run the Stop button must interrupt: unstopped, it would take ~100 × the time from its first
+# step report to the stop request, so the stop always lands mid-run (no timing race).
+LONG_RUN_EPOCHS = 200
+
+
+class LaunchedApp(NamedTuple):
+    """The app under test: its address and the folder its files live in."""
+
+    url: str
+    folder: Path
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +44,8 @@ def app(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     mp.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))
-    demo, url = launch_tiny_app(tmp, max_file_size="300kb")
-    yield url, tmp
+    demo, url = launch_tiny_app(tmp, max_file_size="300kb", max_epochs=LONG_RUN_EPOCHS)
+    yield LaunchedApp(url, tmp)
     demo.close()
     mp.undo()
 
@@ -32,7 +54,7 @@ def app(tmp_path_factory):
 def client(app):
     from gradio_client import Client
 
-    return Client(app[0], verbose=False)
+    return Client(app.url, verbose=False)
 
 
 def _files(tmp, kind=1, name="img"):
@@ -58,47 +80,74 @@ def _resend(editor):
 
 
 def _explain(client, editor, left="standard", right="isnet", target="predicted class"):
-    return client.predict(editor, left, right, target, 0.6, 3, api_name="/explain")
+    """The /explain endpoint, inputs and outputs by name."""
+    return named(EXPLAIN_OUTPUTS, client.predict(
+        image_and_mask=editor, left_model=left, right_model=right, explain_class=target,
+        overlay_opacity=0.6, top_predictions=3, api_name="/explain"))
+
+
+def _inject(client, editor, true_class="square", kind="shape", **mark):
+    """The /inject_bias endpoint, inputs and outputs by name."""
+    settings = dict(mark_kind=kind, mark_of_class="circle", mark_position="top_left",
+                    mark_size=0.2, class_colour=True, mark_colour="#ff0000", mark_opacity=1.0,
+                    mark_seed=0) | mark
+    return named(INJECT_BIAS_OUTPUTS, client.predict(
+        image_and_mask=editor, left_model="standard", right_model="isnet",
+        true_class=true_class, **settings, overlay_opacity=0.6, top_predictions=3,
+        api_name="/inject_bias"))
+
+
+def _fine_tune_inputs(method="selective", epochs=1, source="samples"):
+    return dict(base_model="standard", training_data=source, uploaded_files=[],
+                training_method=method, epochs_count=epochs, heatmap_loss_share=0.7,
+                gwrp_decay=0.9, learning_rate_value=0.01, api_name="/fine_tune")
+
+
+def _load_checkpoint(client, path, name=""):
+    from gradio_client import handle_file
+
+    return client.predict(checkpoint_file=handle_file(str(path)), display_name=name,
+                          api_name="/load_checkpoint")
+
+
+def _cards(client):
+    return named(MODEL_CARDS_OUTPUTS, client.predict(api_name="/model_cards"))["cards"]
 
 
 def test_explain_gives_two_heatmaps_and_float_shares(client, app):
-    image, layer = _files(app[1])
+    image, layer = _files(app.folder)
     out = _explain(client, _editor(image, layer))
-    left_top, left_overlay, left_heat, left_share = out[:4]
-    right_top, right_overlay, right_heat, right_share = out[4:8]
-    assert {c["label"] for c in left_top["confidences"]} <= {"circle", "square", "triangle"}
-    for path in (left_overlay, left_heat, right_overlay, right_heat):
-        assert np.asarray(Image.open(path)).shape[-1] == 3
-    assert isinstance(left_share, float) and 0 <= left_share <= 1
-    assert isinstance(right_share, float) and 0 <= right_share <= 1
-    assert "background share" in out[9]
+    labels = {c["label"] for c in out["left_top"]["confidences"]}
+    assert labels <= {"circle", "square", "triangle"}
+    for name in ("left_overlay", "left_heatmap", "right_overlay", "right_heatmap", "colorbar"):
+        assert np.asarray(Image.open(out[name])).shape[-1] == 3
+    for name in ("left_share", "right_share"):
+        assert isinstance(out[name], float) and 0 <= out[name] <= 1
+    assert "background share" in out["summary"]
 
 
 def test_sample_and_inject_bias(client):
-    editor, true_class = client.predict("square_0", api_name="/load_sample")
-    assert true_class == "square" and editor["layers"]
-    out = client.predict(_resend(editor), "standard", "isnet", "square", "decoy", "circle",
-                         "top_left",
-                         0.2, True, "#ff0000", 1.0, 0, 0.6, 3, api_name="/inject_bias")
-    biased, comparison = out[0], out[1]
-    assert np.asarray(Image.open(biased)).shape == (256, 256, 3)
-    assert "P(square)" in comparison and "P(circle)" in comparison
-    assert isinstance(out[5], float)
+    sample = named(LOAD_SAMPLE_OUTPUTS, client.predict(sample_name="square_0",
+                                                       api_name="/load_sample"))
+    assert sample["true_class"] == "square" and sample["editor"]["layers"]
+    out = _inject(client, _resend(sample["editor"]), kind="decoy")
+    assert np.asarray(Image.open(out["biased"])).shape == (256, 256, 3)
+    assert "P(square)" in out["comparison"] and "P(circle)" in out["comparison"]
+    assert isinstance(out["left_share"], float)
 
 
 def test_tiny_fine_tune_joins_the_models_of_its_session(client, app):
     from gradio_client import Client
 
-    result = client.predict("standard", "samples", [], "selective", 1, 0.7, 0.9, 0.01,
-                            api_name="/fine_tune")
-    runs, status, checkpoint, new_id = result[0], result[1], result[3], result[8]["value"]
-    assert [row[1:3] for row in runs["data"]] == [["selective", 1]]
-    assert "Done" in status and str(checkpoint).endswith(".safetensors")
+    result = named(FINE_TUNE_OUTPUTS, client.predict(**_fine_tune_inputs()))
+    new_id = result["right_model"]["value"]
+    assert [row[1:3] for row in result["runs"]["data"]] == [["selective", 1]]
+    assert "Done" in result["status"] and str(result["checkpoint"]).endswith(".safetensors")
     assert new_id.startswith("tuned-")
-    image, layer = _files(app[1])
+    image, layer = _files(app.folder)
     out = _explain(client, _editor(image, layer), right=new_id)
-    assert isinstance(out[7], float)
-    stranger = Client(app[0], verbose=False)  # another session must not see it
+    assert isinstance(out["right_share"], float)
+    stranger = Client(app.url, verbose=False)  # another session must not see it
     with pytest.raises(Exception, match="No model"):
         _explain(stranger, _editor(image, layer), right=new_id)
 
@@ -106,7 +155,7 @@ def test_tiny_fine_tune_joins_the_models_of_its_session(client, app):
 def test_bad_inputs_get_messages_and_the_app_keeps_serving(client, app):
     from gradio_client import handle_file
 
-    tmp = app[1]
+    tmp = app.folder
     image, layer = _files(tmp)
     (tmp / "notes.png").write_text("not an image")
     (tmp / "notes.pt").write_text("not a checkpoint")
@@ -122,50 +171,43 @@ def test_bad_inputs_get_messages_and_the_app_keeps_serving(client, app):
     full[..., 3] = 255
     Image.fromarray(full).save(tmp / "full_layer.png")
     bad_calls = [
-        ("not an image", lambda: client.predict(handle_file(str(tmp / "notes.png")),
+        ("not an image", lambda: client.predict(image_file=handle_file(str(tmp / "notes.png")),
                                                 api_name="/load_image")),
-        ("damaged", lambda: client.predict(handle_file(str(tmp / "truncated.png")),
+        ("damaged", lambda: client.predict(image_file=handle_file(str(tmp / "truncated.png")),
                                            api_name="/load_image")),
-        ("size", lambda: client.predict(_editor(image), handle_file(str(tmp / "wide_mask.png")),
-                                        api_name="/upload_mask")),
+        ("size", lambda: client.predict(
+            image_and_mask=_editor(image), mask_image_file=handle_file(str(tmp / "wide_mask.png")),
+            api_name="/upload_mask")),
         ("No model", lambda: _explain(client, _editor(image, layer), right="missing")),
-        ("not a checkpoint", lambda: client.predict(handle_file(str(tmp / "evil.pt")), "",
-                                                    api_name="/load_checkpoint")),
-        ("not a checkpoint", lambda: client.predict(handle_file(str(tmp / "notes.pt")), "",
-                                                    api_name="/load_checkpoint")),
-        ("Invalid file type", lambda: client.predict(handle_file(str(tmp / "notes.png")), "",
-                                                     api_name="/load_checkpoint")),
-        ("Cannot place", lambda: client.predict(
-            _editor(image, tmp / "full_layer.png"), "standard", "isnet", "square", "shape",
-            "circle", "top_left", 0.2, True, "#ff0000", 1.0, 0, 0.6, 3,
-            api_name="/inject_bias")),
-        ("Upload a zip", lambda: client.predict("standard", "upload", [], "selective", 1, 0.7,
-                                                0.9, 0.01, api_name="/fine_tune")),
+        ("not a checkpoint", lambda: _load_checkpoint(client, tmp / "evil.pt")),
+        ("not a checkpoint", lambda: _load_checkpoint(client, tmp / "notes.pt")),
+        ("Invalid file type", lambda: _load_checkpoint(client, tmp / "notes.png")),
+        ("Cannot place", lambda: _inject(client, _editor(image, tmp / "full_layer.png"))),
+        ("Upload a zip", lambda: client.predict(**_fine_tune_inputs(source="upload"))),
     ]
     noise = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
     Image.fromarray(noise).save(tmp / "big.png")  # ~480 kB, over the 300 kB upload limit
     bad_calls.append(("(?i)size|large|413", lambda: client.predict(
-        handle_file(str(tmp / "big.png")), api_name="/load_image")))
+        image_file=handle_file(str(tmp / "big.png")), api_name="/load_image")))
     for expected, call in bad_calls:
         with pytest.raises(Exception, match=expected):
             call()
-    assert isinstance(_explain(client, _editor(image, layer))[3], float)  # still serving
+    assert isinstance(_explain(client, _editor(image, layer))["left_share"], float)  # serving
 
 
 def test_two_concurrent_sessions_keep_their_own_state(app):
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     from isnet.io.checkpoints import save_checkpoint
     from isnet.models.densenet import tiny_densenet
 
-    tmp = app[1]
-    alice, bob = Client(app[0], verbose=False), Client(app[0], verbose=False)
+    tmp = app.folder
+    alice, bob = Client(app.url, verbose=False), Client(app.url, verbose=False)
     path = save_checkpoint(tmp / "alice.safetensors", tiny_densenet(num_classes=3),
                            class_names=["circle", "square", "triangle"], input_size=32,
                            overwrite=True)
-    alice.predict(handle_file(str(path)), "Alice's model", api_name="/load_checkpoint")
-    cards_alice = alice.predict(api_name="/model_cards")[0]
-    cards_bob = bob.predict(api_name="/model_cards")[0]
+    _load_checkpoint(alice, path, "Alice's model")
+    cards_alice, cards_bob = _cards(alice), _cards(bob)
     assert "Alice's model" in cards_alice and "Alice's model" not in cards_bob
 
     inputs = {name: _files(tmp, kind, name) for name, kind in (("a", 0), ("b", 2))}
@@ -183,11 +225,12 @@ def test_two_concurrent_sessions_keep_their_own_state(app):
     for thread in threads:
         thread.join()
     assert not errors
-    alone = {name: _explain(Client(app[0], verbose=False), _editor(*inputs[name]))
+    alone = {name: _explain(Client(app.url, verbose=False), _editor(*inputs[name]))
              for name in inputs}
     for name in inputs:  # each session got the answer for its own image
-        assert results[name][3] == alone[name][3] and results[name][7] == alone[name][7]
-    assert results["a"][3] != results["b"][3]
+        for share in ("left_share", "right_share"):
+            assert results[name][share] == alone[name][share]
+    assert results["a"]["left_share"] != results["b"]["left_share"]
 
 
 def test_stop_ends_a_fine_tune_without_saving(app):
@@ -195,20 +238,22 @@ def test_stop_ends_a_fine_tune_without_saving(app):
 
     from gradio_client import Client
 
-    client = Client(app[0], verbose=False)
-    before = set((app[1] / "work").rglob("*.safetensors"))
-    job = client.submit("standard", "samples", [], "all", 20, 0.7, 0.9, 0.01,
-                        api_name="/fine_tune")
+    client = Client(app.url, verbose=False)
+    before = set((app.folder / "work").rglob("*.safetensors"))
+    job = client.submit(**_fine_tune_inputs(method="all", epochs=LONG_RUN_EPOCHS))
+
+    def statuses():
+        return [named(FINE_TUNE_OUTPUTS, o)["status"] for o in job.outputs()]
+
     deadline = time.monotonic() + 60
-    while not any("Step" in o[1] for o in job.outputs()) and time.monotonic() < deadline:
+    while not any("Step" in s for s in statuses()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "Stopping" in client.predict(api_name="/stop_fine_tune")
     while not job.done() and time.monotonic() < deadline:
         time.sleep(0.1)
-    statuses = [o[1] for o in job.outputs()]
-    assert not any(s.startswith("Done") for s in statuses), statuses
-    assert set((app[1] / "work").rglob("*.safetensors")) == before
-    assert client.predict(api_name="/model_cards")[0]  # still serving
+    assert not any(s.startswith("Done") for s in statuses()), statuses()
+    assert set((app.folder / "work").rglob("*.safetensors")) == before
+    assert _cards(client)  # still serving
 
 
 def test_importing_the_app_builds_no_model_and_starts_no_server():

@@ -10,6 +10,7 @@ from ui_fixtures import launch_tiny_app, object_image
 
 pytestmark = [
     pytest.mark.timeout(180),
+    pytest.mark.browser,
     pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium"),
 ]
 

@@ -10,8 +10,17 @@ import torch
 from PIL import Image
 from ui_fixtures import CLASSES, SIZE, make_context, object_image
 
-from explorer import handlers, handlers_bias, handlers_models, handlers_train, masking
-from explorer.uploads import InputError, decode_image, decode_mask, mask_from_array
+from explorer.errors import InputError
+from explorer.handlers import bias as handlers_bias
+from explorer.handlers import image as handlers_image
+from explorer.handlers import models as handlers_models
+from explorer.handlers import train as handlers_train
+from explorer.handlers import train_data
+from explorer.handlers.explain import ExplainRequest, Explanation, explain
+from explorer.media import editor, masking
+from explorer.media.decode import decode_image, decode_mask, mask_from_array
+from explorer.media.editor import EditorInput, editor_value
+from explorer.media.tensors import mask_tensor, model_tensor
 
 
 @pytest.fixture
@@ -22,7 +31,17 @@ def ctx(tmp_path):
 @pytest.fixture
 def value():
     image, mask = object_image(1, size=64)
-    return handlers.editor_value(image, mask)
+    return editor_value(image, mask)
+
+
+def explain_pair(ctx, value, left="standard", right="isnet", **options):
+    """The Explain handler on an editor value, without a session."""
+    return explain(ctx, None, ExplainRequest(EditorInput(value), left, right, **options))
+
+
+def bias_request(value, true_class, mark, **options):
+    return handlers_bias.BiasRequest(EditorInput(value), "standard", "isnet", true_class, mark,
+                                     **options)
 
 
 # --- uploads ---------------------------------------------------------------------------------
@@ -103,22 +122,22 @@ def test_automatic_masks_find_the_object(method):
 
 def test_editor_layers_round_trip_and_union():
     image, mask = object_image(0)
-    value = handlers.editor_value(image, mask)
-    out_image, out_mask = handlers.read_editor(value)
+    value = editor_value(image, mask)
+    out_image, out_mask = EditorInput(value).read()
     assert np.array_equal(out_image, image) and np.array_equal(out_mask, mask)
     extra = np.zeros((64, 64, 4), np.uint8)
     extra[0, 0, 3] = 255
     value["layers"].append(extra)
-    assert handlers.read_editor(value)[1][0, 0]
+    assert EditorInput(value).read()[1][0, 0]
     with pytest.raises(InputError, match="No image"):
-        handlers.read_editor({"background": None, "layers": []})
+        EditorInput({"background": None, "layers": []}).read()
 
 
 # --- explain ---------------------------------------------------------------------------------
 
 def test_explain_returns_plain_types_on_one_scale(ctx, value):
-    pair = handlers.explain(ctx, None, value, "standard", "isnet")
-    assert len(pair.views) == 2
+    pair = explain_pair(ctx, value)
+    assert len(pair.views) == 2 and (pair.left, pair.right) == tuple(pair.views)
     for view in pair.views:
         assert view.heatmap.dtype == np.uint8 and view.overlay.dtype == np.uint8
         assert type(view.share) is float and 0.0 <= view.share <= 1.0
@@ -130,42 +149,42 @@ def test_explain_returns_plain_types_on_one_scale(ctx, value):
 
 
 def test_share_is_the_engine_share_of_the_explained_map(ctx, value):
-    from isnet import background_share, explain
+    from isnet import background_share
+    from isnet import explain as isnet_explain
 
     entry = ctx.store.get("standard", None)
-    image, mask = handlers.read_editor(value)
-    x, m = handlers.model_tensor(image, SIZE), handlers.mask_tensor(mask, SIZE)
+    image, mask = EditorInput(value).read()
+    x, m = model_tensor(image, SIZE), mask_tensor(mask, SIZE)
     with torch.no_grad():
-        _, heat = explain(entry.model, x, target=2)
+        _, heat = isnet_explain(entry.model, x, target=2)
     expected = float(background_share(heat, m)[0])
-    pair = handlers.explain(ctx, None, value, "standard", "isnet", target="triangle")
-    assert pair.views[0].target == "triangle"
-    assert pair.views[0].share == pytest.approx(expected, abs=1e-4)
+    pair = explain_pair(ctx, value, target="triangle")
+    assert pair.left.target == "triangle"
+    assert pair.left.share == pytest.approx(expected, abs=1e-4)
 
 
 def test_explain_warns_on_empty_and_full_masks(ctx):
     image, _ = object_image(0)
-    empty = handlers.explain(ctx, None, handlers.editor_value(image, None), "standard", "isnet")
-    assert empty.views[0].share is None and "empty" in empty.notices[0]
-    full = handlers.explain(ctx, None, handlers.editor_value(image, np.ones((64, 64), bool)),
-                            "standard", "isnet")
-    assert full.views[0].share is None and "whole image" in full.notices[0]
+    empty = explain_pair(ctx, editor_value(image, None))
+    assert empty.left.share is None and "empty" in empty.notices[0]
+    full = explain_pair(ctx, editor_value(image, np.ones((64, 64), bool)))
+    assert full.left.share is None and "whole image" in full.notices[0]
 
 
 def test_explain_refuses_unknown_models_and_classes(ctx, value):
     with pytest.raises(InputError, match="No model"):
-        handlers.explain(ctx, None, value, "standard", "nope")
+        explain_pair(ctx, value, right="nope")
     with pytest.raises(InputError, match="no class"):
-        handlers.explain(ctx, None, value, "standard", "isnet", target="dog")
+        explain_pair(ctx, value, target="dog")
 
 
 # --- bias lab --------------------------------------------------------------------------------
 
 def test_inject_changes_only_the_background(ctx, value):
     settings = handlers_bias.BiasSettings(kind="decoy", mark_class="triangle", size=0.2)
-    view = handlers_bias.inject(ctx, None, value, "standard", "isnet", "square", settings)
-    image, mask = handlers.read_editor(value)
-    small, small_mask = handlers_bias._working(image, mask, SIZE)
+    view = handlers_bias.inject(ctx, None, bias_request(value, "square", settings))
+    image, mask = EditorInput(value).read()
+    small, small_mask = handlers_bias.at_model_resolution(image, mask, SIZE)
     biased = handlers_bias.draw_mark(small, small_mask, 1, 2, 3, settings)
     changed = np.any(biased != small, axis=2)
     assert changed.any() and not (changed & small_mask).any()
@@ -176,23 +195,24 @@ def test_inject_needs_a_mask_and_room(ctx):
     image, _ = object_image(0)
     settings = handlers_bias.BiasSettings(mark_class="circle", size=0.2)
     with pytest.raises(InputError, match="mask"):
-        handlers_bias.inject(ctx, None, handlers.editor_value(image, None), "standard", "isnet",
-                             "circle", settings)
-    full = handlers.editor_value(image, np.ones((64, 64), bool))
+        handlers_bias.inject(ctx, None, bias_request(editor_value(image, None), "circle",
+                                                     settings))
+    full = editor_value(image, np.ones((64, 64), bool))
     with pytest.raises(InputError, match="Cannot place"):
-        handlers_bias.inject(ctx, None, full, "standard", "isnet", "circle", settings)
+        handlers_bias.inject(ctx, None, bias_request(full, "circle", settings))
 
 
 def test_stress_test_and_counterfactual(ctx, value):
     settings = handlers_bias.BiasSettings(mark_class="circle", size=0.2)
-    figure, rows, _ = handlers_bias.stress_test(ctx, None, value, "standard", "isnet", "square",
-                                                settings, "opacity", 4)
+    request = bias_request(value, "square", settings)
+    stress = handlers_bias.stress_test(ctx, None, request, sweep="opacity", steps=4)
+    rows = stress.rows
     assert [r[0] for r in rows] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0], abs=1e-4)
     assert all(type(v) is float and 0 <= v <= 1 for r in rows for v in r[1:])
     assert rows[0][1:] != rows[-1][1:]  # the mark moves the probabilities
-    figure, summary = handlers_bias.counterfactual(ctx, None, value, "standard", "isnet",
-                                                   "square", settings)
-    assert "of 2" in summary and figure.axes
+    assert stress.figure.axes and stress.notices == []
+    counter = handlers_bias.counterfactual(ctx, None, request)
+    assert "of 2" in counter.summary and counter.figure.axes
 
 
 def test_colour_parsing():
@@ -205,10 +225,11 @@ def test_colour_parsing():
 
 # --- fine-tune and models --------------------------------------------------------------------
 
-def _run(ctx, session, **kw):
-    args = dict(base_id="standard", source="samples", paths=None, variant="selective", epochs=1,
-                heat_weight=0.7, decay=0.9, learning_rate=0.01)
-    return list(handlers_train.fine_tune(ctx, session, **{**args, **kw}))
+def _run(ctx, session, stop=None, **kw):
+    settings = dict(base_id="standard", source="samples", method="selective", epochs=1,
+                    heat_weight=0.7, decay=0.9, learning_rate=0.01)
+    request = handlers_train.FineTuneRequest(**{**settings, **kw})
+    return list(handlers_train.fine_tune(ctx, session, request, stop=stop))
 
 
 def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
@@ -222,6 +243,8 @@ def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
     assert ctx.store.get(last.entry.model_id, "alice") is last.entry
     with pytest.raises(InputError):
         ctx.store.get(last.entry.model_id, "bob")
+    assert last.entry.method == "selective" and last.entry.trained_as == "isnet"
+    assert last.entry.family == metadata["family"] == "densenet"
     assert last.before_after is not None and len(last.before_after.views) == 2
     assert any(u.history for u in updates)
 
@@ -240,6 +263,8 @@ def test_fine_tune_refuses_one_class_sets_and_bad_settings(ctx):
         _run(ctx, "dave")
     with pytest.raises(InputError, match="Epochs"):
         _run(ctx, "dave", epochs=999)
+    with pytest.raises(InputError, match="training method"):
+        _run(ctx, "dave", method="isnet")
 
 
 def test_load_checkpoints_and_refuse_bad_files(ctx, tmp_path):
@@ -251,7 +276,8 @@ def test_load_checkpoints_and_refuse_bad_files(ctx, tmp_path):
                            metrics={"val_accuracy": 0.5})
     loaded = handlers_models.load_model_file(ctx, "erin", str(path))
     card = handlers_models.model_card(loaded)
-    assert loaded.variant == "isnet" and "triangle" in card and "val_accuracy" in card
+    assert loaded.trained_as == "isnet" and loaded.method == "selective"  # 0.1: config.variant
+    assert "triangle" in card and "val_accuracy" in card and "selective" in card
     assert loaded.model_id in [i for _, i in ctx.store.choices("erin")]
     assert loaded.model_id not in [i for _, i in ctx.store.choices("frank")]
     text = tmp_path / "notes.pt"
@@ -283,11 +309,11 @@ def test_uploaded_sets_from_zip_and_loose_files(ctx, tmp_path):
                     loose.append(str(path))
                     archive.write(path, f"{name}/{i}{suffix}")
     for paths in (loose, [str(zipped)]):
-        image_set, _ = handlers_train.uploaded_set(ctx, "gina", paths, SIZE)
+        image_set, _ = train_data.uploaded_set(ctx, "gina", paths, SIZE)
         assert list(image_set.class_names) == CLASSES[:2] and len(image_set.labels) == 4
         assert tuple(image_set.images.shape[-2:]) == (SIZE, SIZE)
     with pytest.raises(InputError, match="named"):
-        handlers_train.uploaded_set(ctx, "gina", [str(tmp_path / "noprefix.png")], SIZE)
+        train_data.uploaded_set(ctx, "gina", [str(tmp_path / "noprefix.png")], SIZE)
 
 
 def test_session_record_is_plain_and_grows_by_copy(ctx):
@@ -316,10 +342,8 @@ def test_foreign_state_dicts_load_with_inferred_architecture(ctx, tmp_path):
 
 
 def test_editor_record_keeps_the_clean_image_and_base_mask(ctx):
-    from explorer import editor
-
     image, truth = object_image(1)
-    value, record = editor.show(ctx, "ivan", image, truth)
+    value, record = editor.show(ctx.session_dir("ivan"), image, truth)
     assert value["composite"] is not None and record["mask"]
     same_image, same_mask = editor.resolve(value, record)  # the browser echoes the base layer
     assert np.array_equal(same_image, image) and np.array_equal(same_mask, truth)
@@ -346,3 +370,97 @@ def test_bias_lab_starts_from_the_training_mark(ctx):
     start = handlers_bias.training_defaults(entry)
     assert (start.kind, start.position, start.opacity) == ("decoy", "bottom_right", 0.5)
     assert start.size == pytest.approx(8 / SIZE)
+
+
+# --- the Explain path, names and layout ------------------------------------------------------
+
+def test_heatmaps_stay_tensors_until_viz_draws_them(ctx, value):
+    from explorer.handlers.explain import explain_cached
+    from isnet import viz
+
+    pair = explain_pair(ctx, value)
+    entry = ctx.store.get("standard", None)
+    image, _ = EditorInput(value).read()
+    answer = explain_cached(ctx, entry, model_tensor(image, SIZE), None)
+    assert isinstance(answer, Explanation) and isinstance(answer.heatmap, torch.Tensor)
+    assert tuple(answer.heatmap.shape) == (3, SIZE, SIZE)
+    assert explain_cached(ctx, entry, model_tensor(image, SIZE), None) is answer  # cached
+    side = ctx.limits.display_side
+    drawn = viz.heatmap_to_rgb(answer.heatmap, pair.scale, size=(side, side))
+    assert np.array_equal(drawn, pair.left.heatmap)
+    assert pair.scale == pytest.approx(viz.shared_scale(
+        [viz.relevance_map(explain_cached(ctx, ctx.store.get(i, None),
+                                          model_tensor(image, SIZE), None).heatmap)
+         for i in ("standard", "isnet")]))
+
+
+def test_explain_uses_the_epsilon_the_model_was_trained_with(ctx, value):
+    import isnet
+    from explorer.handlers.explain import engine_explain
+
+    entry = ctx.store.get("isnet", None)
+    x = model_tensor(EditorInput(value).read()[0], SIZE)
+    assert entry.epsilon == isnet.LRPConfig().epsilon  # not recorded: the LRP default
+    entry.metadata["config"] = {"method": "selective", "epsilon": 0.5}
+    with torch.no_grad():
+        _, wide = isnet.explain(entry.model, x, epsilon=0.5)
+        _, default = isnet.explain(entry.model, x)
+    heatmap = engine_explain(entry, x, None).heatmap
+    assert torch.allclose(heatmap, wide[0, 0].double())
+    assert not torch.allclose(heatmap, default[0, 0].double())
+
+
+def test_training_method_and_trained_as_come_from_the_metadata():
+    from explorer.state import trained_as, training_method
+
+    assert training_method({"config": {"method": "standard"}}) == "standard"
+    assert training_method({"config": {"variant": "stochastic"}}) == "stochastic"  # 0.1 name
+    assert training_method({"config": {}}) is None
+    assert trained_as({"config": {"method": "standard"}}) == "standard"
+    assert trained_as({"config": {"method": "all"}}) == "isnet"
+    assert trained_as({"trained_as": "isnet", "config": {}}) == "isnet"
+    assert trained_as({"config": {}, "provenance": {"source_file": "/w/isnet_dn.pth"}}) == "isnet"
+    assert trained_as({"config": {}, "provenance": {"source_file": "/w/plain.pth"}}) == "standard"
+    assert trained_as({}) == "unknown"
+
+
+def test_image_handlers_return_named_results(ctx, value):
+    sample = handlers_image.load_sample(ctx, "square_0")
+    assert sample.label == "square" and sample.mask is not None and sample.mask.any()
+    auto = handlers_image.auto_mask(EditorInput(value), "threshold")
+    assert auto.mask.shape == auto.image.shape[:2] and auto.notices == []
+    cleared = handlers_image.clear_mask(EditorInput(value))
+    assert cleared.mask is None and np.array_equal(cleared.image, auto.image)
+    with pytest.raises(InputError, match="No image uploaded"):
+        handlers_image.load_upload(ctx, None)
+
+
+def test_outputs_are_laid_out_by_name():
+    from explorer import components
+
+    for names in (components.EXPLAIN_OUTPUTS, components.INJECT_BIAS_OUTPUTS,
+                  components.FINE_TUNE_OUTPUTS, components.LOAD_CHECKPOINT_OUTPUTS):
+        assert len(set(names)) == len(names)
+    assert components.ordered({"b": 2, "a": 1}, ("a", "b")) == [1, 2]
+    with pytest.raises(KeyError, match="summary"):
+        components.ordered({"plot": 1}, components.COUNTERFACTUAL_OUTPUTS)
+
+
+def test_explorer_layout_tabs_stay_apart_and_files_stay_small():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "explorer"
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert len(text.splitlines()) <= 400, f"{path} is over 400 lines"
+        imported = {node.module for node in ast.walk(ast.parse(text))
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {f"{node.module}.{alias.name}" for node in ast.walk(ast.parse(text))
+                     if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
+        layer = path.relative_to(root).parts[0]
+        if layer == "tabs":  # a tab never imports another tab
+            assert not {m for m in imported if m.startswith("explorer.tabs")}, path
+        if layer in ("handlers", "media"):  # the work never reaches up into the widgets
+            assert not {m for m in imported if m.startswith(("explorer.tabs",
+                                                             "explorer.components"))}, path

@@ -7,7 +7,10 @@ import path). Everything is small enough to run in seconds on two CPU cores.
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,14 +23,18 @@ SIZE = 32
 
 
 def tiny_models(seed: int = 0) -> dict:
-    """{label: (tiny DenseNet, metadata)} for a standard and an "ISNet" model (3 classes, 32 px)."""
+    """{label: (tiny DenseNet, metadata)} for a standard and an "ISNet" model (3 classes, 32 px).
+
+    They are untrained, so their metadata says how they count (``trained_as``) rather than a
+    training method.
+    """
     from isnet.models.densenet import tiny_densenet
 
     models = {}
-    for offset, (label, variant) in enumerate((("Tiny standard", "standard"),
+    for offset, (label, kind) in enumerate((("Tiny standard", "standard"),
                                                ("Tiny ISNet", "isnet"))):
         torch.manual_seed(seed + offset)
-        metadata = {"class_names": list(CLASSES), "input_size": SIZE, "variant": variant,
+        metadata = {"class_names": list(CLASSES), "input_size": SIZE, "trained_as": kind,
                     "model_name": "tiny_densenet"}
         models[label] = (tiny_densenet(num_classes=3).eval(), metadata)
     return models
@@ -75,15 +82,44 @@ def make_context(tmp_path: Path):
                  work_dir=tmp_path / "work")
 
 
-def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb"):
-    """Build the explorer on tiny models, launch it on 127.0.0.1; returns (demo, url)."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that the system just reported free."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", max_epochs: int = 20,
+                    attempts: int = 5):
+    """Build the explorer on tiny models, launch it on a free port of 127.0.0.1.
+
+    Never a fixed port (tests may run side by side); should another process take the port
+    between asking and binding, the launch is retried on a new one.
+
+    Returns:
+        (demo, url).
+    """
     from explorer.app import build_demo
     from explorer.state import Limits
 
     images, masks = write_samples(tmp_path / "assets")
     demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
-                      work_dir=tmp_path / "work", limits=Limits(max_file_size=max_file_size))
+                      work_dir=tmp_path / "work", limits=Limits(max_file_size=max_file_size,
+                                    max_epochs=max_epochs))
     demo.queue(default_concurrency_limit=2)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
-                            max_file_size=demo.explorer_context.limits.max_file_size)
-    return demo, url
+    for attempt in range(attempts):
+        try:
+            _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
+                                    server_port=free_port(), quiet=True,
+                                    max_file_size=demo.explorer_context.limits.max_file_size)
+            return demo, url
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def named(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """An endpoint's answer read by name (``explorer.components.*_OUTPUTS``)."""
+    assert len(names) == len(values), f"{len(values)} outputs for the names {list(names)}"
+    return dict(zip(names, values, strict=True))

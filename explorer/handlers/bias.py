@@ -3,20 +3,27 @@
 All work happens at the first model's input resolution (the resolution the models were trained
 and biased at): the editor's image and mask are resized to it, :func:`isnet.inject_bias` draws
 the mark there (never touching the foreground), and both models are asked about the result.
+Each button sends a :class:`BiasRequest` and gets a named result back (:class:`BiasView`,
+:class:`StressTestResult`, :class:`CounterfactualResult`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from explorer import handlers, plots
+import isnet
+from explorer.errors import InputError
+from explorer.handlers.explain import PREDICTED, PairView, explain_models, predict_models
+from explorer.media import plots
+from explorer.media.editor import EditorInput
+from explorer.media.tensors import enlarge, resize_image, resize_mask
 from explorer.state import AppContext, ModelEntry
-from explorer.uploads import InputError
 from isnet import viz
 
 POSITIONS = ("top_left", "top_right", "bottom_left", "bottom_right", "random")
@@ -44,6 +51,28 @@ class BiasSettings:
     colour: str | None = None
     opacity: float = 1.0
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class BiasRequest:
+    """What the Bias lab's buttons send.
+
+    Attributes:
+        editor: the Explain tab's image and foreground mask.
+        left_id, right_id: the two models (they must share their classes).
+        true_class: the image's true class name (class B).
+        mark: the mark to draw (class A and how it looks).
+        opacity: heatmap overlay opacity in [0, 1].
+        top_k: predictions listed per model.
+    """
+
+    editor: EditorInput
+    left_id: str
+    right_id: str
+    true_class: str | None
+    mark: BiasSettings
+    opacity: float = 0.6
+    top_k: int = 3
 
 
 def training_defaults(entry: ModelEntry) -> BiasSettings:
@@ -90,16 +119,13 @@ def _class_index(entry: ModelEntry, name: str | None, what: str) -> int:
                      f"({', '.join(entry.class_names)}); got {name!r}.")
 
 
-def _working(image: np.ndarray, mask: np.ndarray | None, size: int
+def at_model_resolution(image: np.ndarray, mask: np.ndarray | None, size: int
              ) -> tuple[np.ndarray, np.ndarray]:
     """Image (S, S, 3) uint8 and mask (S, S) bool at the model resolution; a mask is required."""
     if mask is None or not mask.any():
         raise InputError("The bias lab needs a foreground mask: the mark goes into the "
                          "background. Paint the object or use an automatic mask first.")
-    small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    small_mask = cv2.resize(mask.astype(np.uint8), (size, size),
-                            interpolation=cv2.INTER_NEAREST).astype(bool)
-    return small, small_mask
+    return resize_image(image, size), resize_mask(mask, size)
 
 
 def draw_mark(image: np.ndarray, mask: np.ndarray, true_index: int, mark_index: int,
@@ -109,8 +135,6 @@ def draw_mark(image: np.ndarray, mask: np.ndarray, true_index: int, mark_index: 
     Raises:
         InputError: no room in the background, or an invalid setting.
     """
-    from isnet.data.bias.inject import inject_bias
-
     options = {"size": float(settings.size), "opacity": float(settings.opacity),
                "color": parse_colour(settings.colour), "mark_class": int(mark_index)}
     if settings.position == "random":
@@ -123,8 +147,8 @@ def draw_mark(image: np.ndarray, mask: np.ndarray, true_index: int, mark_index: 
     x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)  # (3, S, S)
     m = torch.from_numpy(mask.astype(np.float32))[None]  # (1, S, S)
     try:
-        biased = inject_bias(x, m, int(true_index), num_classes, kind=settings.kind,
-                             seed=int(settings.seed), **options).image
+        biased = isnet.inject_bias(x, m, int(true_index), num_classes, settings.kind,
+                                   seed=int(settings.seed), **options).image
     except ValueError as error:  # includes BiasPlacementError ("no room")
         raise InputError(f"Cannot place this mark: {error}") from error
     return viz.as_rgb_uint8(biased)
@@ -132,44 +156,87 @@ def draw_mark(image: np.ndarray, mask: np.ndarray, true_index: int, mark_index: 
 
 @dataclass
 class BiasView:
-    """The biased image, both models on it (one colour scale), and a before/after table."""
+    """What the Inject button shows.
+
+    Attributes:
+        biased: (D, D, 3) uint8, the biased image at model resolution enlarged for display.
+        pair: both models explained on the biased image (one colour scale).
+        comparison: Markdown table, P(true class) and P(mark class) before → after.
+    """
 
     biased: np.ndarray
-    pair: handlers.PairView
+    pair: PairView
     comparison: str
 
 
-def _setup(ctx: AppContext, session: str | None, value: dict | None, left_id: str,
-           right_id: str, true_class: str | None, settings: BiasSettings,
-           record: dict | None = None, mode: str = "add to mask"):
-    image, mask = handlers.read_editor(value, record, mode)
-    entries = [ctx.store.get(left_id, session), ctx.store.get(right_id, session)]
+@dataclass
+class StressTestResult:
+    """The stress test's plot, table and notices.
+
+    Attributes:
+        figure: matplotlib Figure, P(true class) (and P(mark class)) against the swept value.
+        rows: [[value, P_true model 1, P_true model 2, …]] (plain floats).
+        notices: skipped values (no room for the mark).
+    """
+
+    figure: Any
+    rows: list[list[float]]
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CounterfactualResult:
+    """The counterfactual's plot and summary table (Markdown)."""
+
+    figure: Any
+    summary: str
+
+
+@dataclass(frozen=True)
+class _Bench:
+    """The models and the image at model resolution, with the class indices resolved."""
+
+    entries: list[ModelEntry]
+    image: np.ndarray
+    mask: np.ndarray
+    true_index: int
+    mark_index: int
+
+    @property
+    def names(self) -> list[str]:
+        return self.entries[0].class_names
+
+    def draw(self, mark: BiasSettings, mark_index: int | None = None,
+             **overrides: float) -> np.ndarray:
+        """The image with ``mark`` (of class ``mark_index``, default the request's) drawn in."""
+        index = self.mark_index if mark_index is None else mark_index
+        return draw_mark(self.image, self.mask, self.true_index, index, len(self.names), mark,
+                         **overrides)
+
+
+def _bench(ctx: AppContext, session: str | None, request: BiasRequest) -> _Bench:
+    image, mask = request.editor.read()
+    entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
     reference = entries[0]
     if entries[1].class_names != reference.class_names:
         raise InputError("The bias lab needs two models with the same classes.")
-    small, small_mask = _working(image, mask, reference.input_size)
-    true_index = _class_index(reference, true_class, "image's true class")
-    mark_index = _class_index(reference, settings.mark_class, "mark's class")
-    return entries, small, small_mask, true_index, mark_index
+    small, small_mask = at_model_resolution(image, mask, reference.input_size)
+    return _Bench(entries, small, small_mask,
+                  _class_index(reference, request.true_class, "image's true class"),
+                  _class_index(reference, request.mark.mark_class, "mark's class"))
 
 
-def inject(ctx: AppContext, session: str | None, value: dict | None, left_id: str, right_id: str,
-           true_class: str | None, settings: BiasSettings, opacity: float = 0.6,
-           top_k: int = 3, record: dict | None = None, mode: str = "add to mask") -> BiasView:
+def inject(ctx: AppContext, session: str | None, request: BiasRequest) -> BiasView:
     """The Inject button: draw the mark, explain both models on the biased image."""
-    entries, small, small_mask, true_index, mark_index = _setup(
-        ctx, session, value, left_id, right_id, true_class, settings, record, mode)
-    biased = draw_mark(small, small_mask, true_index, mark_index, len(entries[0].class_names),
-                       settings)
-    side = ctx.limits.display_side
-    display = cv2.resize(biased, (side, side), interpolation=cv2.INTER_NEAREST)
-    pair = handlers.explain_models(ctx, entries, biased, small_mask, handlers.PREDICTED,
-                                   opacity, top_k, display=display)
-    before = handlers.predict_models(entries, [small])[:, 0]  # (models, K)
-    after = np.array([[v.probabilities[n] for n in entries[0].class_names] for v in pair.views])
-    names = entries[0].class_names
-    return BiasView(display, pair, _comparison(entries, names, true_index, mark_index, before,
-                                               after))
+    bench = _bench(ctx, session, request)
+    biased = bench.draw(request.mark)
+    display = enlarge(biased, ctx.limits.display_side)
+    pair = explain_models(ctx, bench.entries, biased, bench.mask, PREDICTED,
+                          float(request.opacity), int(request.top_k), display=display)
+    before = predict_models(bench.entries, [bench.image])[:, 0]  # (models, K)
+    after = np.array([[v.probabilities[n] for n in bench.names] for v in pair.views])
+    return BiasView(display, pair, _comparison(bench.entries, bench.names, bench.true_index,
+                                               bench.mark_index, before, after))
 
 
 def _comparison(entries: list[ModelEntry], names: list[str], true_index: int, mark_index: int,
@@ -178,7 +245,7 @@ def _comparison(entries: list[ModelEntry], names: list[str], true_index: int, ma
     columns = [true_index] if mark_index == true_index else [true_index, mark_index]
     header = " | ".join(f"P({names[c]})" for c in columns)
     lines = [f"| model | {header} | prediction |", "|---" * (len(columns) + 2) + "|"]
-    for entry, b, a in zip(entries, before, after):
+    for entry, b, a in zip(entries, before, after, strict=True):
         cells = " | ".join(f"{b[c]:.0%} → {a[c]:.0%}" for c in columns)
         lines.append(f"| {entry.label} | {cells} | "
                      f"{names[int(b.argmax())]} → {names[int(a.argmax())]} |")
@@ -188,67 +255,61 @@ def _comparison(entries: list[ModelEntry], names: list[str], true_index: int, ma
     return "\n".join(lines) + f"\n\n{note} Before → after adding the mark."
 
 
-def stress_test(ctx: AppContext, session: str | None, value: dict | None, left_id: str,
-                right_id: str, true_class: str | None, settings: BiasSettings,
-                sweep: str = "opacity", steps: int = 6, record: dict | None = None,
-                mode: str = "add to mask"):
+def stress_test(ctx: AppContext, session: str | None, request: BiasRequest,
+                sweep: str = "opacity", steps: int = 6) -> StressTestResult:
     """Sweep the mark's opacity or size; plot both models' P(true class) (and P(mark class)).
 
-    Returns:
-        (matplotlib Figure, rows [[value, P_true model 1, P_true model 2, …]], notices).
+    Args:
+        sweep: "opacity" or "size" (see :data:`SWEEPS`).
+        steps: values tried, 2 to 12.
     """
     if sweep not in SWEEPS:
         raise InputError(f"Sweep 'opacity' or 'size', not {sweep!r}.")
     steps = int(np.clip(steps, 2, 12))
-    entries, small, small_mask, true_index, mark_index = _setup(
-        ctx, session, value, left_id, right_id, true_class, settings, record, mode)
+    bench = _bench(ctx, session, request)
     values = np.linspace(0.0, 1.0, steps) if sweep == "opacity" else np.linspace(0.08, 0.4, steps)
     kept, images, notices = [], [], []
     for v in values:
         try:
-            images.append(draw_mark(small, small_mask, true_index, mark_index,
-                                    len(entries[0].class_names), settings, **{sweep: float(v)}))
+            images.append(bench.draw(request.mark, **{sweep: float(v)}))
             kept.append(float(v))
         except InputError:
             notices.append(f"No room for a mark of size {v:.2f}; skipped.")
     if not images:
         raise InputError("The mark fits nowhere in this image's background at any size.")
-    probabilities = handlers.predict_models(entries, images)  # (models, values, K)
-    curves = {e.label: [float(p) for p in probabilities[i, :, true_index]]
-              for i, e in enumerate(entries)}
-    marks = {e.label: [float(p) for p in probabilities[i, :, mark_index]]
-             for i, e in enumerate(entries)}
-    names = entries[0].class_names
-    figure = plots.stress_test_figure(kept, curves, SWEEPS[sweep], names[true_index],
-                                      names[mark_index], marks)
-    rows = [[round(v, 4)] + [round(curves[e.label][i], 4) for e in entries]
+    probabilities = predict_models(bench.entries, images)  # (models, values, K)
+    labels = [e.label for e in bench.entries]
+    curves = {label: [float(p) for p in probabilities[i, :, bench.true_index]]
+              for i, label in enumerate(labels)}
+    marks = {label: [float(p) for p in probabilities[i, :, bench.mark_index]]
+             for i, label in enumerate(labels)}
+    figure = plots.stress_test_figure(kept, curves, SWEEPS[sweep], bench.names[bench.true_index],
+                                      bench.names[bench.mark_index], marks)
+    rows = [[round(v, 4)] + [round(curves[label][i], 4) for label in labels]
             for i, v in enumerate(kept)]
-    return figure, rows, notices
+    return StressTestResult(figure, rows, notices)
 
 
-def counterfactual(ctx: AppContext, session: str | None, value: dict | None, left_id: str,
-                   right_id: str, true_class: str | None, settings: BiasSettings,
-                   record: dict | None = None, mode: str = "add to mask"):
+def counterfactual(ctx: AppContext, session: str | None,
+                   request: BiasRequest) -> CounterfactualResult:
     """The mark of every class A on this image of class B: how often does each model follow it?
 
-    Returns:
-        (matplotlib Figure, Markdown summary).
+    The request's mark class is ignored (every class's mark is tried).
     """
-    probe = BiasSettings(**{**settings.__dict__, "mark_class": true_class})
-    entries, small, small_mask, true_index, _ = _setup(ctx, session, value, left_id, right_id,
-                                                       true_class, probe, record, mode)
-    names = entries[0].class_names
-    images = [draw_mark(small, small_mask, true_index, a, len(names), settings)
-              for a in range(len(names))]
-    probabilities = handlers.predict_models(entries, images)  # (models, A, K)
+    probe = dataclasses.replace(request, mark=dataclasses.replace(
+        request.mark, mark_class=request.true_class))
+    bench = _bench(ctx, session, probe)
+    names = bench.names
+    images = [bench.draw(request.mark, a) for a in range(len(names))]
+    probabilities = predict_models(bench.entries, images)  # (models, A, K)
     follow = {e.label: [float(probabilities[i, a, a]) for a in range(len(names))]
-              for i, e in enumerate(entries)}
-    figure = plots.counterfactual_figure(names, follow, names[true_index])
+              for i, e in enumerate(bench.entries)}
+    figure = plots.counterfactual_figure(names, follow, names[bench.true_index])
     lines = ["| model | predictions flipped to the mark's class | mean P(mark's class) |",
              "|---|---|---|"]
-    others = [a for a in range(len(names)) if a != true_index]
-    for i, entry in enumerate(entries):
+    others = [a for a in range(len(names)) if a != bench.true_index]
+    for i, entry in enumerate(bench.entries):
         flips = sum(int(probabilities[i, a].argmax() == a) for a in others)
         mean = np.mean([probabilities[i, a, a] for a in others]) if others else 0.0
         lines.append(f"| {entry.label} | {flips} of {len(others)} | {mean:.0%} |")
-    return figure, "\n".join(lines)
+    return CounterfactualResult(figure, "\n".join(lines))

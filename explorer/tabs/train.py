@@ -1,4 +1,4 @@
-"""The Fine-tune tab: widgets and wiring only (work happens in :mod:`explorer.handlers_train`).
+"""The Fine-tune tab: widgets and wiring only (the work is in :mod:`explorer.handlers.train`).
 
 One fine-tune runs at a time in the whole app (its own queue, ``concurrency_id="train"``, limit
 1), separate from explanations (``concurrency_id="explain"``), so explanations keep flowing while
@@ -11,10 +11,10 @@ import threading
 
 import gradio as gr
 
-from explorer import handlers_train as ht
-from explorer.feedback import guarded, guarded_stream, session_of
+from explorer.components import FINE_TUNE_OUTPUTS, ExplainWidgets, ordered, session_of
+from explorer.errors import guarded, guarded_stream
+from explorer.handlers import train as ht
 from explorer.state import AppContext, new_record, record_run, runs_table
-from explorer.tab_explain import ExplainWidgets
 
 
 def build(ctx: AppContext, w: ExplainWidgets) -> None:
@@ -32,8 +32,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             source = gr.Radio(["samples", "upload"], value="samples", label="Training data")
             files = gr.File(label="Zip or image/mask files", file_count="multiple",
                             type="filepath", height=100)
-            variant = gr.Dropdown([(label, key) for key, label in ht.VARIANT_LABELS.items()],
-                                  value="selective", label="Training")
+            method = gr.Dropdown([(label, key) for key, label in ht.METHOD_LABELS.items()],
+                                 value="selective", label="Training method")
             epochs = gr.Slider(1, ctx.limits.max_epochs, value=2, step=1, label="Epochs")
             heat_weight = gr.Slider(0, 1, value=0.7, step=0.05,
                                     label="P: heatmap-loss share (ISNet)")
@@ -54,39 +54,49 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                  height=220)
             comparison = gr.Markdown()
             record = gr.State(new_record())
-            runs = gr.Dataframe(headers=["model", "variant", "epochs", "val. accuracy",
+            runs = gr.Dataframe(headers=["model", "method", "epochs", "val. accuracy",
                                          "val. background share"], value=[],
                                 label="This session's fine-tunes", interactive=False)
 
     @guarded_stream
-    def on_start(base_id, source_v, paths, variant_v, epochs_v, p, d, lr, session_record,
+    def on_start(base_model, training_data, uploaded_files, training_method, epochs_count,
+                 heatmap_loss_share, gwrp_decay, learning_rate_value, session_record,
                  request: gr.Request, progress=gr.Progress()):
         """Fine-tune a copy of a model; yields progress, curves and finally the new model."""
         session = session_of(request) or "anonymous"
         event = stops.setdefault(session, threading.Event())
         event.clear()
+        fine_tune = ht.FineTuneRequest(
+            base_id=base_model, source=training_data, paths=tuple(uploaded_files or ()),
+            method=training_method, epochs=int(epochs_count),
+            heat_weight=float(heatmap_loss_share), decay=float(gwrp_decay),
+            learning_rate=float(learning_rate_value or 0.01))
         keep = gr.update()
-        for update in ht.fine_tune(ctx, session, base_id, source_v, paths, variant_v,
-                                   int(epochs_v), float(p), float(d), float(lr or 0.01),
-                                   stop=event):
+        for update in ht.fine_tune(ctx, session, fine_tune, stop=event):
             progress(update.fraction, desc="fine-tuning")
-            choices = gr.update(choices=ctx.store.choices(session)) if update.entry else keep
-            # after a run, the right-hand model becomes the fine-tuned one (before/after view)
-            newest = (gr.update(choices=ctx.store.choices(session), value=update.entry.model_id)
-                      if update.entry else keep)
-            pair = update.before_after
+            values = dict.fromkeys(FINE_TUNE_OUTPUTS, keep)
+            values["status"] = update.status
+            if update.figure is not None:
+                values["curves"] = update.figure
             if update.entry:
                 session_record = record_run(session_record, update.entry, update.checkpoint)
-            yield (session_record, runs_table(session_record) if update.entry else keep,
-                   update.status, update.figure if update.figure is not None else keep,
-                   update.checkpoint or keep,
-                   pair.views[0].overlay if pair else keep, pair.views[1].overlay if pair else keep,
-                   pair.summary if pair else keep, choices, newest, choices)
+                choices = gr.update(choices=ctx.store.choices(session))
+                # after a run, the right-hand model becomes the fine-tuned one (before/after)
+                values.update(runs=runs_table(session_record), checkpoint=update.checkpoint,
+                              left_model=choices, base_model=choices,
+                              right_model=gr.update(choices=ctx.store.choices(session),
+                                                    value=update.entry.model_id))
+            if update.before_after:
+                pair = update.before_after
+                values.update(before=pair.left.overlay, after=pair.right.overlay,
+                              comparison=pair.summary)
+            yield [session_record] + ordered(values, FINE_TUNE_OUTPUTS)
 
-    event = start.click(on_start, [base, source, files, variant, epochs, heat_weight, decay,
+    outputs = dict(zip(FINE_TUNE_OUTPUTS, [runs, status, curves, checkpoint, before, after,
+                                           comparison, w.left, w.right, base], strict=True))
+    event = start.click(on_start, [base, source, files, method, epochs, heat_weight, decay,
                                    learning_rate, record],
-                        [record, runs, status, curves, checkpoint, before, after, comparison, w.left, w.right,
-                         base],
+                        [record] + ordered(outputs, FINE_TUNE_OUTPUTS),
                         api_name="fine_tune", concurrency_id="train", concurrency_limit=1)
 
     @guarded

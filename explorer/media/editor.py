@@ -19,17 +19,24 @@ An editor value that does not match the record (for instance sent by a script th
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from explorer import masking
-from explorer.state import AppContext
-from explorer.uploads import InputError
+from explorer.errors import InputError
+from explorer.media import masking
 from isnet import viz
 
 ADD, REMOVE = "add to mask", "remove from mask"
 BRUSH_MODES = (ADD, REMOVE)
+
+
+def editor_value(image: np.ndarray, mask: np.ndarray | None) -> dict:
+    """An editor value with ``mask`` as its one painted layer (what a script would send)."""
+    layers = [masking.mask_layer(mask)] if mask is not None and mask.any() else []
+    return {"background": image, "layers": layers, "composite": None}
 
 
 def empty_record() -> dict:
@@ -37,18 +44,17 @@ def empty_record() -> dict:
     return {"image": None, "mask": None}
 
 
-def show(ctx: AppContext, session: str | None, image: np.ndarray,
-         mask: np.ndarray | None) -> tuple[dict, dict]:
+def show(folder: Path, image: np.ndarray, mask: np.ndarray | None) -> tuple[dict, dict]:
     """The editor value showing ``image`` with ``mask`` tinted in, and the record to keep.
 
     Args:
+        folder: the session's folder, where the clean image and base mask are saved.
         image: (H, W, 3) uint8.
         mask: (H, W) bool base mask, or None.
 
     Returns:
         (editor value, record ``{"image": path, "mask": path or None}``).
     """
-    folder = ctx.session_dir(session)
     stamp = time.time_ns()
     image_path = folder / f"image-{stamp}.png"
     Image.fromarray(image).save(image_path)
@@ -110,3 +116,22 @@ def resolve(value: dict | None, record: dict | None,
     else:
         mask = strokes if base is None else base | strokes
     return clean, mask if mask is not None and mask.any() else None
+
+
+@dataclass(frozen=True)
+class EditorInput:
+    """What the mask editor holds, as one named value: handler requests carry it.
+
+    Attributes:
+        value: the editor's ``{"background", "layers", "composite"}`` dict.
+        record: the editor's ``gr.State`` record (None: take ``value`` as it is).
+        mode: what brush strokes do, one of :data:`BRUSH_MODES`.
+    """
+
+    value: dict | None
+    record: dict | None = None
+    mode: str = ADD
+
+    def read(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(clean image (H, W, 3) uint8, mask (H, W) bool or None); see :func:`resolve`."""
+        return resolve(self.value, self.record, self.mode)

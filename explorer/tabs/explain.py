@@ -1,4 +1,5 @@
-"""The Explain tab: widgets and wiring only (work happens in :mod:`explorer.handlers`).
+"""The Explain tab: widgets and wiring only (the work is in :mod:`explorer.handlers.explain` and
+:mod:`explorer.handlers.image`).
 
 Left: the image (sample or upload), the foreground mask drawn in an image editor (brush and
 eraser), uploaded, or made automatically and then corrected. Right: the two compared models side
@@ -8,67 +9,27 @@ with adjustable opacity, background relevance share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import gradio as gr
 
-from explorer import editor as editor_state
-from explorer import handlers
-from explorer.feedback import guarded, notify, session_of
+from explorer.components import (
+    EXPLAIN_OUTPUTS,
+    ExplainWidgets,
+    editor_input,
+    model_column,
+    ordered,
+    pair_values,
+    session_of,
+)
+from explorer.errors import guarded, notify
+from explorer.handlers import image as image_handlers
+from explorer.handlers.explain import PREDICTED, ExplainRequest, class_choices, explain
+from explorer.handlers.image import LoadedImage
+from explorer.media import editor as editor_state
+from explorer.media.decode import IMAGE_EXTENSIONS
 from explorer.state import AppContext
-from explorer.uploads import IMAGE_EXTENSIONS
 
 BRUSH = gr.Brush(colors=["rgba(0, 230, 90, 0.45)"], default_color="rgba(0, 230, 90, 0.45)",
                  color_mode="fixed", default_size=12)
-
-
-@dataclass
-class SideWidgets:
-    """The outputs of one model's column."""
-
-    top: gr.Label
-    overlay: gr.Image
-    heatmap: gr.Image
-    share: gr.Number
-
-    def outputs(self) -> list:
-        """The widgets in the order :func:`side_outputs` fills them."""
-        return [self.top, self.overlay, self.heatmap, self.share]
-
-
-@dataclass
-class ExplainWidgets:
-    """Widgets other tabs read or update."""
-
-    editor: gr.ImageEditor
-    record: gr.State
-    brush_mode: gr.Radio
-    true_class: gr.Dropdown
-    left: gr.Dropdown
-    right: gr.Dropdown
-    target: gr.Dropdown
-    opacity: gr.Slider
-    top_k: gr.Slider
-
-
-def side_outputs(view: handlers.ModelView) -> list:
-    """Widget values for one side: label dict, overlay, heatmap, share."""
-    return [view.top, view.overlay, view.heatmap, view.share]
-
-
-def model_column(title: str, prefix: str) -> SideWidgets:
-    """One model's output column (predictions, overlay, heatmap, share); ids start with
-    ``prefix``."""
-    with gr.Column(elem_id=f"{prefix}-column"):
-        gr.Markdown(f"#### {title}")
-        top = gr.Label(label="Top predictions", num_top_classes=5)
-        overlay = gr.Image(label="Heatmap over the image", type="numpy", format="png",
-                           interactive=False, height=280, elem_id=f"{prefix}-overlay")
-        heatmap = gr.Image(label="Heatmap (shared scale)", type="numpy", format="png",
-                           interactive=False, height=220, elem_id=f"{prefix}-heatmap")
-        share = gr.Number(label="Background relevance share (0 = all on the object)",
-                          value=None, precision=4, interactive=False)
-    return SideWidgets(top, overlay, heatmap, share)
 
 
 def build(ctx: AppContext) -> ExplainWidgets:
@@ -109,7 +70,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 right = gr.Dropdown(choices, value=ctx.default_pair[1], label="Right model",
                                     allow_custom_value=True)
             with gr.Row():
-                target = gr.Dropdown([handlers.PREDICTED] + classes, value=handlers.PREDICTED,
+                target = gr.Dropdown([PREDICTED] + classes, value=PREDICTED,
                                      label="Explain class")
                 top_k = gr.Slider(1, 10, value=3, step=1, label="Top predictions")
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
@@ -139,36 +100,45 @@ def build(ctx: AppContext) -> ExplainWidgets:
         api_visibility="private")
 
     @guarded
-    def on_explain(value, left_id, right_id, target_name, opacity_value, k, mode, state,
-                   request: gr.Request):
+    def on_explain(image_and_mask, left_model, right_model, explain_class, overlay_opacity,
+                   top_predictions, brush_strokes, editor_record, request: gr.Request):
         """Explain the editor's image with the left and right models (heatmaps on one scale)."""
-        view = handlers.explain(ctx, session_of(request), value, left_id, right_id, target_name,
-                                opacity_value, k, state, mode)
-        notify(view.notices)
-        return (side_outputs(view.views[0]) + side_outputs(view.views[1])
-                + [view.colorbar, view.summary, view.mask_preview])
+        pair = explain(ctx, session_of(request), ExplainRequest(
+            editor=editor_input(image_and_mask, brush_strokes, editor_record),
+            left_id=left_model, right_id=right_model, target=explain_class,
+            opacity=float(overlay_opacity), top_k=int(top_predictions)))
+        notify(pair.notices)
+        return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
+                        "mask_preview": pair.mask_preview}, EXPLAIN_OUTPUTS)
 
+    outputs = dict(zip(EXPLAIN_OUTPUTS, left_side.outputs() + right_side.outputs()
+                       + [colorbar, summary, preview], strict=True))
     gr.on([run.click, opacity.release, target.input], on_explain,
           inputs=[editor, left, right, target, opacity, top_k, brush_mode, record],
-          outputs=left_side.outputs() + right_side.outputs() + [colorbar, summary, preview],
+          outputs=ordered(outputs, EXPLAIN_OUTPUTS),
           api_name="explain", concurrency_id="explain", concurrency_limit=2)
 
     @guarded
-    def on_model_change(left_id, request: gr.Request):
+    def on_model_change(left_model, request: gr.Request):
         """The explain-class choices of the newly chosen left model."""
-        return gr.update(choices=handlers.class_choices(ctx, session_of(request), left_id),
-                         value=handlers.PREDICTED)
+        return gr.update(choices=class_choices(ctx, session_of(request), left_model),
+                         value=PREDICTED)
 
     left.change(on_model_change, [left], [target], api_name="class_choices")
     return widgets
+
+
+def _show(ctx: AppContext, session: str | None, loaded: LoadedImage) -> tuple[dict, dict]:
+    """Editor value and editor record showing a loaded image and its mask."""
+    return editor_state.show(ctx.session_dir(session), loaded.image, loaded.mask)
 
 
 def sample_outputs(ctx: AppContext, session: str | None, name: str | None) -> tuple:
     """Editor value, editor record and true class of a sample (no change without a name)."""
     if not name:
         return gr.update(), gr.update(), gr.update()
-    image, mask, label = handlers.load_sample(ctx, name)
-    return (*editor_state.show(ctx, session, image, mask), label)
+    loaded = image_handlers.load_sample(ctx, name)
+    return (*_show(ctx, session, loaded), loaded.label)
 
 
 def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, auto_threshold,
@@ -177,47 +147,51 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, a
     shown = [w.editor, w.record]
 
     @guarded
-    def on_sample(name, request: gr.Request):
+    def on_sample(sample_name, request: gr.Request):
         """Load a bundled sample and its mask into the editor; returns its true class."""
-        return sample_outputs(ctx, session_of(request), name)
+        return sample_outputs(ctx, session_of(request), sample_name)
 
     sample.input(on_sample, [sample], shown + [w.true_class], api_name="load_sample")
 
     @guarded
-    def on_upload(path, request: gr.Request):
+    def on_upload(image_file, request: gr.Request):
         """Decode an uploaded image into the editor (alpha channel → mask)."""
-        image, mask, notices = handlers.load_upload(ctx, path)
-        notify(notices)
-        return editor_state.show(ctx, session_of(request), image, mask)
+        loaded = image_handlers.load_upload(ctx, image_file)
+        notify(loaded.notices)
+        return _show(ctx, session_of(request), loaded)
 
     upload.upload(on_upload, [upload], shown, api_name="load_image")
 
     @guarded
-    def on_mask_file(value, path, mode, state, request: gr.Request):
+    def on_mask_file(image_and_mask, mask_image_file, brush_strokes, editor_record,
+                     request: gr.Request):
         """Replace the editor's mask with an uploaded mask image (white = object)."""
-        image, mask = handlers.mask_file(value, path, state, mode)
-        return editor_state.show(ctx, session_of(request), image, mask)
+        loaded = image_handlers.mask_file(
+            editor_input(image_and_mask, brush_strokes, editor_record), mask_image_file)
+        return _show(ctx, session_of(request), loaded)
 
     mask_file.upload(on_mask_file, [w.editor, mask_file, w.brush_mode, w.record], shown,
                      api_name="upload_mask")
 
     def auto(method: str):
         @guarded
-        def run(value, mode, state, request: gr.Request):
-            image, mask, warning = handlers.auto_mask(value, method, state, mode)
-            notify([warning])
-            return editor_state.show(ctx, session_of(request), image, mask)
+        def run(image_and_mask, brush_strokes, editor_record, request: gr.Request):
+            loaded = image_handlers.auto_mask(
+                editor_input(image_and_mask, brush_strokes, editor_record), method)
+            notify(loaded.notices)
+            return _show(ctx, session_of(request), loaded)
         run.__doc__ = f"Replace the mask with an automatic {method} mask (then correct it)."
         return run
 
-    inputs = [w.editor, w.brush_mode, w.record]
+    inputs = w.editor_inputs()
     auto_threshold.click(auto("threshold"), inputs, shown, api_name="mask_threshold")
     auto_grabcut.click(auto("grabcut"), inputs, shown, api_name="mask_grabcut")
 
     @guarded
-    def on_clear(value, mode, state, request: gr.Request):
+    def on_clear(image_and_mask, brush_strokes, editor_record, request: gr.Request):
         """Remove the mask."""
-        image, _ = handlers.read_editor(value, state, mode)
-        return editor_state.show(ctx, session_of(request), image, None)
+        loaded = image_handlers.clear_mask(
+            editor_input(image_and_mask, brush_strokes, editor_record))
+        return _show(ctx, session_of(request), loaded)
 
     clear.click(on_clear, inputs, shown, api_name="clear_mask")

@@ -1,26 +1,30 @@
-"""The Models tab: load a checkpoint (ours or the ISNet authors' formats) and read model cards."""
+"""The Models tab: load a checkpoint (ours or the ISNet authors' formats) and read model cards
+(widgets and wiring only; the work is in :mod:`explorer.handlers.models`)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from explorer import handlers_models as hm
-from explorer.feedback import guarded, session_of
+from explorer.components import (
+    LOAD_CHECKPOINT_OUTPUTS,
+    MODEL_CARDS_OUTPUTS,
+    ExplainWidgets,
+    model_dropdown_updates,
+    ordered,
+    session_of,
+)
+from explorer.errors import guarded
+from explorer.handlers import models as hm
 from explorer.state import AppContext
-from explorer.tab_explain import ExplainWidgets
 
 CHECKPOINT_TYPES = [".safetensors", ".pt", ".pth", ".ckpt", ".bin"]
-
-
-def model_dropdown_updates(ctx: AppContext, session: str | None, n: int = 2) -> list:
-    """``gr.update`` for each model dropdown with this session's current choices."""
-    return [gr.update(choices=ctx.store.choices(session)) for _ in range(n)]
 
 
 def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
     """Create the Models tab inside the current ``gr.Tab``; returns the cards widget."""
     gr.Markdown("Load a checkpoint to compare it in the other tabs: our `.safetensors` files, "
-                "or the ISNet authors' / torchvision DenseNet `state_dict` files "
+                "or `state_dict` files of a supported model family (the ISNet authors' and "
+                "torchvision layouts; the architecture is read from the weights) "
                 "(read with `weights_only=True`: pickles that would run code are refused). "
                 "Loaded models are visible to your session only.")
     with gr.Row():
@@ -37,12 +41,14 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
     all_cards = gr.Markdown(hm.cards(ctx, None))
 
     @guarded
-    def on_load(path, label, request: gr.Request):
+    def on_load(checkpoint_file, display_name, request: gr.Request):
         """Load a checkpoint into this session and show its card."""
         session = session_of(request)
-        entry = hm.load_model_file(ctx, session, path, label)
-        return [hm.model_card(entry), hm.cards(ctx, session)] + \
-            model_dropdown_updates(ctx, session, 3)
+        entry = hm.load_model_file(ctx, session, checkpoint_file, display_name)
+        left, right, choices = model_dropdown_updates(ctx, session, 3)
+        return ordered({"card": hm.model_card(entry), "cards": hm.cards(ctx, session),
+                        "left_model": left, "right_model": right, "download_choices": choices},
+                       LOAD_CHECKPOINT_OUTPUTS)
 
     load.click(on_load, [upload, name], [loaded_card, all_cards, w.left, w.right, pick],
                api_name="load_checkpoint")
@@ -51,16 +57,18 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
     def on_cards(request: gr.Request):
         """Cards of every model this session can use."""
         session = session_of(request)
-        return [hm.cards(ctx, session)] + model_dropdown_updates(ctx, session, 1)
+        return ordered({"cards": hm.cards(ctx, session),
+                        "download_choices": model_dropdown_updates(ctx, session, 1)[0]},
+                       MODEL_CARDS_OUTPUTS)
 
     refresh.click(on_cards, None, [all_cards, pick], api_name="model_cards")
 
     @guarded
-    def on_pick(model_id, request: gr.Request):
+    def on_pick(model, request: gr.Request):
         """The checkpoint file of a model, for download."""
-        if not model_id:
+        if not model:
             return None
-        path = hm.model_file(ctx, session_of(request), model_id)
+        path = hm.model_file(ctx, session_of(request), model)
         if path is None:
             gr.Info("This model has no checkpoint file (an untrained demo model).")
         return path

@@ -14,16 +14,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from explorer.errors import InputError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MAX_SIDE = 1024  # long side after downscaling, pixels
 MAX_PIXELS = 40_000_000  # refuse to decode beyond this (about 6300 × 6300)
-
-
-class InputError(ValueError):
-    """An input the explorer cannot use. The message is written for the user."""
 
 
 @dataclass
@@ -102,8 +101,6 @@ def _downscale(array: np.ndarray, max_side: int) -> tuple[np.ndarray, str | None
     height, width = array.shape[:2]
     if max(height, width) <= max_side:
         return array, None
-    import cv2
-
     factor = max_side / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     small = cv2.resize(array, size, interpolation=cv2.INTER_AREA)

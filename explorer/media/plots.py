@@ -33,7 +33,7 @@ def stress_test_figure(values: Sequence[float], curves: Mapping[str, Sequence[fl
     """
     figure = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
     axes = figure.add_subplot()
-    for colour, (label, probabilities) in zip(COLOURS, curves.items()):
+    for colour, (label, probabilities) in zip(COLOURS, curves.items(), strict=False):
         axes.plot(values, probabilities, "-o", color=colour, label=f"{label}: P({true_class})")
         if mark_curves and label in mark_curves and mark_class != true_class:
             axes.plot(values, mark_curves[label], "--", color=colour, alpha=0.7,
@@ -61,10 +61,11 @@ def counterfactual_figure(class_names: Sequence[str], probabilities: Mapping[str
     count = max(1, len(probabilities))
     width = 0.8 / count
     positions = range(len(class_names))
-    for index, (colour, (label, values)) in enumerate(zip(COLOURS, probabilities.items())):
+    series = zip(COLOURS, probabilities.items(), strict=False)  # at most len(COLOURS) models
+    for index, (colour, (label, values)) in enumerate(series):
         offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
         bars = axes.bar(offsets, values, width, color=colour, label=label)
-        for bar, name in zip(bars, class_names):
+        for bar, name in zip(bars, class_names, strict=True):
             if name == true_class:
                 bar.set_hatch("//")
     axes.set_xticks(list(positions), list(class_names), rotation=30, ha="right", fontsize=8)
@@ -88,10 +89,11 @@ def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
     steps = [h.get("step", i) for i, h in enumerate(history)]
     keys = sorted({k for h in history for k in h if k != "step"})
     for key in keys:
-        points = [(s, h[key]) for s, h in zip(steps, history) if h.get(key) is not None]
+        points = [(s, h[key]) for s, h in zip(steps, history, strict=True)
+                  if h.get(key) is not None]
         if not points:
             continue
-        xs, ys = zip(*points)
+        xs, ys = zip(*points, strict=True)
         axes = shares if "share" in key else losses if "loss" in key else None
         if axes is not None:
             axes.plot(xs, ys, "-" if not key.startswith("val") else "o--", label=key, ms=3)

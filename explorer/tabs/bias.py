@@ -1,4 +1,4 @@
-"""The Bias lab tab: widgets and wiring only (work happens in :mod:`explorer.handlers_bias`).
+"""The Bias lab tab: widgets and wiring only (the work is in :mod:`explorer.handlers.bias`).
 
 Uses the Explain tab's image, mask, true class and model choice. Three experiments: inject one
 mark and compare heatmaps; a stress test sweeping the mark's opacity or size; a counterfactual
@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer import handlers_bias as hb
-from explorer.feedback import guarded, notify, session_of
+import isnet
+from explorer.components import (
+    COUNTERFACTUAL_OUTPUTS,
+    INJECT_BIAS_OUTPUTS,
+    STRESS_TEST_OUTPUTS,
+    ExplainWidgets,
+    editor_input,
+    model_column,
+    ordered,
+    pair_values,
+    session_of,
+)
+from explorer.errors import guarded, notify
+from explorer.handlers import bias as hb
 from explorer.state import AppContext
-from explorer.tab_explain import ExplainWidgets, model_column, side_outputs
 
 
 def build(ctx: AppContext, w: ExplainWidgets) -> None:
     """Create the Bias lab widgets inside the current ``gr.Tab`` and wire their events."""
-    from isnet.data.bias.config import BIAS_KINDS
-
     visible = ctx.store.visible(None)
     classes = visible[0].class_names if visible else []
     start = hb.training_defaults(ctx.store.get(ctx.default_pair[0], None))
@@ -28,7 +37,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                 "left model was trained with, when its checkpoint records it.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            kind = gr.Dropdown(list(BIAS_KINDS), value=start.kind, label="Kind of mark")
+            kind = gr.Dropdown(list(isnet.BIAS_KINDS), value=start.kind, label="Kind of mark")
             mark_class = gr.Dropdown(classes, value=classes[1 % len(classes)] if classes else None,
                                      label="Mark of class (A)")
             position = gr.Dropdown(list(hb.POSITIONS), value=start.position, label="Position")
@@ -61,10 +70,10 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         counter_plot = gr.Plot(label="P(A) after adding A's mark")
         counter_summary = gr.Markdown()
 
-    def on_true_class(true_name, left_id, request: gr.Request):
+    def on_true_class(true_name, left_model, request: gr.Request):
         """Default the mark to another class than the image's (a confounding mark)."""
         try:
-            names = ctx.store.get(left_id, session_of(request)).class_names
+            names = ctx.store.get(left_model, session_of(request)).class_names
         except ValueError:
             return gr.update()
         if true_name not in names:
@@ -78,51 +87,68 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     shared = [w.editor, w.left, w.right, w.true_class]
     mask_inputs = [w.brush_mode, w.record]
 
-    def settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v):
-        return hb.BiasSettings(kind_v, mark_v, position_v, float(size_v),
-                               None if own_v else colour_v, float(strength_v), int(seed_v or 0))
+    def bias_request(image_and_mask, left_model, right_model, true_class, mark_kind,
+                     mark_of_class, mark_position, mark_size, class_colour, mark_colour,
+                     mark_opacity, mark_seed, brush_strokes, editor_record,
+                     overlay_opacity=0.6, top_predictions=3) -> hb.BiasRequest:
+        """The widgets' values as one named request."""
+        mark = hb.BiasSettings(mark_kind, mark_of_class, mark_position, float(mark_size),
+                               None if class_colour else mark_colour, float(mark_opacity),
+                               int(mark_seed or 0))
+        return hb.BiasRequest(editor_input(image_and_mask, brush_strokes, editor_record),
+                              left_model, right_model, true_class, mark,
+                              float(overlay_opacity), int(top_predictions))
 
     @guarded
-    def on_inject(value, left_id, right_id, true_name, kind_v, mark_v, position_v, size_v,
-                  own_v, colour_v, strength_v, seed_v, opacity_v, k, mode, state,
-                  request: gr.Request):
+    def on_inject(image_and_mask, left_model, right_model, true_class, mark_kind,
+                  mark_of_class, mark_position, mark_size, class_colour, mark_colour,
+                  mark_opacity, mark_seed, overlay_opacity, top_predictions, brush_strokes,
+                  editor_record, request: gr.Request):
         """Draw class A's mark in the background and explain both models on the result."""
-        mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
-        view = hb.inject(ctx, session_of(request), value, left_id, right_id, true_name, mark,
-                         opacity_v, k, state, mode)
+        view = hb.inject(ctx, session_of(request), bias_request(
+            image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
+            mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
+            brush_strokes, editor_record, overlay_opacity, top_predictions))
         notify(view.pair.notices)
-        return ([view.biased, view.comparison] + side_outputs(view.pair.views[0])
-                + side_outputs(view.pair.views[1]) + [view.pair.summary])
+        return ordered({"biased": view.biased, "comparison": view.comparison,
+                        **pair_values(view.pair), "summary": view.pair.summary},
+                       INJECT_BIAS_OUTPUTS)
 
+    outputs = dict(zip(INJECT_BIAS_OUTPUTS, [biased, comparison] + left_side.outputs()
+                       + right_side.outputs() + [summary], strict=True))
     run.click(on_inject, shared + settings_inputs + [w.opacity, w.top_k] + mask_inputs,
-              [biased, comparison] + left_side.outputs() + right_side.outputs() + [summary],
-              api_name="inject_bias", concurrency_id="explain")
+              ordered(outputs, INJECT_BIAS_OUTPUTS), api_name="inject_bias",
+              concurrency_id="explain")
 
     @guarded
-    def on_stress(value, left_id, right_id, true_name, kind_v, mark_v, position_v, size_v,
-                  own_v, colour_v, strength_v, seed_v, sweep_v, steps_v, mode, state,
+    def on_stress(image_and_mask, left_model, right_model, true_class, mark_kind,
+                  mark_of_class, mark_position, mark_size, class_colour, mark_colour,
+                  mark_opacity, mark_seed, sweep_of, sweep_steps, brush_strokes, editor_record,
                   request: gr.Request):
         """Sweep the mark's opacity or size; plot both models' probability of the true class."""
-        mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
-        figure, rows, notices = hb.stress_test(ctx, session_of(request), value, left_id,
-                                               right_id, true_name, mark, sweep_v, int(steps_v),
-                                               state, mode)
-        notify(notices)
-        return figure, rows
+        result = hb.stress_test(ctx, session_of(request), bias_request(
+            image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
+            mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
+            brush_strokes, editor_record), sweep=sweep_of, steps=int(sweep_steps))
+        notify(result.notices)
+        return ordered({"plot": result.figure, "table": result.rows}, STRESS_TEST_OUTPUTS)
 
     stress.click(on_stress, shared + settings_inputs + [sweep, steps] + mask_inputs,
-                 [stress_plot, stress_table],
-                 api_name="stress_test", concurrency_id="explain")
+                 [stress_plot, stress_table], api_name="stress_test", concurrency_id="explain")
 
     @guarded
-    def on_counterfactual(value, left_id, right_id, true_name, kind_v, mark_v, position_v,
-                          size_v, own_v, colour_v, strength_v, seed_v, mode, state,
+    def on_counterfactual(image_and_mask, left_model, right_model, true_class, mark_kind,
+                          mark_of_class, mark_position, mark_size, class_colour, mark_colour,
+                          mark_opacity, mark_seed, brush_strokes, editor_record,
                           request: gr.Request):
         """Put every class's mark on this image; how often does each model follow it?"""
-        mark = settings(kind_v, mark_v, position_v, size_v, own_v, colour_v, strength_v, seed_v)
-        return hb.counterfactual(ctx, session_of(request), value, left_id, right_id, true_name,
-                                 mark, state, mode)
+        result = hb.counterfactual(ctx, session_of(request), bias_request(
+            image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
+            mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
+            brush_strokes, editor_record))
+        return ordered({"plot": result.figure, "summary": result.summary},
+                       COUNTERFACTUAL_OUTPUTS)
 
     counter.click(on_counterfactual, shared + settings_inputs + mask_inputs,
-                  [counter_plot, counter_summary],
-                  api_name="counterfactual", concurrency_id="explain")
+                  [counter_plot, counter_summary], api_name="counterfactual",
+                  concurrency_id="explain")

@@ -1,9 +1,10 @@
 """Plain functions behind the Models tab: load a checkpoint into this session and describe models.
 
 A loaded checkpoint (ours: safetensors with metadata; the ISNet authors' ``torch.save`` or
-Lightning dictionaries; a plain DenseNet state dict) becomes a :class:`explorer.state.ModelEntry`
-owned by the uploading session. Unsafe pickles, corrupt files and non-DenseNet weights are refused
-by :func:`isnet.io.checkpoints.load_checkpoint`; the refusal reaches the user as an InputError.
+Lightning dictionaries; a plain state dict of any registered model family, whose architecture
+:mod:`isnet.io.architecture` infers) becomes a :class:`explorer.state.ModelEntry` owned by the
+uploading session. Unsafe pickles, corrupt files and weights of no known family are refused by
+:func:`isnet.load_checkpoint`; the refusal reaches the user as an InputError.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from explorer.catalog import entry_from_checkpoint
+from explorer.errors import InputError
 from explorer.state import AppContext, ModelEntry
-from explorer.uploads import InputError
 
 
 def load_model_file(ctx: AppContext, session: str | None, path: str | None,
@@ -26,7 +27,7 @@ def load_model_file(ctx: AppContext, session: str | None, path: str | None,
         name: optional display name (default: the file name).
 
     Raises:
-        InputError: no file, or not a loadable, safe DenseNet checkpoint.
+        InputError: no file, or not a loadable, safe checkpoint of a known model family.
     """
     if not path:
         raise InputError("No checkpoint uploaded.")
@@ -71,11 +72,14 @@ def model_card(entry: ModelEntry) -> str:
     meta = entry.metadata
     parameters = sum(p.numel() for p in entry.model.parameters())
     arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})
+    shape = ", ".join(f"{key.replace('_', ' ')} {tuple(v) if isinstance(v, list) else v}"
+                      for key, v in arch.items() if key not in ("num_classes", "in_channels"))
+    trained = {"isnet": "ISNet", "standard": "standard"}.get(entry.trained_as, "not recorded")
     lines = [f"### {entry.label}",
-             f"- **Variant:** {entry.variant}",
-             f"- **Architecture:** {meta.get('model_name') or 'DenseNet'} "
-             f"({parameters:,} parameters; growth {arch.get('growth_rate')}, blocks "
-             f"{tuple(arch.get('block_config', ()))})",
+             f"- **Trained as:** {trained}"
+             + (f" (training method: {entry.method})" if entry.method else ""),
+             f"- **Architecture:** {meta.get('model_name') or 'unnamed'}, {entry.family} family "
+             f"({parameters:,} parameters; {shape})",
              f"- **Input:** {entry.input_size}×{entry.input_size} RGB in "
              f"{meta.get('bounds', [0.0, 1.0])}"
              + ("" if meta.get("input_size") else " (size not recorded; 64 assumed)"),

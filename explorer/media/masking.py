@@ -16,7 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from explorer.uploads import InputError, mask_from_array
+from explorer.errors import InputError
+from explorer.media.decode import mask_from_array
 
 LAYER_COLOUR = (0, 230, 90)
 LAYER_ALPHA = 110

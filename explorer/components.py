@@ -1,0 +1,123 @@
+"""What the tabs share: the model column, the Explain tab's widgets other tabs read, and the names
+of each endpoint's outputs — so that no tab imports another.
+
+Outputs travel by name: a tab's event function builds ``{name: value}`` and :func:`ordered` lays
+it out in the order of the endpoint's ``*_OUTPUTS`` names, which is also the order of its output
+widgets and of what an API client receives (``gr.State`` outputs are not sent to clients and are
+not in these lists). Tests zip a client's answer with the same names and read values by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from explorer.handlers.explain import ModelView, PairView
+from explorer.media.editor import EditorInput
+from explorer.state import AppContext
+
+SIDE_FIELDS = ("top", "overlay", "heatmap", "share")
+
+
+def side_names(prefix: str) -> tuple[str, ...]:
+    """Output names of one model column: ``<prefix>_top``, ``_overlay``, ``_heatmap``,
+    ``_share``."""
+    return tuple(f"{prefix}_{name}" for name in SIDE_FIELDS)
+
+
+PAIR_OUTPUTS = side_names("left") + side_names("right")
+EXPLAIN_OUTPUTS = PAIR_OUTPUTS + ("colorbar", "summary", "mask_preview")
+INJECT_BIAS_OUTPUTS = ("biased", "comparison") + PAIR_OUTPUTS + ("summary",)
+STRESS_TEST_OUTPUTS = ("plot", "table")
+COUNTERFACTUAL_OUTPUTS = ("plot", "summary")
+FINE_TUNE_OUTPUTS = ("runs", "status", "curves", "checkpoint", "before", "after", "comparison",
+                     "left_model", "right_model", "base_model")
+LOAD_SAMPLE_OUTPUTS = ("editor", "true_class")
+LOAD_CHECKPOINT_OUTPUTS = ("card", "cards", "left_model", "right_model", "download_choices")
+MODEL_CARDS_OUTPUTS = ("cards", "download_choices")
+
+
+def ordered(values: Mapping[str, Any], names: Sequence[str]) -> list:
+    """``values`` laid out in the order of ``names`` (every name must be present)."""
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise KeyError(f"no value for the outputs {missing}")
+    return [values[name] for name in names]
+
+
+@dataclass
+class SideWidgets:
+    """The outputs of one model's column."""
+
+    top: gr.Label
+    overlay: gr.Image
+    heatmap: gr.Image
+    share: gr.Number
+
+    def outputs(self) -> list:
+        """The widgets in :data:`SIDE_FIELDS` order."""
+        return [self.top, self.overlay, self.heatmap, self.share]
+
+
+def model_column(title: str, prefix: str) -> SideWidgets:
+    """One model's output column (predictions, overlay, heatmap, share); ids start with
+    ``prefix``."""
+    with gr.Column(elem_id=f"{prefix}-column"):
+        gr.Markdown(f"#### {title}")
+        top = gr.Label(label="Top predictions", num_top_classes=5)
+        overlay = gr.Image(label="Heatmap over the image", type="numpy", format="png",
+                           interactive=False, height=280, elem_id=f"{prefix}-overlay")
+        heatmap = gr.Image(label="Heatmap (shared scale)", type="numpy", format="png",
+                           interactive=False, height=220, elem_id=f"{prefix}-heatmap")
+        share = gr.Number(label="Background relevance share (0 = all on the object)",
+                          value=None, precision=4, interactive=False)
+    return SideWidgets(top, overlay, heatmap, share)
+
+
+def side_values(prefix: str, view: ModelView) -> dict[str, Any]:
+    """One column's values by output name."""
+    return dict(zip(side_names(prefix),
+                    (view.top, view.overlay, view.heatmap, view.share), strict=True))
+
+
+def pair_values(pair: PairView) -> dict[str, Any]:
+    """Both columns' values by output name (:data:`PAIR_OUTPUTS`)."""
+    return {**side_values("left", pair.left), **side_values("right", pair.right)}
+
+
+@dataclass
+class ExplainWidgets:
+    """The Explain tab's widgets that other tabs read or update (built by
+    :func:`explorer.tabs.explain.build`)."""
+
+    editor: gr.ImageEditor
+    record: gr.State
+    brush_mode: gr.Radio
+    true_class: gr.Dropdown
+    left: gr.Dropdown
+    right: gr.Dropdown
+    target: gr.Dropdown
+    opacity: gr.Slider
+    top_k: gr.Slider
+
+    def editor_inputs(self) -> list:
+        """The widgets :func:`editor_input` reads, in its argument order."""
+        return [self.editor, self.brush_mode, self.record]
+
+
+def editor_input(value: dict | None, brush_mode: str, record: dict | None) -> EditorInput:
+    """The editor's widget values as one named :class:`EditorInput`."""
+    return EditorInput(value, record, brush_mode)
+
+
+def session_of(request: gr.Request | None) -> str | None:
+    """The session hash of a request (None outside a request, e.g. direct calls in tests)."""
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def model_dropdown_updates(ctx: AppContext, session: str | None, n: int = 2) -> list:
+    """``gr.update`` for each of ``n`` model dropdowns with this session's current choices."""
+    return [gr.update(choices=ctx.store.choices(session)) for _ in range(n)]

@@ -1,0 +1,273 @@
+"""The Explain button's work, straight down and back once: widgets → engine → viz → widgets.
+
+:func:`explain` takes an :class:`ExplainRequest` and returns a :class:`PairView`:
+
+1. the editor's image and mask become tensors at each model's input size
+   (:mod:`explorer.media.tensors`);
+2. :func:`isnet.explain` gives logits and heatmaps; the heatmaps stay tensors (cached per model,
+   image, class and ε in :class:`Explanation`), and :func:`isnet.background_share` measures them
+   against the mask;
+3. :func:`render` hands all heatmaps to :mod:`isnet.viz` once, which draws them on one shared
+   colour scale as ``uint8`` images.
+
+Plain Python comes out: ``uint8`` arrays, ``float`` (never NumPy scalars or tensors), dicts of
+``str → float``. Bad input raises :class:`explorer.errors.InputError` with a message for the
+user; notices that should not stop the work are returned in ``notices``. The Bias lab and the
+Fine-tune tab reuse :func:`explain_models` and :func:`predict_models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import isnet
+from explorer.errors import InputError
+from explorer.media import masking
+from explorer.media.editor import EditorInput
+from explorer.media.tensors import display_image, mask_tensor, model_tensor
+from explorer.state import AppContext, ModelEntry, image_digest
+from isnet import viz
+
+PREDICTED = "predicted class"
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """What the Explain button sends.
+
+    Attributes:
+        editor: the image and its foreground mask, as the mask editor holds them.
+        left_id, right_id: the two models to compare (store ids).
+        target: a class name, or :data:`PREDICTED` for each model's own top class.
+        opacity: overlay opacity in [0, 1].
+        top_k: predictions listed per model.
+    """
+
+    editor: EditorInput
+    left_id: str
+    right_id: str
+    target: str | None = PREDICTED
+    opacity: float = 0.6
+    top_k: int = 3
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One model's answer on one image, still as the engine's tensors (what the cache keeps).
+
+    Attributes:
+        probabilities: (K,) float64 class probabilities.
+        heatmap: (C, S, S) relevance of the explained class at the model's input size.
+        explained: index of the explained class.
+    """
+
+    probabilities: Tensor
+    heatmap: Tensor
+    explained: int
+
+
+@dataclass
+class ModelView:
+    """What one model says about one image, ready for widgets.
+
+    Attributes:
+        label: model name.
+        top: top-k {class name: probability} (plain floats).
+        predicted: name of the top class.
+        target: name of the explained class.
+        heatmap: (h, w, 3) uint8, the map alone (shared scale).
+        overlay: (H, W, 3) uint8, the map over the image.
+        share: background relevance share in [0, 1], or None without a usable mask.
+        probabilities: {class name: probability} for every class.
+    """
+
+    label: str
+    top: dict[str, float]
+    predicted: str
+    target: str
+    heatmap: np.ndarray
+    overlay: np.ndarray
+    share: float | None
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PairView:
+    """Both models' views on one colour scale, plus what to tell the user.
+
+    Attributes:
+        views: one :class:`ModelView` per model (left, right).
+        scale: the shared colour-scale bound (relevance ±scale is fully red / blue).
+        colorbar: (h, w, 3) uint8 colour bar of that scale.
+        mask_preview: (H, W, 3) uint8, the image with the mask the share used tinted in.
+        summary: Markdown table of predictions and shares.
+        notices: warnings for the user (empty or full mask).
+    """
+
+    views: list[ModelView]
+    scale: float
+    colorbar: np.ndarray
+    mask_preview: np.ndarray
+    summary: str
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def left(self) -> ModelView:
+        """The first (left) model's view."""
+        return self.views[0]
+
+    @property
+    def right(self) -> ModelView:
+        """The second (right) model's view."""
+        return self.views[-1]
+
+
+def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> PairView:
+    """The Explain button: both chosen models on the editor's image and mask.
+
+    Raises:
+        InputError: no image, unknown model, a class the model does not have, bad mask.
+    """
+    image, mask = request.editor.read()
+    entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
+    return explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
+                          int(request.top_k))
+
+
+def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.ndarray,
+                   mask: np.ndarray | None, target: str | None = PREDICTED,
+                   opacity: float = 0.6, top_k: int = 3,
+                   display: np.ndarray | None = None) -> PairView:
+    """Explain ``image`` with every model in ``entries`` and draw all maps on one scale.
+
+    Args:
+        entries: usually two (left, right).
+        image: (H, W, 3) uint8; resized to each model's input size.
+        mask: (H, W) bool foreground, or None.
+        target: a class name, or :data:`PREDICTED` for each model's own top class.
+        opacity: overlay opacity in [0, 1].
+        top_k: predictions listed per model.
+        display: the picture to draw overlays on (default: ``image``, fitted for display).
+    """
+    _, warning = masking.describe_mask(mask)
+    usable = mask if mask is not None and mask.any() and not mask.all() else None
+    explanations, shares = [], []
+    for entry in entries:
+        x = model_tensor(image, entry.input_size)  # (1, 3, S, S)
+        answer = explain_cached(ctx, entry, x, _target_index(entry, target))
+        explanations.append(answer)
+        shares.append(None if usable is None else
+                      _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
+    picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
+    return render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
+                  ctx.limits.display_side, [warning] if warning else [])
+
+
+def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor,
+                   target: int | None) -> Explanation:
+    """:func:`engine_explain`, cached per model, image, class and ε (the opacity slider and
+    the class list do not rerun LRP)."""
+    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, entry.epsilon)
+    cached = ctx.cache.get(key)
+    if cached is None:
+        cached = engine_explain(entry, x, target)
+        ctx.cache.put(key, cached)
+    return cached
+
+
+def engine_explain(entry: ModelEntry, x: Tensor, target: int | None) -> Explanation:
+    """One model's probabilities and LRP heatmap through :func:`isnet.explain`.
+
+    The ε of the ε-rule is the one the model was trained with (:attr:`ModelEntry.epsilon`).
+
+    Shapes:
+        x: (1, 3, S, S) in [0, 1].
+    """
+    with torch.no_grad():
+        logits, heatmaps = isnet.explain(entry.model, x, target=target, epsilon=entry.epsilon)
+    probabilities = torch.softmax(logits.double(), dim=1)[0]  # (K,)
+    explained = int(probabilities.argmax()) if target is None else int(target)
+    return Explanation(probabilities, heatmaps[0, 0].double(), explained)  # heatmap (C, S, S)
+
+
+def _target_index(entry: ModelEntry, target: str | None) -> int | None:
+    """Class index for a class name (None = the predicted class)."""
+    if not target or target == PREDICTED:
+        return None
+    names = entry.class_names
+    if target in names:
+        return names.index(target)
+    raise InputError(f"{entry.label} has no class {target!r}; its classes are "
+                     f"{', '.join(names)}.")
+
+
+def _share(heatmap: Tensor, mask: Tensor) -> float:
+    """Background share of one (C, S, S) heatmap against a (1, 1, S, S) mask."""
+    return round(float(isnet.background_share(heatmap[None, None], mask.double())[0]), 4)
+
+
+def render(entries: list[ModelEntry], explanations: list[Explanation],
+           shares: list[float | None], image: np.ndarray, mask: np.ndarray | None,
+           picture: np.ndarray, opacity: float, top_k: int, side: int,
+           notices: list[str]) -> PairView:
+    """The one trip to :mod:`isnet.viz`: every heatmap on one shared colour scale.
+
+    Args:
+        picture: the (H, W, 3) uint8 image the overlays are drawn on.
+        side: heatmaps are enlarged to side × side pixels.
+    """
+    scale = viz.shared_scale([viz.relevance_map(e.heatmap) for e in explanations])
+    views = []
+    for entry, answer, share in zip(entries, explanations, shares, strict=True):
+        names = entry.class_names
+        probabilities = answer.probabilities.tolist()
+        views.append(ModelView(
+            label=entry.label, top=_top(probabilities, names, top_k),
+            predicted=names[int(answer.probabilities.argmax())], target=names[answer.explained],
+            heatmap=viz.heatmap_to_rgb(answer.heatmap, scale, size=(side, side)),
+            overlay=viz.overlay(picture, answer.heatmap, scale, opacity), share=share,
+            probabilities=dict(zip(names, probabilities, strict=True))))
+    preview = viz.mask_overlay(image, mask) if mask is not None else image
+    return PairView(views, float(scale), viz.colorbar(scale), preview, _summary(views, scale),
+                    notices)
+
+
+def _top(probabilities: list[float], names: list[str], k: int) -> dict[str, float]:
+    order = sorted(range(len(names)), key=lambda i: -probabilities[i])[:max(1, k)]
+    return {names[i]: float(probabilities[i]) for i in order}
+
+
+def _summary(views: list[ModelView], scale: float) -> str:
+    """A Markdown table: model, prediction, explained class, background share."""
+    lines = ["| model | predicts | explained class | background share |", "|---|---|---|---|"]
+    for view in views:
+        share = "—" if view.share is None else f"{view.share:.1%}"
+        lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}) | "
+                     f"{view.target} | {share} |")
+    lines.append(f"\nShared colour scale: ±{scale:.3g} relevance (red = for the class, "
+                 f"blue = against).")
+    return "\n".join(lines)
+
+
+def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) -> np.ndarray:
+    """Class probabilities of every model for every image, without heatmaps.
+
+    Returns:
+        float64 array (models, images, K) — all models must share K.
+    """
+    out = []
+    for entry in entries:
+        batch = torch.cat([model_tensor(img, entry.input_size) for img in images])
+        with torch.no_grad():
+            out.append(torch.softmax(entry.model(batch).double(), dim=1).numpy())
+    return np.stack(out)
+
+
+def class_choices(ctx: AppContext, session: str | None, model_id: str) -> list[str]:
+    """The explain-target dropdown choices for a model: "predicted class" then its classes."""
+    return [PREDICTED] + ctx.store.get(model_id, session).class_names

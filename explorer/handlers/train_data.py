@@ -1,0 +1,110 @@
+"""The fine-tuning set: the bundled samples or an upload, checked and split (Fine-tune tab).
+
+An upload is a zip of ``<class>/<name>.png`` + ``<name>.mask.png`` folders, or loose files named
+``<class>_<name>.png`` + ``<class>_<name>.mask.png``; :func:`isnet.data.folders.load_image_folder`
+reads both. Every refusal is an :class:`explorer.errors.InputError` naming what to fix.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+import isnet
+from explorer.errors import InputError
+from explorer.media.decode import decode_image, decode_mask
+from explorer.media.tensors import mask_tensor, model_tensor
+from explorer.state import AppContext
+from isnet.data.folders import load_image_folder
+
+
+def samples_set(ctx: AppContext, size: int, class_names: list[str]) -> isnet.ImageSet:
+    """The bundled samples that have a mask and a known class, at ``size`` × ``size``.
+
+    Raises:
+        InputError: no sample has both a mask and one of ``class_names``.
+    """
+    images, masks, labels = [], [], []
+    for sample in ctx.samples:
+        if sample.mask_path is None or sample.label not in class_names:
+            continue
+        image = decode_image(sample.image_path).image
+        mask = decode_mask(sample.mask_path, image.shape[:2])
+        images.append(model_tensor(image, size)[0])  # (3, S, S)
+        masks.append(mask_tensor(mask, size)[0])  # (1, S, S)
+        labels.append(class_names.index(sample.label))
+    if not images:
+        raise InputError("No bundled sample has both a mask and a class of this model.")
+    return isnet.ImageSet(torch.stack(images), torch.stack(masks), torch.tensor(labels),
+                    list(class_names))
+
+
+def uploaded_set(ctx: AppContext, session: str | None, paths: list[str],
+                 size: int) -> tuple[isnet.ImageSet, list[str]]:
+    """An ImageSet (and the importer's problem list) from an uploaded zip or loose files.
+
+    Raises:
+        InputError: nothing uploaded, badly named loose files, or nothing usable.
+    """
+    if not paths:
+        raise InputError("Upload a zip (or the files of a folder), or choose the samples.")
+    if len(paths) == 1 and str(paths[0]).lower().endswith(".zip"):
+        source = Path(paths[0])
+    else:
+        source = _folder_from_loose_files(ctx.session_dir(session) / f"upload-{time.time_ns()}",
+                                          paths)
+    try:
+        image_set, problems = load_image_folder(source, size=size)
+    except ValueError as error:
+        raise InputError(f"Cannot use this set: {error}") from error
+    return image_set, list(problems)
+
+
+def _folder_from_loose_files(folder: Path, paths: list[str]) -> Path:
+    """Lay loose uploads out as ``folder/<class>/<name>``: the class is the file name's part
+    before the first underscore (``cat_01.png`` and ``cat_01.mask.png`` → class ``cat``).
+
+    Raises:
+        InputError: a file name without an underscore.
+    """
+    for path in paths:
+        name = Path(path).name
+        if "_" not in name.strip("_"):
+            raise InputError(f"{name}: loose files must be named <class>_<name>.png with masks "
+                             f"<class>_<name>.mask.png (or upload a zip of class folders).")
+        target = folder / name.split("_", 1)[0]
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / name)
+    return folder
+
+
+def check_set(image_set: isnet.ImageSet, limit: int) -> None:
+    """Refuse sets a fine-tune cannot learn from (one class, too many images, no foreground)."""
+    labels = image_set.labels
+    if len(labels) == 0:
+        raise InputError("The set is empty.")
+    if len(labels) > limit:
+        raise InputError(f"The set has {len(labels)} images; the limit here is {limit}.")
+    if len(torch.unique(labels)) < 2:
+        raise InputError("The set has only one class; a classifier needs at least two.")
+    if float(image_set.masks.sum()) == 0:
+        raise InputError("Every mask in the set is empty.")
+
+
+def split(image_set: isnet.ImageSet, seed: int = 0,
+          val_fraction: float = 0.2) -> tuple[isnet.ImageSet, isnet.ImageSet]:
+    """(train, val) ImageSets; a set of fewer than 5 images is used for both."""
+    n = len(image_set.labels)
+    if n < 5:
+        return image_set, image_set
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    cut = max(1, int(round(n * val_fraction)))
+
+    def take(index):
+        return isnet.ImageSet(image_set.images[index], image_set.masks[index],
+                              image_set.labels[index], list(image_set.class_names))
+
+    return take(order[cut:]), take(order[:cut])
