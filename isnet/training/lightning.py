@@ -89,7 +89,7 @@ class ISNetLightningModule(L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         """Accuracy and background share of the predicted class's heatmap."""
         images, masks, labels = batch
-        logits, heatmaps = explain(self.model, images, e=self.config.epsilon, zb=self.config.zb)
+        logits, heatmaps = explain(self.model, images, epsilon=self.config.epsilon, zb=self.config.zb)
         self.log_dict({"val_accuracy": (logits.argmax(1) == labels).float().mean(),
                        "val_background_share": background_share(heatmaps, masks).mean()},
                       on_epoch=True, sync_dist=True, batch_size=len(labels))
