@@ -52,8 +52,8 @@ def main() -> int:
         top = rank_by_background(result)[: len(images) // 2].numpy()
         start = time.perf_counter()
         counts, scores = [], []
-        for label in range(10):  # SpRAy per class: the class the model predicts
-            members = np.flatnonzero(result.predictions.numpy() == label)
+        for label in range(10):  # SpRAy per true class: marked and clean images of that class
+            members = np.flatnonzero(labels.numpy() == label)
             if len(members) < 10:
                 continue
             found = find_strategies(result.relevance[members], seed=0)
