@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
+
+ZB_BIAS_CONVENTIONS: tuple[str, ...] = ("authors", "full", "none")
+"""How the z^B rule treats the input layer's bias: as an input bounded like the pixels (the
+ISNet authors'), whole, or not at all (zennit's ZBox)."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,17 @@ class LRPConfig:
         high: highest input value per channel (h of z^B).
         detach_bias: detach biases, BatchNorm shifts and batch statistics inside the rules
             (the paper's choice); weights, BN scales and activations always stay differentiable.
+        zb_bias: how the z^B rule treats the bias b of the input layer (the fused conv0 +
+            norm0), see :data:`ZB_BIAS_CONVENTIONS`: ``"authors"`` (default; the ISNet
+            authors' code: the bias is a weight on a constant input bounded like the pixels, so
+            ``b − l·b⁺ − h·b⁻`` enters z), ``"full"`` (the whole ``b`` enters z) or ``"none"``
+            (the bias cancels out of z, as in zennit's ZBox). Only the relevance at the input
+            layer depends on it.
+        reference_quirks: reproduce the two bookkeeping errors of the LRP block as the ISNet
+            authors published it (the heatmaps their checkpoints were trained against): the
+            dense-layer consumer lookup that compares only the last digit of the layer number,
+            and max unpooling that keeps one value where overlapping windows share a winner.
+            Off by default (the corrected rules). See ``docs/lrp-rules.md``.
     """
 
     epsilon: float = 0.01
@@ -27,8 +43,12 @@ class LRPConfig:
     low: float | Sequence[float] = 0.0
     high: float | Sequence[float] = 1.0
     detach_bias: bool = True
+    zb_bias: Literal["authors", "full", "none"] = "authors"
+    reference_quirks: bool = False
 
     def __post_init__(self) -> None:
+        if self.zb_bias not in ZB_BIAS_CONVENTIONS:
+            raise ValueError(f"zb_bias must be one of {ZB_BIAS_CONVENTIONS}, got {self.zb_bias!r}")
         if not self.epsilon >= 0:
             raise ValueError(f"epsilon must be >= 0, got {self.epsilon}")
         low = torch.as_tensor(self.low, dtype=torch.float64)
