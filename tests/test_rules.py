@@ -116,7 +116,7 @@ def test_fused_epsilon_message_equals_the_plain_expression_and_its_gradients(gen
     weights = torch.randn(plain.shape, dtype=torch.float64)
     (plain * weights).sum().backward()
     (fused * weights).sum().backward()
-    for mine, reference in zip(fused_inputs, plain_inputs):
+    for mine, reference in zip(fused_inputs, plain_inputs, strict=True):
         torch.testing.assert_close(mine.grad, reference.grad)
     assert torch.autograd.gradcheck(lambda *ins: epsilon_message(*ins, 0.1),
                                     [t.detach().requires_grad_(True) for t in tensors()])
