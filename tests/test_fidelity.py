@@ -356,3 +356,74 @@ def test_reference_quirks_keep_logits_and_are_differentiable(generator):
     heatmaps.abs().sum().backward()
     assert all(p.grad is not None for n, p in model.named_parameters()
                if n.endswith("weight") and "norm" not in n)
+
+
+# ---------------------------------------------------------------- determinism
+
+
+@pytest.fixture
+def deterministic_algorithms():
+    """torch.use_deterministic_algorithms(True) for one test, then the previous setting."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(previous)
+
+
+def _biased_batch(generator):
+    images = torch.rand(4, 3, 32, 32, generator=generator, dtype=torch.float64)
+    masks = torch.zeros(4, 1, 32, 32, dtype=torch.float64)
+    masks[:, :, 8:24, 8:24] = 1
+    return images, masks, torch.tensor([0, 1, 2, 0])
+
+
+@pytest.mark.parametrize("method", ["all", "selective", "stochastic"])
+def test_isnet_step_runs_under_deterministic_algorithms(generator, deterministic_algorithms,
+                                                        method):
+    from isnet.models.densenet import tiny_densenet
+    from isnet.training.config import TrainConfig
+    from isnet.training.loop import build_network, make_optimizer, train_step
+
+    config = TrainConfig(model="tiny_densenet", num_classes=3, method=method, batch_size=4,
+                         input_size=32, deterministic=True)
+    batch = _biased_batch(generator)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        model = tiny_densenet(num_classes=3).double()
+        metrics = train_step(build_network(model, config), batch, make_optimizer(model, config),
+                             config)
+        assert metrics["finite"] and metrics["heatmap_loss"] > 0
+        runs.append((metrics, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+
+
+def test_reference_quirks_run_under_deterministic_algorithms(generator, deterministic_algorithms):
+    model = _long_block_model(generator).train()
+    images, masks, _ = _biased_batch(generator)
+    _, heatmaps = isnet.ISNet(model, lrp=LRPConfig(reference_quirks=True))(images)
+    (heatmaps * (1 - masks.unsqueeze(1))).abs().sum().backward()
+    assert torch.isfinite(heatmaps).all()
+
+
+def test_deterministic_flag_reaches_fit_through_the_command_line(generator):
+    from isnet.data.image_set import ImageSet
+    from isnet.models.densenet import tiny_densenet
+    from isnet.train import build_parser, config_from_args
+    from isnet.training.loop import fit
+
+    config, _ = config_from_args(build_parser().parse_args(["--out", "x", "--deterministic"]))
+    assert config.deterministic is True
+    assert config_from_args(build_parser().parse_args(["--out", "x"]))[0].deterministic is False
+    previous = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)
+        images, masks, labels = _biased_batch(generator)
+        run = config.__class__(model="tiny_densenet", num_classes=3, method="selective", epochs=1,
+                               batch_size=4, input_size=32, deterministic=True)
+        result = fit(tiny_densenet(num_classes=3).double(),
+                     ImageSet(images, masks, labels, ["a", "b", "c"]), None, run)
+        assert result.status == "completed" and torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(previous)

@@ -27,19 +27,23 @@ def uses_batch_statistics(norm: nn.BatchNorm2d) -> bool:
     return norm.training or norm.running_mean is None
 
 
-def batch_statistics(inputs: Tensor, detach: bool = True) -> tuple[Tensor, Tensor]:
+def batch_statistics(inputs: Tensor, detach: bool = True,
+                     unbiased: bool = False) -> tuple[Tensor, Tensor]:
     """Per-channel batch mean and biased variance, as BatchNorm computes them in train mode.
 
     Statistics are per channel, so those of a concatenation are the concatenation of those of its
     parts: a dense block computes them once on its widest concatenation and hands each reader
-    the prefix it reads. Shapes: inputs (B, C, H, W) → mean (C,), var (C,).
+    the prefix it reads. ``unbiased`` gives the unbiased variance instead, as the published
+    ISNet LRP block fuses it (``LRPConfig.reference_quirks``); the BatchNorm forward itself
+    normalises with the biased one. Shapes: inputs (B, C, H, W) → mean (C,), var (C,).
     """
-    var, mean = torch.var_mean(inputs, dim=(0, 2, 3), unbiased=False)
+    var, mean = torch.var_mean(inputs, dim=(0, 2, 3), unbiased=unbiased)
     return (mean.detach(), var.detach()) if detach else (mean, var)
 
 
 def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor, detach_bias: bool = True,
-                     statistics: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+                     statistics: tuple[Tensor, Tensor] | None = None, *,
+                     unbiased: bool = False) -> tuple[Tensor, Tensor]:
     """Per-channel ``(scale, shift)`` with ``norm(inputs) == inputs * scale + shift``.
 
     Args:
@@ -49,13 +53,15 @@ def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor, detach_bias: bool = T
         detach_bias: detach the shift and the batch statistics (see module docstring).
         statistics: precomputed batch (mean, var) of ``inputs`` (or a superset of its channels,
             first channels first), used in train mode instead of recomputing them.
+        unbiased: in train mode, compute the variance unbiased (the published ISNet block's
+            choice; then the equality above holds only up to that factor).
 
     Returns:
         scale (C,) and shift (C,).
     """
     channels = inputs.shape[1]
     if uses_batch_statistics(norm):
-        mean, var = statistics or batch_statistics(inputs, detach_bias)
+        mean, var = statistics or batch_statistics(inputs, detach_bias, unbiased)
         mean, var = mean[:channels], var[:channels]
     else:
         mean, var = norm.running_mean, norm.running_var

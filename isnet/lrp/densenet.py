@@ -95,7 +95,8 @@ def stem_message(model: DenseNet, trace: Trace, messages: Tensor, config: LRPCon
     message = transposed  # the walk below reads it only after its first iteration sets it
     for index in reversed(range(len(blocks))):
         norm, concat = end_readers[index]
-        statistics = batch_statistics(concat, detach) if uses_batch_statistics(norm) else None
+        statistics = (batch_statistics(concat, detach, config.reference_quirks)
+                      if uses_batch_statistics(norm) else None)
         if index < len(blocks) - 1:  # relevance coming down through the next transition
             activation = trace.transitions[index].relu
             transposed = _transition_transposed(transitions[index], trace.transitions[index],
@@ -116,7 +117,8 @@ def stem_relevance(model: DenseNet, trace: Trace, message: Tensor, config: LRPCo
     size = tuple(trace.stem_relu.shape[-2:])
     transposed = max_pool_transpose(message, trace.stem_indices, size,
                                     overwrite=config.reference_quirks)  # (B, M, F0, H/2, W/2)
-    scale, shift = batchnorm_affine(f.norm0, trace.stem_conv, config.detach_bias)
+    scale, shift = batchnorm_affine(f.norm0, trace.stem_conv, config.detach_bias,
+                                    unbiased=config.reference_quirks)
     conv = f.conv0
     if config.zb:
         relevance = trace.stem_relu.unsqueeze(1) * transposed  # R at norm0's output
@@ -158,7 +160,8 @@ def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Te
 
     Shapes: inputs, activation (B, C, H, W); transposed (B, M, C, H, W) → (B, M, C, H, W).
     """
-    scale, shift = batchnorm_affine(norm, inputs, config.detach_bias, statistics)
+    scale, shift = batchnorm_affine(norm, inputs, config.detach_bias, statistics,
+                                    unbiased=config.reference_quirks)
     return epsilon_message(activation, transposed, inputs, scale, shift, config.epsilon)
 
 
@@ -192,7 +195,8 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
         size = tuple(t.relu2.shape[-2:])
         transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
                                     layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
-        scale, shift = batchnorm_affine(layer.norm2, t.bottleneck, config.detach_bias)
+        scale, shift = batchnorm_affine(layer.norm2, t.bottleneck, config.detach_bias,
+                                        unbiased=config.reference_quirks)
         ratio = epsilon_message(t.relu2, transposed, t.bottleneck, scale, shift, config.epsilon)
         transposed = conv_transpose(ratio, layer.conv1.weight, size)  # (B, M, C_in, h, w)
         scale, shift = batchnorm_affine(layer.norm1, t.concat, config.detach_bias, statistics)
