@@ -316,6 +316,55 @@ def test_overwrite_unpooling_equals_max_unpool2d_and_a_last_writer_loop(generato
         assert torch.equal(differs, shared > 1)
 
 
+def test_overwrite_unpooling_trains_with_the_gradient_of_max_unpool2d(generator):
+    x = torch.rand(1, 2, 9, 9, generator=generator, dtype=torch.float64)
+    _, indices = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    ratio = torch.randn(1, 1, *indices.shape[1:], generator=generator, dtype=torch.float64)
+    weights = torch.randn(1, 1, 2, 9, 9, generator=generator, dtype=torch.float64)
+    ours, theirs = ratio.clone().requires_grad_(True), ratio.clone().requires_grad_(True)
+    (max_pool_transpose(ours, indices, (9, 9), overwrite=True) * weights).sum().backward()
+    unpooled = F.max_unpool2d(theirs[:, 0], indices, 3, 2, 1, output_size=(9, 9))
+    (unpooled * weights[:, 0]).sum().backward()
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=0, atol=0)
+    # every window gets its winner's gradient, overwritten or not (a gather)
+    gathered = weights.flatten(-2).gather(-1, indices.flatten(-2).unsqueeze(1))
+    torch.testing.assert_close(ours.grad.flatten(-2), gathered, rtol=0, atol=0)
+
+
+def test_published_fusion_keeps_the_scale_gradient_in_the_shift(generator):
+    from isnet.lrp.canonize import batchnorm_affine
+
+    norm = randomize_batchnorm(torch.nn.BatchNorm2d(3).double(), generator).eval()
+    inputs = torch.randn(2, 3, 4, 4, generator=generator, dtype=torch.float64)
+    scale, shift = batchnorm_affine(norm, inputs)
+    assert shift.grad_fn is None  # corrected default: the whole shift is detached
+    scale_q, shift_q = batchnorm_affine(norm, inputs, detach_scale_in_shift=False)
+    torch.testing.assert_close((scale_q, shift_q), (scale, shift))
+    shift_q.sum().backward()
+    sigma = (norm.running_var + norm.eps).sqrt()
+    torch.testing.assert_close(norm.weight.grad, -norm.running_mean / sigma)
+    assert norm.bias.grad is None
+
+
+def test_published_fusion_uses_the_unbiased_batch_variance_in_train_mode(tiny_model, images,
+                                                                        monkeypatch):
+    from isnet.lrp import canonize, densenet
+
+    tiny_model.features.pool0 = torch.nn.MaxPool2d(2, 2)  # the other quirks cannot act
+    tiny_model.train()
+    quirky = isnet.explain(tiny_model, images, "all", lrp=LRPConfig(reference_quirks=True))[1]
+    corrected = isnet.explain(tiny_model, images, "all")[1]
+    assert not torch.allclose(quirky, corrected)
+
+    def unbiased_statistics(inputs, detach=True, unbiased=False):
+        var, mean = torch.var_mean(inputs, dim=(0, 2, 3), unbiased=True)
+        return mean.detach(), var.detach()
+
+    monkeypatch.setattr(canonize, "batch_statistics", unbiased_statistics)
+    monkeypatch.setattr(densenet, "batch_statistics", unbiased_statistics)
+    torch.testing.assert_close(isnet.explain(tiny_model, images, "all")[1], quirky)
+
+
 def test_quirks_change_nothing_without_long_blocks_or_shared_winners(tiny_model, images):
     tiny_model.features.pool0 = torch.nn.MaxPool2d(2, 2)  # no overlapping windows
     for target in ("all", "selective"):

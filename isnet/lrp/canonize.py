@@ -43,7 +43,8 @@ def batch_statistics(inputs: Tensor, detach: bool = True,
 
 def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor, detach_bias: bool = True,
                      statistics: tuple[Tensor, Tensor] | None = None, *,
-                     unbiased: bool = False) -> tuple[Tensor, Tensor]:
+                     unbiased: bool = False,
+                     detach_scale_in_shift: bool = True) -> tuple[Tensor, Tensor]:
     """Per-channel ``(scale, shift)`` with ``norm(inputs) == inputs * scale + shift``.
 
     Args:
@@ -55,6 +56,8 @@ def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor, detach_bias: bool = T
             first channels first), used in train mode instead of recomputing them.
         unbiased: in train mode, compute the variance unbiased (the published ISNet block's
             choice; then the equality above holds only up to that factor).
+        detach_scale_in_shift: with ``detach_bias``, detach the whole shift. False detaches only
+            β, μ and σ², so γ keeps its gradient through ``−γμ/σ`` (the published ISNet block).
 
     Returns:
         scale (C,) and shift (C,).
@@ -68,6 +71,8 @@ def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor, detach_bias: bool = T
     weight = norm.weight if norm.affine else inputs.new_ones(channels)
     bias = norm.bias if norm.affine else inputs.new_zeros(channels)
     scale = weight * (var + norm.eps).rsqrt()
+    if detach_bias and not detach_scale_in_shift:
+        return scale, bias.detach() - mean.detach() * (weight * (var.detach() + norm.eps).rsqrt())
     shift = bias - mean * scale
     return scale, (shift.detach() if detach_bias else shift)
 

@@ -31,11 +31,14 @@ class LRPConfig:
             ``b − l·b⁺ − h·b⁻`` enters z), ``"full"`` (the whole ``b`` enters z) or ``"none"``
             (the bias cancels out of z, as in zennit's ZBox). Only the relevance at the input
             layer depends on it.
-        reference_quirks: reproduce the two bookkeeping errors of the LRP block as the ISNet
-            authors published it (the heatmaps their checkpoints were trained against): the
-            dense-layer consumer lookup that compares only the last digit of the layer number,
-            and max unpooling that keeps one value where overlapping windows share a winner.
-            Off by default (the corrected rules). See ``docs/lrp-rules.md``.
+        reference_quirks: compute the heatmaps as the LRP block the ISNet authors published
+            (the heatmaps and gradients their checkpoints were trained with), including its two
+            bookkeeping errors: the dense-layer consumer lookup that compares only the last
+            digit of the layer number, and max unpooling that keeps one value where overlapping
+            windows share a winner (with ``max_unpool2d``'s gradient). Also as published: the
+            train-mode BatchNorm fusion uses the unbiased batch variance, and γ keeps its
+            gradient in the fused shift. Off by default (the corrected rules). See
+            ``docs/lrp-rules.md``.
     """
 
     epsilon: float = 0.01

@@ -117,8 +117,7 @@ def stem_relevance(model: DenseNet, trace: Trace, message: Tensor, config: LRPCo
     size = tuple(trace.stem_relu.shape[-2:])
     transposed = max_pool_transpose(message, trace.stem_indices, size,
                                     overwrite=config.reference_quirks)  # (B, M, F0, H/2, W/2)
-    scale, shift = batchnorm_affine(f.norm0, trace.stem_conv, config.detach_bias,
-                                    unbiased=config.reference_quirks)
+    scale, shift = _affine(f.norm0, trace.stem_conv, config)
     conv = f.conv0
     if config.zb:
         relevance = trace.stem_relu.unsqueeze(1) * transposed  # R at norm0's output
@@ -152,6 +151,15 @@ def dense_consumers(layer: int, num_layers: int,
     return [(reader, num_layers - rank) for rank, reader in enumerate(readers)]
 
 
+def _affine(norm: torch.nn.BatchNorm2d, inputs: Tensor, config: LRPConfig,
+            statistics: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """The BatchNorm as (scale, shift) for the rules; with ``reference_quirks``, as the published
+    block fuses it (unbiased train-mode variance, γ's gradient kept in the shift)."""
+    return batchnorm_affine(norm, inputs, config.detach_bias, statistics,
+                            unbiased=config.reference_quirks,
+                            detach_scale_in_shift=not config.reference_quirks)
+
+
 def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Tensor,
                       transposed: Tensor, config: LRPConfig,
                       statistics: tuple[Tensor, Tensor] | None = None) -> Tensor:
@@ -160,8 +168,7 @@ def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Te
 
     Shapes: inputs, activation (B, C, H, W); transposed (B, M, C, H, W) → (B, M, C, H, W).
     """
-    scale, shift = batchnorm_affine(norm, inputs, config.detach_bias, statistics,
-                                    unbiased=config.reference_quirks)
+    scale, shift = _affine(norm, inputs, config, statistics)
     return epsilon_message(activation, transposed, inputs, scale, shift, config.epsilon)
 
 
@@ -195,11 +202,10 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
         size = tuple(t.relu2.shape[-2:])
         transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
                                     layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
-        scale, shift = batchnorm_affine(layer.norm2, t.bottleneck, config.detach_bias,
-                                        unbiased=config.reference_quirks)
+        scale, shift = _affine(layer.norm2, t.bottleneck, config)
         ratio = epsilon_message(t.relu2, transposed, t.bottleneck, scale, shift, config.epsilon)
         transposed = conv_transpose(ratio, layer.conv1.weight, size)  # (B, M, C_in, h, w)
-        scale, shift = batchnorm_affine(layer.norm1, t.concat, config.detach_bias, statistics)
+        scale, shift = _affine(layer.norm1, t.concat, config, statistics)
         if config.reference_quirks:
             readers[index + 1] = (t.relu1, transposed, scale, shift)
         post(epsilon_message(t.relu1, transposed, t.concat, scale, shift, config.epsilon))

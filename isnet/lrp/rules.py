@@ -91,15 +91,18 @@ def max_pool_transpose(ratio: Tensor, indices: Tensor, input_size: tuple[int, in
     Where overlapping windows share a winner, their contributions are **summed** (scatter-add),
     which is what the transpose of the max-pool selection is. With ``overwrite`` (the published
     ISNet LRP block, which unpools with ``max_unpool2d``), one value per winner is kept instead:
-    that of the last window in raster order, as ``max_unpool2d`` leaves it on the CPU. Both are
-    deterministic (the overwrite is a mask, then the same scatter-add).
+    that of the last window in raster order, as ``max_unpool2d`` leaves it on the CPU; and the
+    gradient is ``max_unpool2d``'s, a gather that reaches every window, overwritten or not (so
+    it is not the derivative of the overwrite, but what the published block trains with). Both
+    are deterministic (the overwrite is a mask, then the same scatter-add).
 
     Shapes: ratio (B, M, C, h, w); indices (B, C, h, w) flat indices into H·W;
     returns (B, M, C, H, W).
     """
     batch, maps, channels = ratio.shape[:3]
     if overwrite:
-        ratio = ratio * last_window_mask(indices, input_size).unsqueeze(1).to(ratio.dtype)
+        keep = last_window_mask(indices, input_size).unsqueeze(1).to(ratio.dtype)
+        ratio = ratio + (ratio * keep - ratio).detach()  # values: overwrite; gradient: gather
     flat_index = indices.flatten(-2).unsqueeze(1).expand(batch, maps, channels, -1)  # (B,M,C,h·w)
     out = ratio.new_zeros(batch, maps, channels, input_size[0] * input_size[1])
     out = out.scatter_add(-1, flat_index, ratio.flatten(-2))  # (B, M, C, H·W)
