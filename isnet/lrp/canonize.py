@@ -13,7 +13,9 @@ the batch mean and biased variance of its input in train mode), so gradients rea
 convolutions and the BatchNorm scales while the weights change during training.
 
 ``detach_bias`` (on by default, as in the ISNet paper) detaches the shift ``β − γμ/σ`` and the
-batch statistics: the heatmap then trains weights, BN scales γ and activations, not shifts.
+batch statistics: the heatmap then trains weights, BN scales γ and activations, not shifts. (The
+published ISNet block detaches only β, μ and σ² there, so γ also gets gradient through the
+shift; ``detach_scale_in_shift=False`` does that, for ``LRPConfig.reference_quirks``.)
 """
 
 from __future__ import annotations

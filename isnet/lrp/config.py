@@ -24,7 +24,9 @@ class LRPConfig:
         low: lowest input value per channel (l of z^B); a float or one value per channel.
         high: highest input value per channel (h of z^B).
         detach_bias: detach biases, BatchNorm shifts and batch statistics inside the rules
-            (the paper's choice); weights, BN scales and activations always stay differentiable.
+            (the paper's choice; its code keeps γ's gradient in the BN shift, which
+            ``reference_quirks`` reproduces); weights, BN scales and activations always stay
+            differentiable.
         zb_bias: how the z^B rule treats the bias b of the input layer (the fused conv0 +
             norm0), see :data:`ZB_BIAS_CONVENTIONS`: ``"authors"`` (default; the ISNet
             authors' code: the bias is a weight on a constant input bounded like the pixels, so
