@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bias-kind", default=DEMO_BIAS.kind, help="isnet.data.bias.BIAS_KINDS")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test splits")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="torch.use_deterministic_algorithms(True) (the authors' advice)")
     scale = parser.add_argument_group("Lightning scale-out (any of these switches it on)")
     scale.add_argument("--devices", default=None, help="devices per node (int or 'auto')")
     scale.add_argument("--num-nodes", type=int, default=None)
@@ -88,7 +90,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
     config = TrainConfig(model=args.model, num_classes=10, method=args.method,
                          epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          momentum=args.momentum, schedule=args.schedule, heat_weight=args.heat_weight, decay=args.decay,
-                         epsilon=args.epsilon, seed=args.seed, input_size=args.size)
+                         epsilon=args.epsilon, seed=args.seed, input_size=args.size,
+                         deterministic=args.deterministic)
     return config, data
 
 

@@ -68,7 +68,7 @@ def _dense_matrix(weight, size, stride, padding):
     return columns.flatten(1)  # (J, K)
 
 
-def test_zbox_rule_matches_the_matrix_form(generator):
+def test_zbox_rule_with_the_full_bias_matches_the_matrix_form(generator):
     size, stride, padding = (5, 5), 2, 1
     x = torch.rand(1, 2, *size, generator=generator, dtype=torch.float64)
     weight = torch.randn(3, 2, 3, 3, generator=generator, dtype=torch.float64)
@@ -77,7 +77,8 @@ def test_zbox_rule_matches_the_matrix_form(generator):
     high = torch.tensor([1.0, 2.0], dtype=torch.float64).reshape(1, 2, 1, 1)
     out_shape = F.conv2d(x, weight, stride=stride, padding=padding).shape[1:]
     relevance = torch.randn(1, 1, *out_shape, generator=generator, dtype=torch.float64)
-    ours = zbox_rule(x, weight, bias, relevance, low, high, stride, padding, 0.01).flatten()
+    ours = zbox_rule(x, weight, bias, relevance, low, high, stride, padding, 0.01,
+                     bias_convention="full").flatten()
 
     matrix = _dense_matrix(weight, size, stride, padding)  # (J, K)
     positive = _dense_matrix(weight.clamp(min=0), size, stride, padding)
@@ -115,7 +116,7 @@ def test_fused_epsilon_message_equals_the_plain_expression_and_its_gradients(gen
     weights = torch.randn(plain.shape, dtype=torch.float64)
     (plain * weights).sum().backward()
     (fused * weights).sum().backward()
-    for mine, reference in zip(fused_inputs, plain_inputs):
+    for mine, reference in zip(fused_inputs, plain_inputs, strict=True):
         torch.testing.assert_close(mine.grad, reference.grad)
     assert torch.autograd.gradcheck(lambda *ins: epsilon_message(*ins, 0.1),
                                     [t.detach().requires_grad_(True) for t in tensors()])

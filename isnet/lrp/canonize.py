@@ -13,7 +13,9 @@ the batch mean and biased variance of its input in train mode), so gradients rea
 convolutions and the BatchNorm scales while the weights change during training.
 
 ``detach_bias`` (on by default, as in the ISNet paper) detaches the shift ``β − γμ/σ`` and the
-batch statistics: the heatmap then trains weights, BN scales γ and activations, not shifts.
+batch statistics: the heatmap then trains weights, BN scales γ and activations, not shifts. (The
+published ISNet block detaches only β, μ and σ² there, so γ also gets gradient through the
+shift; ``detach_scale_in_shift=False`` does that, for ``LRPConfig.reference_quirks``.)
 """
 
 from __future__ import annotations
@@ -27,19 +29,24 @@ def uses_batch_statistics(norm: nn.BatchNorm2d) -> bool:
     return norm.training or norm.running_mean is None
 
 
-def batch_statistics(inputs: Tensor, detach: bool = True) -> tuple[Tensor, Tensor]:
+def batch_statistics(inputs: Tensor, detach: bool = True,
+                     unbiased: bool = False) -> tuple[Tensor, Tensor]:
     """Per-channel batch mean and biased variance, as BatchNorm computes them in train mode.
 
     Statistics are per channel, so those of a concatenation are the concatenation of those of its
     parts: a dense block computes them once on its widest concatenation and hands each reader
-    the prefix it reads. Shapes: inputs (B, C, H, W) → mean (C,), var (C,).
+    the prefix it reads. ``unbiased`` gives the unbiased variance instead, as the published
+    ISNet LRP block fuses it (``LRPConfig.reference_quirks``); the BatchNorm forward itself
+    normalises with the biased one. Shapes: inputs (B, C, H, W) → mean (C,), var (C,).
     """
-    var, mean = torch.var_mean(inputs, dim=(0, 2, 3), unbiased=False)
+    var, mean = torch.var_mean(inputs, dim=(0, 2, 3), unbiased=unbiased)
     return (mean.detach(), var.detach()) if detach else (mean, var)
 
 
 def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor, detach_bias: bool = True,
-                     statistics: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+                     statistics: tuple[Tensor, Tensor] | None = None, *,
+                     unbiased: bool = False,
+                     detach_scale_in_shift: bool = True) -> tuple[Tensor, Tensor]:
     """Per-channel ``(scale, shift)`` with ``norm(inputs) == inputs * scale + shift``.
 
     Args:
@@ -49,19 +56,25 @@ def batchnorm_affine(norm: nn.BatchNorm2d, inputs: Tensor, detach_bias: bool = T
         detach_bias: detach the shift and the batch statistics (see module docstring).
         statistics: precomputed batch (mean, var) of ``inputs`` (or a superset of its channels,
             first channels first), used in train mode instead of recomputing them.
+        unbiased: in train mode, compute the variance unbiased (the published ISNet block's
+            choice; then the equality above holds only up to that factor).
+        detach_scale_in_shift: with ``detach_bias``, detach the whole shift. False detaches only
+            β, μ and σ², so γ keeps its gradient through ``−γμ/σ`` (the published ISNet block).
 
     Returns:
         scale (C,) and shift (C,).
     """
     channels = inputs.shape[1]
     if uses_batch_statistics(norm):
-        mean, var = statistics or batch_statistics(inputs, detach_bias)
+        mean, var = statistics or batch_statistics(inputs, detach_bias, unbiased)
         mean, var = mean[:channels], var[:channels]
     else:
         mean, var = norm.running_mean, norm.running_var
     weight = norm.weight if norm.affine else inputs.new_ones(channels)
     bias = norm.bias if norm.affine else inputs.new_zeros(channels)
     scale = weight * (var + norm.eps).rsqrt()
+    if detach_bias and not detach_scale_in_shift:
+        return scale, bias.detach() - mean.detach() * (weight * (var.detach() + norm.eps).rsqrt())
     shift = bias - mean * scale
     return scale, (shift.detach() if detach_bias else shift)
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
+
+ZB_BIAS_CONVENTIONS: tuple[str, ...] = ("authors", "full", "none")
+"""How the z^B rule treats the input layer's bias: as an input bounded like the pixels (the
+ISNet authors'), whole, or not at all (zennit's ZBox)."""
 
 
 @dataclass(frozen=True)
@@ -19,7 +24,23 @@ class LRPConfig:
         low: lowest input value per channel (l of z^B); a float or one value per channel.
         high: highest input value per channel (h of z^B).
         detach_bias: detach biases, BatchNorm shifts and batch statistics inside the rules
-            (the paper's choice); weights, BN scales and activations always stay differentiable.
+            (the paper's choice; its code keeps γ's gradient in the BN shift, which
+            ``reference_quirks`` reproduces); weights, BN scales and activations always stay
+            differentiable.
+        zb_bias: how the z^B rule treats the bias b of the input layer (the fused conv0 +
+            norm0), see :data:`ZB_BIAS_CONVENTIONS`: ``"authors"`` (default; the ISNet
+            authors' code: the bias is a weight on a constant input bounded like the pixels, so
+            ``b − l·b⁺ − h·b⁻`` enters z), ``"full"`` (the whole ``b`` enters z) or ``"none"``
+            (the bias cancels out of z, as in zennit's ZBox). Only the relevance at the input
+            layer depends on it.
+        reference_quirks: compute the heatmaps as the LRP block the ISNet authors published
+            (the heatmaps and gradients their checkpoints were trained with), including its two
+            bookkeeping errors: the dense-layer consumer lookup that compares only the last
+            digit of the layer number, and max unpooling that keeps one value where overlapping
+            windows share a winner (with ``max_unpool2d``'s gradient). Also as published: the
+            train-mode BatchNorm fusion uses the unbiased batch variance, and γ keeps its
+            gradient in the fused shift. Off by default (the corrected rules). See
+            ``docs/lrp-rules.md``.
     """
 
     epsilon: float = 0.01
@@ -27,8 +48,12 @@ class LRPConfig:
     low: float | Sequence[float] = 0.0
     high: float | Sequence[float] = 1.0
     detach_bias: bool = True
+    zb_bias: Literal["authors", "full", "none"] = "authors"
+    reference_quirks: bool = False
 
     def __post_init__(self) -> None:
+        if self.zb_bias not in ZB_BIAS_CONVENTIONS:
+            raise ValueError(f"zb_bias must be one of {ZB_BIAS_CONVENTIONS}, got {self.zb_bias!r}")
         if not self.epsilon >= 0:
             raise ValueError(f"epsilon must be >= 0, got {self.epsilon}")
         low = torch.as_tensor(self.low, dtype=torch.float64)

@@ -17,7 +17,8 @@ transition conv             ε (no BatchNorm after it; the paper's extra ReLU fo
 transition average pooling  ε, fused with every BatchNorm of the next block that reads it
 stem max pooling            winner-take-all, overlapping windows **summed**, fused with the
                             BatchNorms of the first block that read it
-conv0 + norm0               z^B with pixel bounds [low, high] (default [0, 1]); ε if zb=False
+conv0 + norm0               z^B with pixel bounds [low, high] (default [0, 1]) and the bias
+                            convention ``zb_bias`` (default: the authors'); ε if zb=False
 ReLU                        relevance passes unchanged
 ==========================  ================================================================
 
@@ -25,6 +26,9 @@ Every step is "ratio, then transpose" (see :mod:`isnet.lrp.rules`). A *message* 
 coefficient ``c_j = Σ_k w_jk R_k / z_k`` arriving at a tensor, so that its relevance is
 ``R_j = a_j · c_j``. A BatchNorm consumer sends ``scale · R / z`` to the producers of its input
 channels; a producer adds up the messages of all its consumers before its own transpose.
+
+``LRPConfig(reference_quirks=True)`` reproduces the two bookkeeping errors of the published LRP
+block instead (see :func:`dense_consumers` and :func:`isnet.lrp.rules.max_pool_transpose`).
 """
 
 from __future__ import annotations
@@ -68,6 +72,15 @@ def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
     Returns:
         heatmaps (B, M, C, H, W): relevance per input pixel and channel.
     """
+    return stem_relevance(model, trace, stem_message(model, trace, messages, config), config)
+
+
+def stem_message(model: DenseNet, trace: Trace, messages: Tensor, config: LRPConfig) -> Tensor:
+    """The walk from the pooled features down through every block and transition: the summed
+    message of the first block's BatchNorms at the stem's max-pooling output.
+
+    Shapes: messages (B, M, F) → (B, M, F0, H/4, W/4).
+    """
     e, detach, f = config.epsilon, config.detach_bias, model.features
     # global average pooling (ε): z = pooled features, input = relu5 output
     relevance_pooled = trace.pooled.unsqueeze(1) * messages  # (B, M, F)
@@ -82,28 +95,69 @@ def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
     message = transposed  # the walk below reads it only after its first iteration sets it
     for index in reversed(range(len(blocks))):
         norm, concat = end_readers[index]
-        statistics = batch_statistics(concat, detach) if uses_batch_statistics(norm) else None
+        statistics = (batch_statistics(concat, detach, config.reference_quirks)
+                      if uses_batch_statistics(norm) else None)
         if index < len(blocks) - 1:  # relevance coming down through the next transition
             activation = trace.transitions[index].relu
             transposed = _transition_transposed(transitions[index], trace.transitions[index],
                                                 message, config)
         message = _consumer_message(norm, concat, activation, transposed, config, statistics)
         message = _block_backward(blocks[index], trace.blocks[index], message, config, statistics)
-    # stem max pooling: winners receive the sum of the messages of every window they won
+    return message
+
+
+def stem_relevance(model: DenseNet, trace: Trace, message: Tensor, config: LRPConfig) -> Tensor:
+    """From the message at the stem's max-pooling output to the input pixels: max pooling
+    (winners get the sum of the messages of every window they won; with ``reference_quirks``
+    the last window's only), then conv0 + norm0 by z^B (or ε when ``zb`` is off).
+
+    Shapes: message (B, M, F0, H/4, W/4) → heatmaps (B, M, C, H, W).
+    """
+    e, f = config.epsilon, model.features
     size = tuple(trace.stem_relu.shape[-2:])
-    transposed = max_pool_transpose(message, trace.stem_indices, size)  # (B, M, F0, H/2, W/2)
-    scale, shift = batchnorm_affine(f.norm0, trace.stem_conv, detach)
+    transposed = max_pool_transpose(message, trace.stem_indices, size,
+                                    overwrite=config.reference_quirks)  # (B, M, F0, H/2, W/2)
+    scale, shift = _affine(f.norm0, trace.stem_conv, config)
     conv = f.conv0
     if config.zb:
         relevance = trace.stem_relu.unsqueeze(1) * transposed  # R at norm0's output
         weight = conv.weight * scale.view(-1, 1, 1, 1)  # conv0 ∘ norm0 fused
         low, high = channel_view(config.low, trace.inputs), channel_view(config.high, trace.inputs)
         return zbox_rule(trace.inputs, weight, shift, relevance, low, high,
-                         conv.stride, conv.padding, e)
+                         conv.stride, conv.padding, e, bias_convention=config.zb_bias)
     ratio = epsilon_message(trace.stem_relu, transposed, trace.stem_conv, scale, shift, e)
     size = tuple(trace.inputs.shape[-2:])
     return trace.inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
                                                       conv.padding)
+
+
+def dense_consumers(layer: int, num_layers: int,
+                    reference_quirks: bool = False) -> list[tuple[int, int]]:
+    """Which later layers of a dense block send relevance to ``layer``'s output channels.
+
+    Returns ``(reader, source)`` pairs, layers numbered from 1 as in ``denselayerN``: the
+    BatchNorm (``norm1``) of layer ``reader`` is fused into ``layer``'s conv2, and the relevance
+    at layer ``source``'s first ReLU is what it sends back. Corrected, that is every later layer
+    with its own relevance (``reader == source``). With ``reference_quirks`` it is the published
+    block's lookup: a later layer counts only if the **last digit** of its number exceeds
+    ``layer``, and the kept readers take, in order from the last one, the relevances of the last
+    layers of the block (so in blocks of 10 or more layers, relevance is dropped and paired with
+    other layers' BatchNorms). The block's end reader (next transition or norm5) is not listed:
+    it is always kept and paired correctly.
+    """
+    readers = range(num_layers, layer, -1)
+    if reference_quirks:
+        readers = [reader for reader in readers if reader % 10 > layer]
+    return [(reader, num_layers - rank) for rank, reader in enumerate(readers)]
+
+
+def _affine(norm: torch.nn.BatchNorm2d, inputs: Tensor, config: LRPConfig,
+            statistics: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """The BatchNorm as (scale, shift) for the rules; with ``reference_quirks``, as the published
+    block fuses it (unbiased train-mode variance, γ's gradient kept in the shift)."""
+    return batchnorm_affine(norm, inputs, config.detach_bias, statistics,
+                            unbiased=config.reference_quirks,
+                            detach_scale_in_shift=not config.reference_quirks)
 
 
 def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Tensor,
@@ -114,7 +168,7 @@ def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Te
 
     Shapes: inputs, activation (B, C, H, W); transposed (B, M, C, H, W) → (B, M, C, H, W).
     """
-    scale, shift = batchnorm_affine(norm, inputs, config.detach_bias, statistics)
+    scale, shift = _affine(norm, inputs, config, statistics)
     return epsilon_message(activation, transposed, inputs, scale, shift, config.epsilon)
 
 
@@ -125,11 +179,13 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
     ``end_message`` (B, M, C_total, h, w) comes from the block's end reader (next transition's
     norm, or norm5); ``statistics`` are the batch statistics of the full concatenation (train
     mode) — every reader in the block reads a prefix of it. Returns the summed message at the
-    block input (B, M, C_in, h, w).
+    block input (B, M, C_in, h, w). With ``config.reference_quirks`` each layer's output gets
+    the messages of the readers :func:`dense_consumers` lists instead of those of all readers.
     """
     modules = list(block.values())
     slots = [layers[0].concat.shape[1]] + [t.new_features.shape[1] for t in layers]
     inbox: list[list[Tensor]] = [[] for _ in slots]  # messages per producer (block input, layers)
+    readers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # kept for the quirky lookup
 
     def post(message: Tensor) -> None:
         for slot, part in enumerate(message.split(slots[: _count_slots(message, slots)], dim=2)):
@@ -138,15 +194,42 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
     post(end_message)
     for index in reversed(range(len(modules))):
         layer, t = modules[index], layers[index]
-        message = torch.stack(inbox[index + 1]).sum(0)  # (B, M, growth, h, w)
+        if config.reference_quirks:
+            message = inbox[index + 1][0] + _quirky_messages(index + 1, len(modules), t, slots,
+                                                             readers, config)
+        else:
+            message = torch.stack(inbox[index + 1]).sum(0)  # (B, M, growth, h, w)
         size = tuple(t.relu2.shape[-2:])
         transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
                                     layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
-        scale, shift = batchnorm_affine(layer.norm2, t.bottleneck, config.detach_bias)
+        scale, shift = _affine(layer.norm2, t.bottleneck, config)
         ratio = epsilon_message(t.relu2, transposed, t.bottleneck, scale, shift, config.epsilon)
         transposed = conv_transpose(ratio, layer.conv1.weight, size)  # (B, M, C_in, h, w)
-        post(_consumer_message(layer.norm1, t.concat, t.relu1, transposed, config, statistics))
+        scale, shift = _affine(layer.norm1, t.concat, config, statistics)
+        if config.reference_quirks:
+            readers[index + 1] = (t.relu1, transposed, scale, shift)
+        post(epsilon_message(t.relu1, transposed, t.concat, scale, shift, config.epsilon))
     return torch.stack(inbox[0]).sum(0)
+
+
+def _quirky_messages(number: int, num_layers: int, t: LayerTrace, slots: list[int],
+                     readers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]],
+                     config: LRPConfig) -> Tensor | float:
+    """Messages the published block's lookup sends to layer ``number``'s output channels from
+    the later layers: reader's BatchNorm and z, source's relevance (see :func:`dense_consumers`).
+
+    Shapes: returns (B, M, growth, h, w), or 0.0 when no later layer is kept.
+    """
+    start = sum(slots[:number])
+    stop = start + slots[number]
+    total: Tensor | float = 0.0
+    for reader, source in dense_consumers(number, num_layers, reference_quirks=True):
+        _, _, scale, shift = readers[reader]
+        activation, transposed, _, _ = readers[source]
+        total = total + epsilon_message(activation[:, start:stop], transposed[:, :, start:stop],
+                                        t.new_features, scale[start:stop], shift[start:stop],
+                                        config.epsilon)
+    return total
 
 
 def _count_slots(message: Tensor, slots: list[int]) -> int:

@@ -7,7 +7,9 @@ output (at the output of the ReLU that follows, which passes relevance unchanged
 * ε-rule: ``R_j = a_j Σ_k w_jk R_k / (z_k + ε·sign(z_k))``, with sign(0) = +1.
 * z^B-rule (input layer, pixels bounded in [l, h]):
   ``R_j = Σ_k (a_j w_jk − l_j w⁺_jk − h_j w⁻_jk) R_k / (z^B_k + ε·sign(z^B_k))`` where
-  ``z^B_k = Σ_j (a_j w_jk − l_j w⁺_jk − h_j w⁻_jk) + b_k``.
+  ``z^B_k = Σ_j (a_j w_jk − l_j w⁺_jk − h_j w⁻_jk) + β_k`` and the bias term ``β_k`` follows
+  one of three conventions: ``b_k − l·b⁺_k − h·b⁻_k`` ("authors": the bias is a weight on a
+  constant input 1 bounded like the pixels), ``b_k`` ("full") or 0 ("none", zennit's ZBox).
 
 Every rule is written as "ratio, then transpose": ``s_k = R_k / stabilised z_k`` and
 ``c_j = Σ_k w_jk s_k`` (the vector–Jacobian product of the linear map, i.e. a transposed
@@ -25,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from isnet.lrp.config import ZB_BIAS_CONVENTIONS
 
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
@@ -80,21 +84,42 @@ def avg_pool_transpose(ratio: Tensor, input_size: tuple[int, int], kernel: int) 
     return F.pad(spread, (0, pad_w, 0, pad_h)) if pad_h or pad_w else spread
 
 
-def max_pool_transpose(ratio: Tensor, indices: Tensor, input_size: tuple[int, int]) -> Tensor:
+def max_pool_transpose(ratio: Tensor, indices: Tensor, input_size: tuple[int, int], *,
+                       overwrite: bool = False) -> Tensor:
     """Winner-take-all transpose of max pooling: each pooled value goes back to its argmax.
 
     Where overlapping windows share a winner, their contributions are **summed** (scatter-add),
-    which is what the transpose of the max-pool selection is. (Unpooling that writes one value
-    per index would drop all but one of them.)
+    which is what the transpose of the max-pool selection is. With ``overwrite`` (the published
+    ISNet LRP block, which unpools with ``max_unpool2d``), one value per winner is kept instead:
+    that of the last window in raster order, as ``max_unpool2d`` leaves it on the CPU; and the
+    gradient is ``max_unpool2d``'s, a gather that reaches every window, overwritten or not (so
+    it is not the derivative of the overwrite, but what the published block trains with). Both
+    are deterministic (the overwrite is a mask, then the same scatter-add).
 
     Shapes: ratio (B, M, C, h, w); indices (B, C, h, w) flat indices into H·W;
     returns (B, M, C, H, W).
     """
     batch, maps, channels = ratio.shape[:3]
-    flat_index = indices.flatten(-2).unsqueeze(1).expand(batch, maps, channels, -1)  # (B, M, C, h·w)
+    if overwrite:
+        keep = last_window_mask(indices, input_size).unsqueeze(1).to(ratio.dtype)
+        ratio = ratio + (ratio * keep - ratio).detach()  # values: overwrite; gradient: gather
+    flat_index = indices.flatten(-2).unsqueeze(1).expand(batch, maps, channels, -1)  # (B,M,C,h·w)
     out = ratio.new_zeros(batch, maps, channels, input_size[0] * input_size[1])
     out = out.scatter_add(-1, flat_index, ratio.flatten(-2))  # (B, M, C, H·W)
     return out.unflatten(-1, input_size)
+
+
+def last_window_mask(indices: Tensor, input_size: tuple[int, int]) -> Tensor:
+    """True for the pooled positions whose value survives unpooling by overwriting: for each
+    winner, the last window (in raster order) that chose it.
+
+    Shapes: indices (B, C, h, w) flat indices into H·W; returns a bool mask (B, C, h, w).
+    """
+    flat = indices.flatten(-2)  # (B, C, h·w)
+    order = torch.arange(flat.shape[-1], device=flat.device).expand_as(flat)
+    last = flat.new_full((*flat.shape[:-1], input_size[0] * input_size[1]), -1)
+    last = last.scatter_reduce(-1, flat, order, reduce="amax")  # (B, C, H·W)
+    return (last.gather(-1, flat) == order).view_as(indices)
 
 
 def epsilon_ratio(relevance: Tensor, z: Tensor, epsilon: float) -> Tensor:
@@ -104,10 +129,19 @@ def epsilon_ratio(relevance: Tensor, z: Tensor, epsilon: float) -> Tensor:
 
 def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Tensor,
               low: Tensor, high: Tensor, stride: int | tuple[int, int],
-              padding: int | tuple[int, int], epsilon: float) -> Tensor:
+              padding: int | tuple[int, int], epsilon: float, *,
+              bias_convention: str = "authors") -> Tensor:
     """z^B rule for a convolution whose inputs lie in the box [low, high] (per input channel).
 
     Zero padding contributes nothing: the bound images are padded with zeros like the input.
+    The bias only enters the denominator z (it absorbs relevance, it receives none), as
+    ``bias_convention`` says:
+
+    * ``"authors"``: ``b − l·b⁺ − h·b⁻``, the bias as a weight on a constant input 1 bounded by
+      [l, h] (the ISNet authors' code; ``max(b, 0)`` for pixels in [0, 1]). With one bound per
+      channel, the bias's box is the smallest box holding them all: [min l, max h].
+    * ``"full"``: ``b``, the whole bias.
+    * ``"none"``: no bias term (zennit's ZBox, where the bias cancels out of z).
 
     Shapes: inputs (B, C, H, W); weight (C_out, C, kh, kw); bias (C_out,) or None;
     relevance (B, M, C_out, h, w); low/high broadcastable to (1, C, 1, 1).
@@ -116,7 +150,7 @@ def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Te
     positive, negative = weight.clamp(min=0), weight.clamp(max=0)
     low_image = torch.ones_like(inputs) * low  # (B, C, H, W)
     high_image = torch.ones_like(inputs) * high
-    z = (F.conv2d(inputs, weight, bias, stride, padding)
+    z = (F.conv2d(inputs, weight, zbox_bias(bias, low, high, bias_convention), stride, padding)
          - F.conv2d(low_image, positive, None, stride, padding)
          - F.conv2d(high_image, negative, None, stride, padding))  # (B, C_out, h, w)
     ratio = epsilon_ratio(relevance, z, epsilon)
@@ -124,6 +158,24 @@ def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Te
     return (inputs.unsqueeze(1) * conv_transpose(ratio, weight, size, stride, padding)
             - low_image.unsqueeze(1) * conv_transpose(ratio, positive, size, stride, padding)
             - high_image.unsqueeze(1) * conv_transpose(ratio, negative, size, stride, padding))
+
+
+def zbox_bias(bias: Tensor | None, low: Tensor | float, high: Tensor | float,
+              convention: str) -> Tensor | None:
+    """The bias term of z^B under ``convention`` (see :func:`zbox_rule`); None for no term.
+
+    Shapes: bias (C_out,) or None; low/high scalars or per input channel; returns (C_out,).
+    """
+    if convention not in ZB_BIAS_CONVENTIONS:
+        raise ValueError(f"unknown z^B bias convention {convention!r}; "
+                         f"expected one of {ZB_BIAS_CONVENTIONS}")
+    if bias is None or convention == "none":
+        return None
+    if convention == "full":
+        return bias
+    low_bias = torch.as_tensor(low, dtype=bias.dtype, device=bias.device).min()
+    high_bias = torch.as_tensor(high, dtype=bias.dtype, device=bias.device).max()
+    return bias - low_bias * bias.clamp(min=0) - high_bias * bias.clamp(max=0)
 
 
 class _EpsilonMessage(torch.autograd.Function):

@@ -54,6 +54,9 @@ class TrainConfig:
             fell to chance without this.
         schedule: learning-rate schedule per step: ``"constant"`` (the authors' default) or
             ``"cosine"`` (decays to 0 at the last step).
+        deterministic: run under ``torch.use_deterministic_algorithms(True)`` (the authors'
+            advice; on CUDA also sets ``CUBLAS_WORKSPACE_CONFIG``). The switch is process-wide
+            and stays on after the run.
     """
 
     model: str = "densenet121"
@@ -80,6 +83,7 @@ class TrainConfig:
     divergence_patience: int = 10
     recalibrate_batchnorm: bool = True
     schedule: str = "constant"
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         """Reject settings that cannot train, naming the field and what is allowed.

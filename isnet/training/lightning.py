@@ -189,7 +189,8 @@ def fit_lightning(model: DenseNet, train_set: Any, val_set: Any, config: TrainCo
                         gradient_clip_val=config.grad_clip_norm, gradient_clip_algorithm="norm",
                         logger=False, enable_checkpointing=False, callbacks=[history],
                         enable_progress_bar=progress_bar, enable_model_summary=False,
-                        num_sanity_val_steps=0, default_root_dir=root_dir)
+                        num_sanity_val_steps=0, default_root_dir=root_dir,
+                        deterministic=config.deterministic or None)
     start = time.perf_counter()
     trainer.fit(module, datamodule=ISNetDataModule(train_set, val_set, config.batch_size,
                                                    config.seed))

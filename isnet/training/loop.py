@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -76,18 +77,22 @@ class FitResult:
         return self.status == "completed"
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) and make cuDNN deterministic.
 
-    ``torch.use_deterministic_algorithms(True)`` is deliberately not switched on: on CUDA the
-    scatter-add of the LRP max-pool rule has no deterministic implementation. CPU runs are
-    deterministic anyway.
+    With ``deterministic``, also switch on ``torch.use_deterministic_algorithms(True)`` (process
+    wide; left on), as the ISNet authors advise: every operation of the LRP block has a
+    deterministic implementation (the max-pool rule is a scatter-add, never ``max_unpool2d``).
+    Without it the switch is left as it is; CPU runs are deterministic anyway.
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it on CUDA
+        torch.use_deterministic_algorithms(True)
 
 
 def build_network(model: nn.Module, config: TrainConfig) -> nn.Module:
@@ -242,7 +247,7 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
         raise ValueError(f"fit: model must be a nn.Module with config.num_classes="
                          f"{config.num_classes} logits, got {type(model).__name__} with "
                          f"{getattr(model, 'num_classes', '?')}")
-    seed_everything(config.seed)
+    seed_everything(config.seed, config.deterministic)
     dataset = as_dataset(train_set)
     if len(dataset) == 0:
         raise ValueError("fit: train_set is empty")
