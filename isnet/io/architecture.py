@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from isnet.models import MODEL_NAMES, create_model, family_of
@@ -84,8 +85,9 @@ def registered_name(family: str, architecture: Mapping[str, Any]) -> str | None:
     for name in MODEL_NAMES:
         if family_of(name) != family:
             continue
-        candidate = create_model(name, num_classes=1,
-                                 in_channels=architecture.get("in_channels", 3))
+        with torch.device("meta"):  # only .arch is read: no memory, no initialisation cost
+            candidate = create_model(name, num_classes=1,
+                                     in_channels=architecture.get("in_channels", 3))
         arch = getattr(candidate, "arch", {})
         keys = [k for k in arch if k not in ("num_classes", "in_channels")]
         if all(k in architecture and same(arch[k], architecture[k]) for k in keys):

@@ -287,9 +287,12 @@ def _load_foreign(path: Path) -> LoadedCheckpoint:
     state = {k: v for k, v in raw.items() if isinstance(v, Tensor)}
     try:
         family, architecture = infer_architecture(state)
-    except ValueError:
+    except ValueError as no_family:
         try:
             state = load_reference_state_dict(dict(raw))
+        except ValueError:  # not the authors' layout either: name the closest family
+            raise CheckpointError(f"{path.name}: {no_family}") from no_family
+        try:
             family, architecture = infer_architecture(state)
         except ValueError as error:
             raise CheckpointError(f"{path.name}: {error}") from error

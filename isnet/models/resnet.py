@@ -196,6 +196,8 @@ class ResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if self.fc.weight.is_meta:
+            return  # built only to read .arch (isnet.io.architecture): nothing to initialise
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
