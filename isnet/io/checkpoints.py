@@ -45,6 +45,7 @@ from isnet.io.architecture import (
 )
 from isnet.io.atomic import write_atomically
 from isnet.io.foreign import load_reference_state_dict
+from isnet.io.imagenet import IMAGENET_CLASSES, imagenet_preprocessing
 from isnet.models.registry import families
 
 logger = logging.getLogger(__name__)
@@ -305,6 +306,8 @@ def _load_foreign(path: Path) -> LoadedCheckpoint:
         "provenance": {"source_file": str(path), "format": "torch.load state dict"},
         "storage_dtype": str(next(iter(state.values())).dtype).replace("torch.", ""),
     }
+    if architecture["num_classes"] == IMAGENET_CLASSES:  # names, size, normalisation, bounds
+        metadata.update(imagenet_preprocessing(metadata["model_name"]).metadata())
     return LoadedCheckpoint(_build(path, family, architecture, state), metadata)
 
 
