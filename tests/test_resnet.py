@@ -207,3 +207,12 @@ def test_wrong_weights_name_the_closest_family_and_the_missing_keys(tmp_path):
     torch.save(state, tmp_path / "broken.pth")
     with pytest.raises(CheckpointError, match=r"Closest: resnet.*fc\.weight"):
         load_checkpoint(tmp_path / "broken.pth")
+
+
+def test_a_resnet_layout_we_do_not_build_says_why():
+    from isnet.io.architecture import infer_architecture
+
+    with torch.device("meta"):
+        state = torchvision.models.wide_resnet50_2(weights=None).state_dict()
+    with pytest.raises(ValueError, match=r"look like a resnet.*wide ResNets"):
+        infer_architecture(state)
