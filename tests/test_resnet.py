@@ -236,3 +236,16 @@ def test_lightning_trains_tiny_resnet_like_the_plain_loop(tmp_path):
     assert result.status == "completed" and result.steps == 2
     for key, value in result.model.state_dict().items():
         torch.testing.assert_close(value, plain[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_train_mode_fusion_uses_the_batch_statistics_of_the_forward_pass(tiny, images):
+    """In train mode each fused BatchNorm must be the affine map the forward pass applied."""
+    from isnet.lrp.fused import conv_affine
+
+    tiny.train()
+    _, trace = tiny.forward_trace(images)
+    block, block_trace = tiny.layer1[0], trace.blocks[0]
+    for detach in (True, False):
+        scale, shift = conv_affine(block.conv3, block.bn3, block_trace.convs[-1], detach)
+        fused = block_trace.convs[-1] * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+        torch.testing.assert_close(fused, block_trace.main)
