@@ -249,3 +249,15 @@ def test_train_mode_fusion_uses_the_batch_statistics_of_the_forward_pass(tiny, i
         scale, shift = conv_affine(block.conv3, block.bn3, block_trace.convs[-1], detach)
         fused = block_trace.convs[-1] * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
         torch.testing.assert_close(fused, block_trace.main)
+
+
+def test_save_and_load_checkpoint_round_trip(tmp_path):
+    from isnet.io.checkpoints import save_checkpoint
+
+    torch.manual_seed(SEED)
+    model = tiny_resnet(num_classes=3).eval()
+    path = save_checkpoint(tmp_path / "m.safetensors", model, class_names=["a", "b", "c"])
+    loaded, metadata = load_checkpoint(path)
+    assert (metadata["family"], metadata["model_name"]) == ("resnet", "tiny_resnet")
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x))

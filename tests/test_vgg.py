@@ -272,3 +272,15 @@ def test_lightning_trains_tiny_vgg_like_the_plain_loop(tmp_path):
     assert result.status == "completed" and result.steps == 2
     for key, value in result.model.state_dict().items():
         torch.testing.assert_close(value, plain[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_save_and_load_checkpoint_round_trip(tmp_path):
+    from isnet.io.checkpoints import save_checkpoint
+
+    torch.manual_seed(SEED)
+    model = tiny_vgg(num_classes=3).eval()
+    path = save_checkpoint(tmp_path / "m.safetensors", model, class_names=["a", "b", "c"])
+    loaded, metadata = load_checkpoint(path)
+    assert (metadata["family"], metadata["model_name"]) == ("vgg", "tiny_vgg")
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x))
