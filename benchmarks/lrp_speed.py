@@ -1,12 +1,16 @@
 """Speed and memory of the LRP block, as ratios against baselines measured in the same run.
 
-    python -m benchmarks.lrp_speed                 # densenet121, 224 and 128 px, batch 1 and 8
-    python -m benchmarks.lrp_speed --sizes 128 --batches 8 --repeats 2
+    python -m benchmarks.lrp_speed     # densenet121, resnet50, vgg16_bn; 224/128 px; batch 1/8
+    python -m benchmarks.lrp_speed --models resnet50 vgg16_bn --classes 10 --variants selective \
+        --threads 1 --repeats 2 --no-memory
+    python -m benchmarks.lrp_speed --models densenet121 --sizes 128 --batches 8 --repeats 2
 
-Measured per (size, batch):
+Measured per (model, size, batch):
 
 * one heatmap (``isnet.explain``, eval mode) vs a plain forward + backward of one logit;
-* one heatmap vs zennit's ``EpsilonPlusFlat`` on the same network (zennit only if installed);
+* one heatmap vs zennit (only if installed): for ResNet and VGG its ε composite with z^B at the
+  first layer and its ResNet/VGG canonizer on torchvision's own model (the same rules as ours);
+  for DenseNet its ``EpsilonPlusFlat`` (zennit has no DenseNet canonizer);
 * an ISNet training step (forward, LRP, heatmap loss, backward, SGD) vs a plain training step,
   for the one-map variants and for all maps with K = 2 and K = 10;
 * peak memory growth of a training step (each in a fresh process), ISNet vs plain.
@@ -27,8 +31,10 @@ from collections.abc import Callable, Iterator
 import torch
 
 from isnet.loss import isnet_loss
-from isnet.models.densenet import densenet121
+from isnet.models import create_model, family_of
 from isnet.wrapper import ISNet, explain
+
+MODELS = ("densenet121", "resnet50", "vgg16_bn")
 
 
 class Timing(tuple):
@@ -71,9 +77,10 @@ def _batch(size: int, batch: int, classes: int):
     return x, masks, labels
 
 
-def _train_step(variant: str, classes: int, size: int, batch: int) -> Callable[[], None]:
+def _train_step(name: str, variant: str, classes: int, size: int,
+                batch: int) -> Callable[[], None]:
     torch.manual_seed(0)
-    model = densenet121(num_classes=classes).train()
+    model = create_model(name, num_classes=classes).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x, masks, labels = _batch(size, batch, classes)
     net = None if variant == "plain" else ISNet(model, explain=variant)
@@ -97,8 +104,8 @@ def _status_kib(field: str) -> int:
         return int(re.search(rf"{field}:\s+(\d+)", handle.read()).group(1))
 
 
-def _memory_probe(variant: str, classes: int, size: int, batch: int, queue) -> None:
-    step = _train_step(variant, classes, size, batch)
+def _memory_probe(name: str, variant: str, classes: int, size: int, batch: int, queue) -> None:
+    step = _train_step(name, variant, classes, size, batch)
     step()  # first step allocates optimiser state and warms the allocator
     before = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as handle:
@@ -107,82 +114,126 @@ def _memory_probe(variant: str, classes: int, size: int, batch: int, queue) -> N
     queue.put((_status_kib("VmHWM") - before) * 1024)
 
 
-def peak_step_memory(variant: str, classes: int, size: int, batch: int) -> int:
+def peak_step_memory(name: str, variant: str, classes: int, size: int, batch: int) -> int:
     """Peak resident-memory growth (bytes) of one training step, in a fresh process (Linux)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_memory_probe, args=(variant, classes, size, batch, queue))
+    process = context.Process(target=_memory_probe,
+                              args=(name, variant, classes, size, batch, queue))
     process.start()
     value = queue.get()
     process.join()
     return value
 
 
-def _zennit_heatmap(model: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor):
+def _zennit_heatmap(name: str, model: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor,
+                    epsilon: float = 0.01):
+    """zennit's attribution step for ``model`` (ours) with the closest rules zennit offers."""
     from zennit.attribution import Gradient
-    from zennit.composites import EpsilonPlusFlat
+    from zennit.composites import EpsilonPlusFlat, SpecialFirstLayerMapComposite
+
+    if family_of(name) == "densenet":
+        network, composite = model, EpsilonPlusFlat()
+    else:
+        import torchvision
+        from zennit.layer import Sum
+        from zennit.rules import Epsilon, Norm, Pass, ZBox
+        from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+        from zennit.types import Activation, AvgPool, BatchNorm, Convolution
+
+        network = getattr(torchvision.models, name)(weights=None, num_classes=model.num_classes)
+        if family_of(name) == "vgg":  # ours may have a narrower classifier: use the same one
+            network.classifier = model.classifier
+        network.load_state_dict(model.state_dict())
+        for module in network.modules():
+            if isinstance(module, torch.nn.ReLU):
+                module.inplace = False
+        network.eval()
+        canonizer = ResNetCanonizer() if family_of(name) == "resnet" else VGGCanonizer()
+        layer_map = [(Activation, Pass()), (Sum, Norm(epsilon)), (AvgPool, Norm(epsilon)),
+                     (BatchNorm, Pass()), (Convolution, Epsilon(epsilon)),
+                     (torch.nn.Linear, Epsilon(epsilon))]
+        composite = SpecialFirstLayerMapComposite(
+            layer_map=layer_map, first_map=[(Convolution, ZBox(0.0, 1.0, stabilizer=epsilon))],
+            canonizers=[canonizer])
+    start = torch.nn.functional.one_hot(classes, model.num_classes).float()
 
     def step() -> None:
-        with Gradient(model=model, composite=EpsilonPlusFlat()) as attributor:
-            attributor(x, torch.nn.functional.one_hot(classes, model.num_classes).float())
+        with Gradient(model=network, composite=composite) as attributor:
+            attributor(x, start)
 
     return step
 
 
-def run(sizes: list[int], batches: list[int], repeats: int, memory: bool) -> Iterator[str]:
+def run(models: list[str], sizes: list[int], batches: list[int], repeats: int, memory: bool,
+        class_counts: list[int], variants: list[str]) -> Iterator[str]:
     """Run every measurement, yielding report lines as they are measured."""
     yield f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU"
-    for size in sizes:
-        for batch in batches:
-            yield (f"\n== densenet121, {size} px, batch {batch} ==")
-            model = densenet121(num_classes=10).eval()
-            x, masks, _ = _batch(size, batch, 10)
-            classes = model(x).argmax(1)
+    for name in models:
+        for size in sizes:
+            for batch in batches:
+                yield from _measure(name, size, batch, repeats, memory, class_counts, variants)
 
-            def forward_backward() -> None:
-                inputs = x.clone().requires_grad_(True)
-                model(inputs).gather(1, classes[:, None]).sum().backward()
 
-            def heatmap() -> None:
-                with torch.no_grad():
-                    explain(model, x, classes)
+def _measure(name: str, size: int, batch: int, repeats: int, memory: bool,
+             class_counts: list[int], variants: list[str]) -> Iterator[str]:
+    yield f"\n== {name}, {size} px, batch {batch} =="
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10).eval()
+    x, masks, _ = _batch(size, batch, 10)
+    classes = model(x).argmax(1)
 
-            base = _median_seconds(forward_backward, repeats)
-            ours = _median_seconds(heatmap, repeats)
-            yield (f"forward+backward {base} | one heatmap {ours} | {ours / base} (goal <= 1.5)")
-            try:
-                theirs = _median_seconds(_zennit_heatmap(model, x, classes), repeats)
-                yield (f"zennit EpsilonPlusFlat {theirs} | ours/zennit {ours / theirs} (goal <= 0.7)")
-            except ImportError:
-                yield ("zennit not installed: skipped")
-            for classes_k in (2, 10):
-                plain = _median_seconds(_train_step("plain", classes_k, size, batch), repeats)
-                yield (f"K={classes_k:<2} plain train step {plain}")
-                for variant in ("selective", "stochastic", "all"):
-                    t = _median_seconds(_train_step(variant, classes_k, size, batch), repeats)
-                    goal = "(goal <= 2.5)" if variant != "all" else "(K maps)"
-                    yield (f"      ISNet {variant:<10} {t} | {t / plain} {goal}")
-            if memory:
-                plain_mb = peak_step_memory("plain", 10, size, batch) / 2**20
-                for variant in ("selective", "all"):
-                    mb = peak_step_memory(variant, 10, size, batch) / 2**20
-                    yield (f"peak step memory: plain {plain_mb:7.1f} MiB | ISNet {variant} "
-                                 f"{mb:7.1f} MiB | ratio {mb / plain_mb:5.2f}"
-                                 + (" (goal <= 1.6)" if variant != "all" else " (K=10 maps)"))
+    def forward_backward() -> None:
+        inputs = x.clone().requires_grad_(True)
+        model(inputs).gather(1, classes[:, None]).sum().backward()
+
+    def heatmap() -> None:
+        with torch.no_grad():
+            explain(model, x, classes)
+
+    base = _median_seconds(forward_backward, repeats)
+    ours = _median_seconds(heatmap, repeats)
+    yield f"forward+backward {base} | one heatmap {ours} | {ours / base} (goal <= 1.5)"
+    try:
+        theirs = _median_seconds(_zennit_heatmap(name, model, x, classes), repeats)
+        rules = "EpsilonPlusFlat" if family_of(name) == "densenet" else "eps + ZBox + canonizer"
+        yield f"zennit {rules} {theirs} | ours/zennit {ours / theirs} (goal <= 0.7)"
+    except ImportError:
+        yield "zennit not installed: skipped"
+    for classes_k in class_counts:
+        plain = _median_seconds(_train_step(name, "plain", classes_k, size, batch), repeats)
+        yield f"K={classes_k:<2} plain train step {plain}"
+        for variant in variants:
+            t = _median_seconds(_train_step(name, variant, classes_k, size, batch), repeats)
+            goal = "(goal <= 2.5)" if variant != "all" else "(K maps)"
+            yield f"      ISNet {variant:<10} {t} | {t / plain} {goal}"
+    if memory:
+        plain_mb = peak_step_memory(name, "plain", 10, size, batch) / 2**20
+        for variant in ("selective", "all"):
+            mb = peak_step_memory(name, variant, 10, size, batch) / 2**20
+            yield (f"peak step memory: plain {plain_mb:7.1f} MiB | ISNet {variant} "
+                   f"{mb:7.1f} MiB | ratio {mb / plain_mb:5.2f}"
+                   + (" (goal <= 1.6)" if variant != "all" else " (K=10 maps)"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 128])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory probes")
+    parser.add_argument("--classes", type=int, nargs="+", default=[2, 10],
+                        help="K of the training-step rows")
+    parser.add_argument("--variants", nargs="+", default=["selective", "stochastic", "all"],
+                        choices=["selective", "stochastic", "predicted", "all"])
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    for line in run(args.sizes, args.batches, args.repeats, not args.no_memory):
+    for line in run(args.models, args.sizes, args.batches, args.repeats, not args.no_memory,
+                    args.classes, args.variants):
         print(line, flush=True)
 
 

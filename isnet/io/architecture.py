@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from isnet.models import MODEL_NAMES, create_model, family_of
@@ -24,13 +25,19 @@ def infer_architecture(state: Mapping[str, Tensor]) -> tuple[str, dict[str, Any]
         ValueError: no registered family fits; the message names the closest family and the
             keys it expects but the file lacks (and a few keys the file has instead).
     """
+    misfits: dict[str, str] = {}
     for family in families():
         if all(key in state for key in family.signature_keys):
             try:
                 return family.name, family.architecture_from_state_dict(state)
-            except (KeyError, ValueError, IndexError):
-                continue
+            except KeyError as error:
+                misfits[family.name] = f"key {error} is missing"
+            except (ValueError, IndexError) as error:
+                misfits[family.name] = str(error)
     closest = max(families(), key=lambda f: sum(key in state for key in f.signature_keys))
+    if closest.name in misfits:  # it has the family's keys, but not a layout the family builds
+        raise ValueError(f"the weights look like a {closest.name} but do not fit it: "
+                         f"{misfits[closest.name]}")
     missing = [key for key in closest.signature_keys if key not in state]
     others = sorted(set(state) - set(closest.signature_keys))[:5]
     raise ValueError(f"the weights match no supported model family "
@@ -84,8 +91,9 @@ def registered_name(family: str, architecture: Mapping[str, Any]) -> str | None:
     for name in MODEL_NAMES:
         if family_of(name) != family:
             continue
-        candidate = create_model(name, num_classes=1,
-                                 in_channels=architecture.get("in_channels", 3))
+        with torch.device("meta"):  # only .arch is read: no memory, no initialisation cost
+            candidate = create_model(name, num_classes=1,
+                                     in_channels=architecture.get("in_channels", 3))
         arch = getattr(candidate, "arch", {})
         keys = [k for k in arch if k not in ("num_classes", "in_channels")]
         if all(k in architecture and same(arch[k], architecture[k]) for k in keys):

@@ -51,6 +51,7 @@ from isnet.io.architecture import (
 )
 from isnet.io.atomic import write_atomically
 from isnet.io.foreign import load_reference_state_dict
+from isnet.io.imagenet import IMAGENET_CLASSES, imagenet_preprocessing
 from isnet.io.limits import CheckpointLimits, size_text
 from isnet.io.safetensors_header import (
     SafetensorsHeader,
@@ -95,7 +96,7 @@ def save_checkpoint(
     class_names: list[str] | None = None,
     input_size: int | None = None,
     normalisation: Mapping[str, Any] | None = None,
-    bounds: tuple[float, float] = (0.0, 1.0),
+    bounds: tuple[Any, Any] = (0.0, 1.0),
     seed: int | None = None,
     config: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
@@ -153,7 +154,7 @@ def save_checkpoint(
         "class_names": names,
         "input_size": input_size,
         "normalisation": dict(normalisation) if normalisation else {"mean": None, "std": None},
-        "bounds": [float(bounds[0]), float(bounds[1])],
+        "bounds": [_bound(bounds[0]), _bound(bounds[1])],
         "seed": seed,
         "config": dict(config or {}),
         "data": dict(data or {}),
@@ -172,6 +173,13 @@ def save_checkpoint(
     write_atomically(target, chunks, overwrite=overwrite)
     logger.info("saved checkpoint %s (%.1f MB)", target, len(payload) / 1e6)
     return target
+
+
+def _bound(value: Any) -> float | list[float]:
+    """A z^B bound as JSON: one float, or one float per channel."""
+    if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0):
+        return [float(v) for v in value]
+    return float(value)
 
 
 def load_checkpoint(path: str | os.PathLike,
@@ -332,9 +340,12 @@ def _load_foreign(path: Path) -> LoadedCheckpoint:
     state = {k: v for k, v in raw.items() if isinstance(v, Tensor)}
     try:
         family, architecture = infer_architecture(state)
-    except ValueError:
+    except ValueError as no_family:
         try:
             state = load_reference_state_dict(dict(raw))
+        except ValueError:  # not the authors' layout either: name the closest family
+            raise CheckpointError(f"{path.name}: {no_family}") from no_family
+        try:
             family, architecture = infer_architecture(state)
         except (ValueError, KeyError, TypeError, IndexError) as error:
             raise CheckpointError(f"{path.name}: {error}") from error
@@ -347,6 +358,8 @@ def _load_foreign(path: Path) -> LoadedCheckpoint:
         "provenance": {"source_file": path.name, "format": "torch.load state dict"},
         "storage_dtype": str(next(iter(state.values())).dtype).replace("torch.", ""),
     }
+    if architecture["num_classes"] == IMAGENET_CLASSES:  # names, size, normalisation, bounds
+        metadata.update(imagenet_preprocessing(metadata["model_name"]).metadata())
     return LoadedCheckpoint(_build(path, family, architecture, state), metadata)
 
 

@@ -193,6 +193,8 @@ class DenseNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if self.classifier.weight.is_meta:
+            return  # built only to read .arch (isnet.io.architecture): nothing to initialise
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight)
