@@ -261,3 +261,12 @@ def test_save_and_load_checkpoint_round_trip(tmp_path):
     assert (metadata["family"], metadata["model_name"]) == ("resnet", "tiny_resnet")
     x = torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_reference_quirks_are_refused_for_families_without_a_published_block():
+    from isnet.models.resnet import tiny_resnet
+
+    model = tiny_resnet(num_classes=3).double().eval()
+    images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    with pytest.raises(ValueError, match="reference_quirks"):
+        isnet.explain(model, images, lrp=isnet.LRPConfig(reference_quirks=True))

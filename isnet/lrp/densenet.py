@@ -57,7 +57,7 @@ from isnet.models.densenet import (
 )
 
 
-@register_walk(DenseNet)
+@register_walk(DenseNet, reference_quirks=True)
 def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
                             config: LRPConfig) -> Tensor:
     """The reverse walk from the pooled features to the input.

@@ -18,13 +18,20 @@ from isnet.lrp.config import LRPConfig
 
 Walk = Callable[[Any, Any, Tensor, LRPConfig], Tensor]
 _WALKS: dict[type, Walk] = {}
+_WITH_QUIRKS: set[type] = set()
 
 
-def register_walk(model_type: type) -> Callable[[Walk], Walk]:
-    """Decorator: register ``walk`` as the LRP walk of ``model_type`` (and its subclasses)."""
+def register_walk(model_type: type, reference_quirks: bool = False) -> Callable[[Walk], Walk]:
+    """Decorator: register ``walk`` as the LRP walk of ``model_type`` (and its subclasses).
+
+    ``reference_quirks=True`` says the walk can reproduce a published reference implementation
+    (``LRPConfig.reference_quirks``); other walks refuse that setting.
+    """
 
     def decorate(walk: Walk) -> Walk:
         _WALKS[model_type] = walk
+        if reference_quirks:
+            _WITH_QUIRKS.add(model_type)
         return walk
 
     return decorate
@@ -51,5 +58,15 @@ def walk_for(model: nn.Module) -> Walk:
 
 def relevance_from_messages(model: nn.Module, trace: Any, messages: Tensor,
                             config: LRPConfig) -> Tensor:
-    """Heatmaps (B, M, C, H, W) from messages (B, M, F) at the classifier input."""
-    return walk_for(model)(model, trace, messages, config)
+    """Heatmaps (B, M, C, H, W) from messages (B, M, F) at the classifier input.
+
+    Raises:
+        ValueError: ``config.reference_quirks`` for a family whose walk has no reference mode
+            (the authors' published quirks concern their DenseNet LRP block only).
+    """
+    walk = walk_for(model)
+    if config.reference_quirks and not any(isinstance(model, kind) for kind in _WITH_QUIRKS):
+        raise ValueError(f"reference_quirks reproduces the ISNet authors' DenseNet LRP block; "
+                         f"{type(model).__name__} has no published block to reproduce. Use "
+                         "LRPConfig(reference_quirks=False)")
+    return walk(model, trace, messages, config)
