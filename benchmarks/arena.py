@@ -8,7 +8,8 @@ unbiased (no mark) and confounding (mark of another class) test images.
 Per method it writes, into ``--out-dir``:
 
 * ``<method>.safetensors`` — the trained network (loads with :func:`isnet.load_checkpoint`);
-* ``<method>.json`` — its results; with ``--resume`` a method whose JSON exists is not rerun;
+* ``<method>.json`` — its results; with ``--resume`` a method whose JSON exists is not rerun,
+  and the summary also lists every other method's JSON already in ``--out-dir``;
 
 and for all methods together ``arena.json``, ``arena.md`` (the table) and ``arena.png``
 (accuracy drop biased → confounding against background share).
@@ -45,6 +46,7 @@ from isnet.io.atomic import write_atomically, write_with
 from isnet.io.checkpoints import save_checkpoint
 from isnet.lrp.registry import is_lrp_ready
 from isnet.models import MODEL_NAMES
+from isnet.models.unet import SegmentThenClassify
 from isnet.training.config import TRAINING_METHODS, TrainConfig
 from isnet.training.evaluate import measure
 from isnet.training.experiment import ExperimentData, evaluation_set, training_sets
@@ -132,7 +134,8 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
     lrp = is_lrp_ready(model)
     record: dict[str, Any] = {
         "method": method, "title": comparison.title if comparison else TITLES[method],
-        "model": config.model, "status": result.status, "advice": result.advice,
+        "model": (f"U-Net → {config.model}" if isinstance(model, SegmentThenClassify)
+                  else config.model), "status": result.status, "advice": result.advice,
         "steps": result.steps, "train_seconds_per_epoch": result.seconds / max(
             len(result.history), 1), "parameters": sum(p.numel() for p in model.parameters()),
         "native_map": comparison.native_name if comparison else "LRP", "splits": {}}
@@ -245,6 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "device": str(device)}
         write_atomically(path, [json.dumps(record, indent=2).encode()], overwrite=True)
         records.append(record)
+    if args.resume:  # earlier runs of other subsets join the table
+        done = {r["method"] for r in records}
+        records += [json.loads((args.out_dir / f"{m}.json").read_text()) for m in TRAINING_METHODS
+                    if m not in done and (args.out_dir / f"{m}.json").exists()]
+        records.sort(key=lambda r: TRAINING_METHODS.index(r["method"]))
     device_name = (torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
     summary = {"command": command, "device": device_name, "data": data.to_dict(),
                "methods": records}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -12,6 +13,7 @@ from torch import nn
 
 import isnet
 from isnet.data.image_set import ImageSet
+from isnet.io.architecture import build_model, infer_architecture
 from isnet.training.config import TrainConfig
 from isnet.training.loop import build_network, make_optimizer, train_step
 from isnet.training.methods import COMPARISON_METHODS, as_explainer, create_network, get_method
@@ -171,5 +173,43 @@ def test_gradient_times_input_equals_captum(tiny_model, images):
     _, maps = gradient_times_input(tiny_model, images, create_graph=False)
     assert maps.shape == (4, 3, 3, 32, 32)
     for k in range(3):
-        expected = InputXGradient(tiny_model).attribute(images, target=k)
+        expected = InputXGradient(tiny_model).attribute(images.clone().requires_grad_(True),
+                                                        target=k)
         torch.testing.assert_close(maps[:, k], expected)
+
+
+# --- U-Nets --------------------------------------------------------------------------------------
+
+def test_segment_then_classify_passes_the_predicted_mask_on():
+    model = method_network("unet_segment").eval()
+    images = biased_batch()[0]
+    seen = []
+    handle = model.classifier.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    try:
+        logits = model(images)  # the image alone: no mask at test time
+    finally:
+        handle.remove()
+    keep = (torch.sigmoid(model.segmenter(images)) > 0.5).double()
+    torch.testing.assert_close(seen[0], images * keep)
+    torch.testing.assert_close(logits, model.classifier(images * keep))
+    assert list(inspect.signature(model.forward).parameters) == ["x"]
+
+
+def test_segmentation_loss_trains_the_unet():
+    config = method_config("unet_segment")
+    model = method_network("unet_segment")
+    images, masks, labels = biased_batch()
+    terms, _, maps = get_method("unet_segment").loss(model, images, masks, labels, config)
+    terms.heatmap.backward()
+    assert model.segmenter.last.weight.grad.abs().sum() > 0
+    assert maps.shape == (6, 1, 1, 32, 32)
+
+
+@pytest.mark.parametrize("method", ["unet_segment", "unet_multitask"])
+def test_unet_architecture_is_read_back_from_weights(method):
+    model = method_network(method)
+    family, architecture = infer_architecture(model.state_dict())
+    assert family == {"unet_segment": "segment_classify",
+                      "unet_multitask": "multitask_unet"}[method]
+    rebuilt = build_model(family, architecture)
+    assert rebuilt.arch == model.arch
