@@ -20,6 +20,7 @@ from isnet.training.methods import COMPARISON_METHODS, as_explainer, create_netw
 from isnet.training.methods.gain import gain_terms, grad_cam, soft_mask
 from isnet.training.methods.gradient_input import gradient_times_input
 from isnet.training.methods.rrr import log_probability_gradient, rrr_penalty
+from isnet.training.methods.vit import attention_rollout
 
 SEED = 0xDEADBEEF
 
@@ -213,3 +214,27 @@ def test_unet_architecture_is_read_back_from_weights(method):
                       "unet_multitask": "multitask_unet"}[method]
     rebuilt = build_model(family, architecture)
     assert rebuilt.arch == model.arch
+
+
+# --- ViT -----------------------------------------------------------------------------------------
+
+def test_attention_rollout_by_hand():
+    generator = torch.Generator().manual_seed(SEED)
+    first, second = (torch.rand(2, 3, 5, 5, generator=generator, dtype=torch.float64)
+                     .softmax(-1) for _ in range(2))
+    rollout = attention_rollout([first, second])
+    identity = torch.eye(5, dtype=torch.float64)
+    expected = (0.5 * (second.mean(1) + identity)) @ (0.5 * (first.mean(1) + identity))
+    torch.testing.assert_close(rollout, expected)
+    torch.testing.assert_close(rollout.sum(-1), torch.ones(2, 5, dtype=torch.float64))
+
+
+def test_vit_attention_weights_are_the_ones_used():
+    model = method_network("vit").eval()
+    images = biased_batch()[0]
+    logits, weights = model.forward_attention(images)
+    assert len(weights) == 1 and weights[0].shape == (6, 2, 17, 17)
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(6, 2, 17, dtype=torch.float64))
+    torch.testing.assert_close(logits, model(images))
+    with pytest.raises(ValueError, match="image_size"):
+        model(torch.zeros(1, 3, 64, 64, dtype=torch.float64))
