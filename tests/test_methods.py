@@ -14,6 +14,7 @@ from torch import nn
 import isnet
 from isnet.data.image_set import ImageSet
 from isnet.io.architecture import build_model, infer_architecture
+from isnet.models.sononet import GridAttentionGate
 from isnet.training.config import TrainConfig
 from isnet.training.loop import build_network, make_optimizer, train_step
 from isnet.training.methods import COMPARISON_METHODS, as_explainer, create_network, get_method
@@ -40,8 +41,8 @@ def biased_batch(count: int = 6, size: int = 32):
 
 
 def method_config(method: str, **changes) -> TrainConfig:
-    model = {"vit": "tiny_vit", "unet_multitask": "tiny_multitask_unet"}.get(method,
-                                                                          "tiny_densenet")
+    model = {"vit": "tiny_vit", "unet_multitask": "tiny_multitask_unet",
+             "ag_sononet": "tiny_ag_sononet"}.get(method, "tiny_densenet")
     values = dict(model=model, num_classes=3, method=method, epochs=1, batch_size=6,
                   input_size=32, seed=7, learning_rate=1e-2)
     return TrainConfig(**{**values, **changes})
@@ -206,12 +207,12 @@ def test_segmentation_loss_trains_the_unet():
     assert maps.shape == (6, 1, 1, 32, 32)
 
 
-@pytest.mark.parametrize("method", ["unet_segment", "unet_multitask"])
-def test_unet_architecture_is_read_back_from_weights(method):
+@pytest.mark.parametrize("method", ["unet_segment", "unet_multitask", "ag_sononet"])
+def test_architecture_is_read_back_from_weights(method):
     model = method_network(method)
     family, architecture = infer_architecture(model.state_dict())
-    assert family == {"unet_segment": "segment_classify",
-                      "unet_multitask": "multitask_unet"}[method]
+    assert family == {"unet_segment": "segment_classify", "unet_multitask": "multitask_unet",
+                      "ag_sononet": "ag_sononet"}[method]
     rebuilt = build_model(family, architecture)
     assert rebuilt.arch == model.arch
 
@@ -238,3 +239,22 @@ def test_vit_attention_weights_are_the_ones_used():
     torch.testing.assert_close(logits, model(images))
     with pytest.raises(ValueError, match="image_size"):
         model(torch.zeros(1, 3, 64, 64, dtype=torch.float64))
+
+
+# --- AG-Sononet ----------------------------------------------------------------------------------
+
+def test_grid_attention_gate_equals_its_formula():
+    torch.manual_seed(SEED)
+    gate = GridAttentionGate(in_channels=3, gating_channels=4, inter_channels=5).double()
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    g = torch.rand(2, 4, 4, 4, dtype=torch.float64)  # same grid: no upsampling involved
+    attended, attention = gate(x, g)
+    theta = torch.einsum("oc,bchw->bohw", gate.theta.weight[:, :, 0, 0], x)
+    phi = torch.einsum("oc,bchw->bohw", gate.phi.weight[:, :, 0, 0], g)
+    psi = torch.einsum("oc,bchw->bohw", gate.psi.weight[:, :, 0, 0], torch.relu(theta + phi))
+    psi = psi + gate.psi.bias.view(1, 1, 1, 1)
+    shifted = psi - psi.amin((2, 3), keepdim=True)
+    expected = shifted / shifted.sum((2, 3), keepdim=True)
+    torch.testing.assert_close(attention, expected)
+    torch.testing.assert_close(attended, (expected * x).sum((2, 3)))
+    torch.testing.assert_close(attention.sum((2, 3)), torch.ones(2, 1, dtype=torch.float64))

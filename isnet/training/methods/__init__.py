@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from isnet.models import create_model
-from isnet.training.methods import gain, gradient_input, rrr, unet, vit
+from isnet.training.methods import ag_sononet, gain, gradient_input, rrr, unet, vit
 from isnet.training.methods.registry import (
     Method,
     as_explainer,
@@ -38,6 +38,6 @@ def create_network(config, in_channels: int = 3) -> nn.Module:
     return method.create_model(config, in_channels)
 
 
-__all__ = ["COMPARISON_METHODS", "Method", "as_explainer", "create_network", "gain",
+__all__ = ["COMPARISON_METHODS", "Method", "ag_sononet", "as_explainer", "create_network", "gain",
            "get_method", "gradient_input", "method_names", "native_explainer_for",
            "register_method", "register_native_explainer", "rrr", "unet", "vit"]
