@@ -14,12 +14,14 @@ from torch import nn
 import isnet
 from isnet.data.image_set import ImageSet
 from isnet.io.architecture import build_model, infer_architecture
+from isnet.models.ham import log_sum_exp_pool
 from isnet.models.sononet import GridAttentionGate
 from isnet.training.config import TrainConfig
 from isnet.training.loop import build_network, make_optimizer, train_step
 from isnet.training.methods import COMPARISON_METHODS, as_explainer, create_network, get_method
 from isnet.training.methods.gain import gain_terms, grad_cam, soft_mask
 from isnet.training.methods.gradient_input import gradient_times_input
+from isnet.training.methods.ham import mask_supervision, refine_cams
 from isnet.training.methods.rrr import log_probability_gradient, rrr_penalty
 from isnet.training.methods.vit import attention_rollout
 
@@ -258,3 +260,24 @@ def test_grid_attention_gate_equals_its_formula():
     torch.testing.assert_close(attention, expected)
     torch.testing.assert_close(attended, (expected * x).sum((2, 3)))
     torch.testing.assert_close(attention.sum((2, 3)), torch.ones(2, 1, dtype=torch.float64))
+
+
+# --- HAM -----------------------------------------------------------------------------------------
+
+def test_ham_pooling_refinement_and_supervision_by_hand():
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], dtype=torch.float64)
+    expected = (math.log(sum(math.exp(6 * v) for v in (0, 1, 2, 3))) - math.log(4)) / 6
+    assert log_sum_exp_pool(x).item() == pytest.approx(expected, rel=1e-12)
+    refined = refine_cams(x, (2, 2))  # same size: only min–max and the sigmoid
+    normalised = torch.tensor([[0.0, 1 / 3], [2 / 3, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(refined[0, 0], torch.sigmoid(100 * (normalised - 0.4)))
+    mask = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]], dtype=torch.float64)
+    value = mask_supervision(refined[:, 0], mask)
+    hand = ((refined[0, 0] - mask[0]) ** 2).sum() / (refined.sum() + 2)
+    torch.testing.assert_close(value, hand)
+
+
+def test_ham_architecture_is_read_back_from_weights():
+    model = method_network("ham")
+    family, architecture = infer_architecture(model.state_dict())
+    assert family == "ham" and build_model(family, architecture).arch == model.arch

@@ -4,11 +4,11 @@ registry that builds them by name.
 One file per family; importing it registers its names (see :mod:`isnet.models.registry`).
 """
 
-from isnet.models import densenet, sononet, unet, vit
+from isnet.models import densenet, ham, sononet, unet, vit
 from isnet.models.registry import create_model, family_of, model_names, register_model
 
 MODEL_NAMES: tuple[str, ...] = model_names()
 """Every registered model name (``create_model`` accepts each)."""
 
-__all__ = ["MODEL_NAMES", "create_model", "densenet", "family_of", "model_names",
+__all__ = ["MODEL_NAMES", "create_model", "densenet", "family_of", "ham", "model_names",
            "register_model", "sononet", "unet", "vit"]

@@ -9,7 +9,7 @@ from isnet.models import MODEL_NAMES
 
 TRAINING_METHODS: tuple[str, ...] = ("standard", "all", "selective", "stochastic", "rrr", "gain",
                                      "gradient_input", "unet_segment", "unet_multitask", "vit",
-                                     "ag_sononet")
+                                     "ag_sononet", "ham")
 """Training methods: plain cross-entropy, an ISNet explaining all / selective / stochastic maps,
 or one of the paper's comparison methods (:mod:`isnet.training.methods`)."""
 

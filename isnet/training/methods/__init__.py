@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from isnet.models import create_model
-from isnet.training.methods import ag_sononet, gain, gradient_input, rrr, unet, vit
+from isnet.training.methods import ag_sononet, gain, gradient_input, ham, rrr, unet, vit
 from isnet.training.methods.registry import (
     Method,
     as_explainer,
@@ -39,5 +39,5 @@ def create_network(config, in_channels: int = 3) -> nn.Module:
 
 
 __all__ = ["COMPARISON_METHODS", "Method", "ag_sononet", "as_explainer", "create_network", "gain",
-           "get_method", "gradient_input", "method_names", "native_explainer_for",
+           "get_method", "gradient_input", "ham", "method_names", "native_explainer_for",
            "register_method", "register_native_explainer", "rrr", "unet", "vit"]
