@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, …")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out-dir", type=Path, default=Path("results/arena"))
+    parser.add_argument("--half", action="store_true",
+                        help="store the checkpoints' weights as float16 (for bundled assets)")
     parser.add_argument("--resume", action="store_true",
                         help="skip methods whose <method>.json exists in --out-dir")
     return parser
@@ -156,7 +158,7 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
     save_checkpoint(args.out_dir / f"{method}.safetensors", model.cpu(), model_name=config.model,
                     class_names=list(train.class_names), input_size=config.input_size,
                     seed=config.seed, config=config.to_dict(), data=data.to_dict(),
-                    metrics={"arena": record}, overwrite=True,
+                    metrics={"arena": record}, overwrite=True, half=args.half,
                     provenance={"command": "python -m benchmarks.arena"})
     return record
 
