@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from isnet.models import create_model
+from isnet.training.config import TrainConfig
 from isnet.training.methods import ag_sononet, gain, gradient_input, ham, rrr, unet, vit
 from isnet.training.methods.registry import (
     Method,
@@ -26,7 +27,7 @@ COMPARISON_METHODS: tuple[str, ...] = method_names()
 """Every registered comparison method (a subset of ``isnet.TRAINING_METHODS``)."""
 
 
-def create_network(config, in_channels: int = 3) -> nn.Module:
+def create_network(config: TrainConfig, in_channels: int = 3) -> nn.Module:
     """The randomly initialised network that ``config.method`` trains on ``config.model``.
 
     Standard training and the LRP ISNets train the backbone itself; a comparison method may build

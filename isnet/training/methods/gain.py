@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from isnet.loss import LossTerms
 from isnet.models import create_model
+from isnet.training.config import TrainConfig
 from isnet.training.methods.registry import Method, predicted_classes, register_method
 
 MASK_SHARPNESS = 10.0  # ω
@@ -119,7 +120,7 @@ def gain_terms(model: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
 
 
 def gain_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
-              config) -> tuple[LossTerms, Tensor, Tensor]:
+              config: TrainConfig) -> tuple[LossTerms, Tensor, Tensor]:
     """GAIN's objective; the heatmap term is ``α·L_am + w·L_e``; maps are the CAMs."""
     terms = gain_terms(network, images, masks, labels)
     attention = terms.total - terms.classification

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from isnet.loss import LossTerms, isnet_loss
 from isnet.models import create_model
+from isnet.training.config import TrainConfig
 from isnet.training.methods.registry import Method, predicted_classes, register_method
 
 
@@ -41,7 +42,7 @@ def gradient_times_input(model: nn.Module, images: Tensor,
 
 
 def gradient_input_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
-                        config) -> tuple[LossTerms, Tensor, Tensor]:
+                        config: TrainConfig) -> tuple[LossTerms, Tensor, Tensor]:
     """The ISNet objective on gradient×input maps (B, K, C, H, W)."""
     logits, maps = gradient_times_input(network, images)
     terms = isnet_loss(logits, labels, maps, masks, heat_weight=config.heat_weight,

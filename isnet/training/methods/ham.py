@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from isnet.loss import LossTerms
 from isnet.models.ham import HAMNet
+from isnet.training.config import TrainConfig
 from isnet.training.methods.registry import Method, register_method, register_native_explainer
 
 CAM_SHARPNESS = 100.0  # HAM's cam_w
@@ -43,7 +44,7 @@ def mask_supervision(refined: Tensor, masks: Tensor) -> Tensor:
 
 
 def ham_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
-             config) -> tuple[LossTerms, Tensor, Tensor]:
+             config: TrainConfig) -> tuple[LossTerms, Tensor, Tensor]:
     """``CE + 0.5 · mask supervision``; maps are the true classes' refined CAMs."""
     logits, cams = network.forward_cams(images)
     chosen = cams.gather(1, labels[:, None, None, None].expand(-1, 1, *cams.shape[-2:]))

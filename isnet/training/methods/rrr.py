@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from isnet.loss import LossTerms
 from isnet.models import create_model
+from isnet.training.config import TrainConfig
 from isnet.training.methods.registry import Method, predicted_classes, register_method
 
 
@@ -50,7 +51,7 @@ def rrr_penalty(gradient: Tensor, masks: Tensor) -> Tensor:
 
 
 def rrr_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
-             config) -> tuple[LossTerms, Tensor, Tensor]:
+             config: TrainConfig) -> tuple[LossTerms, Tensor, Tensor]:
     """CE + λ·RRR penalty (batch means); maps are the input gradients (B, 1, C, H, W)."""
     logits, gradient = log_probability_gradient(network, images)
     classification = F.cross_entropy(logits, labels)

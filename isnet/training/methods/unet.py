@@ -22,11 +22,12 @@ from torch import Tensor, nn
 from isnet.loss import LossTerms
 from isnet.models import create_model
 from isnet.models.unet import MultiTaskUNet, SegmentThenClassify
+from isnet.training.config import TrainConfig
 from isnet.training.methods.registry import Method, register_method, register_native_explainer
 
 
 def segmentation_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
-                      config) -> tuple[LossTerms, Tensor, Tensor]:
+                      config: TrainConfig) -> tuple[LossTerms, Tensor, Tensor]:
     """``CE + w_s·BCE``; the heatmap term is the weighted segmentation loss.
 
     Shapes: images (B, C, H, W); masks (B, 1, H, W) → maps σ(s) as (B, 1, 1, H, W).

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from isnet.loss import LossTerms
 from isnet.models import create_model
 from isnet.models.vit import VisionTransformer
+from isnet.training.config import TrainConfig
 from isnet.training.methods.registry import Method, register_method, register_native_explainer
 
 
@@ -47,7 +48,7 @@ def rollout_map(model: nn.Module, images: Tensor) -> Tensor:
 
 
 def classification_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
-                        config) -> tuple[LossTerms, Tensor, None]:
+                        config: TrainConfig) -> tuple[LossTerms, Tensor, None]:
     """Plain cross-entropy (no heatmap term)."""
     logits = network(images)
     classification = F.cross_entropy(logits, labels)
