@@ -170,8 +170,13 @@ def explained_share(record: dict[str, Any], split: str = "biased") -> float:
     return lrp if lrp is not None else values["background_share_native"]
 
 
-def markdown_table(records: Sequence[dict[str, Any]], command: str, device: str) -> str:
-    """The leaderboard as a Markdown table, with the command and device that made it."""
+def markdown_table(records: Sequence[dict[str, Any]], command: str, device: str,
+                   uniform_share: float | None = None) -> str:
+    """The leaderboard as a Markdown table, with the command and device that made it.
+
+    ``uniform_share`` is the background share of a map spread evenly over each image (the
+    background's share of the pixels), shown as the reference below the table.
+    """
     def number(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
         return "–" if value is None else f"{value * scale:.{digits}f}"
 
@@ -192,6 +197,8 @@ def markdown_table(records: Sequence[dict[str, Any]], command: str, device: str)
             f"{r['parameters']:,} | {r['status']} |")
     lines += ["", "Accuracy on 10 classes (chance 10 %). BG share: share of absolute relevance "
               "outside the object mask on the biased test images (0 = all on the object)."]
+    if uniform_share is not None:
+        lines[-1] += f" A map spread evenly over the image scores {uniform_share:.3f}."
     return "\n".join(lines) + "\n"
 
 
@@ -256,11 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if m not in done and (args.out_dir / f"{m}.json").exists()]
         records.sort(key=lambda r: TRAINING_METHODS.index(r["method"]))
     device_name = (torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
+    masks = evaluation_set(data, "biased").masks
+    uniform = float((1 - masks).mean())  # background share of an even map
     summary = {"command": command, "device": device_name, "data": data.to_dict(),
-               "methods": records}
+               "uniform_map_background_share": uniform, "methods": records}
     write_atomically(args.out_dir / "arena.json", [json.dumps(summary, indent=2).encode()],
                      overwrite=True)
-    table = markdown_table(records, command, device_name)
+    table = markdown_table(records, command, device_name, uniform)
     write_atomically(args.out_dir / "arena.md", [table.encode()], overwrite=True)
     plot(records, args.out_dir / "arena.png")
     print(table)
