@@ -281,3 +281,13 @@ def test_ham_architecture_is_read_back_from_weights():
     model = method_network("ham")
     family, architecture = infer_architecture(model.state_dict())
     assert family == "ham" and build_model(family, architecture).arch == model.arch
+
+
+@pytest.mark.slow  # importing Lightning takes tens of seconds on a busy CPU
+def test_lightning_module_builds_each_methods_network():
+    from isnet.training.lightning import ISNetLightningModule
+
+    for method, kind in (("unet_segment", "SegmentThenClassify"), ("vit", "VisionTransformer"),
+                         ("ham", "HAMNet")):
+        module = ISNetLightningModule(method_config(method))
+        assert type(module.model).__name__ == kind
