@@ -55,6 +55,11 @@ def method_network(method: str) -> nn.Module:
     return create_network(method_config(method)).double()
 
 
+def test_every_registered_method_is_a_training_method():
+    lrp_methods = {"standard", "all", "selective", "stochastic"}
+    assert set(COMPARISON_METHODS) == set(isnet.TRAINING_METHODS) - lrp_methods
+
+
 @pytest.mark.parametrize("method", COMPARISON_METHODS)
 def test_loss_decreases_in_a_few_steps(method):
     config = method_config(method)
