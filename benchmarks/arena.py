@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=base.batch_size)
     parser.add_argument("--lr", type=float, default=base.learning_rate, help="learning rate")
     parser.add_argument("--seed", type=int, default=base.seed)
+    parser.add_argument("--rrr-weight", type=float, default=base.rrr_weight,
+                        help="λ of RRR's penalty")
     parser.add_argument("--size", type=int, default=data.size, help="image side in pixels")
     parser.add_argument("--train-limit", type=int, default=data.train_limit,
                         help="training images (Fashion-MNIST has 60000)")
@@ -94,7 +96,7 @@ def method_config(method: str, args: argparse.Namespace) -> TrainConfig:
     model = comparison.model_name(args.backbone) if comparison else args.backbone
     return TrainConfig(model=model, num_classes=10, method=method, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                       input_size=args.size)
+                       input_size=args.size, rrr_weight=args.rrr_weight)
 
 
 def on_device(images: ImageSet, device: torch.device) -> ImageSet:
