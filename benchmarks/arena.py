@@ -46,6 +46,7 @@ from isnet.io.atomic import write_atomically, write_with
 from isnet.io.checkpoints import save_checkpoint
 from isnet.lrp.registry import is_lrp_ready
 from isnet.models import MODEL_NAMES
+from isnet.models.ham import HAMNet
 from isnet.models.unet import SegmentThenClassify
 from isnet.training.config import TRAINING_METHODS, TrainConfig
 from isnet.training.evaluate import measure
@@ -119,6 +120,15 @@ def inference_ms_per_image(model: nn.Module, images: torch.Tensor, batch_size: i
     return 1000 * (time.perf_counter() - start) / len(images)
 
 
+def network_label(model: nn.Module, name: str) -> str:
+    """The table's name of a trained network (pipelines name their backbone)."""
+    if isinstance(model, SegmentThenClassify):
+        return f"U-Net → {name}"
+    if isinstance(model, HAMNet):
+        return f"{name} + HAM head"
+    return name
+
+
 def run_method(method: str, args: argparse.Namespace, data: ExperimentData, train: ImageSet,
                tests: dict[str, ImageSet], device: torch.device) -> dict[str, Any]:
     """Train, save and evaluate one method; returns its result record."""
@@ -138,8 +148,8 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
     lrp = is_lrp_ready(model)
     record: dict[str, Any] = {
         "method": method, "title": comparison.title if comparison else TITLES[method],
-        "model": (f"U-Net → {config.model}" if isinstance(model, SegmentThenClassify)
-                  else config.model), "status": result.status, "advice": result.advice,
+        "model": network_label(model, config.model), "status": result.status,
+        "advice": result.advice,
         "steps": result.steps, "train_seconds_per_epoch": result.seconds / max(
             len(result.history), 1), "parameters": sum(p.numel() for p in model.parameters()),
         "native_map": comparison.native_name if comparison else "LRP", "splits": {}}
@@ -182,7 +192,8 @@ def markdown_table(records: Sequence[dict[str, Any]], command: str, device: str,
     def number(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
         return "–" if value is None else f"{value * scale:.{digits}f}"
 
-    lines = [f"Command: `{command}` (device: {device})", "",
+    commands = list(dict.fromkeys(r.get("command", command) for r in records))
+    lines = [f"Made by (device: {device}): " + "; ".join(f"`{c}`" for c in commands), "",
              "| Method | Network | Acc. biased | Acc. unbiased | Acc. confounding | "
              "BG share LRP | BG share native (map) | Train s/epoch | Inference ms/image | "
              "Parameters | Status |",
@@ -217,11 +228,13 @@ def plot(records: Sequence[dict[str, Any]], path: Path) -> None:
         share = explained_share(r)
         marker = "o" if r["splits"]["biased"]["background_share_lrp"] is not None else "s"
         axes.scatter(share, drop, marker=marker, s=50)
-        axes.annotate(r["title"], (share, drop), textcoords="offset points", xytext=(5, 4),
-                      fontsize=8)
+        biased = 100 * r["splits"]["biased"]["accuracy"]
+        axes.annotate(f"{r['title']} ({biased:.0f} %)", (share, drop), textcoords="offset points",
+                      xytext=(5, 4), fontsize=8)
     axes.set_xlabel("background share on biased test images (● LRP, ■ native map)")
     axes.set_ylabel("accuracy drop biased → confounding (points)")
-    axes.set_title("Shortcut reliance: lower left is better")
+    axes.set_title("Shortcut reliance (label: biased accuracy; a drop means something only\n"
+                   "well above chance, 10 %)", fontsize=10)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     write_with(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png"),
