@@ -38,6 +38,9 @@ FINE_TUNE_OUTPUTS = ("runs", "status", "curves", "checkpoint", "before", "after"
 LOAD_SAMPLE_OUTPUTS = ("editor", "true_class")
 LOAD_CHECKPOINT_OUTPUTS = ("card", "cards", "left_model", "right_model", "download_choices")
 MODEL_CARDS_OUTPUTS = ("cards", "download_choices")
+AUDIT_OUTPUTS = ("status", "summary", "histogram", "gallery", "rank_by", "class_name",
+                 "cluster_model")
+EXPORT_OUTPUTS = ("figure", "numbers", "heatmaps")
 
 
 def ordered(values: Mapping[str, Any], names: Sequence[str]) -> list:

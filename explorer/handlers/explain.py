@@ -84,6 +84,8 @@ class ModelView:
         overlay: (H, W, 3) uint8, the map over the image.
         share: background relevance share in [0, 1], or None without a usable mask.
         probabilities: {class name: probability} for every class.
+        relevance: (S, S) float64, the raw relevance map (summed over colour channels) at
+            the model's input size — what the exports save.
     """
 
     label: str
@@ -94,6 +96,7 @@ class ModelView:
     overlay: np.ndarray
     share: float | None
     probabilities: dict[str, float] = field(default_factory=dict)
+    relevance: np.ndarray | None = None
 
 
 @dataclass
@@ -231,7 +234,8 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
             predicted=names[int(answer.probabilities.argmax())], target=names[answer.explained],
             heatmap=viz.heatmap_to_rgb(answer.heatmap, scale, size=(side, side)),
             overlay=viz.overlay(picture, answer.heatmap, scale, opacity), share=share,
-            probabilities=dict(zip(names, probabilities, strict=True))))
+            probabilities=dict(zip(names, probabilities, strict=True)),
+            relevance=viz.relevance_map(answer.heatmap)))
     preview = viz.mask_overlay(image, mask) if mask is not None else image
     return PairView(views, float(scale), viz.colorbar(scale), preview, _summary(views, scale),
                     notices)

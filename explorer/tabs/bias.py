@@ -23,6 +23,7 @@ from explorer.components import (
 )
 from explorer.errors import guarded, notify
 from explorer.handlers import bias as hb
+from explorer.handlers import export as hx
 from explorer.state import AppContext
 
 
@@ -110,6 +111,14 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
             brush_strokes, editor_record, overlay_opacity, top_predictions))
         notify(view.pair.notices)
+        session = session_of(request)
+        hx.record_pair(ctx, session, "bias", f"Bias lab: mark of {mark_of_class} ({mark_kind})",
+                       view.pair, [ctx.store.get(left_model, session),
+                                   ctx.store.get(right_model, session)],
+                       {"true_class": true_class, "mark": {
+                           "kind": mark_kind, "class": mark_of_class, "position": mark_position,
+                           "size": mark_size, "opacity": mark_opacity, "seed": mark_seed}},
+                       [("biased image", view.biased)])
         return ordered({"biased": view.biased, "comparison": view.comparison,
                         **pair_values(view.pair), "summary": view.pair.summary},
                        INJECT_BIAS_OUTPUTS)

@@ -21,6 +21,7 @@ from explorer.components import (
     session_of,
 )
 from explorer.errors import guarded, notify
+from explorer.handlers import export as export_handlers
 from explorer.handlers import image as image_handlers
 from explorer.handlers.explain import PREDICTED, ExplainRequest, class_choices, explain
 from explorer.handlers.image import LoadedImage
@@ -108,6 +109,11 @@ def build(ctx: AppContext) -> ExplainWidgets:
             left_id=left_model, right_id=right_model, target=explain_class,
             opacity=float(overlay_opacity), top_k=int(top_predictions)))
         notify(pair.notices)
+        session = session_of(request)
+        export_handlers.record_pair(
+            ctx, session, "explain", "Explain", pair,
+            [ctx.store.get(left_model, session), ctx.store.get(right_model, session)],
+            {"explained_class": explain_class, "overlay_opacity": float(overlay_opacity)})
         return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
                         "mask_preview": pair.mask_preview}, EXPLAIN_OUTPUTS)
 
