@@ -51,8 +51,10 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             seed = gr.Number(value=0, precision=0, label="Seed")
             run = gr.Button("Inject bias", variant="primary", elem_id="inject-button")
         with gr.Column(scale=2):
-            biased = gr.Image(label="Biased image (model resolution)", type="numpy",
-                              format="png", interactive=False, height=256)
+            biased = gr.Image(label="Biased image", show_label=False, type="numpy",
+                              format="png", interactive=False, height=256, buttons=[],
+                              elem_id="biased-image")
+            gr.Markdown("Biased image (at model resolution)", elem_classes=["caption"])
             comparison = gr.Markdown()
             with gr.Row():
                 left_side = model_column("Left model", "bias-left")
