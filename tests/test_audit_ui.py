@@ -205,3 +205,60 @@ def test_standard_model_ranks_marked_images_above_clean_ones(tmp_path):
     order = views.ranking(audit, 0)
     top = audit.labels[order[: len(order) // 2]]
     assert top.mean() >= 0.8, audit.labels[order]
+
+
+# --- the Explain tab's settings and defects of the issue ------------------------------------
+def test_strokes_keep_their_meaning_by_colour_whatever_the_brush_mode(tmp_path):
+    from explorer.media import editor, masking
+
+    image, truth = object_image(1)
+    value, record = editor.show(tmp_path, image, truth)
+    strokes = np.zeros((64, 64, 4), np.uint8)
+    strokes[:4, :] = (*masking.LAYER_COLOUR, 140)  # a green stroke along the top: adds
+    strokes[30:34, :] = (*masking.REMOVE_COLOUR, 140)  # a red stroke across the object: cuts
+    painted = {"background": value["composite"], "layers": [strokes], "composite": None}
+    masks = [editor.resolve(painted, record, mode)[1] for mode in editor.BRUSH_MODES]
+    assert np.array_equal(masks[0], masks[1])
+    expected = truth.copy()
+    expected[:4] = True
+    expected[30:34] = False
+    assert np.array_equal(masks[0], expected)
+
+
+def test_domain_notices_name_size_colour_and_unknown_classes(tmp_path):
+    from explorer.handlers import domain
+
+    ctx = make_context(tmp_path)
+    entry = ctx.store.get("standard", None)
+    entry.metadata["data"] = {"dataset": "fashion-mnist"}
+    grey = np.full((64, 64, 3), 90, np.uint8)
+    assert domain.notices([entry], grey, "circle") == []
+    wide = np.zeros((40, 160, 3), np.uint8)
+    wide[..., 0] = 200  # red: far from greyscale
+    [notice] = domain.notices([entry], wide, "cat")
+    assert "160×40" in notice and "colour" in notice and "'cat'" in notice
+    assert "3 classes (circle, square, triangle)" in notice
+
+
+def test_explain_settings_true_class_and_selective_map(tmp_path):
+    from explorer.handlers.explain import SELECTIVE, ExplainRequest, explain
+    from explorer.media.editor import EditorInput, editor_value
+
+    ctx = make_context(tmp_path)
+    image, mask = object_image(2)
+    base = ExplainRequest(EditorInput(editor_value(image, mask)), *ctx.default_pair,
+                          true_class="triangle")
+    pair = explain(ctx, None, base)
+    marks = ["✓" if v.predicted == "triangle" else "✗ (true: triangle)" for v in pair.views]
+    for view, mark in zip(pair.views, marks, strict=True):
+        assert f"{view.predicted} ({view.top[view.predicted]:.0%}) {mark}" in pair.summary
+    wide = explain(ctx, None, ExplainRequest(EditorInput(editor_value(image, mask)),
+                                             *ctx.default_pair, epsilon=5.0, zb=False))
+    assert not np.allclose(wide.left.relevance, pair.left.relevance)
+    selective = explain(ctx, None, ExplainRequest(EditorInput(editor_value(image, mask)),
+                                                  *ctx.default_pair, target=SELECTIVE))
+    for view in selective.views:
+        assert view.target == min(view.probabilities, key=view.probabilities.get)
+    with pytest.raises(InputError):
+        explain(ctx, None, ExplainRequest(EditorInput(editor_value(image, mask)),
+                                          *ctx.default_pair, epsilon=-1.0))
