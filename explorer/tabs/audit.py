@@ -201,6 +201,8 @@ def _wire_explain_link(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None,
     def open_in_explain(audit_record, index, request):
         data = ha.read_audit(audit_record)
         image, mask, label = views.explain_input(data, int(index))
+        if label not in data.record["models"][0]["class_names"]:
+            label = None  # a class the models do not know: leave "true class" empty
         value, editor_record = editor_state.show(ctx.session_dir(session_of(request)), image,
                                                  mask)
         switch = [gr.Tabs(selected="explain")] if tabs is not None else []
