@@ -30,8 +30,8 @@ THUMB = 128
 
 def summary(data: AuditData, threshold: float) -> str:
     """A Markdown table per model: images, accuracy, mean share, images over ``threshold``."""
-    lines = ["| model | images | accuracy | mean background share | share > "
-             f"{threshold:.0%} |", "|---|---:|---:|---:|---:|"]
+    lines = [f"| model | n | acc. | mean bg share | bg > {threshold:.0%} |",
+             "|---|---:|---:|---:|---:|"]
     for index, model in enumerate(data.record["models"]):
         correct = data.correct(index)
         share = data.share[index]

@@ -69,7 +69,7 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                               label="Images from the bundled split",
                               info="200 take a few seconds; 2,000 well under a minute")
             upload = gr.File(label="Zip of <class>/<name>.png + <name>.mask.png",
-                             file_types=[".zip"], type="filepath", height=90)
+                             file_types=[".zip"], type="filepath", height=140)
             folder = gr.Textbox(label="Folder path (same layout; local use only)",
                                 placeholder="/data/my-set")
             masks = gr.Radio(MASK_CHOICES, value="set", label="Masks",
@@ -79,9 +79,11 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             summary = gr.Markdown(elem_id="audit-summary")
             histogram = gr.Plot(label="Background share per class", show_label=False)
             rank_by = gr.Radio([], label="Rank by model", type="index")
-            gallery = gr.Gallery(label="Most background-reliant first (click: open in Explain)",
-                                 columns=4, height=360, allow_preview=False,
-                                 elem_id="audit-gallery")
+            gr.Markdown("**Most background-reliant first** (heatmap over each image, own colour "
+                        "scale; click one to open it in *Explain*)", elem_classes=["caption"])
+            gallery = gr.Gallery(label="Most background-reliant images", show_label=False,
+                                 columns=4, height=360, allow_preview=False, buttons=[],
+                                 object_fit="contain", elem_id="audit-gallery")
     record = gr.State(None)
     order = gr.State([])
     with gr.Accordion("Strategies per class (SpRAy: heatmaps clustered without masks)",
@@ -92,11 +94,18 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             find = gr.Button("Find strategies", scale=1)
         strategy_text = gr.Markdown()
         with gr.Row():
-            means = gr.Gallery(label="Mean heatmap per strategy (click: members)", columns=4,
-                               height=200, allow_preview=False, elem_id="audit-strategies")
-            eigengap = gr.Plot(label="Eigengap", show_label=False)
-        members = gr.Gallery(label="Members of the chosen strategy", columns=6, height=260,
-                             allow_preview=False)
+            with gr.Column(scale=2, min_width=260):
+                gr.Markdown("Mean heatmap per strategy (click one to see its members)",
+                            elem_classes=["caption"])
+                means = gr.Gallery(label="Mean heatmap per strategy", show_label=False,
+                                   columns=4, height=220, allow_preview=False, buttons=[],
+                                   object_fit="contain", elem_id="audit-strategies")
+            with gr.Column(scale=1, min_width=240):
+                eigengap = gr.Plot(label="Eigengap", show_label=False)
+        gr.Markdown("Members of the chosen strategy", elem_classes=["caption"])
+        members = gr.Gallery(label="Members of the chosen strategy", show_label=False,
+                             columns=6, height=260, allow_preview=False, buttons=[],
+                             object_fit="contain")
         groups = gr.State([])
     with gr.Accordion("Fine-tune on what went wrong", open=False):
         threshold = gr.Slider(0, 1, value=0.5, step=0.05,

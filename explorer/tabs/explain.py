@@ -54,11 +54,11 @@ def build(ctx: AppContext) -> ExplainWidgets:
         with gr.Column(scale=1, min_width=320):
             gr.Markdown("#### 1 · Image and foreground mask")
             gallery = gr.Gallery([(s.image_path, s.label or s.name) for s in ctx.samples],
-                                 label="Samples (click one)", columns=5, height=150,
+                                 label="Samples (click one)", columns=5, height="auto",
                                  allow_preview=False, visible=bool(ctx.samples))
             sample = gr.Dropdown([s.name for s in ctx.samples], value=None, label="Sample image")
             upload = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)",
-                             file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90,
+                             file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140,
                              elem_id="image-upload")
             true_class = gr.Dropdown(classes, value=None, label="True class (if known)")
             gr.Markdown("Paint the object with the brush (green adds, red removes; the "
@@ -79,7 +79,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
             # near the image, so that on a phone the main action is not a screen-scroll away
             run = gr.Button("Explain", variant="primary", elem_id="explain-button")
             mask_file = gr.File(label="…or upload a mask (white = object)",
-                                file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90)
+                                file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140)
             preview = gr.Image(label="Mask overlay", show_label=False, type="numpy",
                                format="png", interactive=False, height=200, buttons=[])
             gr.Markdown("Mask overlay: the mask the background share uses.",
