@@ -14,9 +14,9 @@ CSS = """
 #notice { border-left: 4px solid #e8a33d; padding: 0.4em 0.8em; background: #fff7e6; }
 #explain-summary table { font-size: 0.9em; }
 .caption p { font-size: 0.85em; opacity: 0.8; margin: 0.1em 0 0.6em 0; }
-#domain-notice:not(:empty) { border-left: 4px solid #e8a33d; padding: 0.2em 0.6em; }
 @media (max-width: 600px) {
   .gradio-container { padding: 4px !important; }
   .tab-help p { font-size: 0.9em; }
+  .wide-only { display: none !important; }
 }
 """

@@ -93,8 +93,8 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                 time.sleep(1.0)
                 page.get_by_role("tab", name="Bias lab").click()
                 page.locator("#inject-button").click()
-                expect(page.locator("#biased-image img")).to_be_visible()
-                expect(page.locator("#bias-left-overlay img")).to_be_visible()
+                expect(page.locator("#biased-image img")).to_be_visible(timeout=60_000)
+                expect(page.locator("#bias-left-overlay img")).to_be_visible(timeout=60_000)
                 for selector in ("#biased-image img", "#bias-left-overlay img",
                                  "#bias-right-heatmap img"):
                     assert _covering(page, selector) == [], selector
@@ -105,13 +105,14 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                 count.press("Tab")
                 page.locator("#audit-button").click()
                 expect(page.locator("#audit-status")).to_contain_text("Done", timeout=120_000)
-                expect(page.locator("#audit-summary")).to_contain_text("Tiny standard")
-                expect(page.locator("#audit-gallery img").first).to_be_visible()
+                expect(page.locator("#audit-summary")).to_contain_text("Tiny standard",
+                                                                       timeout=60_000)
+                expect(page.locator("#audit-gallery img").first).to_be_visible(timeout=60_000)
                 assert page.locator("#audit-gallery img").count() == 24  # top 24 of 40
                 page.locator("#audit-gallery img").first.click()
-                expect(page.locator("#mask-editor canvas").last).to_be_visible()
                 expect(page.get_by_role("tab", name="Explain")).to_have_attribute(
-                    "aria-selected", "true")
+                    "aria-selected", "true", timeout=60_000)
+                expect(page.locator("#mask-editor canvas").last).to_be_visible(timeout=60_000)
             finally:
                 browser.close()
     finally:

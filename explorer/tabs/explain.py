@@ -53,9 +53,12 @@ def build(ctx: AppContext) -> ExplainWidgets:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             gr.Markdown("#### 1 · Image and foreground mask")
+            gr.Markdown("Samples (click one):", elem_classes=["caption", "wide-only"],
+                        visible=bool(ctx.samples))
             gallery = gr.Gallery([(s.image_path, s.label or s.name) for s in ctx.samples],
-                                 label="Samples (click one)", columns=5, height="auto",
-                                 allow_preview=False, visible=bool(ctx.samples))
+                                 label="Samples", show_label=False, columns=5, height="auto",
+                                 allow_preview=False, visible=bool(ctx.samples), buttons=[],
+                                 elem_id="sample-gallery", elem_classes=["wide-only"])
             sample = gr.Dropdown([s.name for s in ctx.samples], value=None, label="Sample image")
             upload = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)",
                              file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140,
@@ -69,6 +72,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                     layers=False, transforms=(), sources=(), height=380,
                                     elem_id="mask-editor")
             record = gr.State(editor_state.empty_record())
+            # right under the image, so that on a phone the main action is near the top
+            run = gr.Button("Explain", variant="primary", elem_id="explain-button")
             brush_mode = gr.Radio([(editor_state.BRUSH_LABELS[m], m)
                                    for m in editor_state.BRUSH_MODES], value=editor_state.ADD,
                                   label="Brush strokes", elem_id="brush-mode")
@@ -76,8 +81,6 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 auto_threshold = gr.Button("Auto mask: threshold", size="sm")
                 auto_grabcut = gr.Button("Auto mask: GrabCut", size="sm")
                 clear = gr.Button("Clear mask", size="sm")
-            # near the image, so that on a phone the main action is not a screen-scroll away
-            run = gr.Button("Explain", variant="primary", elem_id="explain-button")
             mask_file = gr.File(label="…or upload a mask (white = object)",
                                 file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140)
             preview = gr.Image(label="Mask overlay", show_label=False, type="numpy",
@@ -153,7 +156,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
              "zb_chosen": input_zb_rule})
         return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
                         "mask_preview": pair.mask_preview,
-                        "notices": "\n\n".join(n for n in pair.notices
+                        "notices": "\n\n".join(f"⚠️ {n}" for n in pair.notices
                                                 if n.startswith("Out of domain"))},
                        EXPLAIN_OUTPUTS)
 
