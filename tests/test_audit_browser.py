@@ -108,7 +108,7 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                 expect(page.locator("#audit-summary")).to_contain_text("Tiny standard",
                                                                        timeout=60_000)
                 expect(page.locator("#audit-gallery img").first).to_be_visible(timeout=60_000)
-                assert page.locator("#audit-gallery img").count() == 24  # top 24 of 40
+                assert page.locator("#audit-gallery img").count() == 24  # the top 24 of 40
                 page.locator("#audit-gallery img").first.click()
                 expect(page.get_by_role("tab", name="Explain")).to_have_attribute(
                     "aria-selected", "true", timeout=60_000)

@@ -82,8 +82,9 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             gr.Markdown("**Most background-reliant first** (heatmap over each image, own colour "
                         "scale; click one to open it in *Explain*)", elem_classes=["caption"])
             gallery = gr.Gallery(label="Most background-reliant images", show_label=False,
-                                 columns=4, height=360, allow_preview=False, buttons=[],
-                                 object_fit="contain", elem_id="audit-gallery")
+                                 columns=3, height=420, allow_preview=False, buttons=[],
+                                 object_fit="contain", fit_columns=False,
+                                 elem_id="audit-gallery")
     record = gr.State(None)
     order = gr.State([])
     with gr.Accordion("Strategies per class (SpRAy: heatmaps clustered without masks)",
@@ -99,13 +100,14 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                             elem_classes=["caption"])
                 means = gr.Gallery(label="Mean heatmap per strategy", show_label=False,
                                    columns=4, height=220, allow_preview=False, buttons=[],
-                                   object_fit="contain", elem_id="audit-strategies")
+                                   object_fit="contain", fit_columns=False,
+                                   elem_id="audit-strategies")
             with gr.Column(scale=1, min_width=240):
                 eigengap = gr.Plot(label="Eigengap", show_label=False)
         gr.Markdown("Members of the chosen strategy", elem_classes=["caption"])
         members = gr.Gallery(label="Members of the chosen strategy", show_label=False,
                              columns=6, height=260, allow_preview=False, buttons=[],
-                             object_fit="contain")
+                             object_fit="contain", fit_columns=False)
         groups = gr.State([])
     with gr.Accordion("Fine-tune on what went wrong", open=False):
         threshold = gr.Slider(0, 1, value=0.5, step=0.05,
