@@ -8,8 +8,8 @@ wait for both heatmaps, and saves a screenshot. ``tests/test_browser.py`` runs t
 
 ``python -m scripts.screenshot --tour docs`` instead saves the Explain, Bias lab and Audit views
 at 1500 px and 420 px wide (``docs/<view>-<width>.png``, palette PNGs under 500 KB):
-:func:`tour` explains a bundled sample, plants a mark, audits 200 test images and finds the
-strategies of one class.
+:func:`tour` explains a bundled sample, plants a mark, audits 200 test images (100 marked,
+the same 100 clean) and finds the strategies of one class.
 """
 
 from __future__ import annotations
@@ -196,6 +196,8 @@ def tour(url: str, sample: str, folder: str | Path, widths: tuple[int, ...] = (1
             time.sleep(1.0)
             saved += _both_widths(page, folder, "bias-lab", widths)
             page.get_by_role("tab", name="Audit").click()
+            page.get_by_label("Images", exact=True).click()
+            page.get_by_role("option", name="bundled: half marked, half clean").click()
             page.locator("#audit-button").click()
             expect(page.locator("#audit-status")).to_contain_text("Done")
             page.get_by_role("button", name="Find strategies").click()

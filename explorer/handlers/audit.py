@@ -32,8 +32,9 @@ from isnet.data.folders import load_image_folder
 from isnet.io.export import write_json, write_npy
 from isnet.training.experiment import ExperimentData, evaluation_set
 
-BUNDLED = ("biased", "unbiased", "confounding")
-"""The bundled Fashion-MNIST test splits (see :mod:`isnet.training.experiment`)."""
+BUNDLED = ("biased", "unbiased", "confounding", "mixed")
+"""The bundled Fashion-MNIST test splits (see :mod:`isnet.training.experiment`); "mixed" is
+half biased, half unbiased: the same test images once with their class mark, once without."""
 SOURCES = BUNDLED + ("upload", "folder")
 MASK_MODES = ("set", "auto", "none")
 """Where masks come from: the set's own masks, automatic threshold masks, or none at all."""
@@ -96,8 +97,7 @@ def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.Image
         if not 1 <= int(request.limit) <= MAX_IMAGES:
             raise InputError(f"Take between 1 and {MAX_IMAGES} images of a bundled split.")
         try:
-            image_set = evaluation_set(ExperimentData(test_limit=int(request.limit)),
-                                       request.source)
+            image_set = _bundled(request.source, int(request.limit))
         except (OSError, ValueError) as error:
             raise InputError(f"The bundled test images cannot be read here: {error}") from error
         return _at_size(image_set, size), []
@@ -121,6 +121,18 @@ def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.Image
         raise InputError(f"The set has {len(image_set)} images; the audit takes at most "
                          f"{MAX_IMAGES}.")
     return image_set, list(problems)
+
+
+def _bundled(split: str, limit: int) -> isnet.ImageSet:
+    """``limit`` images of a bundled split ("mixed": the first half marked, the second not)."""
+    if split != "mixed":
+        return evaluation_set(ExperimentData(test_limit=limit), split)
+    half = max(1, limit // 2)
+    marked = evaluation_set(ExperimentData(test_limit=half), "biased")
+    clean = evaluation_set(ExperimentData(test_limit=half), "unbiased")
+    return isnet.ImageSet(torch.cat([marked.images, clean.images]),
+                          torch.cat([marked.masks, clean.masks]),
+                          torch.cat([marked.labels, clean.labels]), list(marked.class_names))
 
 
 def _at_size(image_set: isnet.ImageSet, size: int) -> isnet.ImageSet:

@@ -34,6 +34,7 @@ HELP = ("**Start here:** pick one or two models and a set — a bundled test spl
 SOURCE_CHOICES = [("bundled test split: biased (marked)", "biased"),
                   ("bundled test split: unbiased (clean)", "unbiased"),
                   ("bundled test split: confounding (wrong marks)", "confounding"),
+                  ("bundled: half marked, half clean (same images)", "mixed"),
                   ("uploaded zip", "upload"), ("folder on this machine", "folder")]
 MASK_CHOICES = [("the set's masks", "set"), ("automatic (threshold)", "auto"),
                 ("no masks (ranking by the image border)", "none")]
