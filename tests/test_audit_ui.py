@@ -262,3 +262,18 @@ def test_explain_settings_true_class_and_selective_map(tmp_path):
     with pytest.raises(InputError):
         explain(ctx, None, ExplainRequest(EditorInput(editor_value(image, mask)),
                                           *ctx.default_pair, epsilon=-1.0))
+
+
+def test_model_card_starts_with_a_summary_line_and_folds_the_rest(tmp_path):
+    from explorer.handlers.models import model_card
+
+    ctx = make_context(tmp_path)
+    entry = ctx.store.get("isnet", None)
+    entry.metadata["data"] = {"dataset": "fashion-mnist", "bias": {"kind": "shape"}}
+    entry.metadata["metrics"] = {"test": {"biased": {"accuracy": 0.9},
+                                          "unbiased": {"accuracy": 0.8}}}
+    card = model_card(entry)
+    summary = card.splitlines()[1]
+    assert summary == ("densenet · 3 classes · 32 px · ISNet · fashion-mnist, biased with a "
+                       "shape mark · accuracy biased 90% / unbiased 80%")
+    assert "<details>" in card and card.rstrip().endswith("</details>")
