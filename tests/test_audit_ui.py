@@ -277,3 +277,20 @@ def test_model_card_starts_with_a_summary_line_and_folds_the_rest(tmp_path):
     assert summary == ("densenet · 3 classes · 32 px · ISNet · fashion-mnist, biased with a "
                        "shape mark · accuracy biased 90% / unbiased 80%")
     assert "<details>" in card and card.rstrip().endswith("</details>")
+
+
+def test_stop_mid_audit_keeps_what_is_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(ha, "CHUNK", 2)
+    ctx = make_context(tmp_path)
+    stop = threading.Event()
+    request = ha.AuditRequest(tuple(ctx.default_pair), source="upload",
+                              paths=(str(planted_zip(tmp_path)),))
+    updates = []
+    for update in ha.run_audit(ctx, "s", request, stop):
+        updates.append(update)
+        if update.fraction > 0:
+            stop.set()  # after the first chunk of the first model
+    record = updates[-1].record
+    assert "Stopped early" in updates[-1].status and not record["complete"]
+    assert record["count"] == 2 and len(record["models"]) == 1
+    assert ha.read_audit(record).relevance[0].shape[0] == 2

@@ -5,8 +5,8 @@ Audit a whole set for shortcuts: every image's heatmap, background share and pre
 or two models, a histogram of background share per class, the most background-reliant images
 (click one to open it in the Explain tab), strategies per class (SpRAy) and a button that turns
 the images a model got wrong or solved through the background into a fine-tuning set. Audits run
-in their own queue (``concurrency_id="audit"``, one at a time); Stop sets the session's stop event
-and cancels the event.
+in their own queue (``concurrency_id="audit"``, one at a time); Stop sets the session's stop event,
+and the audit ends after its current chunk, showing what it has done ("Stopped early").
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             progress(update.fraction, desc="auditing")
             values = dict.fromkeys(AUDIT_OUTPUTS, keep)
             values["status"] = update.status
-            notify(update.notices)
+            if update.fraction >= 1:
+                notify(update.notices)
             if update.record is None:
                 yield [keep, keep] + ordered(values, AUDIT_OUTPUTS)
                 continue
@@ -153,19 +154,20 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
 
     outputs = dict(zip(AUDIT_OUTPUTS, [status, summary, histogram, gallery, rank_by, class_name,
                                        cluster_model], strict=True))
-    event = start.click(on_audit, [first, second, source, limit, upload, folder, masks],
+    start.click(on_audit, [first, second, source, limit, upload, folder, masks],
                         [record, order] + ordered(outputs, AUDIT_OUTPUTS), api_name="audit",
                         concurrency_id="audit", concurrency_limit=1)
 
     @guarded
     def on_stop(request: gr.Request):
-        """Stop this session's audit between two chunks (what is done so far is kept)."""
+        """Stop this session's audit after the current chunk; what is done so far is shown
+        (the audit's own last update confirms the stop)."""
         session = session_of(request) or "anonymous"
         if session in stops:
             stops[session].set()
-        return "Stopping…"
+        return "Stopping after the current chunk of images…"
 
-    stop.click(on_stop, None, [status], api_name="stop_audit", cancels=[event], queue=False)
+    stop.click(on_stop, None, [status], api_name="stop_audit", queue=False)
 
     @guarded
     def on_rank(audit_record, model_index):
