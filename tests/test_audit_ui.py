@@ -294,3 +294,31 @@ def test_stop_mid_audit_keeps_what_is_done(tmp_path, monkeypatch):
     assert "Stopped early" in updates[-1].status and not record["complete"]
     assert record["count"] == 2 and len(record["models"]) == 1
     assert ha.read_audit(record).relevance[0].shape[0] == 2
+
+
+def test_audit_and_export_through_the_api(tmp_path, monkeypatch):
+    from gradio_client import Client
+    from ui_fixtures import launch_tiny_app, named
+
+    from explorer.components import AUDIT_OUTPUTS, EXPORT_OUTPUTS
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    zip_path = planted_zip(tmp_path)
+    demo, url = launch_tiny_app(tmp_path)
+    try:
+        from gradio_client import handle_file
+
+        client = Client(url, verbose=False)
+        audit = named(AUDIT_OUTPUTS, client.predict(
+            model="standard", second_model="isnet", image_source="upload", bundled_images=200,
+            uploaded_zip=handle_file(str(zip_path)), folder_path="", mask_source="set",
+            api_name="/audit"))
+        assert audit["status"].startswith("Done: 6 images × 2 model(s)")
+        assert len(audit["gallery"]) == 6
+        files = named(EXPORT_OUTPUTS, client.predict(view_name="audit", api_name="/export"))
+        record = json.loads(Path(files["numbers"]).read_text())
+        assert record["settings"]["images"] == 6 and record["view"] == "audit"
+        assert np.load(files["heatmaps"]).shape == (2, 6, 32, 32)
+        assert Path(files["figure"]).read_bytes()[:4] == b"\x89PNG"
+    finally:
+        demo.close()

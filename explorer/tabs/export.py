@@ -2,7 +2,7 @@
 :mod:`explorer.handlers.export`).
 
 Shown below the tabs, so it serves every view: choose a view (the newest result of the Explain,
-Bias lab or Audit tab, or the last strategy discovery), press Export, download its figure
+Bias lab or Audit tab, or the last strategy discovery), press Export, then download its figure
 (PNG), numbers and settings (JSON) and raw heatmaps (``.npy``). "Session report" writes one HTML
 file with everything this session has looked at, which opens offline.
 """
@@ -32,22 +32,20 @@ def build(ctx: AppContext) -> None:
             view = gr.Radio(VIEW_CHOICES, value="explain", label="View", scale=3)
             export = gr.Button("Export", variant="primary", scale=1)
         with gr.Row():
-            figure = gr.DownloadButton("Figure (PNG)", visible=False, size="sm")
-            numbers = gr.DownloadButton("Numbers (JSON)", visible=False, size="sm")
-            heatmaps = gr.DownloadButton("Heatmaps (.npy)", visible=False, size="sm")
+            # plain file values (no visibility updates), so API clients get paths
+            figure = gr.DownloadButton("Figure (PNG)", size="sm")
+            numbers = gr.DownloadButton("Numbers (JSON)", size="sm")
+            heatmaps = gr.DownloadButton("Heatmaps (.npy)", size="sm")
         with gr.Row():
             report = gr.Button("Session report (HTML)")
-            report_file = gr.DownloadButton("Download the report", visible=False, size="sm")
+            report_file = gr.DownloadButton("Download the report", size="sm")
 
     @guarded
     def on_export(view_name, request: gr.Request):
         """Export the newest result of a view: figure (PNG), numbers (JSON), heatmaps (.npy)."""
         files = hx.export_view(ctx, session_of(request), hx.ExportRequest(kind=view_name))
-        return ordered({"figure": gr.DownloadButton(value=files.figure, visible=True),
-                        "numbers": gr.DownloadButton(value=files.numbers, visible=True),
-                        "heatmaps": gr.DownloadButton(value=files.heatmaps,
-                                                      visible=files.heatmaps is not None)},
-                       EXPORT_OUTPUTS)
+        return ordered({"figure": files.figure, "numbers": files.numbers,
+                        "heatmaps": files.heatmaps}, EXPORT_OUTPUTS)
 
     outputs = dict(zip(EXPORT_OUTPUTS, [figure, numbers, heatmaps], strict=True))
     export.click(on_export, [view], ordered(outputs, EXPORT_OUTPUTS), api_name="export")
@@ -55,7 +53,6 @@ def build(ctx: AppContext) -> None:
     @guarded
     def on_report(request: gr.Request):
         """One offline HTML file with everything this session looked at."""
-        path = hx.session_report(ctx, session_of(request))
-        return gr.DownloadButton(value=path, visible=True)
+        return hx.session_report(ctx, session_of(request))
 
     report.click(on_report, None, [report_file], api_name="session_report")
