@@ -41,12 +41,13 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             kind = gr.Dropdown(list(isnet.BIAS_KINDS), value=start.kind, label="Kind of mark")
             mark_class = gr.Dropdown(classes, value=classes[1 % len(classes)] if classes else None,
                                      label="Mark of class (A)")
-            position = gr.Dropdown(list(hb.POSITIONS), value=start.position, label="Position")
+            position = gr.Dropdown([(p.replace("_", " "), p) for p in hb.POSITIONS],
+                                   value=start.position, label="Position")
             size = gr.Slider(0.05, 0.5, value=round(start.size, 3), step=0.005,
                              label="Size (fraction of side)")
             with gr.Row():
                 own_colour = gr.Checkbox(value=True, label="Class colour")
-                colour = gr.ColorPicker(value="#ff0000", label="Colour")
+                colour = gr.ColorPicker(value="#ff0000", label="Colour", visible=False)
             strength = gr.Slider(0, 1, value=start.opacity, step=0.05, label="Opacity (strength)")
             seed = gr.Number(value=0, precision=0, label="Seed")
             run = gr.Button("Inject bias", variant="primary", elem_id="inject-button")
@@ -87,6 +88,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                         api_visibility="private")
 
     settings_inputs = [kind, mark_class, position, size, own_colour, colour, strength, seed]
+    own_colour.change(lambda class_colour: gr.update(visible=not class_colour), [own_colour],
+                      [colour], api_visibility="private", queue=False)
     shared = [w.editor, w.left, w.right, w.true_class]
     mask_inputs = [w.brush_mode, w.record]
 
