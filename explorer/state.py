@@ -222,12 +222,15 @@ class ViewLog:
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def add(self, session: str | None, view: dict) -> None:
-        """Append ``view`` to the session's list (the oldest goes when over capacity)."""
+    def add(self, session: str | None, view: dict) -> list[dict]:
+        """Append ``view`` to the session's list; returns the oldest views dropped to stay
+        within capacity (their files may be deleted)."""
         with self._lock:
             views = self._views.setdefault(session or "anonymous", [])
             views.append(view)
+            dropped = views[:-self._capacity]
             del views[:-self._capacity]
+        return dropped
 
     def of(self, session: str | None) -> list[dict]:
         """The session's views, oldest first (a copy)."""

@@ -322,3 +322,16 @@ def test_audit_and_export_through_the_api(tmp_path, monkeypatch):
         assert Path(files["figure"]).read_bytes()[:4] == b"\x89PNG"
     finally:
         demo.close()
+
+
+def test_view_log_keeps_the_newest_views_and_deletes_older_files(tmp_path):
+    from explorer.state import ViewLog
+
+    ctx = make_context(tmp_path)
+    ctx.views = ViewLog(capacity=2)
+    picture = np.zeros((4, 4, 3), np.uint8)
+    views = [hx.record_view(ctx, "s", "audit", f"view {i}", {"i": i}, {}, [],
+                            [("p", picture)], np.zeros((1, 4, 4))) for i in range(3)]
+    assert [v["title"] for v in ctx.views.of("s")] == ["view 1", "view 2"]
+    assert not Path(views[0]["images"][0][1]).exists() and not Path(views[0]["heatmaps"]).exists()
+    assert Path(views[2]["heatmaps"]).exists() and ctx.views.of("other") == []

@@ -109,7 +109,10 @@ def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
             "stamp": stamp, "numbers": plain(dict(numbers)), "settings": plain(dict(settings)),
             "models": models_of(entries), "images": pictures, "heatmaps": heatmap_path,
             "scale": None if scale is None else float(scale)}
-    ctx.views.add(session, view)
+    for old in ctx.views.add(session, view):  # views past the log's capacity: their files go
+        for path in [p for _, p in old["images"]] + [old["heatmaps"]]:
+            if path:
+                Path(path).unlink(missing_ok=True)
     return view
 
 
