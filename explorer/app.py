@@ -22,8 +22,10 @@ from explorer.components import session_of
 from explorer.handlers.explain import engine_explain
 from explorer.media.tensors import model_tensor
 from explorer.state import AppContext, Limits, ModelEntry, ModelStore, plain_metadata
+from explorer.tabs import audit as audit_tab
 from explorer.tabs import bias as bias_tab
 from explorer.tabs import explain as explain_tab
+from explorer.tabs import export as export_tab
 from explorer.tabs import models as models_tab
 from explorer.tabs import train as train_tab
 
@@ -111,19 +113,24 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         if ctx.notice:
             gr.Markdown(ctx.notice, elem_id="notice")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Explain", id="explain"):
                 widgets = explain_tab.build(ctx)
             with gr.Tab("Bias lab", id="bias"):
                 bias_tab.build(ctx, widgets)
+            with gr.Tab("Audit", id="audit"):
+                audit = audit_tab.build(ctx, widgets, tabs)
             with gr.Tab("Fine-tune", id="train"):
                 train_tab.build(ctx, widgets)
             with gr.Tab("Models", id="models"):
                 models_tab.build(ctx, widgets)
+        export_tab.build(ctx)
+        audit_tab.hand_to_fine_tune(demo, audit)
 
         def forget_session(request: gr.Request) -> None:
             session = session_of(request)
             ctx.store.drop_session(session)
+            ctx.views.drop(session)
             if session:
                 shutil.rmtree(ctx.session_dir(session), ignore_errors=True)
 

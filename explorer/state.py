@@ -213,6 +213,36 @@ class HeatmapCache:
                 self._items.popitem(last=False)
 
 
+class ViewLog:
+    """What each session looked at (newest last, at most ``capacity`` per session): small plain
+    dicts written by :mod:`explorer.handlers.export` for the export buttons and the report."""
+
+    def __init__(self, capacity: int = 40) -> None:
+        self._views: dict[str, list[dict]] = {}
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def add(self, session: str | None, view: dict) -> list[dict]:
+        """Append ``view`` to the session's list; returns the oldest views dropped to stay
+        within capacity (their files may be deleted)."""
+        with self._lock:
+            views = self._views.setdefault(session or "anonymous", [])
+            views.append(view)
+            dropped = views[:-self._capacity]
+            del views[:-self._capacity]
+        return dropped
+
+    def of(self, session: str | None) -> list[dict]:
+        """The session's views, oldest first (a copy)."""
+        with self._lock:
+            return list(self._views.get(session or "anonymous", []))
+
+    def drop(self, session: str | None) -> None:
+        """Forget a session's views."""
+        with self._lock:
+            self._views.pop(session or "anonymous", None)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size limits that keep one user from starving the others.
@@ -254,6 +284,7 @@ class AppContext:
         limits: size limits.
         notice: a banner for the UI (e.g. "untrained demo models"), empty when all is well.
         default_pair: the two model ids compared by default (standard, ISNet).
+        views: what each session looked at (for exports and the session report).
     """
 
     store: ModelStore
@@ -263,6 +294,7 @@ class AppContext:
     limits: Limits = field(default_factory=Limits)
     notice: str = ""
     default_pair: tuple[str, str] = ("", "")
+    views: ViewLog = field(default_factory=ViewLog)
 
     def session_dir(self, session: str | None) -> Path:
         """This session's private folder under ``work_dir`` (created on demand)."""

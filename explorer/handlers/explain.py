@@ -27,6 +27,7 @@ from torch import Tensor
 
 import isnet
 from explorer.errors import InputError
+from explorer.handlers import domain
 from explorer.media import masking
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import display_image, mask_tensor, model_tensor
@@ -34,6 +35,8 @@ from explorer.state import AppContext, ModelEntry, image_digest
 from isnet import viz
 
 PREDICTED = "predicted class"
+SELECTIVE = "selective (log-odds of the least likely class)"
+"""Explain the way Selective ISNet trains: the softmax log-odds of the lowest logit."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class ExplainRequest:
         target: a class name, or :data:`PREDICTED` for each model's own top class.
         opacity: overlay opacity in [0, 1].
         top_k: predictions listed per model.
+        epsilon: ε of the LRP ε-rule (None: each model's training value).
+        zb: the z^B rule at the input layer (None: each model's training setting).
+        true_class: the image's true class, when known (right/wrong marks, domain notice).
     """
 
     editor: EditorInput
@@ -54,6 +60,9 @@ class ExplainRequest:
     target: str | None = PREDICTED
     opacity: float = 0.6
     top_k: int = 3
+    epsilon: float | None = None
+    zb: bool | None = None
+    true_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,8 @@ class ModelView:
         overlay: (H, W, 3) uint8, the map over the image.
         share: background relevance share in [0, 1], or None without a usable mask.
         probabilities: {class name: probability} for every class.
+        relevance: (S, S) float64, the raw relevance map (summed over colour channels) at
+            the model's input size — what the exports save.
     """
 
     label: str
@@ -94,6 +105,7 @@ class ModelView:
     overlay: np.ndarray
     share: float | None
     probabilities: dict[str, float] = field(default_factory=dict)
+    relevance: np.ndarray | None = None
 
 
 @dataclass
@@ -135,14 +147,35 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
     """
     image, mask = request.editor.read()
     entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
-    return explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
-                          int(request.top_k))
+    if request.epsilon is not None and not 0 <= float(request.epsilon) <= 100:
+        raise InputError("ε must lie between 0 and 100 (the training value is usually 0.01).")
+    overrides = LRPOverrides(request.epsilon, request.zb)
+    pair = explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
+                          int(request.top_k), lrp=overrides, true_class=request.true_class)
+    pair.notices.extend(domain.notices(entries, image, request.true_class))
+    return pair
+
+
+@dataclass(frozen=True)
+class LRPOverrides:
+    """LRP settings chosen in the UI (None keeps the model's training value)."""
+
+    epsilon: float | None = None
+    zb: bool | None = None
+
+    def config(self, entry: ModelEntry) -> isnet.LRPConfig:
+        """The LRP configuration for one model: its training settings, then these overrides."""
+        trained = entry.metadata.get("config") or {}
+        zb = self.zb if self.zb is not None else bool(trained.get("zb", True))
+        epsilon = entry.epsilon if self.epsilon is None else float(self.epsilon)
+        return isnet.LRPConfig(epsilon=epsilon, zb=zb)
 
 
 def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.ndarray,
                    mask: np.ndarray | None, target: str | None = PREDICTED,
                    opacity: float = 0.6, top_k: int = 3,
-                   display: np.ndarray | None = None) -> PairView:
+                   display: np.ndarray | None = None, lrp: LRPOverrides | None = None,
+                   true_class: str | None = None) -> PairView:
     """Explain ``image`` with every model in ``entries`` and draw all maps on one scale.
 
     Args:
@@ -153,52 +186,71 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
         opacity: overlay opacity in [0, 1].
         top_k: predictions listed per model.
         display: the picture to draw overlays on (default: ``image``, fitted for display).
+        lrp: LRP settings chosen in the UI (default: each model's training settings).
+        true_class: the image's true class, for right/wrong marks in the summary.
     """
     _, warning = masking.describe_mask(mask)
     usable = mask if mask is not None and mask.any() and not mask.all() else None
     explanations, shares = [], []
     for entry in entries:
         x = model_tensor(image, entry.input_size)  # (1, 3, S, S)
-        answer = explain_cached(ctx, entry, x, _target_index(entry, target))
+        answer = explain_cached(ctx, entry, x, _target_index(entry, target),
+                                (lrp or LRPOverrides()).config(entry))
         explanations.append(answer)
         shares.append(None if usable is None else
                       _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
     picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
     return render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
-                  ctx.limits.display_side, [warning] if warning else [])
+                  ctx.limits.display_side, [warning] if warning else [], true_class)
 
 
-def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor,
-                   target: int | None) -> Explanation:
-    """:func:`engine_explain`, cached per model, image, class and ε (the opacity slider and
-    the class list do not rerun LRP)."""
-    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, entry.epsilon)
+def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor, target: int | str | None,
+                   lrp: isnet.LRPConfig | None = None) -> Explanation:
+    """:func:`engine_explain`, cached per model, image, class and LRP settings (the opacity
+    slider and the class list do not rerun LRP)."""
+    lrp = lrp or isnet.LRPConfig(epsilon=entry.epsilon)
+    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, lrp.epsilon,
+           lrp.zb)
     cached = ctx.cache.get(key)
     if cached is None:
-        cached = engine_explain(entry, x, target)
+        cached = engine_explain(entry, x, target, lrp)
         ctx.cache.put(key, cached)
     return cached
 
 
-def engine_explain(entry: ModelEntry, x: Tensor, target: int | None) -> Explanation:
+def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
+                   lrp: isnet.LRPConfig | None = None) -> Explanation:
     """One model's probabilities and LRP heatmap through :func:`isnet.explain`.
 
-    The ε of the ε-rule is the one the model was trained with (:attr:`ModelEntry.epsilon`).
+    Args:
+        target: a class index, None (the top class) or ``"selective"`` (the log-odds of the
+            least likely class, as Selective ISNet trains).
+        lrp: LRP settings (default: the ε the model was trained with,
+            :attr:`ModelEntry.epsilon`).
 
     Shapes:
         x: (1, 3, S, S) in [0, 1].
     """
+    lrp = lrp or isnet.LRPConfig(epsilon=entry.epsilon)
     with torch.no_grad():
-        logits, heatmaps = isnet.explain(entry.model, x, target=target, epsilon=entry.epsilon)
+        logits, heatmaps = isnet.explain(entry.model, x, target=target, lrp=lrp)
     probabilities = torch.softmax(logits.double(), dim=1)[0]  # (K,)
-    explained = int(probabilities.argmax()) if target is None else int(target)
+    if target is None:
+        explained = int(probabilities.argmax())
+    elif isinstance(target, str):
+        explained = int(probabilities.argmin())
+    else:
+        explained = int(target)
     return Explanation(probabilities, heatmaps[0, 0].double(), explained)  # heatmap (C, S, S)
 
 
-def _target_index(entry: ModelEntry, target: str | None) -> int | None:
-    """Class index for a class name (None = the predicted class)."""
+def _target_index(entry: ModelEntry, target: str | None) -> int | str | None:
+    """Class index for a class name (None = the predicted class, "selective" = Selective
+    ISNet's map)."""
     if not target or target == PREDICTED:
         return None
+    if target == SELECTIVE:
+        return "selective"
     names = entry.class_names
     if target in names:
         return names.index(target)
@@ -214,7 +266,7 @@ def _share(heatmap: Tensor, mask: Tensor) -> float:
 def render(entries: list[ModelEntry], explanations: list[Explanation],
            shares: list[float | None], image: np.ndarray, mask: np.ndarray | None,
            picture: np.ndarray, opacity: float, top_k: int, side: int,
-           notices: list[str]) -> PairView:
+           notices: list[str], true_class: str | None = None) -> PairView:
     """The one trip to :mod:`isnet.viz`: every heatmap on one shared colour scale.
 
     Args:
@@ -231,10 +283,11 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
             predicted=names[int(answer.probabilities.argmax())], target=names[answer.explained],
             heatmap=viz.heatmap_to_rgb(answer.heatmap, scale, size=(side, side)),
             overlay=viz.overlay(picture, answer.heatmap, scale, opacity), share=share,
-            probabilities=dict(zip(names, probabilities, strict=True))))
+            probabilities=dict(zip(names, probabilities, strict=True)),
+            relevance=viz.relevance_map(answer.heatmap)))
     preview = viz.mask_overlay(image, mask) if mask is not None else image
-    return PairView(views, float(scale), viz.colorbar(scale), preview, _summary(views, scale),
-                    notices)
+    return PairView(views, float(scale), viz.colorbar(scale), preview,
+                    _summary(views, scale, true_class), notices)
 
 
 def _top(probabilities: list[float], names: list[str], k: int) -> dict[str, float]:
@@ -242,13 +295,17 @@ def _top(probabilities: list[float], names: list[str], k: int) -> dict[str, floa
     return {names[i]: float(probabilities[i]) for i in order}
 
 
-def _summary(views: list[ModelView], scale: float) -> str:
-    """A Markdown table: model, prediction, explained class, background share."""
+def _summary(views: list[ModelView], scale: float, true_class: str | None = None) -> str:
+    """A Markdown table: model, prediction (✓/✗ against a known true class), explained class,
+    background share."""
     lines = ["| model | predicts | explained class | background share |", "|---|---|---|---|"]
     for view in views:
         share = "—" if view.share is None else f"{view.share:.1%}"
-        lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}) | "
-                     f"{view.target} | {share} |")
+        mark = ""
+        if true_class and true_class in view.probabilities:
+            mark = " ✓" if view.predicted == true_class else f" ✗ (true: {true_class})"
+        lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}){mark} "
+                     f"| {view.target} | {share} |")
     lines.append(f"\nShared colour scale: ±{scale:.3g} relevance (red = for the class, "
                  f"blue = against).")
     return "\n".join(lines)
@@ -269,5 +326,6 @@ def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) 
 
 
 def class_choices(ctx: AppContext, session: str | None, model_id: str) -> list[str]:
-    """The explain-target dropdown choices for a model: "predicted class" then its classes."""
-    return [PREDICTED] + ctx.store.get(model_id, session).class_names
+    """The explain-target dropdown choices for a model: "predicted class", the selective map,
+    then its classes."""
+    return [PREDICTED, SELECTIVE] + ctx.store.get(model_id, session).class_names

@@ -66,16 +66,36 @@ def _table(title: str, data: dict | None) -> list[str]:
     return rows
 
 
+def summary_line(entry: ModelEntry) -> str:
+    """One line: family, classes, input, trained as, data and bias, test accuracy per split."""
+    meta = entry.metadata
+    trained = {"isnet": "ISNet", "standard": "standard"}.get(entry.trained_as, "training unknown")
+    if entry.method and entry.method != "standard":
+        trained += f" ({entry.method})"
+    data = meta.get("data") or {}
+    bias = data.get("bias") or {}
+    data_text = str(data.get("dataset") or data.get("source") or "data not recorded")
+    if bias:
+        data_text += f", {data.get('train_split', 'biased')} with a {bias.get('kind')} mark"
+    test = (meta.get("metrics") or {}).get("test") or {}
+    accuracy = " / ".join(f"{split} {values['accuracy']:.0%}" for split, values in test.items()
+                          if isinstance(values, dict) and values.get("accuracy") is not None)
+    parts = [entry.family, f"{len(entry.class_names)} classes", f"{entry.input_size} px",
+             trained, data_text] + ([f"accuracy {accuracy}"] if accuracy else [])
+    return " · ".join(parts)
+
+
 def model_card(entry: ModelEntry) -> str:
-    """A Markdown card: architecture, classes, input, training data and bias, metrics and
-    provenance."""
+    """A Markdown card: a summary line, then (folded away) architecture, classes, input,
+    training data and bias, configuration, metrics and provenance."""
     meta = entry.metadata
     parameters = sum(p.numel() for p in entry.model.parameters())
     arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})
     shape = ", ".join(f"{key.replace('_', ' ')} {tuple(v) if isinstance(v, list) else v}"
                       for key, v in arch.items() if key not in ("num_classes", "in_channels"))
     trained = {"isnet": "ISNet", "standard": "standard"}.get(entry.trained_as, "not recorded")
-    lines = [f"### {entry.label}",
+    lines = [f"### {entry.label}", summary_line(entry), "",
+             "<details><summary>Full configuration</summary>", "",
              f"- **Trained as:** {trained}"
              + (f" (training method: {entry.method})" if entry.method else ""),
              f"- **Architecture:** {meta.get('model_name') or 'unnamed'}, {entry.family} family "
@@ -87,9 +107,10 @@ def model_card(entry: ModelEntry) -> str:
              f"- **File:** {Path(entry.path).name if entry.path else 'in memory'}", ""]
     lines += _table("Training data and bias", meta.get("data")) + [""]
     lines += _table("Training configuration", meta.get("config")) + [""]
-    lines += _table("Metrics", meta.get("metrics")) + [""]
+    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if k != "history"}
+    lines += _table("Metrics", metrics) + [""]
     lines += _table("Provenance", meta.get("provenance"))
-    return "\n".join(lines)
+    return "\n".join(lines + ["", "</details>"])
 
 
 def cards(ctx: AppContext, session: str | None) -> str:

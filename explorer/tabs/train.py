@@ -33,11 +33,18 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             files = gr.File(label="Zip or image/mask files", file_count="multiple",
                             type="filepath", height=100)
             method = gr.Dropdown([(label, key) for key, label in ht.METHOD_LABELS.items()],
-                                 value="selective", label="Training method")
+                                 value="selective", label="Training method",
+                                 info="standard: cross-entropy only; ISNet: also a loss on the "
+                                      "heatmaps' background relevance (selective = one map, "
+                                      "fast; all = one per class; stochastic = one random)")
             epochs = gr.Slider(1, ctx.limits.max_epochs, value=2, step=1, label="Epochs")
             heat_weight = gr.Slider(0, 1, value=0.7, step=0.05,
-                                    label="P: heatmap-loss share (ISNet)")
-            decay = gr.Slider(0, 0.99, value=0.9, step=0.01, label="d: GWRP decay (ISNet)")
+                                    label="P: heatmap-loss share (ISNet)",
+                                    info="loss = (1 − P)·classification + P·heatmap; higher P "
+                                         "pushes relevance off the background harder")
+            decay = gr.Slider(0, 0.99, value=0.9, step=0.01, label="d: GWRP decay (ISNet)",
+                              info="how the background term weighs its largest values: 0 = "
+                                   "only the largest, near 1 = close to a plain mean")
             learning_rate = gr.Number(value=0.01, label="Learning rate")
             with gr.Row():
                 start = gr.Button("Fine-tune", variant="primary")
