@@ -14,6 +14,7 @@ import gradio as gr
 from explorer.components import FINE_TUNE_OUTPUTS, ExplainWidgets, ordered, session_of
 from explorer.errors import guarded, guarded_stream
 from explorer.handlers import train as ht
+from explorer.media.widgets import OutputImage
 from explorer.state import AppContext, new_record, record_run, runs_table
 
 
@@ -48,9 +49,9 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             checkpoint = gr.File(label="Fine-tuned checkpoint", interactive=False)
             gr.Markdown("**Before / after** on one validation image (same colour scale):")
             with gr.Row():
-                before = gr.Image(label="Before", type="numpy", format="png", interactive=False,
+                before = OutputImage(label="Before", type="numpy", format="png", interactive=False,
                                   height=220)
-                after = gr.Image(label="After", type="numpy", format="png", interactive=False,
+                after = OutputImage(label="After", type="numpy", format="png", interactive=False,
                                  height=220)
             comparison = gr.Markdown()
             record = gr.State(new_record())
@@ -68,9 +69,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         event.clear()
         fine_tune = ht.FineTuneRequest(
             base_id=base_model, source=training_data, paths=tuple(uploaded_files or ()),
-            method=training_method, epochs=int(epochs_count),
-            heat_weight=float(heatmap_loss_share), decay=float(gwrp_decay),
-            learning_rate=float(learning_rate_value or 0.01))
+            method=training_method, epochs=epochs_count, heat_weight=heatmap_loss_share,
+            decay=gwrp_decay, learning_rate=learning_rate_value)  # checked, never replaced
         keep = gr.update()
         for update in ht.fine_tune(ctx, session, fine_tune, stop=event):
             progress(update.fraction, desc="fine-tuning")

@@ -1,0 +1,143 @@
+"""Two Gradio widgets with safer file handling than the stock ones; they look and behave the same.
+
+* :class:`CheckedImageEditor` — ``gr.ImageEditor`` that reads each file's header before Gradio
+  decodes it (background, layers, composite), refusing images over
+  :data:`explorer.media.decode.MAX_PIXELS` as "too large" in microseconds. The stock editor decodes
+  whatever it is sent before any event function runs, so a 10000 × 10000 PNG of 300 KB sent to
+  ``/explain`` cost seconds and gigabytes. EXIF orientation is applied, and a multi-frame file
+  gets a notice.
+* :class:`OutputImage` — ``gr.Image`` for results: an array is encoded once as PNG and written
+  atomically under a name made of its content's hash (:func:`stored_png`), so an identical image
+  in concurrent answers (the colour bar, the same overlay twice) is written once and never
+  rewritten while a client reads it. (The stock widget rewrites the same cache file on every
+  answer, and a concurrent reader could see it half written.)
+
+Both report themselves to the browser as the stock widget (``get_block_name``), so the front end
+is unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import gradio as gr
+import numpy as np
+from gradio.data_classes import FileData
+from PIL import Image
+
+from explorer.errors import InputError
+from explorer.media.decode import check_pixels
+from isnet.io.atomic import write_atomically
+
+IMAGE_FOLDER = "isnet-images"
+"""Sub-folder of Gradio's cache holding :class:`OutputImage` files."""
+
+_ORIENTATION = {2: (Image.Transpose.FLIP_LEFT_RIGHT,), 3: (Image.Transpose.ROTATE_180,),
+                4: (Image.Transpose.FLIP_TOP_BOTTOM,), 5: (Image.Transpose.TRANSPOSE,),
+                6: (Image.Transpose.ROTATE_270,), 7: (Image.Transpose.TRANSVERSE,),
+                8: (Image.Transpose.ROTATE_90,)}
+
+
+def orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """An (H, W[, C]) array turned upright according to EXIF ``orientation`` (1–8)."""
+    steps = _ORIENTATION.get(int(orientation), ())
+    if not steps:
+        return array
+    image = Image.fromarray(array)
+    for step in steps:
+        image = image.transpose(step)
+    return np.asarray(image)
+
+from gradio.events import Dependency
+
+class CheckedImageEditor(gr.ImageEditor):
+    """``gr.ImageEditor`` that refuses too-large images before decoding them (see the module)."""
+
+    def get_block_name(self) -> str:
+        """The front-end component: the stock image editor."""
+        return "imageeditor"
+
+    def convert_and_format_image(self, file: FileData | None | bytes,
+                                 flatten_on_white: bool = False) -> Any:
+        """Check the header, then let Gradio decode; apply EXIF orientation to arrays.
+
+        Raises:
+            gr.Error: too large, or not an image (the message names no server path).
+        """
+        if file is None:
+            return None
+        if isinstance(file, FileData):
+            source, name = file.path, Path(file.orig_name or "the image").name
+        else:
+            source, name = bytes(file), "the image"
+        try:
+            header = check_pixels(source)
+        except InputError as error:
+            raise gr.Error(str(error), title="Cannot do that") from None
+        if header.notice:
+            gr.Warning(f"{name} {header.notice}.")
+        value = super().convert_and_format_image(file, flatten_on_white)
+        if isinstance(value, np.ndarray) and header.orientation != 1:
+            value = orient(value, header.orientation)
+        return value
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def stored_png(array: np.ndarray, folder: str | os.PathLike) -> str:
+    """The path of a PNG of ``array`` in ``folder``, named by its content's hash.
+
+    The file is written atomically the first time; later calls with the same pixels only touch
+    it (so a cache cleaner measuring age keeps it) and return the same path.
+
+    Args:
+        array: (H, W, 3) or (H, W) uint8 (other dtypes are clipped to [0, 255]).
+        folder: where the files live.
+    """
+    pixels = np.ascontiguousarray(array if array.dtype == np.uint8
+                                  else np.clip(array, 0, 255).astype(np.uint8))
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        pixels = pixels[..., ::-1]  # OpenCV writes BGR
+    elif pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = pixels[..., [2, 1, 0, 3]]
+    ok, encoded = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError(f"cannot encode an image of shape {array.shape} as PNG")
+    data = encoded.tobytes()
+    path = Path(folder) / f"{hashlib.sha256(data).hexdigest()[:40]}.png"
+    if path.exists():
+        try:
+            os.utime(path)
+            return str(path)
+        except FileNotFoundError:  # removed by a cleaner just now: write it again
+            pass
+    with contextlib.suppress(FileExistsError):  # a concurrent answer wrote the same first
+        write_atomically(path, data)
+    return str(path)
+
+
+class OutputImage(gr.Image):
+    """``gr.Image`` for results, writing each distinct image once, atomically (see the module)."""
+
+    def get_block_name(self) -> str:
+        """The front-end component: the stock image."""
+        return "image"
+
+    def postprocess(self, value: Any) -> Any:
+        """Arrays go through :func:`stored_png` (in Gradio's cache); other values as usual."""
+        if isinstance(value, np.ndarray):
+            value = stored_png(value, Path(self.GRADIO_CACHE) / IMAGE_FOLDER)
+        return super().postprocess(value)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
