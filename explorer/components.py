@@ -17,7 +17,7 @@ import gradio as gr
 
 from explorer.handlers.explain import ModelView, PairView
 from explorer.media.editor import EditorInput
-from explorer.media.widgets import OutputImage
+from explorer.media.widgets import output_image
 from explorer.state import AppContext
 
 SIDE_FIELDS = ("top", "overlay", "heatmap", "share")
@@ -69,9 +69,9 @@ def model_column(title: str, prefix: str) -> SideWidgets:
     with gr.Column(elem_id=f"{prefix}-column"):
         gr.Markdown(f"#### {title}")
         top = gr.Label(label="Top predictions", num_top_classes=5)
-        overlay = OutputImage(label="Heatmap over the image", type="numpy", format="png",
+        overlay = output_image(label="Heatmap over the image", type="numpy", format="png",
                            interactive=False, height=280, elem_id=f"{prefix}-overlay")
-        heatmap = OutputImage(label="Heatmap (shared scale)", type="numpy", format="png",
+        heatmap = output_image(label="Heatmap (shared scale)", type="numpy", format="png",
                            interactive=False, height=220, elem_id=f"{prefix}-heatmap")
         share = gr.Number(label="Background relevance share (0 = all on the object)",
                           value=None, precision=4, interactive=False)

@@ -1,19 +1,19 @@
 """Two Gradio widgets with safer file handling than the stock ones; they look and behave the same.
 
-* :class:`CheckedImageEditor` — ``gr.ImageEditor`` that reads each file's header before Gradio
+* :func:`checked_image_editor` — a ``gr.ImageEditor`` that reads each file's header before Gradio
   decodes it (background, layers, composite), refusing images over
   :data:`explorer.media.decode.MAX_PIXELS` as "too large" in microseconds. The stock editor decodes
   whatever it is sent before any event function runs, so a 10000 × 10000 PNG of 300 KB sent to
   ``/explain`` cost seconds and gigabytes. EXIF orientation is applied, and a multi-frame file
   gets a notice.
-* :class:`OutputImage` — ``gr.Image`` for results: an array is encoded once as PNG and written
+* :func:`output_image` — a ``gr.Image`` for results: an array is encoded once as PNG and written
   atomically under a name made of its content's hash (:func:`stored_png`), so an identical image
   in concurrent answers (the colour bar, the same overlay twice) is written once and never
   rewritten while a client reads it. (The stock widget rewrites the same cache file on every
   answer, and a concurrent reader could see it half written.)
 
-Both report themselves to the browser as the stock widget (``get_block_name``), so the front end
-is unchanged.
+Both are stock widgets with one method replaced on the instance (a subclass of a Gradio component
+would make Gradio write a ``.pyi`` stub next to this file), so the front end is unchanged.
 """
 
 from __future__ import annotations
@@ -54,20 +54,17 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.asarray(image)
 
 
-class CheckedImageEditor(gr.ImageEditor):
-    """``gr.ImageEditor`` that refuses too-large images before decoding them (see the module)."""
+def checked_image_editor(**options: Any) -> gr.ImageEditor:
+    """A ``gr.ImageEditor`` (same options) that refuses too-large images before decoding them.
 
-    def get_block_name(self) -> str:
-        """The front-end component: the stock image editor."""
-        return "imageeditor"
+    Each file the editor receives (background, layers, composite) has its header read first;
+    then Gradio decodes it as usual, and EXIF orientation is applied to arrays.
+    """
+    editor = gr.ImageEditor(**options)
+    stock = editor.convert_and_format_image
 
-    def convert_and_format_image(self, file: FileData | None | bytes,
+    def convert_and_format_image(file: FileData | None | bytes,
                                  flatten_on_white: bool = False) -> Any:
-        """Check the header, then let Gradio decode; apply EXIF orientation to arrays.
-
-        Raises:
-            gr.Error: too large, or not an image (the message names no server path).
-        """
         if file is None:
             return None
         if isinstance(file, FileData):
@@ -80,10 +77,13 @@ class CheckedImageEditor(gr.ImageEditor):
             raise gr.Error(str(error), title="Cannot do that") from None
         if header.notice:
             gr.Warning(f"{name} {header.notice}.")
-        value = super().convert_and_format_image(file, flatten_on_white)
+        value = stock(file, flatten_on_white)
         if isinstance(value, np.ndarray) and header.orientation != 1:
             value = orient(value, header.orientation)
         return value
+
+    editor.convert_and_format_image = convert_and_format_image  # this widget only
+    return editor
 
 
 def stored_png(array: np.ndarray, folder: str | os.PathLike) -> str:
@@ -118,15 +118,17 @@ def stored_png(array: np.ndarray, folder: str | os.PathLike) -> str:
     return str(path)
 
 
-class OutputImage(gr.Image):
-    """``gr.Image`` for results, writing each distinct image once, atomically (see the module)."""
+def output_image(**options: Any) -> gr.Image:
+    """A ``gr.Image`` (same options) for results: each distinct array is written once,
+    atomically, by :func:`stored_png` in Gradio's cache, and its path is what Gradio serves."""
+    image = gr.Image(**options)
+    stock = image.postprocess
+    folder = Path(image.GRADIO_CACHE) / IMAGE_FOLDER
 
-    def get_block_name(self) -> str:
-        """The front-end component: the stock image."""
-        return "image"
-
-    def postprocess(self, value: Any) -> Any:
-        """Arrays go through :func:`stored_png` (in Gradio's cache); other values as usual."""
+    def postprocess(value: Any) -> Any:
         if isinstance(value, np.ndarray):
-            value = stored_png(value, Path(self.GRADIO_CACHE) / IMAGE_FOLDER)
-        return super().postprocess(value)
+            value = stored_png(value, folder)
+        return stock(value)
+
+    image.postprocess = postprocess  # this widget only
+    return image

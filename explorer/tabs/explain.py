@@ -26,7 +26,7 @@ from explorer.handlers.explain import PREDICTED, ExplainRequest, class_choices, 
 from explorer.handlers.image import LoadedImage
 from explorer.media import editor as editor_state
 from explorer.media.decode import IMAGE_EXTENSIONS
-from explorer.media.widgets import CheckedImageEditor, OutputImage
+from explorer.media.widgets import checked_image_editor, output_image
 from explorer.state import AppContext
 
 BRUSH = gr.Brush(colors=["rgba(0, 230, 90, 0.45)"], default_color="rgba(0, 230, 90, 0.45)",
@@ -48,7 +48,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                              file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90,
                              elem_id="image-upload")
             true_class = gr.Dropdown(classes, value=None, label="True class (if known)")
-            editor = CheckedImageEditor(label="Paint the object (brush) · fix with the eraser",
+            editor = checked_image_editor(label="Paint the object (brush) · fix with the eraser",
                                     type="numpy", format="png", brush=BRUSH, eraser=gr.Eraser(),
                                     layers=False, transforms=(), sources=(), height=380,
                                     elem_id="mask-editor")
@@ -61,7 +61,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 clear = gr.Button("Clear mask", size="sm")
             mask_file = gr.File(label="…or upload a mask (white = object)",
                                 file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90)
-            preview = OutputImage(label="Mask overlay (what the share uses)", type="numpy",
+            preview = output_image(label="Mask overlay (what the share uses)", type="numpy",
                                format="png", interactive=False, height=200)
         with gr.Column(scale=2):
             gr.Markdown("#### 2 · Compare two models")
@@ -79,7 +79,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
             with gr.Row():
                 left_side = model_column("Left model", "left")
                 right_side = model_column("Right model", "right")
-            colorbar = OutputImage(label="Shared colour scale: blue −s … white 0 … red +s",
+            colorbar = output_image(label="Shared colour scale: blue −s … white 0 … red +s",
                                 type="numpy", format="png", interactive=False, height=60)
             summary = gr.Markdown(elem_id="explain-summary")
 
