@@ -56,8 +56,9 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                 after = output_image(label="After", type="numpy", format="png", interactive=False,
                                  height=220)
             comparison = gr.Markdown()
+            janitor = ctx.sessions  # a plain function below: Gradio deep-copies a bound method
             record = gr.State(new_record(), time_to_live=ctx.limits.session_ttl_s,
-                              delete_callback=ctx.sessions.forget_runs)
+                              delete_callback=lambda value: janitor.forget_runs(value))
             runs = gr.Dataframe(headers=["model", "method", "epochs", "val. accuracy",
                                          "val. background share"], value=[],
                                 label="This session's fine-tunes", interactive=False)
