@@ -101,15 +101,16 @@ def test_exif_orientation_is_applied_and_multi_frame_files_get_a_notice(tmp_path
 
 
 def test_output_images_are_written_once_atomically_under_concurrent_answers(tmp_path):
-    from explorer.media.widgets import stored_png
+    from explorer.media.widgets import PngStore, stored_png
 
     bar = np.tile(np.linspace(0, 255, 256).astype(np.uint8)[None, :, None], (16, 1, 3))
     paths, errors = [], []
+    store = PngStore(tmp_path)
 
     def answer():
         try:
-            for _ in range(20):
-                paths.append(stored_png(bar, tmp_path))
+            for index in range(20):
+                paths.append(stored_png(bar, tmp_path) if index % 2 else store.path(bar))
         except Exception as error:  # noqa: BLE001
             errors.append(error)
 

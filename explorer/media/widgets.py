@@ -9,8 +9,9 @@
 * :func:`output_image` — a ``gr.Image`` for results: an array is encoded once as PNG and written
   atomically under a name made of its content's hash (:func:`stored_png`), so an identical image
   in concurrent answers (the colour bar, the same overlay twice) is written once and never
-  rewritten while a client reads it. (The stock widget rewrites the same cache file on every
-  answer, and a concurrent reader could see it half written.)
+  rewritten while a client reads it; a repeated image is not even re-encoded (:class:`PngStore`).
+  (The stock widget rewrites the same cache file on every answer, and a concurrent reader could
+  see it half written.)
 
 Both are stock widgets with one method replaced on the instance (a subclass of a Gradio component
 would make Gradio write a ``.pyi`` stub next to this file), so the front end is unchanged.
@@ -21,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -86,14 +89,52 @@ def checked_image_editor(**options: Any) -> gr.ImageEditor:
     return editor
 
 
-def stored_png(array: np.ndarray, folder: str | os.PathLike) -> str:
-    """The path of a PNG of ``array`` in ``folder``, named by its content's hash.
+class PngStore:
+    """PNG files of arrays in one folder, each named by its content's hash, written once.
 
-    The file is written atomically the first time; later calls with the same pixels only touch
-    it (so a cache cleaner measuring age keeps it) and return the same path.
+    A file is written atomically the first time its pixels are seen; later calls with the same
+    pixels skip the encoding (a small LRU maps the array's digest to its file), only touch the
+    file (so a cache cleaner measuring age keeps it) and return the same path.
 
     Args:
-        array: (H, W, 3) or (H, W) uint8 (other dtypes are clipped to [0, 255]).
+        folder: where the files live.
+        capacity: arrays remembered by digest.
+    """
+
+    def __init__(self, folder: str | os.PathLike, capacity: int = 256) -> None:
+        self.folder, self.capacity = Path(folder), capacity
+        self._known: OrderedDict[str, Path] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def path(self, array: np.ndarray) -> str:
+        """The path of a PNG of ``array`` ((H, W[, 3|4]) uint8; other dtypes are clipped)."""
+        pixels = np.ascontiguousarray(array if array.dtype == np.uint8
+                                      else np.clip(array, 0, 255).astype(np.uint8))
+        digest = hashlib.sha1(f"{pixels.shape}".encode() + pixels.tobytes()).hexdigest()
+        with self._lock:
+            known = self._known.get(digest)
+            if known is not None:
+                self._known.move_to_end(digest)
+        if known is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(known)
+                return str(known)
+        path = Path(stored_png(pixels, self.folder))
+        with self._lock:
+            self._known[digest] = path
+            while len(self._known) > self.capacity:
+                self._known.popitem(last=False)
+        return str(path)
+
+
+def stored_png(array: np.ndarray, folder: str | os.PathLike) -> str:
+    """The path of a PNG of ``array`` in ``folder``, named by its encoded content's hash.
+
+    The file is written atomically the first time; later calls with the same pixels only touch
+    it and return the same path. (:class:`PngStore` also skips the encoding.)
+
+    Args:
+        array: (H, W, 3|4) or (H, W) uint8 (other dtypes are clipped to [0, 255]).
         folder: where the files live.
     """
     pixels = np.ascontiguousarray(array if array.dtype == np.uint8
@@ -120,14 +161,14 @@ def stored_png(array: np.ndarray, folder: str | os.PathLike) -> str:
 
 def output_image(**options: Any) -> gr.Image:
     """A ``gr.Image`` (same options) for results: each distinct array is written once,
-    atomically, by :func:`stored_png` in Gradio's cache, and its path is what Gradio serves."""
+    atomically, by a :class:`PngStore` in Gradio's cache, and its path is what Gradio serves."""
     image = gr.Image(**options)
     stock = image.postprocess
-    folder = Path(image.GRADIO_CACHE) / IMAGE_FOLDER
+    store = PngStore(Path(image.GRADIO_CACHE) / IMAGE_FOLDER)
 
     def postprocess(value: Any) -> Any:
         if isinstance(value, np.ndarray):
-            value = stored_png(value, folder)
+            value = store.path(value)
         return stock(value)
 
     image.postprocess = postprocess  # this widget only
