@@ -16,7 +16,9 @@ Reports travel over a queue as ``("progress", step, total, metrics)``, then one
 every step. Killing the process loses nothing saved before: the checkpoint is written atomically
 (a partial file never has the final name) and only after training has finished.
 
-This module imports only the engine (no Gradio), so the worker process starts quickly.
+This module imports only the engine (no Gradio), so the worker process starts quickly. As with
+any ``spawn`` process, a script that builds the explorer must do so under
+``if __name__ == "__main__":`` (``app.py`` does), since the new process imports the main module.
 """
 
 from __future__ import annotations
