@@ -13,17 +13,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from forged_inputs import deep_metadata, forged_png, no_architecture
 from PIL import Image
 from ui_fixtures import launch_tiny_app, make_context, named, object_image, tiny_models
 
@@ -35,18 +34,6 @@ from explorer.media.decode import decode_image, decode_mask
 from explorer.media.editor import EditorInput, editor_value
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def forged_png(path: Path, width: int, height: int) -> Path:
-    """A ~100-byte PNG whose header claims ``width`` × ``height`` RGB pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
-    return path
 
 
 def explain_pair(ctx, session=None):
@@ -337,8 +324,8 @@ def test_a_checkpoint_without_architecture_or_with_deep_json_is_refused(served, 
 
     url, folder = served
     client = Client(url, verbose=False)
-    for name, expected in ((_no_architecture(tmp_path), "architecture"),
-                           (_deep_metadata(tmp_path), "nested|deep")):
+    for name, expected in ((no_architecture(tmp_path), "architecture"),
+                           (deep_metadata(tmp_path), "nested|deep")):
         with pytest.raises(Exception, match=expected) as caught:
             client.predict(checkpoint_file=handle_file(str(name)), display_name="",
                            api_name="/load_checkpoint")
@@ -375,7 +362,7 @@ def test_concurrent_clients_get_answers_without_errors(served):
 
 @pytest.mark.slow
 def test_app_py_refuses_unusable_checkpoints_with_exit_code_2(tmp_path):
-    for bad in (_no_architecture(tmp_path), _deep_metadata(tmp_path)):
+    for bad in (no_architecture(tmp_path), deep_metadata(tmp_path)):
         done = subprocess.run([sys.executable, "app.py", "--checkpoint", str(bad), str(bad),
                                "--port", "1"], cwd=ROOT, capture_output=True, text=True,
                               timeout=300, env={**os.environ, "GRADIO_TEMP_DIR":
@@ -383,41 +370,3 @@ def test_app_py_refuses_unusable_checkpoints_with_exit_code_2(tmp_path):
         assert done.returncode == 2, done.stderr[-2000:]
         assert "Cannot start the explorer" in done.stderr and "Traceback" not in done.stderr
         assert bad.name in done.stderr and str(tmp_path) not in done.stderr
-
-
-def _tiny_checkpoint(path: Path) -> tuple[dict, dict]:
-    """Save a tiny checkpoint; its tensors and its metadata JSON (to be forged)."""
-    from safetensors import safe_open
-
-    from isnet.io.checkpoints import save_checkpoint
-
-    save_checkpoint(path, tiny_models()["Tiny standard"][0], model_name="tiny_densenet",
-                    class_names=["circle", "square", "triangle"], input_size=32)
-    with safe_open(str(path), "pt") as handle:
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        metadata = handle.metadata()
-    return tensors, metadata
-
-
-def _no_architecture(folder: Path) -> Path:
-    from safetensors.torch import save_file
-
-    tensors, metadata = _tiny_checkpoint(folder / "base.safetensors")
-    (key, text), = metadata.items()
-    document = json.loads(text)
-    document.pop("architecture")
-    save_file(tensors, str(folder / "no_architecture.safetensors"),
-              metadata={key: json.dumps(document)})
-    return folder / "no_architecture.safetensors"
-
-
-def _deep_metadata(folder: Path) -> Path:
-    from safetensors.torch import save_file
-
-    tensors, metadata = _tiny_checkpoint(folder / "base2.safetensors")
-    (key, text), = metadata.items()
-    document = json.loads(text)
-    document["data"] = "DEEP"
-    deep = json.dumps(document).replace('"DEEP"', "[" * 5000 + "]" * 5000)
-    save_file(tensors, str(folder / "deep.safetensors"), metadata={key: deep})
-    return folder / "deep.safetensors"
