@@ -17,6 +17,7 @@ import gradio as gr
 
 from explorer.handlers.explain import ModelView, PairView
 from explorer.media.editor import EditorInput
+from explorer.media.widgets import output_image
 from explorer.state import AppContext
 
 SIDE_FIELDS = ("top", "overlay", "heatmap", "share")
@@ -73,11 +74,11 @@ def model_column(title: str, prefix: str) -> SideWidgets:
         top = gr.Label(label="Top predictions", num_top_classes=10)
         # images carry no label badge and no buttons: nothing may cover a corner, where the
         # shortcut marks sit; a caption below says what each image is
-        overlay = gr.Image(label="Heatmap over the image", show_label=False, type="numpy",
+        overlay = output_image(label="Heatmap over the image", show_label=False, type="numpy",
                            format="png", interactive=False, height=280, buttons=[],
                            elem_id=f"{prefix}-overlay")
         gr.Markdown("Heatmap over the image", elem_classes=["caption"])
-        heatmap = gr.Image(label="Heatmap (shared scale)", show_label=False, type="numpy",
+        heatmap = output_image(label="Heatmap (shared scale)", show_label=False, type="numpy",
                            format="png", interactive=False, height=220, buttons=[],
                            elem_id=f"{prefix}-heatmap")
         gr.Markdown("Heatmap alone (shared colour scale)", elem_classes=["caption"])

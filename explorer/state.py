@@ -18,7 +18,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import numpy as np
 
 import isnet
 from explorer.errors import InputError
+from explorer.sessions import SessionJanitor, safe_name
 from isnet.models import family_of
 
 SHARED = None  # owner of bundled models
@@ -131,6 +132,8 @@ class ModelStore:
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
         self._counter = 0
+        self.on_use: Callable[[str | None], None] | None = None
+        """Called with the session whenever it uses one of its own models (keeps it alive)."""
 
     def add(self, entry: ModelEntry) -> ModelEntry:
         """Register ``entry`` (replacing one with the same id) and return it."""
@@ -155,6 +158,8 @@ class ModelStore:
         if entry is None or (entry.owner is not SHARED and entry.owner != session):
             raise InputError(f"No model called {model_id!r} in this session; pick one from the "
                              f"list (fine-tuned and loaded models last only for your session).")
+        if entry.owner is not SHARED and self.on_use is not None:
+            self.on_use(session)
         return entry
 
     def visible(self, session: str | None) -> list[ModelEntry]:
@@ -167,6 +172,15 @@ class ModelStore:
     def choices(self, session: str | None) -> list[tuple[str, str]]:
         """(label, id) pairs for a dropdown."""
         return [(e.label, e.model_id) for e in self.visible(session)]
+
+    def drop_model(self, model_id: str | None) -> bool:
+        """Forget one session-owned model (shared models stay); whether one was dropped."""
+        with self._lock:
+            entry = self._entries.get(model_id or "")
+            if entry is None or entry.owner is SHARED:
+                return False
+            del self._entries[model_id]
+        return True
 
     def drop_session(self, session: str | None) -> int:
         """Forget every model owned by ``session``; returns how many were dropped."""
@@ -253,6 +267,10 @@ class Limits:
         max_train_images: largest fine-tuning set.
         max_epochs: longest fine-tune.
         display_side: heatmaps are enlarged to about this size for display.
+        session_ttl_s: a session's models and files are removed after this many idle seconds
+            (or when it ends, whichever comes first).
+        leftover_age_s: at start-up, work folders of dead processes and partial files at least
+            this old are removed.
     """
 
     max_side: int = 1024
@@ -260,6 +278,8 @@ class Limits:
     max_train_images: int = 2000
     max_epochs: int = 20
     display_side: int = 256
+    session_ttl_s: float = 3600.0
+    leftover_age_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -285,6 +305,7 @@ class AppContext:
         notice: a banner for the UI (e.g. "untrained demo models"), empty when all is well.
         default_pair: the two model ids compared by default (standard, ISNet).
         views: what each session looked at (for exports and the session report).
+        sessions: removes each session's models and files when it ends or idles (made here).
     """
 
     store: ModelStore
@@ -295,11 +316,18 @@ class AppContext:
     notice: str = ""
     default_pair: tuple[str, str] = ("", "")
     views: ViewLog = field(default_factory=ViewLog)
+    sessions: SessionJanitor | None = None
+
+    def __post_init__(self) -> None:
+        if self.sessions is None:
+            self.sessions = SessionJanitor(self.store, self.work_dir, self.limits.session_ttl_s)
+        self.store.on_use = self.sessions.touch
 
     def session_dir(self, session: str | None) -> Path:
-        """This session's private folder under ``work_dir`` (created on demand)."""
-        safe = "".join(c for c in (session or "anonymous") if c.isalnum() or c in "-_")[:64]
-        folder = self.work_dir / (safe or "anonymous")
+        """This session's private folder under ``work_dir`` (created on demand; using it keeps
+        the session alive for another ``Limits.session_ttl_s`` seconds)."""
+        self.sessions.touch(session)
+        folder = self.work_dir / safe_name(session)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

@@ -30,6 +30,7 @@ from PIL import Image
 from explorer.errors import InputError
 from explorer.media import masking
 from isnet import viz
+from isnet.io.atomic import write_with
 
 ADD, REMOVE = "add to mask", "remove from mask"
 BRUSH_MODES = (ADD, REMOVE)
@@ -62,17 +63,20 @@ def show(folder: Path, image: np.ndarray, mask: np.ndarray | None) -> tuple[dict
         (editor value, record ``{"image": path, "mask": path or None}``).
     """
     stamp = time.time_ns()
-    image_path = folder / f"image-{stamp}.png"
-    Image.fromarray(image).save(image_path)
+    image_path = _save_png(folder / f"image-{stamp}.png", image)
     mask_path = None
     if mask is not None and mask.any():
-        mask_path = folder / f"mask-{stamp}.png"
-        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
+        mask_path = _save_png(folder / f"mask-{stamp}.png", mask.astype(np.uint8) * 255)
         value = {"background": image, "layers": [masking.mask_layer(mask)],
                  "composite": viz.mask_overlay(image, mask)}
     else:
         value = {"background": image, "layers": [], "composite": None}
     return value, {"image": str(image_path), "mask": str(mask_path) if mask_path else None}
+
+
+def _save_png(path: Path, array: np.ndarray) -> Path:
+    """Write ``array`` as a PNG atomically (a partial file never has the final name)."""
+    return write_with(path, lambda temporary: Image.fromarray(array).save(temporary, "PNG"))
 
 
 def _load(record: dict | None) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -33,6 +33,7 @@ from explorer.handlers.explain import (
 from explorer.handlers.image import LoadedImage
 from explorer.media import editor as editor_state
 from explorer.media.decode import IMAGE_EXTENSIONS
+from explorer.media.widgets import checked_image_editor, output_image
 from explorer.state import AppContext
 
 
@@ -66,7 +67,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
             true_class = gr.Dropdown(classes, value=None, label="True class (if known)")
             gr.Markdown("Paint the object with the brush (green adds, red removes; the "
                         "eraser takes strokes back).", elem_classes=["caption"])
-            editor = gr.ImageEditor(label="Image and mask", show_label=False,
+            editor = checked_image_editor(label="Image and mask", show_label=False,
                                     type="numpy", format="png", brush=brush(),
                                     eraser=gr.Eraser(),
                                     layers=False, transforms=(), sources=(), height=380,
@@ -83,7 +84,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 clear = gr.Button("Clear mask", size="sm")
             mask_file = gr.File(label="…or upload a mask (white = object)",
                                 file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140)
-            preview = gr.Image(label="Mask overlay", show_label=False, type="numpy",
+            preview = output_image(label="Mask overlay", show_label=False, type="numpy",
                                format="png", interactive=False, height=200, buttons=[])
             gr.Markdown("Mask overlay: the mask the background share uses.",
                         elem_classes=["caption"])
@@ -111,7 +112,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
             with gr.Row():
                 left_side = model_column("Left model", "left")
                 right_side = model_column("Right model", "right")
-            colorbar = gr.Image(label="Shared colour scale", show_label=False, type="numpy",
+            colorbar = output_image(label="Shared colour scale", show_label=False, type="numpy",
                                 format="png", interactive=False, height=60, buttons=[])
             gr.Markdown("Shared colour scale: blue −s … white 0 … red +s (s in the summary).",
                         elem_classes=["caption"])
