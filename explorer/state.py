@@ -86,6 +86,28 @@ class ModelEntry:
             return "unknown"
 
     @property
+    def normalisation(self) -> tuple[list[float], list[float]] | None:
+        """(mean, std) per channel the model's inputs are normalised with, or None for raw
+        [0, 1] pixels."""
+        norm = self.metadata.get("normalisation") or {}
+        mean, std = norm.get("mean"), norm.get("std")
+        if mean is None or std is None:
+            return None
+        return [float(m) for m in mean], [float(s) for s in std]
+
+    @property
+    def bounds(self) -> tuple[Any, Any]:
+        """(low, high) of the z^B rule: floats, or one value per channel of the normalised
+        input ((0 − mean) / std, (1 − mean) / std)."""
+        low, high = self.metadata.get("bounds") or (0.0, 1.0)
+        return low, high
+
+    @property
+    def lrp_mode(self) -> str:
+        """"corrected" or "authors" (the LRP block as published): the model's default."""
+        return "authors" if self.metadata.get("lrp_mode") == "authors" else "corrected"
+
+    @property
     def epsilon(self) -> float:
         """ε of the LRP ε-rule the model was trained with (the LRP default when not recorded)."""
         value = (self.metadata.get("config") or {}).get("epsilon")
@@ -219,7 +241,11 @@ class Limits:
 
     Attributes:
         max_side: uploaded images are downscaled to this long side.
-        max_file_size: largest accepted upload (Gradio's ``max_file_size``), e.g. "20mb".
+        max_file_size: largest accepted upload other than a checkpoint, e.g. "20mb".
+        max_checkpoint_size: largest accepted checkpoint (upload or file on disk), e.g. "1gb"
+            (a torchvision VGG16 is about 530 MB).
+        local_paths: accept a checkpoint's path on disk (only when the app runs locally and is
+            not shared; app.py sets it).
         max_train_images: largest fine-tuning set.
         max_epochs: longest fine-tune.
         display_side: heatmaps are enlarged to about this size for display.
@@ -227,9 +253,17 @@ class Limits:
 
     max_side: int = 1024
     max_file_size: str = "25mb"
+    max_checkpoint_size: str = "1gb"
+    local_paths: bool = False
     max_train_images: int = 2000
     max_epochs: int = 20
     display_side: int = 256
+
+    @property
+    def upload_limit(self) -> str:
+        """Gradio's ``max_file_size``: the larger of the two upload limits (a checkpoint is the
+        largest thing one uploads; images and zips are bounded again by their decoders)."""
+        return max(self.max_file_size, self.max_checkpoint_size, key=size_bytes)
 
 
 @dataclass(frozen=True)
@@ -281,6 +315,18 @@ class AppContext:
             if sample.name == name:
                 return sample
         raise InputError(f"No sample called {name!r}.")
+
+
+def size_bytes(text: str | int) -> int:
+    """A size such as ``"25mb"``, ``"1gb"``, ``"300kb"`` or a number of bytes, in bytes
+    (binary multiples, as Gradio reads them)."""
+    if isinstance(text, int):
+        return text
+    value = text.strip().lower().replace(" ", "")
+    for unit, scale in (("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("b", 1)):
+        if value.endswith(unit):
+            return int(float(value[:-len(unit)]) * scale)
+    return int(float(value))
 
 
 def plain_metadata(metadata: Mapping[str, Any] | None) -> dict:

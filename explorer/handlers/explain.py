@@ -2,8 +2,8 @@
 
 :func:`explain` takes an :class:`ExplainRequest` and returns a :class:`PairView`:
 
-1. the editor's image and mask become tensors at each model's input size
-   (:mod:`explorer.media.tensors`);
+1. the editor's image and mask become tensors at each model's input size, normalised with each
+   model's own mean and std (:mod:`explorer.media.tensors`);
 2. :func:`isnet.explain` gives logits and heatmaps; the heatmaps stay tensors (cached per model,
    image, class and ε in :class:`Explanation`), and :func:`isnet.background_share` measures them
    against the mask;
@@ -27,9 +27,10 @@ from torch import Tensor
 
 import isnet
 from explorer.errors import InputError
+from explorer.handlers.lrp_modes import DIFFERENCE, lrp_config, resolve
 from explorer.media import masking
 from explorer.media.editor import EditorInput
-from explorer.media.tensors import display_image, mask_tensor, model_tensor
+from explorer.media.tensors import display_image, mask_tensor, model_input
 from explorer.state import AppContext, ModelEntry, image_digest
 from isnet import viz
 
@@ -46,6 +47,8 @@ class ExplainRequest:
         target: a class name, or :data:`PREDICTED` for each model's own top class.
         opacity: overlay opacity in [0, 1].
         top_k: predictions listed per model.
+        lrp_mode: which LRP (:data:`explorer.handlers.lrp_modes.LRP_MODES`; None: each model's
+            own).
     """
 
     editor: EditorInput
@@ -54,6 +57,7 @@ class ExplainRequest:
     target: str | None = PREDICTED
     opacity: float = 0.6
     top_k: int = 3
+    lrp_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,13 +140,13 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
     image, mask = request.editor.read()
     entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
     return explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
-                          int(request.top_k))
+                          int(request.top_k), lrp_mode=request.lrp_mode)
 
 
 def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.ndarray,
                    mask: np.ndarray | None, target: str | None = PREDICTED,
                    opacity: float = 0.6, top_k: int = 3,
-                   display: np.ndarray | None = None) -> PairView:
+                   display: np.ndarray | None = None, lrp_mode: str | None = None) -> PairView:
     """Explain ``image`` with every model in ``entries`` and draw all maps on one scale.
 
     Args:
@@ -153,15 +157,16 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
         opacity: overlay opacity in [0, 1].
         top_k: predictions listed per model.
         display: the picture to draw overlays on (default: ``image``, fitted for display).
+        lrp_mode: which LRP (None: each model's own; the difference mode has no share).
     """
     _, warning = masking.describe_mask(mask)
     usable = mask if mask is not None and mask.any() and not mask.all() else None
     explanations, shares = [], []
     for entry in entries:
-        x = model_tensor(image, entry.input_size)  # (1, 3, S, S)
-        answer = explain_cached(ctx, entry, x, _target_index(entry, target))
+        x = model_input(image, entry.input_size, entry.normalisation)  # (1, 3, S, S)
+        answer = explain_cached(ctx, entry, x, _target_index(entry, target), lrp_mode)
         explanations.append(answer)
-        shares.append(None if usable is None else
+        shares.append(None if usable is None or resolve(entry, lrp_mode) == DIFFERENCE else
                       _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
     picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
     return render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
@@ -169,27 +174,37 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
 
 
 def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor,
-                   target: int | None) -> Explanation:
-    """:func:`engine_explain`, cached per model, image, class and ε (the opacity slider and
-    the class list do not rerun LRP)."""
-    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, entry.epsilon)
+                   target: int | None, lrp_mode: str | None = None) -> Explanation:
+    """:func:`engine_explain`, cached per model, image, class, ε and LRP mode (the opacity
+    slider and the class list do not rerun LRP)."""
+    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, entry.epsilon,
+           str(entry.bounds), resolve(entry, lrp_mode))
     cached = ctx.cache.get(key)
     if cached is None:
-        cached = engine_explain(entry, x, target)
+        cached = engine_explain(entry, x, target, lrp_mode)
         ctx.cache.put(key, cached)
     return cached
 
 
-def engine_explain(entry: ModelEntry, x: Tensor, target: int | None) -> Explanation:
+def engine_explain(entry: ModelEntry, x: Tensor, target: int | None,
+                   lrp_mode: str | None = None) -> Explanation:
     """One model's probabilities and LRP heatmap through :func:`isnet.explain`.
 
-    The ε of the ε-rule is the one the model was trained with (:attr:`ModelEntry.epsilon`).
+    The LRP settings are the model's own (:func:`explorer.handlers.lrp_modes.lrp_config`: the ε
+    it was trained with, its z^B bounds, the corrected or the authors' block); the difference
+    mode gives corrected − authors'.
 
     Shapes:
-        x: (1, 3, S, S) in [0, 1].
+        x: (1, 3, S, S), normalised as the model expects.
     """
+    if resolve(entry, lrp_mode) == DIFFERENCE:
+        corrected = engine_explain(entry, x, target, "corrected")
+        authors = engine_explain(entry, x, target, "authors")
+        return Explanation(corrected.probabilities, corrected.heatmap - authors.heatmap,
+                           corrected.explained)
     with torch.no_grad():
-        logits, heatmaps = isnet.explain(entry.model, x, target=target, epsilon=entry.epsilon)
+        logits, heatmaps = isnet.explain(entry.model, x, target=target,
+                                         lrp=lrp_config(entry, lrp_mode))
     probabilities = torch.softmax(logits.double(), dim=1)[0]  # (K,)
     explained = int(probabilities.argmax()) if target is None else int(target)
     return Explanation(probabilities, heatmaps[0, 0].double(), explained)  # heatmap (C, S, S)
@@ -262,7 +277,8 @@ def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) 
     """
     out = []
     for entry in entries:
-        batch = torch.cat([model_tensor(img, entry.input_size) for img in images])
+        batch = torch.cat([model_input(img, entry.input_size, entry.normalisation)
+                           for img in images])
         with torch.no_grad():
             out.append(torch.softmax(entry.model(batch).double(), dim=1).numpy())
     return np.stack(out)

@@ -15,6 +15,7 @@ from explorer.components import (
     EXPLAIN_OUTPUTS,
     ExplainWidgets,
     editor_input,
+    lrp_mode_radio,
     model_column,
     ordered,
     pair_values,
@@ -74,6 +75,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                      label="Explain class")
                 top_k = gr.Slider(1, 10, value=3, step=1, label="Top predictions")
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+            lrp_mode = lrp_mode_radio()
             run = gr.Button("Explain", variant="primary", elem_id="explain-button")
             with gr.Row():
                 left_side = model_column("Left model", "left")
@@ -101,20 +103,21 @@ def build(ctx: AppContext) -> ExplainWidgets:
 
     @guarded
     def on_explain(image_and_mask, left_model, right_model, explain_class, overlay_opacity,
-                   top_predictions, brush_strokes, editor_record, request: gr.Request):
+                   top_predictions, brush_strokes, editor_record, lrp=None,
+                   request: gr.Request = None):
         """Explain the editor's image with the left and right models (heatmaps on one scale)."""
         pair = explain(ctx, session_of(request), ExplainRequest(
             editor=editor_input(image_and_mask, brush_strokes, editor_record),
             left_id=left_model, right_id=right_model, target=explain_class,
-            opacity=float(overlay_opacity), top_k=int(top_predictions)))
+            opacity=float(overlay_opacity), top_k=int(top_predictions), lrp_mode=lrp))
         notify(pair.notices)
         return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
                         "mask_preview": pair.mask_preview}, EXPLAIN_OUTPUTS)
 
     outputs = dict(zip(EXPLAIN_OUTPUTS, left_side.outputs() + right_side.outputs()
                        + [colorbar, summary, preview], strict=True))
-    gr.on([run.click, opacity.release, target.input], on_explain,
-          inputs=[editor, left, right, target, opacity, top_k, brush_mode, record],
+    gr.on([run.click, opacity.release, target.input, lrp_mode.input], on_explain,
+          inputs=[editor, left, right, target, opacity, top_k, brush_mode, record, lrp_mode],
           outputs=ordered(outputs, EXPLAIN_OUTPUTS),
           api_name="explain", concurrency_id="explain", concurrency_limit=2)
 
