@@ -23,7 +23,7 @@ from typing import Any
 
 from explorer.catalog import entry_from_checkpoint
 from explorer.errors import InputError
-from explorer.handlers.lrp_modes import mode_note, opening_mode
+from explorer.handlers.lrp_modes import mode_note
 from explorer.media.tensors import normalised_bounds
 from explorer.state import SHARED, AppContext, ModelEntry, size_bytes
 from isnet.io.limits import CheckpointLimits
@@ -82,8 +82,6 @@ def load_model(ctx: AppContext, session: str | None, request: LoadRequest) -> Mo
     except ValueError as error:  # CheckpointError is a ValueError
         raise InputError(f"{Path(path).name} is not a checkpoint this app can load: "
                          f"{_first_line(error)}") from error
-    mode, reason = opening_mode(path, entry.metadata)
-    entry.metadata.update(lrp_mode=mode, lrp_mode_reason=reason)
     label = (request.name or "").strip()
     if label:
         entry.label = label
