@@ -22,6 +22,7 @@ from explorer.components import session_of
 from explorer.handlers.explain import engine_explain
 from explorer.media.tensors import model_tensor
 from explorer.state import AppContext, Limits, ModelEntry, ModelStore, plain_metadata
+from explorer.tabs import arena as arena_tab
 from explorer.tabs import bias as bias_tab
 from explorer.tabs import explain as explain_tab
 from explorer.tabs import models as models_tab
@@ -59,7 +60,8 @@ def _entries(models: Mapping[str, Any] | Sequence[ModelEntry]) -> list[ModelEntr
 def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                  checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
                  masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
-                 limits: Limits | None = None) -> AppContext:
+                 limits: Limits | None = None,
+                 arena_dir: str | Path | None = None) -> AppContext:
     """Load the models and samples and build the handlers' shared :class:`AppContext`."""
     notice = ""
     if models is not None:
@@ -76,7 +78,8 @@ def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
     samples = catalog.find_samples(images, masks, entries[0].class_names)
     return AppContext(store, samples, Path(work_dir) if work_dir else default_work_dir(),
                       limits=limits or Limits(), notice=notice,
-                      default_pair=(entries[0].model_id, entries[1].model_id))
+                      default_pair=(entries[0].model_id, entries[1].model_id),
+                      arena_dir=Path(arena_dir) if arena_dir else None)
 
 
 def warm_up(ctx: AppContext) -> None:
@@ -92,7 +95,7 @@ def warm_up(ctx: AppContext) -> None:
 def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
                masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
-               limits: Limits | None = None) -> gr.Blocks:
+               limits: Limits | None = None, arena_dir: str | Path | None = None) -> gr.Blocks:
     """Build the explorer.
 
     Args:
@@ -102,11 +105,12 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
         samples_dir / masks_dir: sample images and their masks (default ``assets/``).
         work_dir: where fine-tuned checkpoints go (default: a fresh folder in Gradio's temp dir).
         limits: size limits (upload size, image side, fine-tuning caps).
+        arena_dir: the arena's results folder (default ``results/arena``).
 
     Returns:
-        The ``gr.Blocks``; launch it with ``max_file_size=ctx.limits.max_file_size`` (app.py does).
+        The ``gr.Blocks``; launch it with ``max_file_size=ctx.limits.upload_limit`` (app.py does).
     """
-    ctx = make_context(models, checkpoints, samples_dir, masks_dir, work_dir, limits)
+    ctx = make_context(models, checkpoints, samples_dir, masks_dir, work_dir, limits, arena_dir)
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         if ctx.notice:
@@ -120,6 +124,8 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                 train_tab.build(ctx, widgets)
             with gr.Tab("Models", id="models"):
                 models_tab.build(ctx, widgets)
+            with gr.Tab("Arena", id="arena"):
+                arena_tab.build(ctx, widgets)
 
         def forget_session(request: gr.Request) -> None:
             session = session_of(request)

@@ -288,6 +288,7 @@ class AppContext:
         limits: size limits.
         notice: a banner for the UI (e.g. "untrained demo models"), empty when all is well.
         default_pair: the two model ids compared by default (standard, ISNet).
+        arena_dir: the arena's results folder (None: ``results/arena``).
     """
 
     store: ModelStore
@@ -297,6 +298,7 @@ class AppContext:
     limits: Limits = field(default_factory=Limits)
     notice: str = ""
     default_pair: tuple[str, str] = ("", "")
+    arena_dir: Path | None = None
 
     def session_dir(self, session: str | None) -> Path:
         """This session's private folder under ``work_dir`` (created on demand)."""

@@ -5,6 +5,7 @@ explain path with each model's own input size and normalisation."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -227,3 +228,53 @@ def test_head_replacement_keeps_the_body_and_trains(name, path):
         optimiser.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
+
+
+# --- the arena tab -----------------------------------------------------------------------------
+
+def _arena_record(method, title, accuracies, share_lrp, share_native=None, native="LRP"):
+    """One method's record in the format benchmarks/arena.py writes."""
+    return {"method": method, "title": title, "model": "tiny_densenet", "status": "finished",
+            "advice": None, "steps": 3, "train_seconds_per_epoch": 1.25, "parameters": 1234,
+            "native_map": native, "inference_ms_per_image": 0.5,
+            "splits": {split: {"accuracy": acc, "background_share_lrp": share_lrp,
+                               "background_share_native": share_native}
+                       for split, acc in zip(("biased", "unbiased", "confounding"), accuracies,
+                                             strict=True)},
+            "command": "python -m benchmarks.arena --epochs 1", "device": "cpu"}
+
+
+def test_arena_reads_results_and_loads_a_rows_model(ctx, tmp_path):
+    from explorer.handlers import arena as ha
+    from isnet.io.checkpoints import save_checkpoint
+
+    folder = tmp_path / "arena"
+    assert ha.read_leaderboard(folder).methods == []
+    folder.mkdir()
+    records = [_arena_record("standard", "Standard", (0.99, 0.5, 0.2), 0.6),
+               _arena_record("selective", "Selective ISNet", (0.8, 0.79, 0.78), 0.2)]
+    (folder / "arena.json").write_text(json.dumps({
+        "command": "python -m benchmarks.arena --epochs 1", "device": "CPU", "data": {},
+        "uniform_map_background_share": 0.75, "methods": records}))
+    torch.manual_seed(0)
+    model = isnet.create_model("tiny_densenet", num_classes=3)
+    save_checkpoint(folder / "selective.safetensors", model, class_names=["a", "b", "c"],
+                    input_size=32, config={"method": "selective"})
+    board = ha.read_leaderboard(folder)
+    assert board.methods == ["standard", "selective"] and len(board.rows[0]) == len(ha.HEADERS)
+    assert board.rows[0][:5] == ["Standard", "tiny_densenet", 99.0, 50.0, 20.0]
+    assert board.rows[1][-1] == "load" and board.rows[0][-1] == "—"
+    assert "0.750" in board.summary and "python -m benchmarks.arena" in board.summary
+    with pytest.raises(InputError, match="no checkpoint for standard"):
+        ha.load_method(ctx, "ivy", board, 0)
+    entry = ha.load_method(ctx, "ivy", board, 1)
+    assert entry.label == "Arena · Selective ISNet" and entry.trained_as == "isnet"
+    assert ha.load_method(ctx, "ivy", board, 1) is entry  # once per session
+    assert entry.model_id in [i for _, i in ctx.store.choices("ivy")]
+    image, mask = object_image(0, size=64)
+    pair = explain(ctx, "ivy", ExplainRequest(EditorInput(editor_value(image, mask)),
+                                              "standard", entry.model_id))
+    assert pair.right.label == entry.label and pair.right.share is not None
+    (folder / "arena.json").write_text("{not json")
+    with pytest.raises(InputError, match="not readable JSON"):
+        ha.read_leaderboard(folder)
