@@ -278,3 +278,61 @@ def test_arena_reads_results_and_loads_a_rows_model(ctx, tmp_path):
     (folder / "arena.json").write_text("{not json")
     with pytest.raises(InputError, match="not readable JSON"):
         ha.read_leaderboard(folder)
+
+
+@pytest.mark.slow
+def test_models_and_arena_through_the_client(tmp_path):
+    """A launched app: a checkpoint from a path on disk, the LRP switch, an arena row → explain."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+    from ui_fixtures import free_port, named, tiny_models, write_samples
+
+    from explorer.app import build_demo
+    from explorer.components import (
+        ARENA_LOAD_OUTPUTS,
+        COMPARE_MODES_OUTPUTS,
+        EXPLAIN_OUTPUTS,
+        LOAD_CHECKPOINT_OUTPUTS,
+    )
+    from isnet.io.checkpoints import save_checkpoint
+
+    folder = tmp_path / "arena"
+    folder.mkdir()
+    (folder / "arena.json").write_text(json.dumps({"command": "python -m benchmarks.arena",
+                                                   "device": "CPU", "methods": [
+        _arena_record("selective", "Selective ISNet", (0.8, 0.79, 0.78), 0.2)]}))
+    save_checkpoint(folder / "selective.safetensors", isnet.create_model("tiny_densenet",
+                    num_classes=3), class_names=["a", "b", "c"], input_size=32,
+                    config={"method": "selective"})
+    dense = _dense_file(tmp_path, (1, 1), "DenseNet.")
+    images, masks = write_samples(tmp_path / "assets")
+    demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
+                      work_dir=tmp_path / "work", limits=Limits(local_paths=True),
+                      arena_dir=folder)
+    demo.queue(default_concurrency_limit=2)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
+                            server_port=free_port(), quiet=True)
+    try:
+        client = Client(url, verbose=False)
+        loaded = named(LOAD_CHECKPOINT_OUTPUTS, client.predict(
+            checkpoint_file=None, display_name="theirs", disk_path=str(dense),
+            api_name="/load_checkpoint"))
+        assert "authors' own format" in loaded["card"]
+        image, mask = object_image(1, size=64)
+        Image.fromarray(image).save(tmp_path / "img.png")
+        editor = {"background": handle_file(str(tmp_path / "img.png")), "layers": [],
+                  "composite": None}
+        model_id = [i for label, i in loaded["left_model"]["choices"] if label == "theirs"][0]
+        compared = named(COMPARE_MODES_OUTPUTS, client.predict(
+            model=model_id, image_and_mask=editor, api_name="/compare_lrp"))
+        assert "largest |corrected − authors'|" in compared["summary"]
+        arena = named(ARENA_LOAD_OUTPUTS, client.predict(row_index=0, api_name="/arena_load"))
+        assert "Selective ISNet" in arena["card"]
+        right = arena["right_model"]["value"]
+        pair = named(EXPLAIN_OUTPUTS, client.predict(
+            image_and_mask=editor, left_model=model_id, right_model=right,
+            explain_class="predicted class", overlay_opacity=0.6, top_predictions=3,
+            lrp="difference", api_name="/explain"))
+        assert pair["left_share"] is None and "Arena" in pair["summary"]
+    finally:
+        demo.close()

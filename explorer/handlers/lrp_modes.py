@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import isnet
+from explorer.errors import InputError
 from explorer.state import ModelEntry
 
 CORRECTED = "corrected"
@@ -44,7 +45,7 @@ def mode_from_label(value: str | None) -> str:
     for mode, label in LRP_MODES.items():
         if value in (mode, label):
             return mode
-    raise ValueError(f"unknown LRP mode {value!r}; one of {list(LRP_MODES)}")
+    raise InputError(f"Unknown LRP mode {value!r}; choose one of {list(LRP_MODES)}.")
 
 
 def supports_authors(entry: ModelEntry) -> bool:

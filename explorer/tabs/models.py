@@ -77,8 +77,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
     all_cards = gr.Markdown(hm.cards(ctx, None))
 
     @guarded
-    def on_load(checkpoint_file, display_name, disk_path=None, input_size_px=None, norm_mean="",
-                norm_std="", class_names_file=None, request: gr.Request = None):
+    def on_load(checkpoint_file, display_name, disk_path=None, input_size_px=None, norm_mean=None,
+                norm_std=None, class_names_file=None, request: gr.Request = None):
         """Load a checkpoint (upload or local path) into this session and show its card."""
         session = session_of(request)
         entry = hm.load_model(ctx, session, hm.LoadRequest(
