@@ -27,7 +27,7 @@ from torch import Tensor
 
 import isnet
 from explorer.errors import InputError
-from explorer.handlers.lrp_modes import DIFFERENCE, lrp_config, resolve
+from explorer.handlers.lrp_modes import DIFFERENCE, model_maps, resolve
 from explorer.media import masking
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import display_image, mask_tensor, model_input
@@ -188,11 +188,12 @@ def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor,
 
 def engine_explain(entry: ModelEntry, x: Tensor, target: int | None,
                    lrp_mode: str | None = None) -> Explanation:
-    """One model's probabilities and LRP heatmap through :func:`isnet.explain`.
+    """One model's probabilities and heatmap (:func:`explorer.handlers.lrp_modes.model_maps`).
 
     The LRP settings are the model's own (:func:`explorer.handlers.lrp_modes.lrp_config`: the ε
     it was trained with, its z^B bounds, the corrected or the authors' block); the difference
-    mode gives corrected − authors'.
+    mode gives corrected − authors'. A network without an LRP walk (an arena method such as the
+    ViT) gives its native map.
 
     Shapes:
         x: (1, 3, S, S), normalised as the model expects.
@@ -202,9 +203,7 @@ def engine_explain(entry: ModelEntry, x: Tensor, target: int | None,
         authors = engine_explain(entry, x, target, "authors")
         return Explanation(corrected.probabilities, corrected.heatmap - authors.heatmap,
                            corrected.explained)
-    with torch.no_grad():
-        logits, heatmaps = isnet.explain(entry.model, x, target=target,
-                                         lrp=lrp_config(entry, lrp_mode))
+    logits, heatmaps = model_maps(entry, x, target, lrp_mode)
     probabilities = torch.softmax(logits.double(), dim=1)[0]  # (K,)
     explained = int(probabilities.argmax()) if target is None else int(target)
     return Explanation(probabilities, heatmaps[0, 0].double(), explained)  # heatmap (C, S, S)

@@ -14,10 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 import isnet
 from explorer.errors import InputError
 from explorer.state import ModelEntry
+from isnet.lrp.registry import is_lrp_ready
 
 CORRECTED = "corrected"
 AUTHORS = "authors"
@@ -73,6 +75,31 @@ def lrp_config(entry: ModelEntry, mode: str | None = None) -> isnet.LRPConfig:
     if resolve(entry, mode) == AUTHORS:
         config = replace(config, reference_quirks=True)
     return config
+
+
+def model_maps(entry: ModelEntry, x: Tensor, target: int | None,
+               mode: str | None = None) -> tuple[Tensor, Tensor]:
+    """Logits and one heatmap: LRP with :func:`lrp_config` where the network has an LRP walk,
+    else the method's native map (predicted mask, attention, …; not class-specific), as
+    :func:`isnet.training.evaluate.measure` falls back.
+
+    Shapes:
+        x: (1, C, S, S) → logits (1, K), heatmaps (1, 1, C or 1, S, S).
+
+    Raises:
+        InputError: a network with neither an LRP walk nor a native map.
+    """
+    if is_lrp_ready(entry.model):
+        with torch.no_grad():
+            return isnet.explain(entry.model, x, target=target, lrp=lrp_config(entry, mode))
+    from isnet.training.methods import native_explainer_for
+
+    explainer = native_explainer_for(entry.model)
+    if explainer is None:
+        raise InputError(f"{entry.label} ({type(entry.model).__name__}) has neither an LRP walk "
+                         "nor a native map to explain it with.")
+    logits, maps = explainer(entry.model, x)
+    return logits.detach(), maps.detach()
 
 
 def authors_layout(path: str | Path) -> bool:
