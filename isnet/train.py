@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from isnet.io.checkpoints import load_checkpoint, save_checkpoint
-from isnet.models import MODEL_NAMES, create_model
+from isnet.models import MODEL_NAMES
 from isnet.training.config import TRAINING_METHODS, TrainConfig
 from isnet.training.evaluate import measure
 from isnet.training.experiment import (
@@ -36,6 +36,7 @@ from isnet.training.experiment import (
     training_sets,
 )
 from isnet.training.loop import FitResult, fit
+from isnet.training.methods import create_network, get_method
 
 logger = logging.getLogger("isnet.train")
 
@@ -87,7 +88,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
     data = ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=args.val_limit,
                           test_limit=args.test_limit, train_split=args.train_split,
                           bias=replace(DEMO_BIAS, kind=args.bias_kind), seed=args.seed)
-    config = TrainConfig(model=args.model, num_classes=10, method=args.method,
+    comparison = get_method(args.method)  # a comparison method may bring its own network
+    model = comparison.model_name(args.model) if comparison else args.model
+    config = TrainConfig(model=model, num_classes=10, method=args.method,
                          epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          momentum=args.momentum, schedule=args.schedule, heat_weight=args.heat_weight, decay=args.decay,
                          epsilon=args.epsilon, seed=args.seed, input_size=args.size,
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{args.out} exists; pass --overwrite or choose another --out")
     config, data = config_from_args(args)
     train, val = training_sets(data)
-    model = create_model(config.model, config.num_classes)
+    model = create_network(config)
     if args.init is not None:
         model.load_state_dict(load_checkpoint(args.init).model.state_dict())
     lightning = any(v is not None for v in (args.devices, args.num_nodes, args.strategy,

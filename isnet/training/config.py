@@ -9,9 +9,11 @@ from typing import Any
 
 from isnet.models import MODEL_NAMES
 
-TRAINING_METHODS: tuple[str, ...] = ("standard", "all", "selective", "stochastic")
-"""Training methods: plain cross-entropy, or an ISNet explaining all / selective / stochastic
-maps."""
+TRAINING_METHODS: tuple[str, ...] = ("standard", "all", "selective", "stochastic", "rrr", "gain",
+                                     "gradient_input", "unet_segment", "unet_multitask", "vit",
+                                     "ag_sononet", "ham")
+"""Training methods: plain cross-entropy, an ISNet explaining all / selective / stochastic maps,
+or one of the paper's comparison methods (:mod:`isnet.training.methods`)."""
 
 
 
@@ -57,6 +59,13 @@ class TrainConfig:
         deterministic: run under ``torch.use_deterministic_algorithms(True)`` (the authors'
             advice; on CUDA also sets ``CUBLAS_WORKSPACE_CONFIG``). The switch is process-wide
             and stays on after the run.
+        rrr_weight: λ of RRR's background input-gradient penalty (method ``"rrr"``); Ross et
+            al. choose it so that both terms are of similar size. Measured on DenseNet121: the
+            penalty is ~30–80 per image when fresh (64 px) and ~300–900 while training on the
+            32 px arena, against a CE of ~2.3; there λ = 1 and 0.01 kept training at chance, so
+            the default is 0.001 (the authors' P = 0.5 on a 1/B-scaled gradient at B = 32 is
+            λ ≈ 0.0005).
+        segmentation_weight: weight of the segmentation loss of the U-Net methods.
     """
 
     model: str = "densenet121"
@@ -84,6 +93,8 @@ class TrainConfig:
     recalibrate_batchnorm: bool = True
     schedule: str = "constant"
     deterministic: bool = False
+    rrr_weight: float = 0.001
+    segmentation_weight: float = 1.0
 
     def __post_init__(self) -> None:
         """Reject settings that cannot train, naming the field and what is allowed.
@@ -155,6 +166,8 @@ NUMBER_RANGES: dict[str, tuple[type, float, float, str]] = {
     "saturation": (float, 0.0, 1e6, "(]"),
     "grad_clip_norm": (float, 0.0, 1e6, "(]"),
     "divergence_ratio": (float, 1.0, 1e12, "(]"),
+    "rrr_weight": (float, 0.0, 1e6, "[]"),
+    "segmentation_weight": (float, 0.0, 1e6, "[]"),
 }
 """Field → (type, low, high, brackets): the allowed values of each numeric TrainConfig field
 (``"(]"`` excludes the low end, ``"[)"`` the high end). Any other float field must be finite."""

@@ -7,28 +7,34 @@ prints the results.
 The background share of an image is ``Σ|R|`` outside the foreground mask over ``Σ|R|`` for the
 LRP heatmap of the model's *predicted* class (z^B input rule, ε = 0.01 by default): 0 means all
 relevance lies on the object, 1 all on the background. A model that uses a background shortcut
-has a high share.
+has a high share. Networks without an LRP walk (the U-Nets and the ViT of
+:mod:`isnet.training.methods`) are measured on their native map instead (the predicted mask,
+attention rollout), and any network can be measured on a given ``explainer``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from isnet.data.image_set import as_dataset
 from isnet.io.checkpoints import load_checkpoint
 from isnet.loss import background_share
+from isnet.lrp.registry import is_lrp_ready
 from isnet.training.experiment import ExperimentData, evaluation_set
+from isnet.training.methods import native_explainer_for
 from isnet.wrapper import explain
 
 
 def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 0.01,
-            zb: bool = True, limit_batches: int | None = None) -> dict[str, float]:
+            zb: bool = True, limit_batches: int | None = None,
+            explainer: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]] | None = None,
+            ) -> dict[str, float]:
     """Accuracy and mean background share of ``model`` (in ``eval()`` mode) on ``data``.
 
     Args:
@@ -38,6 +44,9 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
         epsilon: ε of the LRP ε-rule.
         zb: z^B rule at the input layer.
         limit_batches: stop after this many batches (None = all).
+        explainer: ``(model, images) -> (logits (B, K), maps (B, M, C, H, W))`` used instead of
+            LRP (e.g. ``isnet.training.methods.as_explainer(method.native_map)``); None = LRP,
+            or the registered native map for a network without an LRP walk.
 
     Returns:
         ``{"accuracy": float, "background_share": float, "count": int}``.
@@ -48,6 +57,11 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
     dataset = as_dataset(data)
     if len(dataset) == 0:
         raise ValueError("measure: the data set is empty")
+    if explainer is None and not is_lrp_ready(model):
+        explainer = native_explainer_for(model)
+        if explainer is None:
+            raise ValueError(f"measure: {type(model).__name__} has neither an LRP walk nor a "
+                             "native explainer; pass explainer=")
     model.eval()
     correct, share, count = 0, 0.0, 0
     with torch.no_grad():
@@ -58,7 +72,10 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
             images, masks, labels = (images.to(reference.device, reference.dtype),
                                      masks.to(reference.device, reference.dtype),
                                      labels.to(reference.device))
-            logits, heatmaps = explain(model, images, epsilon=epsilon, zb=zb)  # (B, 1, C, H, W)
+            if explainer is None:
+                logits, heatmaps = explain(model, images, epsilon=epsilon, zb=zb)
+            else:
+                logits, heatmaps = explainer(model, images)  # (B, M, C|1, H, W)
             correct += int((logits.argmax(1) == labels).sum())
             share += float(background_share(heatmaps, masks).sum())
             count += len(labels)

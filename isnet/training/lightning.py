@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from isnet.data.image_set import as_dataset
 from isnet.loss import background_share
-from isnet.models import create_model
+from isnet.lrp.registry import is_lrp_ready
 from isnet.models.densenet import DenseNet
 from isnet.training.config import TrainConfig
 from isnet.training.loop import (
@@ -36,6 +36,7 @@ from isnet.training.loop import (
     make_scheduler,
     recalibrate_batchnorm,
 )
+from isnet.training.methods import create_network, native_explainer_for
 from isnet.wrapper import explain
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class ISNetLightningModule(L.LightningModule):
 
     Args:
         config: the run's settings (saved as hyper-parameters).
-        model: the DenseNet to train; a fresh ``create_model(config.model, config.num_classes)``
+        model: the network to train; a fresh ``create_network(config)``
             if None.
     """
 
@@ -54,7 +55,7 @@ class ISNetLightningModule(L.LightningModule):
         super().__init__()
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
-        backbone = model if model is not None else create_model(config.model, config.num_classes)
+        backbone = model if model is not None else create_network(config)
         self.network = build_network(backbone, config)
 
     @property
@@ -89,7 +90,10 @@ class ISNetLightningModule(L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         """Accuracy and background share of the predicted class's heatmap."""
         images, masks, labels = batch
-        logits, heatmaps = explain(self.model, images, epsilon=self.config.epsilon, zb=self.config.zb)
+        if is_lrp_ready(self.model):
+            logits, heatmaps = explain(self.model, images, epsilon=self.config.epsilon, zb=self.config.zb)
+        else:  # U-Nets, ViT, …: the method's native map
+            logits, heatmaps = native_explainer_for(self.model)(self.model, images)
         self.log_dict({"val_accuracy": (logits.argmax(1) == labels).float().mean(),
                        "val_background_share": background_share(heatmaps, masks).mean()},
                       on_epoch=True, sync_dist=True, batch_size=len(labels))

@@ -6,7 +6,10 @@ Training methods (``TrainConfig.method``):
 * ``"all"`` — original ISNet: a heatmap per class (K maps; cost grows with K);
 * ``"selective"`` — Selective ISNet (Faster ISNet): one map of the softmax log-odds of the
   lowest-scoring class; cost independent of K (the authors' run scripts use it by default);
-* ``"stochastic"`` — Stochastic ISNet: one map of the top or a random logit per sample.
+* ``"stochastic"`` — Stochastic ISNet: one map of the top or a random logit per sample;
+* the paper's comparison methods (``"rrr"``, ``"gain"``, ``"gradient_input"``, …): each brings
+  its own network and loss (:mod:`isnet.training.methods`); the loop, checkpoints and evaluation
+  are the same.
 
 Every ISNet variant minimises ``(1 − P)·CE + P·L_heatmap`` (:func:`isnet.isnet_loss`). The loop
 (:func:`fit`) seeds everything, clips the gradient norm (1 by default, as the authors advise),
@@ -42,6 +45,7 @@ from isnet.data.image_set import as_dataset
 from isnet.loss import LossTerms, background_share, isnet_loss
 from isnet.training.config import TrainConfig
 from isnet.training.evaluate import measure
+from isnet.training.methods import get_method
 from isnet.wrapper import ISNet
 
 logger = logging.getLogger(__name__)
@@ -97,7 +101,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def build_network(model: nn.Module, config: TrainConfig) -> nn.Module:
     """The module trained for ``config.method``: the network itself, or an ISNet around it."""
-    if config.method == "standard":
+    if config.method == "standard" or get_method(config.method) is not None:
         return model
     return ISNet(model, epsilon=config.epsilon, zb=config.zb, explain=config.method, seed=config.seed)
 
@@ -114,6 +118,9 @@ def compute_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tens
         terms = isnet_loss(logits, labels, heatmaps, masks, heat_weight=config.heat_weight,
                            **config.heatmap_loss_kwargs())
         return terms, logits, heatmaps
+    method = get_method(config.method)  # a comparison method (isnet.training.methods)
+    if method is not None:
+        return method.loss(network, images, masks, labels, config)
     logits = network(images)
     classification = F.cross_entropy(logits, labels)
     return LossTerms(classification, classification, torch.zeros_like(classification)), logits, None
