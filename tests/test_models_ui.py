@@ -336,3 +336,40 @@ def test_models_and_arena_through_the_client(tmp_path):
         assert pair["left_share"] is None and "Arena" in pair["summary"]
     finally:
         demo.close()
+
+
+@pytest.mark.slow
+def test_every_arena_methods_model_loads_from_a_row_and_is_explained(ctx, tmp_path):
+    """Tiny networks of every training method, saved as the arena saves them; each row loads
+    and is explained (LRP where the network has a walk, else its native map)."""
+    from explorer.handlers import arena as ha
+    from isnet.io.checkpoints import save_checkpoint
+    from isnet.lrp.registry import is_lrp_ready
+    from isnet.training.config import TRAINING_METHODS, TrainConfig
+    from isnet.training.methods import create_network, get_method
+
+    folder = tmp_path / "arena"
+    folder.mkdir()
+    records = []
+    for method in TRAINING_METHODS:
+        comparison = get_method(method)
+        name = comparison.model_name("tiny_densenet") if comparison else "tiny_densenet"
+        config = TrainConfig(model=name, num_classes=3, method=method, input_size=32)
+        torch.manual_seed(0)
+        network = create_network(config).eval()
+        save_checkpoint(folder / f"{method}.safetensors", network, model_name=name,
+                        class_names=["a", "b", "c"], input_size=32, config=config.to_dict())
+        records.append(_arena_record(method, method.upper(), (0.5, 0.4, 0.3), 0.5))
+    (folder / "arena.json").write_text(json.dumps({"methods": records}))
+    board = ha.read_leaderboard(folder)
+    assert board.methods == list(TRAINING_METHODS)
+    image, mask = object_image(2, size=64)
+    native = 0
+    for index in range(len(board.methods)):
+        entry = ha.load_method(ctx, "joy", board, index)
+        native += not is_lrp_ready(entry.model)
+        pair = explain(ctx, "joy", ExplainRequest(EditorInput(editor_value(image, mask)),
+                                                  "standard", entry.model_id))
+        assert pair.right.heatmap.shape == (256, 256, 3), entry.label
+        assert pair.right.share is not None and 0 <= pair.right.share <= 1, entry.label
+    assert native >= 3  # U-Net pipelines, ViT, AG-Sononet, … use their native maps

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from isnet.io.architecture import infer_architecture
 from isnet.io.limits import CheckpointLimits, LimitError, check_json_depth, size_text
+from isnet.models.registry import family_spec
 
 _ITEM_BYTES: dict[str, tuple[int, torch.dtype]] = {
     "F64": (8, torch.float64), "F32": (4, torch.float32), "F16": (2, torch.float16),
@@ -140,6 +141,8 @@ def checked_architecture(name: str, metadata: Mapping[str, Any],
     if family != inferred_family:
         raise ValueError(f"{name}: the metadata declares family {str(family)[:40]!r} but the "
                          f"weights are a {inferred_family}")
+    guessed = set(family_spec(family).guessed_keys)  # not in the shapes: the metadata wins
+    inferred = {k: v for k, v in inferred.items() if not (k in guessed and k in declared)}
     for key, value in inferred.items():
         if key in declared and not _same(declared[key], value):
             raise ValueError(f"{name}: the metadata declares {key}={str(declared[key])[:40]} "
@@ -154,9 +157,13 @@ def checked_architecture(name: str, metadata: Mapping[str, Any],
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal, reading lists and tuples alike (JSON has no tuples)."""
-    return (tuple(a) if isinstance(a, (list, tuple)) else a) == \
-        (tuple(b) if isinstance(b, (list, tuple)) else b)
+    """Equal, reading lists and tuples alike (JSON has no tuples), also inside nested dicts and
+    sequences (a U-Net pipeline's ``classifier_arch``)."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def _parse_json(raw: str | bytes, what: str) -> Any:

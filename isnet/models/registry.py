@@ -29,12 +29,16 @@ class Family:
             arguments; raises ``KeyError`` or ``ValueError`` when the keys are not this family's.
         signature_keys: keys every state dict of the family has (used to name the closest
             family when a file matches none).
+        guessed_keys: constructor arguments the weights' shapes cannot tell (a ViT's number of
+            heads): ``architecture_from_state_dict`` guesses them, and a checkpoint's metadata
+            wins over the guess.
     """
 
     name: str
     model_class: type[nn.Module]
     architecture_from_state_dict: Callable[[Mapping[str, Tensor]], dict[str, Any]]
     signature_keys: tuple[str, ...]
+    guessed_keys: tuple[str, ...] = ()
 
 
 _FAMILY_SPECS: dict[str, Family] = {}

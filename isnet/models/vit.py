@@ -140,7 +140,8 @@ def architecture_from_state_dict(state: Mapping[str, Tensor]) -> dict[str, Any]:
 register_family(Family(
     name="vit", model_class=VisionTransformer,
     architecture_from_state_dict=architecture_from_state_dict,
-    signature_keys=("patch_embed.weight", "cls_token", "pos_embed", "head.weight")))
+    signature_keys=("patch_embed.weight", "cls_token", "pos_embed", "head.weight"),
+    guessed_keys=("heads",)))
 
 _SIZES = {"vit_small": dict(image_size=64, patch_size=8, dim=64, depth=4, heads=4),
           "tiny_vit": dict(image_size=32, patch_size=8, dim=16, depth=1, heads=2)}
