@@ -280,6 +280,30 @@ def test_arena_reads_results_and_loads_a_rows_model(ctx, tmp_path):
         ha.read_leaderboard(folder)
 
 
+def _arena_folder(tmp_path, methods=None):
+    """A results folder as benchmarks/arena.py writes it, with tiny untrained networks of
+    ``methods`` (default: every training method) saved as the arena saves them."""
+    from isnet.io.checkpoints import save_checkpoint
+    from isnet.training.config import TRAINING_METHODS, TrainConfig
+    from isnet.training.methods import create_network, get_method
+
+    folder = tmp_path / "arena"
+    folder.mkdir()
+    records = []
+    for method in methods or TRAINING_METHODS:
+        comparison = get_method(method)
+        name = comparison.model_name("tiny_densenet") if comparison else "tiny_densenet"
+        config = TrainConfig(model=name, num_classes=3, method=method, input_size=32)
+        torch.manual_seed(0)
+        network = create_network(config).eval()
+        save_checkpoint(folder / f"{method}.safetensors", network, model_name=name,
+                        class_names=["a", "b", "c"], input_size=32, config=config.to_dict())
+        records.append(_arena_record(method, method.upper(), (0.5, 0.4, 0.3), 0.5))
+    (folder / "arena.json").write_text(json.dumps({"command": "python -m benchmarks.arena",
+                                                   "device": "CPU", "methods": records}))
+    return folder
+
+
 @pytest.mark.slow
 def test_models_and_arena_through_the_client(tmp_path):
     """A launched app: a checkpoint from a path on disk, the LRP switch, an arena row → explain."""
@@ -294,16 +318,9 @@ def test_models_and_arena_through_the_client(tmp_path):
         EXPLAIN_OUTPUTS,
         LOAD_CHECKPOINT_OUTPUTS,
     )
-    from isnet.io.checkpoints import save_checkpoint
+    from isnet.training.config import TRAINING_METHODS
 
-    folder = tmp_path / "arena"
-    folder.mkdir()
-    (folder / "arena.json").write_text(json.dumps({"command": "python -m benchmarks.arena",
-                                                   "device": "CPU", "methods": [
-        _arena_record("selective", "Selective ISNet", (0.8, 0.79, 0.78), 0.2)]}))
-    save_checkpoint(folder / "selective.safetensors", isnet.create_model("tiny_densenet",
-                    num_classes=3), class_names=["a", "b", "c"], input_size=32,
-                    config={"method": "selective"})
+    folder = _arena_folder(tmp_path)
     dense = _dense_file(tmp_path, (1, 1), "DenseNet.")
     images, masks = write_samples(tmp_path / "assets")
     demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
@@ -326,13 +343,16 @@ def test_models_and_arena_through_the_client(tmp_path):
         compared = named(COMPARE_MODES_OUTPUTS, client.predict(
             model=model_id, image_and_mask=editor, api_name="/compare_lrp"))
         assert "largest |corrected − authors'|" in compared["summary"]
-        arena = named(ARENA_LOAD_OUTPUTS, client.predict(row_index=0, api_name="/arena_load"))
-        assert "Selective ISNet" in arena["card"]
-        right = arena["right_model"]["value"]
-        pair = named(EXPLAIN_OUTPUTS, client.predict(
-            image_and_mask=editor, left_model=model_id, right_model=right,
-            explain_class="predicted class", overlay_opacity=0.6, top_predictions=3,
-            lrp="difference", api_name="/explain"))
+        pair = {}
+        for index, method in enumerate(TRAINING_METHODS):  # every method, through the client
+            arena = named(ARENA_LOAD_OUTPUTS, client.predict(row_index=index,
+                                                             api_name="/arena_load"))
+            assert f"Arena · {method.upper()}" in arena["card"]
+            pair = named(EXPLAIN_OUTPUTS, client.predict(
+                image_and_mask=editor, left_model=model_id,
+                right_model=arena["right_model"]["value"], explain_class="predicted class",
+                overlay_opacity=0.6, top_predictions=3, lrp="difference", api_name="/explain"))
+            assert pair["right_heatmap"] is not None, method
         assert pair["left_share"] is None and "Arena" in pair["summary"]
     finally:
         demo.close()
@@ -343,25 +363,10 @@ def test_every_arena_methods_model_loads_from_a_row_and_is_explained(ctx, tmp_pa
     """Tiny networks of every training method, saved as the arena saves them; each row loads
     and is explained (LRP where the network has a walk, else its native map)."""
     from explorer.handlers import arena as ha
-    from isnet.io.checkpoints import save_checkpoint
     from isnet.lrp.registry import is_lrp_ready
-    from isnet.training.config import TRAINING_METHODS, TrainConfig
-    from isnet.training.methods import create_network, get_method
+    from isnet.training.config import TRAINING_METHODS
 
-    folder = tmp_path / "arena"
-    folder.mkdir()
-    records = []
-    for method in TRAINING_METHODS:
-        comparison = get_method(method)
-        name = comparison.model_name("tiny_densenet") if comparison else "tiny_densenet"
-        config = TrainConfig(model=name, num_classes=3, method=method, input_size=32)
-        torch.manual_seed(0)
-        network = create_network(config).eval()
-        save_checkpoint(folder / f"{method}.safetensors", network, model_name=name,
-                        class_names=["a", "b", "c"], input_size=32, config=config.to_dict())
-        records.append(_arena_record(method, method.upper(), (0.5, 0.4, 0.3), 0.5))
-    (folder / "arena.json").write_text(json.dumps({"methods": records}))
-    board = ha.read_leaderboard(folder)
+    board = ha.read_leaderboard(_arena_folder(tmp_path))
     assert board.methods == list(TRAINING_METHODS)
     image, mask = object_image(2, size=64)
     native = 0
