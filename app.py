@@ -1,5 +1,8 @@
 """Launch the ISNet Explorer: ``python app.py [--share] [--host H] [--port P]
-[--checkpoint STANDARD ISNET] [--inbrowser]``.
+[--checkpoint STANDARD ISNET] [--inbrowser] [--auth USER:PASSWORD | --auth-file FILE]``.
+
+Exit status 2, with a one-line message and no traceback, when the explorer cannot start (a
+checkpoint that cannot be used, a malformed ``--auth``).
 
 This file only parses flags, builds the demo (:func:`explorer.app.build_demo`) and launches it.
 Importing it loads no model and starts no server.
@@ -28,11 +31,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"),
                         help="the two checkpoints to compare (default: assets/checkpoints)")
     parser.add_argument("--inbrowser", action="store_true", help="open a browser tab")
+    parser.add_argument("--auth", action="append", metavar="USER:PASSWORD",
+                        help="require this login (repeat for several users); use it with "
+                             "--share or --host 0.0.0.0. Fine-tuned models and downloads stay "
+                             "per session either way")
+    parser.add_argument("--auth-file", metavar="FILE",
+                        help="require a login from FILE: one USER:PASSWORD per line (blank lines "
+                             "and lines starting with # are skipped); keeps passwords out of the "
+                             "shell history")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per computation (default 1: each request already "
                              "runs in its own thread, and more threads per small image only "
                              "spin-wait for each other on a busy machine)")
     return parser.parse_args(argv)
+
+
+def read_logins(pairs: list[str] | None, auth_file: str | None) -> list[tuple[str, str]]:
+    """(user, password) pairs from ``--auth`` values and the lines of ``--auth-file``.
+
+    Raises:
+        ValueError: an entry without ``:``, an empty user or password, or an unreadable file
+            (the message names the line, never a password).
+    """
+    entries = [("--auth", value) for value in pairs or []]
+    if auth_file:
+        try:
+            lines = open(auth_file, encoding="utf-8").read().splitlines()  # noqa: SIM115
+        except OSError as error:
+            raise ValueError(f"--auth-file {os.path.basename(auth_file)}: cannot be read "
+                             f"({type(error).__name__})") from None
+        entries += [(f"--auth-file line {number}", line.strip())
+                    for number, line in enumerate(lines, 1)
+                    if line.strip() and not line.strip().startswith("#")]
+    logins = []
+    for where, value in entries:
+        user, colon, password = value.partition(":")
+        if not colon or not user.strip() or not password:
+            raise ValueError(f"{where}: expected USER:PASSWORD")
+        logins.append((user.strip(), password))
+    if auth_file and not logins:
+        raise ValueError(f"--auth-file {os.path.basename(auth_file)}: no USER:PASSWORD line")
+    return logins
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,14 +88,16 @@ def main(argv: list[str] | None = None) -> int:
 
     local = not args.share and args.host in ("127.0.0.1", "localhost", "::1")
     try:
+        logins = read_logins(args.auth, args.auth_file)
         demo = build_demo(checkpoints=args.checkpoint, limits=Limits(local_paths=local))
-    except (ValueError, OSError) as error:  # CheckpointError is a ValueError
+    except (ValueError, OSError, KeyError, RecursionError) as error:  # CheckpointError: ValueError
         print(f"Cannot start the explorer: {error}", file=sys.stderr)
         return 2
     limits = demo.explorer_context.limits
     demo.queue(default_concurrency_limit=2, max_size=64)
     options = dict(server_name=args.host, server_port=args.port, inbrowser=args.inbrowser,
-                   max_file_size=limits.upload_limit, theme=THEME, css=CSS, show_error=True)
+                   max_file_size=limits.upload_limit, theme=THEME, css=CSS, show_error=True,
+                   auth=logins or None)
     try:
         demo.launch(share=args.share, prevent_thread_lock=True, **options)
     except Exception as error:  # noqa: BLE001 — share server unreachable in a way Gradio raises

@@ -8,7 +8,6 @@ untrained demo models with a visible notice.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,12 +20,16 @@ from explorer import catalog
 from explorer.components import session_of
 from explorer.handlers.explain import engine_explain
 from explorer.media.tensors import model_tensor
+from explorer.sessions import WORK_PREFIX, sweep_leftovers
 from explorer.state import AppContext, Limits, ModelEntry, ModelStore, plain_metadata
 from explorer.tabs import arena as arena_tab
+from explorer.tabs import audit as audit_tab
 from explorer.tabs import bias as bias_tab
 from explorer.tabs import explain as explain_tab
+from explorer.tabs import export as export_tab
 from explorer.tabs import models as models_tab
 from explorer.tabs import train as train_tab
+from isnet.io.leftovers import sweep_partial_files
 
 TITLE = "ISNet Explorer"
 INTRO = ("Look at an image through two models' eyes. **ISNet** (Bassi et al., *Nature "
@@ -36,12 +39,21 @@ INTRO = ("Look at an image through two models' eyes. **ISNet** (Bassi et al., *N
          "one colour scale.")
 
 
-def default_work_dir() -> Path:
-    """Per-process folder for fine-tuned checkpoints and unpacked uploads, inside Gradio's temp
-    folder (so Gradio may serve files from it for download)."""
+def temp_root() -> Path:
+    """Gradio's temp folder (``GRADIO_TEMP_DIR``, else ``<system temp>/gradio``), created."""
     root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
     root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="isnet-explorer-", dir=root))
+    return root
+
+
+def default_work_dir(leftover_age_s: float = 600.0) -> Path:
+    """A fresh per-process folder ``isnet-explorer-<pid>-<random>`` for fine-tuned checkpoints
+    and unpacked uploads, inside Gradio's temp folder (so Gradio may serve files from it for
+    download). Work folders of earlier processes that are no longer running, and partial files
+    of interrupted saves, are swept first (:func:`explorer.sessions.sweep_leftovers`)."""
+    root = temp_root()
+    sweep_leftovers(root, older_than_s=leftover_age_s)
+    return Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=root))
 
 
 def _entries(models: Mapping[str, Any] | Sequence[ModelEntry]) -> list[ModelEntry]:
@@ -76,10 +88,17 @@ def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
     images = Path(samples_dir) if samples_dir else catalog.ASSETS / "images"
     masks = Path(masks_dir) if masks_dir else images.parent / "masks"
     samples = catalog.find_samples(images, masks, entries[0].class_names)
-    return AppContext(store, samples, Path(work_dir) if work_dir else default_work_dir(),
-                      limits=limits or Limits(), notice=notice,
-                      default_pair=(entries[0].model_id, entries[1].model_id),
-                      arena_dir=Path(arena_dir) if arena_dir else None)
+    limits = limits or Limits()
+    if work_dir:  # a chosen folder: partial files and idle sessions of earlier runs go
+        folder = Path(work_dir)
+        sweep_partial_files(folder, limits.leftover_age_s, recursive=True)
+    else:
+        folder = default_work_dir(limits.leftover_age_s)
+    ctx = AppContext(store, samples, folder, limits=limits, notice=notice,
+                     default_pair=(entries[0].model_id, entries[1].model_id),
+                     arena_dir=Path(arena_dir) if arena_dir else None)
+    ctx.sessions.sweep()
+    return ctx
 
 
 def warm_up(ctx: AppContext) -> None:
@@ -115,24 +134,30 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         if ctx.notice:
             gr.Markdown(ctx.notice, elem_id="notice")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Explain", id="explain"):
                 widgets = explain_tab.build(ctx)
             with gr.Tab("Bias lab", id="bias"):
                 bias_tab.build(ctx, widgets)
+            with gr.Tab("Audit", id="audit"):
+                audit = audit_tab.build(ctx, widgets, tabs)
             with gr.Tab("Fine-tune", id="train"):
                 train_tab.build(ctx, widgets)
             with gr.Tab("Models", id="models"):
                 models_tab.build(ctx, widgets)
             with gr.Tab("Arena", id="arena"):
                 arena_tab.build(ctx, widgets)
+        export_tab.build(ctx)
+        audit_tab.hand_to_fine_tune(demo, audit)
 
         def forget_session(request: gr.Request) -> None:
             session = session_of(request)
             ctx.store.drop_session(session)
+            ctx.views.drop(session)
             if session:
-                shutil.rmtree(ctx.session_dir(session), ignore_errors=True)
+                ctx.sessions.forget(session)
 
         demo.unload(forget_session)
+    ctx.sessions.start_thread()
     demo.explorer_context = ctx  # for launchers and tests (limits, notice); not used by handlers
     return demo

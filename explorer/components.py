@@ -18,6 +18,7 @@ import gradio as gr
 from explorer.handlers.explain import ModelView, PairView
 from explorer.handlers.lrp_modes import LRP_MODES, OWN
 from explorer.media.editor import EditorInput
+from explorer.media.widgets import output_image
 from explorer.state import AppContext
 
 SIDE_FIELDS = ("top", "overlay", "heatmap", "share")
@@ -30,7 +31,7 @@ def side_names(prefix: str) -> tuple[str, ...]:
 
 
 PAIR_OUTPUTS = side_names("left") + side_names("right")
-EXPLAIN_OUTPUTS = PAIR_OUTPUTS + ("colorbar", "summary", "mask_preview")
+EXPLAIN_OUTPUTS = PAIR_OUTPUTS + ("colorbar", "summary", "mask_preview", "notices")
 INJECT_BIAS_OUTPUTS = ("biased", "comparison") + PAIR_OUTPUTS + ("summary",)
 STRESS_TEST_OUTPUTS = ("plot", "table")
 COUNTERFACTUAL_OUTPUTS = ("plot", "summary")
@@ -42,6 +43,9 @@ MODEL_CARDS_OUTPUTS = ("cards", "download_choices")
 COMPARE_MODES_OUTPUTS = ("corrected", "authors", "difference", "summary")
 ARENA_OUTPUTS = ("table", "plot", "summary")
 ARENA_LOAD_OUTPUTS = ("card", "left_model", "right_model")
+AUDIT_OUTPUTS = ("status", "summary", "histogram", "gallery", "rank_by", "class_name",
+                 "cluster_model")
+EXPORT_OUTPUTS = ("figure", "numbers", "heatmaps")
 
 
 def ordered(values: Mapping[str, Any], names: Sequence[str]) -> list:
@@ -71,11 +75,17 @@ def model_column(title: str, prefix: str) -> SideWidgets:
     ``prefix``."""
     with gr.Column(elem_id=f"{prefix}-column"):
         gr.Markdown(f"#### {title}")
-        top = gr.Label(label="Top predictions", num_top_classes=5)
-        overlay = gr.Image(label="Heatmap over the image", type="numpy", format="png",
-                           interactive=False, height=280, elem_id=f"{prefix}-overlay")
-        heatmap = gr.Image(label="Heatmap (shared scale)", type="numpy", format="png",
-                           interactive=False, height=220, elem_id=f"{prefix}-heatmap")
+        top = gr.Label(label="Top predictions", num_top_classes=10)
+        # images carry no label badge and no buttons: nothing may cover a corner, where the
+        # shortcut marks sit; a caption below says what each image is
+        overlay = output_image(label="Heatmap over the image", show_label=False, type="numpy",
+                           format="png", interactive=False, height=280, buttons=[],
+                           elem_id=f"{prefix}-overlay")
+        gr.Markdown("Heatmap over the image", elem_classes=["caption"])
+        heatmap = output_image(label="Heatmap (shared scale)", show_label=False, type="numpy",
+                           format="png", interactive=False, height=220, buttons=[],
+                           elem_id=f"{prefix}-heatmap")
+        gr.Markdown("Heatmap alone (shared colour scale)", elem_classes=["caption"])
         share = gr.Number(label="Background relevance share (0 = all on the object)",
                           value=None, precision=4, interactive=False)
     return SideWidgets(top, overlay, heatmap, share)

@@ -9,7 +9,8 @@
   ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are too big for that.
 * :class:`HeatmapCache` — a small LRU of explanation results, so that moving the opacity slider
   or switching tabs does not rerun LRP.
-* :class:`AppContext` — the one object handed to every handler (no module-level globals).
+* :class:`AppContext` — the one object handed to every handler (no module-level globals);
+  its size limits are :class:`explorer.limits.Limits`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ import numpy as np
 
 import isnet
 from explorer.errors import InputError
+from explorer.limits import Limits
+from explorer.sessions import SessionJanitor, safe_name
 from isnet.models import family_of
 
 SHARED = None  # owner of bundled models
@@ -153,6 +156,8 @@ class ModelStore:
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
         self._counter = 0
+        self.on_use: Callable[[str | None], None] | None = None
+        """Called with the session whenever it uses one of its own models (keeps it alive)."""
 
     def add(self, entry: ModelEntry) -> ModelEntry:
         """Register ``entry`` (replacing one with the same id) and return it."""
@@ -177,6 +182,8 @@ class ModelStore:
         if entry is None or (entry.owner is not SHARED and entry.owner != session):
             raise InputError(f"No model called {model_id!r} in this session; pick one from the "
                              f"list (fine-tuned and loaded models last only for your session).")
+        if entry.owner is not SHARED and self.on_use is not None:
+            self.on_use(session)
         return entry
 
     def visible(self, session: str | None) -> list[ModelEntry]:
@@ -189,6 +196,15 @@ class ModelStore:
     def choices(self, session: str | None) -> list[tuple[str, str]]:
         """(label, id) pairs for a dropdown."""
         return [(e.label, e.model_id) for e in self.visible(session)]
+
+    def drop_model(self, model_id: str | None) -> bool:
+        """Forget one session-owned model (shared models stay); whether one was dropped."""
+        with self._lock:
+            entry = self._entries.get(model_id or "")
+            if entry is None or entry.owner is SHARED:
+                return False
+            del self._entries[model_id]
+        return True
 
     def drop_session(self, session: str | None) -> int:
         """Forget every model owned by ``session``; returns how many were dropped."""
@@ -235,35 +251,34 @@ class HeatmapCache:
                 self._items.popitem(last=False)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Size limits that keep one user from starving the others.
+class ViewLog:
+    """What each session looked at (newest last, at most ``capacity`` per session): small plain
+    dicts written by :mod:`explorer.handlers.export` for the export buttons and the report."""
 
-    Attributes:
-        max_side: uploaded images are downscaled to this long side.
-        max_file_size: largest accepted upload other than a checkpoint, e.g. "20mb".
-        max_checkpoint_size: largest accepted checkpoint (upload or file on disk), e.g. "1gb"
-            (a torchvision VGG16 is about 530 MB).
-        local_paths: accept a checkpoint's path on disk (only when the app runs locally and is
-            not shared; app.py sets it).
-        max_train_images: largest fine-tuning set.
-        max_epochs: longest fine-tune.
-        display_side: heatmaps are enlarged to about this size for display.
-    """
+    def __init__(self, capacity: int = 40) -> None:
+        self._views: dict[str, list[dict]] = {}
+        self._capacity = capacity
+        self._lock = threading.Lock()
 
-    max_side: int = 1024
-    max_file_size: str = "25mb"
-    max_checkpoint_size: str = "1gb"
-    local_paths: bool = False
-    max_train_images: int = 2000
-    max_epochs: int = 20
-    display_side: int = 256
+    def add(self, session: str | None, view: dict) -> list[dict]:
+        """Append ``view`` to the session's list; returns the oldest views dropped to stay
+        within capacity (their files may be deleted)."""
+        with self._lock:
+            views = self._views.setdefault(session or "anonymous", [])
+            views.append(view)
+            dropped = views[:-self._capacity]
+            del views[:-self._capacity]
+        return dropped
 
-    @property
-    def upload_limit(self) -> str:
-        """Gradio's ``max_file_size``: the larger of the two upload limits (a checkpoint is the
-        largest thing one uploads; images and zips are bounded again by their decoders)."""
-        return max(self.max_file_size, self.max_checkpoint_size, key=size_bytes)
+    def of(self, session: str | None) -> list[dict]:
+        """The session's views, oldest first (a copy)."""
+        with self._lock:
+            return list(self._views.get(session or "anonymous", []))
+
+    def drop(self, session: str | None) -> None:
+        """Forget a session's views."""
+        with self._lock:
+            self._views.pop(session or "anonymous", None)
 
 
 @dataclass(frozen=True)
@@ -288,6 +303,8 @@ class AppContext:
         limits: size limits.
         notice: a banner for the UI (e.g. "untrained demo models"), empty when all is well.
         default_pair: the two model ids compared by default (standard, ISNet).
+        views: what each session looked at (for exports and the session report).
+        sessions: removes each session's models and files when it ends or idles (made here).
         arena_dir: the arena's results folder (None: ``results/arena``).
     """
 
@@ -298,12 +315,20 @@ class AppContext:
     limits: Limits = field(default_factory=Limits)
     notice: str = ""
     default_pair: tuple[str, str] = ("", "")
+    views: ViewLog = field(default_factory=ViewLog)
+    sessions: SessionJanitor | None = None
     arena_dir: Path | None = None
 
+    def __post_init__(self) -> None:
+        if self.sessions is None:
+            self.sessions = SessionJanitor(self.store, self.work_dir, self.limits.session_ttl_s)
+        self.store.on_use = self.sessions.touch
+
     def session_dir(self, session: str | None) -> Path:
-        """This session's private folder under ``work_dir`` (created on demand)."""
-        safe = "".join(c for c in (session or "anonymous") if c.isalnum() or c in "-_")[:64]
-        folder = self.work_dir / (safe or "anonymous")
+        """This session's private folder under ``work_dir`` (created on demand; using it keeps
+        the session alive for another ``Limits.session_ttl_s`` seconds)."""
+        self.sessions.touch(session)
+        folder = self.work_dir / safe_name(session)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -317,18 +342,6 @@ class AppContext:
             if sample.name == name:
                 return sample
         raise InputError(f"No sample called {name!r}.")
-
-
-def size_bytes(text: str | int) -> int:
-    """A size such as ``"25mb"``, ``"1gb"``, ``"300kb"`` or a number of bytes, in bytes
-    (binary multiples, as Gradio reads them)."""
-    if isinstance(text, int):
-        return text
-    value = text.strip().lower().replace(" ", "")
-    for unit, scale in (("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("b", 1)):
-        if value.endswith(unit):
-            return int(float(value[:-len(unit)]) * scale)
-    return int(float(value))
 
 
 def plain_metadata(metadata: Mapping[str, Any] | None) -> dict:

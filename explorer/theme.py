@@ -13,4 +13,12 @@ THEME = gr.themes.Soft(primary_hue="red", secondary_hue="blue",
 CSS = """
 #notice { border-left: 4px solid #e8a33d; padding: 0.4em 0.8em; background: #fff7e6; }
 #explain-summary table { font-size: 0.9em; }
+#audit-summary td:not(:first-child), #audit-summary th { white-space: nowrap; }
+#audit-summary table { font-size: 0.85em; }
+.caption p { font-size: 0.85em; opacity: 0.8; margin: 0.1em 0 0.6em 0; }
+@media (max-width: 600px) {
+  .gradio-container { padding: 4px !important; }
+  .tab-help p { font-size: 0.9em; }
+  .wide-only { display: none !important; }
+}
 """

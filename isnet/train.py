@@ -1,9 +1,10 @@
 """Command line training: ``python -m isnet.train --out FILE [options]``.
 
-Trains a DenseNet (standard or an ISNet training method) on the Fashion-MNIST background-bias experiment
-(:mod:`isnet.training.experiment`), evaluates it on the biased, unbiased and confounding test images and
-writes one checkpoint (:mod:`isnet.io.checkpoints`) with the configuration, data description,
-metrics and the command line that made it.
+Trains a DenseNet (standard or an ISNet training method) on the Fashion-MNIST background-bias
+experiment (:mod:`isnet.training.experiment`), evaluates it on the biased, unbiased and confounding
+test images and writes one checkpoint (:mod:`isnet.io.checkpoints`) with the configuration, data
+description, metrics and the command line that made it. A run that diverged or ended with
+non-finite weights saves nothing and exits with status 1.
 
 Single process (default): the plain loop :func:`isnet.fit`. Scale-out: any of ``--devices``,
 ``--num-nodes``, ``--strategy`` or ``--accelerator`` switches to Lightning
@@ -92,7 +93,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
     model = comparison.model_name(args.model) if comparison else args.model
     config = TrainConfig(model=model, num_classes=10, method=args.method,
                          epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         momentum=args.momentum, schedule=args.schedule, heat_weight=args.heat_weight, decay=args.decay,
+                         momentum=args.momentum, schedule=args.schedule,
+                         heat_weight=args.heat_weight, decay=args.decay,
                          epsilon=args.epsilon, seed=args.seed, input_size=args.size,
                          deterministic=args.deterministic)
     return config, data
@@ -122,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logger.info("training %s after %d steps in %.0f s", result.status, result.steps,
                 result.seconds)
+    if not result.usable:  # diverged or failed: the weights are not worth saving
+        logger.error("training %s: nothing saved to %s. %s", result.status, args.out.name,
+                     result.advice or "")
+        return 1
     metrics = {"train_seconds": round(result.seconds, 1), "steps": result.steps,
                "status": result.status, "history": result.history}
     if not args.no_evaluate:
@@ -138,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         else "isnet.fit", "world_size": world_size,
                         "advice": result.advice})
     logger.info("wrote %s", args.out)
-    return 0 if result.status != "diverged" else 1
+    return 0
 
 
 def _run_lightning(model, train, val, config: TrainConfig,

@@ -5,6 +5,11 @@ with its default models (bundled checkpoints when present), drives Debian's Chro
 Playwright (never ``playwright install``): upload an image, paint a mask stroke, press Explain,
 wait for both heatmaps, and saves a screenshot. ``tests/test_browser.py`` runs the same
 :func:`journey` against tiny models.
+
+``python -m scripts.screenshot --tour docs`` instead saves the Explain, Bias lab and Audit views
+at 1500 px and 420 px wide (``docs/<view>-<width>.png``, palette PNGs under 500 KB):
+:func:`tour` explains a bundled sample, plants a mark, audits 200 test images (100 marked,
+the same 100 clean) and finds the strategies of one class.
 """
 
 from __future__ import annotations
@@ -131,12 +136,88 @@ def journey(url: str, image: str | Path, screenshot: str | Path | None = None,
             browser.close()
 
 
+def _save(page, path: Path, limit: int = 500_000) -> Path:
+    """A full-page screenshot as a palette PNG (shrunk until it is under ``limit`` bytes)."""
+    import io
+
+    from PIL import Image
+
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    colours = 256
+    while True:
+        buffer = io.BytesIO()
+        shot.quantize(colours, dither=Image.Dither.NONE).save(buffer, "PNG", optimize=True)
+        if buffer.tell() < limit or colours <= 16:
+            break
+        colours //= 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def _both_widths(page, folder: Path, view: str, widths: tuple[int, ...]) -> list[Path]:
+    """Screenshots of the current view at each width (the page is reflowed, not reloaded)."""
+    saved = []
+    for width in widths:
+        page.set_viewport_size({"width": width, "height": 1000})
+        time.sleep(1.0)
+        saved.append(_save(page, folder / f"{view}-{width}.png"))
+    page.set_viewport_size({"width": widths[0], "height": 1000})
+    return saved
+
+
+def tour(url: str, sample: str, folder: str | Path, widths: tuple[int, ...] = (1500, 420),
+         timeout_ms: int = 300_000) -> list[Path]:
+    """Save the Explain, Bias lab and Audit views of a running explorer at each width.
+
+    Args:
+        sample: the name of a bundled sample (it has a mask and a true class).
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    folder = Path(folder)
+    expect.set_options(timeout=timeout_ms)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                             headless=True)
+        try:
+            page = browser.new_page(viewport={"width": widths[0], "height": 1000})
+            page.set_default_timeout(timeout_ms)
+            _open_app(page, url)
+            page.get_by_label("Sample image").click()
+            page.get_by_role("option", name=sample, exact=True).click()
+            time.sleep(1.5)
+            page.locator("#explain-button").click()
+            expect(page.locator("#explain-summary")).to_contain_text("background share")
+            saved = _both_widths(page, folder, "explain", widths)
+            page.get_by_role("tab", name="Bias lab").click()
+            page.locator("#inject-button").click()
+            expect(page.locator("#bias-left-overlay img")).to_be_visible()
+            time.sleep(1.0)
+            saved += _both_widths(page, folder, "bias-lab", widths)
+            page.get_by_role("tab", name="Audit").click()
+            page.get_by_label("Images", exact=True).click()
+            page.get_by_role("option", name="bundled: half marked, half clean").click()
+            page.locator("#audit-button").click()
+            expect(page.locator("#audit-status")).to_contain_text("Done")
+            page.get_by_role("button", name="Find strategies").click()
+            expect(page.locator("#audit-strategies img").first).to_be_visible()
+            page.locator("#audit-strategies img").first.click()
+            time.sleep(2.0)
+            saved += _both_widths(page, folder, "audit", widths)
+            return saved
+        finally:
+            browser.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Launch the explorer with its default models and save the README screenshot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/screenshot.png")
     parser.add_argument("--image", default=None, help="image to upload (default: a sample)")
     parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"))
+    parser.add_argument("--tour", metavar="FOLDER", default=None,
+                        help="save Explain, Bias lab and Audit at 1500 and 420 px into FOLDER")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import torch
@@ -156,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
                             theme=THEME, css=CSS)
     try:
+        if args.tour:
+            name = next(s.name for s in samples if s.image_path == image)
+            for path in tour(url, name, args.tour):
+                print(f"saved {path} ({path.stat().st_size // 1000} KB)")
+            return 0
         result = journey(url, image, args.out, auto_mask=True)
     finally:
         demo.close()

@@ -252,7 +252,8 @@ def test_stop_ends_a_fine_tune_without_saving(app):
     while not job.done() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(s.startswith("Done") for s in statuses()), statuses()
-    assert set((app.folder / "work").rglob("*.safetensors")) == before
+    # nothing new (other sessions' files may vanish meanwhile: their cleanup is not this test's)
+    assert not set((app.folder / "work").rglob("*.safetensors")) - before
     assert _cards(client)  # still serving
 
 

@@ -27,7 +27,15 @@ from torch import Tensor
 
 import isnet
 from explorer.errors import InputError
-from explorer.handlers.lrp_modes import DIFFERENCE, model_maps, resolve
+from explorer.handlers import domain
+from explorer.handlers.lrp_modes import (
+    AUTHORS,
+    CORRECTED,
+    DIFFERENCE,
+    lrp_config,
+    model_maps,
+    resolve,
+)
 from explorer.media import masking
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import display_image, mask_tensor, model_input
@@ -35,6 +43,8 @@ from explorer.state import AppContext, ModelEntry, image_digest
 from isnet import viz
 
 PREDICTED = "predicted class"
+SELECTIVE = "selective (log-odds of the least likely class)"
+"""Explain the way Selective ISNet trains: the softmax log-odds of the lowest logit."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,9 @@ class ExplainRequest:
         target: a class name, or :data:`PREDICTED` for each model's own top class.
         opacity: overlay opacity in [0, 1].
         top_k: predictions listed per model.
+        epsilon: ε of the LRP ε-rule (None: each model's training value).
+        zb: the z^B rule at the input layer (None: each model's training setting).
+        true_class: the image's true class, when known (right/wrong marks, domain notice).
         lrp_mode: which LRP (:data:`explorer.handlers.lrp_modes.LRP_MODES`; None: each model's
             own).
     """
@@ -57,6 +70,9 @@ class ExplainRequest:
     target: str | None = PREDICTED
     opacity: float = 0.6
     top_k: int = 3
+    epsilon: float | None = None
+    zb: bool | None = None
+    true_class: str | None = None
     lrp_mode: str | None = None
 
 
@@ -88,6 +104,8 @@ class ModelView:
         overlay: (H, W, 3) uint8, the map over the image.
         share: background relevance share in [0, 1], or None without a usable mask.
         probabilities: {class name: probability} for every class.
+        relevance: (S, S) float64, the raw relevance map (summed over colour channels) at
+            the model's input size — what the exports save.
     """
 
     label: str
@@ -98,6 +116,7 @@ class ModelView:
     overlay: np.ndarray
     share: float | None
     probabilities: dict[str, float] = field(default_factory=dict)
+    relevance: np.ndarray | None = None
 
 
 @dataclass
@@ -139,14 +158,37 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
     """
     image, mask = request.editor.read()
     entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
-    return explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
-                          int(request.top_k), lrp_mode=request.lrp_mode)
+    if request.epsilon is not None and not 0 <= float(request.epsilon) <= 100:
+        raise InputError("ε must lie between 0 and 100 (the training value is usually 0.01).")
+    overrides = LRPOverrides(request.epsilon, request.zb, request.lrp_mode)
+    pair = explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
+                          int(request.top_k), lrp=overrides, true_class=request.true_class)
+    pair.notices.extend(domain.notices(entries, image, request.true_class))
+    return pair
+
+
+@dataclass(frozen=True)
+class LRPOverrides:
+    """LRP settings chosen in the UI (None keeps the model's training value; ``mode`` None: the
+    model's own LRP mode, see :mod:`explorer.handlers.lrp_modes`)."""
+
+    epsilon: float | None = None
+    zb: bool | None = None
+    mode: str | None = None
+
+    def config(self, entry: ModelEntry, mode: str | None = None) -> isnet.LRPConfig:
+        """The LRP configuration for one model: its training settings and z^B bounds, its own
+        LRP mode (or ``mode``, or this choice), then these overrides."""
+        trained = entry.metadata.get("config") or {}
+        zb = self.zb if self.zb is not None else bool(trained.get("zb", True))
+        return lrp_config(entry, mode or self.mode, self.epsilon, zb)
 
 
 def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.ndarray,
                    mask: np.ndarray | None, target: str | None = PREDICTED,
                    opacity: float = 0.6, top_k: int = 3,
-                   display: np.ndarray | None = None, lrp_mode: str | None = None) -> PairView:
+                   display: np.ndarray | None = None, lrp: LRPOverrides | None = None,
+                   true_class: str | None = None) -> PairView:
     """Explain ``image`` with every model in ``entries`` and draw all maps on one scale.
 
     Args:
@@ -157,62 +199,79 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
         opacity: overlay opacity in [0, 1].
         top_k: predictions listed per model.
         display: the picture to draw overlays on (default: ``image``, fitted for display).
-        lrp_mode: which LRP (None: each model's own; the difference mode has no share).
+        lrp: LRP settings chosen in the UI (default: each model's training settings).
+        true_class: the image's true class, for right/wrong marks in the summary.
     """
     _, warning = masking.describe_mask(mask)
     usable = mask if mask is not None and mask.any() and not mask.all() else None
     explanations, shares = [], []
     for entry in entries:
         x = model_input(image, entry.input_size, entry.normalisation)  # (1, 3, S, S)
-        answer = explain_cached(ctx, entry, x, _target_index(entry, target), lrp_mode)
+        answer = explain_cached(ctx, entry, x, _target_index(entry, target),
+                                lrp or LRPOverrides())
         explanations.append(answer)
-        shares.append(None if usable is None or resolve(entry, lrp_mode) == DIFFERENCE else
+        difference = resolve(entry, (lrp or LRPOverrides()).mode) == DIFFERENCE
+        shares.append(None if usable is None or difference else
                       _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
     picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
     return render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
-                  ctx.limits.display_side, [warning] if warning else [])
+                  ctx.limits.display_side, [warning] if warning else [], true_class)
 
 
-def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor,
-                   target: int | None, lrp_mode: str | None = None) -> Explanation:
-    """:func:`engine_explain`, cached per model, image, class, ε and LRP mode (the opacity
-    slider and the class list do not rerun LRP)."""
-    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, entry.epsilon,
-           str(entry.bounds), resolve(entry, lrp_mode))
+def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor, target: int | str | None,
+                   lrp: isnet.LRPConfig | LRPOverrides | None = None) -> Explanation:
+    """:func:`engine_explain`, cached per model, image, class and LRP settings (the opacity
+    slider and the class list do not rerun LRP). With UI overrides whose mode is the
+    difference, the heatmap is corrected − authors'."""
+    if isinstance(lrp, LRPOverrides) and resolve(entry, lrp.mode) == DIFFERENCE:
+        corrected = explain_cached(ctx, entry, x, target, lrp.config(entry, CORRECTED))
+        authors = explain_cached(ctx, entry, x, target, lrp.config(entry, AUTHORS))
+        return Explanation(corrected.probabilities, corrected.heatmap - authors.heatmap,
+                           corrected.explained)
+    if isinstance(lrp, LRPOverrides):
+        lrp = lrp.config(entry)
+    lrp = lrp or lrp_config(entry)
+    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, repr(lrp))
     cached = ctx.cache.get(key)
     if cached is None:
-        cached = engine_explain(entry, x, target, lrp_mode)
+        cached = engine_explain(entry, x, target, lrp)
         ctx.cache.put(key, cached)
     return cached
 
 
-def engine_explain(entry: ModelEntry, x: Tensor, target: int | None,
-                   lrp_mode: str | None = None) -> Explanation:
-    """One model's probabilities and heatmap (:func:`explorer.handlers.lrp_modes.model_maps`).
+def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
+                   lrp: isnet.LRPConfig | None = None) -> Explanation:
+    """One model's probabilities and heatmap (:func:`explorer.handlers.lrp_modes.model_maps`:
+    LRP through :func:`isnet.explain`, or the native map of a network without an LRP walk).
 
-    The LRP settings are the model's own (:func:`explorer.handlers.lrp_modes.lrp_config`: the ε
-    it was trained with, its z^B bounds, the corrected or the authors' block); the difference
-    mode gives corrected − authors'. A network without an LRP walk (an arena method such as the
-    ViT) gives its native map.
+    Args:
+        target: a class index, None (the top class) or ``"selective"`` (the log-odds of the
+            least likely class, as Selective ISNet trains).
+        lrp: LRP settings (default: the model's own,
+            :func:`explorer.handlers.lrp_modes.lrp_config`: its training ε, its z^B bounds,
+            the corrected or the authors' block).
 
     Shapes:
         x: (1, 3, S, S), normalised as the model expects.
     """
-    if resolve(entry, lrp_mode) == DIFFERENCE:
-        corrected = engine_explain(entry, x, target, "corrected")
-        authors = engine_explain(entry, x, target, "authors")
-        return Explanation(corrected.probabilities, corrected.heatmap - authors.heatmap,
-                           corrected.explained)
-    logits, heatmaps = model_maps(entry, x, target, lrp_mode)
+    logits, heatmaps = model_maps(entry, x, target, lrp or lrp_config(entry))
     probabilities = torch.softmax(logits.double(), dim=1)[0]  # (K,)
-    explained = int(probabilities.argmax()) if target is None else int(target)
+    if target is None:
+        explained = int(probabilities.argmax())
+    elif isinstance(target, str):
+        explained = int(probabilities.argmin())
+    else:
+        explained = int(target)
     return Explanation(probabilities, heatmaps[0, 0].double(), explained)  # heatmap (C, S, S)
 
 
-def _target_index(entry: ModelEntry, target: str | None) -> int | None:
-    """Class index for a class name (None = the predicted class)."""
+def _target_index(entry: ModelEntry, target: str | None) -> int | str | None:
+    """Class index for a class name (None = the predicted class, "selective" = Selective
+    ISNet's map)."""
     if not target or target == PREDICTED:
         return None
+    if target == SELECTIVE:
+        return "selective"
     names = entry.class_names
     if target in names:
         return names.index(target)
@@ -228,7 +287,7 @@ def _share(heatmap: Tensor, mask: Tensor) -> float:
 def render(entries: list[ModelEntry], explanations: list[Explanation],
            shares: list[float | None], image: np.ndarray, mask: np.ndarray | None,
            picture: np.ndarray, opacity: float, top_k: int, side: int,
-           notices: list[str]) -> PairView:
+           notices: list[str], true_class: str | None = None) -> PairView:
     """The one trip to :mod:`isnet.viz`: every heatmap on one shared colour scale.
 
     Args:
@@ -245,10 +304,11 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
             predicted=names[int(answer.probabilities.argmax())], target=names[answer.explained],
             heatmap=viz.heatmap_to_rgb(answer.heatmap, scale, size=(side, side)),
             overlay=viz.overlay(picture, answer.heatmap, scale, opacity), share=share,
-            probabilities=dict(zip(names, probabilities, strict=True))))
+            probabilities=dict(zip(names, probabilities, strict=True)),
+            relevance=viz.relevance_map(answer.heatmap)))
     preview = viz.mask_overlay(image, mask) if mask is not None else image
-    return PairView(views, float(scale), viz.colorbar(scale), preview, _summary(views, scale),
-                    notices)
+    return PairView(views, float(scale), viz.colorbar(scale), preview,
+                    _summary(views, scale, true_class), notices)
 
 
 def _top(probabilities: list[float], names: list[str], k: int) -> dict[str, float]:
@@ -256,13 +316,17 @@ def _top(probabilities: list[float], names: list[str], k: int) -> dict[str, floa
     return {names[i]: float(probabilities[i]) for i in order}
 
 
-def _summary(views: list[ModelView], scale: float) -> str:
-    """A Markdown table: model, prediction, explained class, background share."""
+def _summary(views: list[ModelView], scale: float, true_class: str | None = None) -> str:
+    """A Markdown table: model, prediction (✓/✗ against a known true class), explained class,
+    background share."""
     lines = ["| model | predicts | explained class | background share |", "|---|---|---|---|"]
     for view in views:
         share = "—" if view.share is None else f"{view.share:.1%}"
-        lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}) | "
-                     f"{view.target} | {share} |")
+        mark = ""
+        if true_class and true_class in view.probabilities:
+            mark = " ✓" if view.predicted == true_class else f" ✗ (true: {true_class})"
+        lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}){mark} "
+                     f"| {view.target} | {share} |")
     lines.append(f"\nShared colour scale: ±{scale:.3g} relevance (red = for the class, "
                  f"blue = against).")
     return "\n".join(lines)
@@ -284,5 +348,6 @@ def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) 
 
 
 def class_choices(ctx: AppContext, session: str | None, model_id: str) -> list[str]:
-    """The explain-target dropdown choices for a model: "predicted class" then its classes."""
-    return [PREDICTED] + ctx.store.get(model_id, session).class_names
+    """The explain-target dropdown choices for a model: "predicted class", the selective map,
+    then its classes."""
+    return [PREDICTED, SELECTIVE] + ctx.store.get(model_id, session).class_names

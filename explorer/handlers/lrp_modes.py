@@ -66,21 +66,23 @@ def resolve(entry: ModelEntry, mode: str | None) -> str:
     return mode
 
 
-def lrp_config(entry: ModelEntry, mode: str | None = None) -> isnet.LRPConfig:
-    """The model's LRP settings: its ε, its z^B bounds (per channel for normalised inputs), and
-    the corrected or the authors' block (``mode``: :data:`CORRECTED`, :data:`AUTHORS` or
-    :data:`OWN`)."""
+def lrp_config(entry: ModelEntry, mode: str | None = None, epsilon: float | None = None,
+               zb: bool = True) -> isnet.LRPConfig:
+    """The model's LRP settings: its ε (or ``epsilon``), its z^B bounds (per channel for
+    normalised inputs), and the corrected or the authors' block (``mode``: :data:`CORRECTED`,
+    :data:`AUTHORS` or :data:`OWN`)."""
     low, high = entry.bounds
-    config = isnet.LRPConfig(epsilon=entry.epsilon, low=low, high=high)
+    config = isnet.LRPConfig(epsilon=entry.epsilon if epsilon is None else float(epsilon),
+                             zb=zb, low=low, high=high)
     if resolve(entry, mode) == AUTHORS:
         config = replace(config, reference_quirks=True)
     return config
 
 
-def model_maps(entry: ModelEntry, x: Tensor, target: int | None,
-               mode: str | None = None) -> tuple[Tensor, Tensor]:
-    """Logits and one heatmap: LRP with :func:`lrp_config` where the network has an LRP walk,
-    else the method's native map (predicted mask, attention, …; not class-specific), as
+def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
+               config: isnet.LRPConfig) -> tuple[Tensor, Tensor]:
+    """Logits and one heatmap: LRP with ``config`` where the network has an LRP walk, else the
+    method's native map (predicted mask, attention, …; not class-specific), as
     :func:`isnet.training.evaluate.measure` falls back.
 
     Shapes:
@@ -91,7 +93,7 @@ def model_maps(entry: ModelEntry, x: Tensor, target: int | None,
     """
     if is_lrp_ready(entry.model):
         with torch.no_grad():
-            return isnet.explain(entry.model, x, target=target, lrp=lrp_config(entry, mode))
+            return isnet.explain(entry.model, x, target=target, lrp=config)
     from isnet.training.methods import native_explainer_for
 
     explainer = native_explainer_for(entry.model)

@@ -24,8 +24,9 @@ from typing import Any
 from explorer.catalog import entry_from_checkpoint
 from explorer.errors import InputError
 from explorer.handlers.lrp_modes import mode_note
+from explorer.limits import size_bytes
 from explorer.media.tensors import normalised_bounds
-from explorer.state import SHARED, AppContext, ModelEntry, size_bytes
+from explorer.state import SHARED, AppContext, ModelEntry
 from isnet.io.limits import CheckpointLimits
 
 MAX_CLASS_FILE_BYTES = 1 << 20
@@ -241,6 +242,25 @@ def input_lines(entry: ModelEntry) -> list[str]:
             f"- **Classes ({len(names)}):** {shown}{mark['class_names']}"]
 
 
+def summary_line(entry: ModelEntry) -> str:
+    """One line: family, classes, input, trained as, data and bias, test accuracy per split."""
+    meta = entry.metadata
+    trained = {"isnet": "ISNet", "standard": "standard"}.get(entry.trained_as, "training unknown")
+    if entry.method and entry.method != "standard":
+        trained += f" ({entry.method})"
+    data = meta.get("data") or {}
+    bias = data.get("bias") or {}
+    data_text = str(data.get("dataset") or data.get("source") or "data not recorded")
+    if bias:
+        data_text += f", {data.get('train_split', 'biased')} with a {bias.get('kind')} mark"
+    test = (meta.get("metrics") or {}).get("test") or {}
+    accuracy = " / ".join(f"{split} {values['accuracy']:.0%}" for split, values in test.items()
+                          if isinstance(values, dict) and values.get("accuracy") is not None)
+    parts = [entry.family, f"{len(entry.class_names)} classes", f"{entry.input_size} px",
+             trained, data_text] + ([f"accuracy {accuracy}"] if accuracy else [])
+    return " · ".join(parts)
+
+
 def model_card(entry: ModelEntry) -> str:
     """A Markdown card: family and architecture, input (size, normalisation, z^B bounds),
     classes, LRP mode, training data and bias, metrics and provenance."""
@@ -250,20 +270,21 @@ def model_card(entry: ModelEntry) -> str:
     shape = ", ".join(f"{key.replace('_', ' ')} {tuple(v) if isinstance(v, list) else v}"
                       for key, v in arch.items() if key not in ("num_classes", "in_channels"))
     trained = {"isnet": "ISNet", "standard": "standard"}.get(entry.trained_as, "not recorded")
-    lines = [f"### {entry.label}",
-             f"- **Family:** {entry.family}",
+    lines = [f"### {entry.label}", summary_line(entry), "",
+             f"- **Family:** {entry.family}", *input_lines(entry),
+             f"- **LRP:** {mode_note(entry)}", "",
+             "<details><summary>Full configuration</summary>", "",
              f"- **Trained as:** {trained}"
              + (f" (training method: {entry.method})" if entry.method else ""),
              f"- **Architecture:** {meta.get('model_name') or 'unnamed'} "
              f"({parameters:,} parameters; {shape})",
-             *input_lines(entry),
-             f"- **LRP:** {mode_note(entry)}",
              f"- **File:** {Path(entry.path).name if entry.path else 'in memory'}", ""]
     lines += _table("Training data and bias", meta.get("data")) + [""]
     lines += _table("Training configuration", meta.get("config")) + [""]
-    lines += _table("Metrics", meta.get("metrics")) + [""]
+    metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if k != "history"}
+    lines += _table("Metrics", metrics) + [""]
     lines += _table("Provenance", meta.get("provenance"))
-    return "\n".join(lines)
+    return "\n".join(lines + ["", "</details>"])
 
 
 def cards(ctx: AppContext, session: str | None) -> str:

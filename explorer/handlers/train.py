@@ -1,18 +1,23 @@
 """Plain functions behind the Fine-tune tab: a small image+mask set → a short run → a new model.
 
 :func:`fine_tune` takes a :class:`FineTuneRequest` and is a generator: it runs
-:func:`isnet.fit` on a *copy* of the chosen model in a worker thread and yields
-:class:`TrainUpdate` objects (progress, live curves) while it runs. Stopping (the Stop button
-sets the session's stop event; closing the generator does the same) ends the run between two
-steps; nothing is written until the run has finished, and files are written atomically by
-:func:`isnet.save_checkpoint`, so a stopped or crashed run never damages a checkpoint saved
-before. The set itself comes from :mod:`explorer.handlers.train_data`.
+:func:`isnet.fit` on a *copy* of the chosen model in a worker process
+(:mod:`explorer.handlers.train_worker`) and yields :class:`TrainUpdate` objects (progress, live
+curves) while it runs, so the serving process's memory does not grow with each run. Stopping (the
+Stop button sets the session's stop event; closing the generator does the same) ends the run
+between two steps; a killed worker is reported as a failure. Only a completed run with finite
+weights is saved (atomically, by the worker) and listed; a stopped, diverged or failed run saves
+nothing, so no run ever damages a checkpoint saved before. Every number is used as sent:
+:class:`isnet.TrainConfig` refuses non-finite or out-of-range settings, and the message names the
+setting. The set itself comes from :mod:`explorer.handlers.train_data`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import queue
+import ctypes
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +30,7 @@ import isnet
 from explorer.errors import InputError
 from explorer.handlers.explain import PairView, explain_models
 from explorer.handlers.train_data import check_set, samples_set, split, uploaded_set
+from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots
 from explorer.state import AppContext, ModelEntry, plain_metadata
 from isnet import viz
@@ -77,6 +83,7 @@ class TrainUpdate:
         entry: the new model (last update only).
         before_after: base vs fine-tuned explanation of one validation image (last update only).
         history: the metrics reported so far, one dict per step.
+        worker_pid: the process id of the worker training the model (progress updates).
     """
 
     fraction: float
@@ -86,6 +93,7 @@ class TrainUpdate:
     entry: ModelEntry | None = None
     before_after: PairView | None = None
     history: list[dict] = field(default_factory=list)
+    worker_pid: int | None = None
 
 
 def _prepare_model(base: ModelEntry, class_names: list[str]) -> tuple[Any, list[str]]:
@@ -107,36 +115,53 @@ def _prepare_model(base: ModelEntry, class_names: list[str]) -> tuple[Any, list[
     return model.float(), notices
 
 
-def _config(base: ModelEntry, request: FineTuneRequest, num_classes: int) -> isnet.TrainConfig:
-    """The run's TrainConfig (refused settings become InputErrors)."""
+SETTING_NAMES = {"learning_rate": "Learning rate", "epochs": "Epochs", "batch_size": "Batch size",
+                 "heat_weight": "P (heatmap-loss share)", "decay": "d (GWRP decay)",
+                 "seed": "Seed"}
+"""How the user sees each checked :class:`isnet.TrainConfig` field in messages."""
+
+
+def _config(base: ModelEntry, request: FineTuneRequest, num_classes: int,
+            max_epochs: int) -> isnet.TrainConfig:
+    """The run's TrainConfig: every number as sent (never replaced), refused by
+    :class:`isnet.TrainConfig` when it is not finite or out of range (an InputError naming the
+    setting)."""
+    values = {"epochs": request.epochs, "batch_size": request.batch_size,
+              "learning_rate": request.learning_rate, "heat_weight": request.heat_weight,
+              "decay": request.decay, "seed": request.seed}
+    for key, value in values.items():
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{SETTING_NAMES[key]} must be a number, got {value!r}.")
     try:
-        return isnet.TrainConfig(
+        config = isnet.TrainConfig(
             model=base.metadata.get("model_name") or "densenet121", num_classes=num_classes,
-            method=request.method, epochs=int(request.epochs),
-            batch_size=int(request.batch_size), learning_rate=float(request.learning_rate),
-            heat_weight=float(request.heat_weight), decay=float(request.decay),
-            seed=int(request.seed), input_size=base.input_size)
+            method=request.method, input_size=base.input_size, **values)
     except ValueError as error:
-        raise InputError(str(error)) from error
+        message = str(error)
+        for key, name in SETTING_NAMES.items():
+            message = message.replace(f"TrainConfig.{key}", name)
+        raise InputError(message + ".") from None
+    if config.epochs > max_epochs:
+        raise InputError(f"Epochs must lie between 1 and {max_epochs} here, got {config.epochs}.")
+    return config
 
 
 def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
               stop: threading.Event | None = None) -> Iterator[TrainUpdate]:
-    """Fine-tune a copy of ``request.base_id`` and yield progress; the last update carries the
-    new model.
+    """Fine-tune a copy of ``request.base_id`` in a worker process and yield progress; the last
+    update carries the new model (only when the run completed with finite weights).
 
     Args:
         stop: set it to stop between steps (the Stop button).
 
     Raises:
-        InputError: bad set, bad settings.
+        InputError: bad set, bad settings, or the worker failed or was killed.
     """
     base = ctx.store.get(request.base_id, session)
     if request.method not in isnet.TRAINING_METHODS:
         raise InputError(f"Unknown training method {request.method!r}; choose one of "
                          f"{list(isnet.TRAINING_METHODS)}.")
-    if not 1 <= int(request.epochs) <= ctx.limits.max_epochs:
-        raise InputError(f"Epochs must lie between 1 and {ctx.limits.max_epochs}.")
+    _config(base, request, len(base.class_names), ctx.limits.max_epochs)  # settings first
     size = base.input_size
     notices: list[str] = []
     if request.source == "samples":
@@ -146,83 +171,105 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
     check_set(image_set, ctx.limits.max_train_images)
     train_set, val_set = split(image_set, request.seed)
     model, head_notices = _prepare_model(base, list(image_set.class_names))
-    config = _config(base, request, model.num_classes)
-    stop = stop or threading.Event()
-    reports: queue.Queue = queue.Queue()
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["result"] = isnet.fit(model, train_set, val_set, config,
-                                          on_progress=lambda s, t, m: reports.put((s, t, m)),
-                                          should_stop=stop.is_set)
-        except Exception as error:  # noqa: BLE001 — reported to the user below
-            outcome["error"] = error
-
-    worker = threading.Thread(target=work, name=f"fine-tune-{session}", daemon=True)
+    config = _config(base, request, model.num_classes, ctx.limits.max_epochs)
+    model_id = ctx.store.new_id("tuned")
+    path = ctx.session_dir(session) / f"{model_id}.safetensors"
+    save = dict(model_name=config.model, class_names=list(image_set.class_names),
+                input_size=config.input_size, seed=config.seed, config=config.to_dict(),
+                data={"source": "explorer fine-tune", "images": len(image_set.labels)},
+                provenance={"base_model": base.label, "tool": "ISNet Explorer"})
     intro = (f"{len(train_set.labels)} training / {len(val_set.labels)} validation images, "
              f"{len(image_set.class_names)} classes. " + " ".join(notices + head_notices))
+    worker = FitWorker(WorkerJob(model, train_set, val_set, config, str(path), save,
+                                 threads=torch.get_num_threads()))
+    del model, train_set  # the worker gets its own copies
+    stop = stop or threading.Event()
     yield TrainUpdate(0.0, f"Starting: {intro}")
     history: list[dict] = []
+    ending: dict[str, Any] = {}
     worker.start()
     try:
-        yield from _monitor(worker, reports, history, intro)
-    except GeneratorExit:  # the event was cancelled: stop the worker between two steps
-        stop.set()
-        worker.join(timeout=60)
-        raise
-    worker.join()
-    if "error" in outcome:
-        raise InputError(f"Training failed: {outcome['error']}") from outcome["error"]
-    result = outcome["result"]
-    if result.status == "stopped":
-        yield TrainUpdate(1.0, "Stopped: nothing was saved (earlier checkpoints are untouched).",
-                          plots.training_figure(history), history=history)
-        return
-    yield _finish(ctx, session, base, model, result, config, image_set, val_set, history)
+        yield from _monitor(worker, stop, history, intro, ending)
+    finally:  # finished, stopped, cancelled (GeneratorExit) or failed: the process goes
+        worker.close(grace_s=10 if "kind" in ending else 30)
+        release_memory()
+    yield _outcome(ctx, session, base, model_id, ending, worker.exit_code(), config, image_set,
+                   val_set, history)
 
 
-def _monitor(worker: threading.Thread, reports: queue.Queue, history: list[dict],
-             intro: str) -> Iterator[TrainUpdate]:
-    """Yield an update at most every 0.7 s while the worker runs."""
+def _monitor(worker: FitWorker, stop: threading.Event, history: list[dict], intro: str,
+             ending: dict[str, Any]) -> Iterator[TrainUpdate]:
+    """Relay the worker's reports (an update at most every 0.7 s) until it ends; passes the Stop
+    button on. Fills ``ending`` with ``kind`` ("end" or "error") and ``value``."""
     last = 0.0
-    fraction = 0.0
-    while worker.is_alive() or not reports.empty():
-        try:
-            step, total, metrics = reports.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        fraction = step / max(total, 1)
+    while True:
+        if stop.is_set():
+            worker.stop()
+        report = worker.next_report(timeout=0.2)
+        if report is None:
+            if worker.alive():
+                continue
+            report = worker.next_report(timeout=1.0)  # the last words of a finished process
+            if report is None:
+                return  # ended without a word: killed
+        if report[0] != "progress":
+            ending.update(kind=report[0], value=report[1])
+            return
+        _, step, total, metrics = report
         history.append({"step": step, **{k: v for k, v in metrics.items()
                                          if isinstance(v, float) and k != "grad_norm"}})
         if time.monotonic() - last > 0.7 or step == total:
             last = time.monotonic()
             status = (f"Step {step}/{total} · epoch {metrics.get('epoch')} · "
                       f"loss {metrics.get('loss', float('nan')):.4f}. {intro}")
-            yield TrainUpdate(fraction, status, plots.training_figure(history),
-                              history=list(history))
+            yield TrainUpdate(step / max(total, 1), status, plots.training_figure(history),
+                              history=list(history), worker_pid=worker.pid)
 
 
-def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model: torch.nn.Module,
-            result: Any, config: isnet.TrainConfig, image_set: isnet.ImageSet,
+def release_memory() -> None:
+    """Hand memory freed by a run back to the system (glibc keeps freed heap otherwise)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _outcome(ctx: AppContext, session: str | None, base: ModelEntry, model_id: str,
+             ending: dict[str, Any], exit_code: int | None, config: isnet.TrainConfig,
+             image_set: isnet.ImageSet, val_set: isnet.ImageSet,
+             history: list[dict]) -> TrainUpdate:
+    """The last update: the new model, or why there is none (nothing is listed then).
+
+    Raises:
+        InputError: the worker failed or was killed.
+    """
+    if ending.get("kind") == "error":
+        raise InputError(f"Training failed: {ending['value']}. Nothing was saved.")
+    if ending.get("kind") != "end":
+        raise InputError(f"The fine-tune's worker process ended before finishing (exit code "
+                         f"{exit_code}); nothing was saved, earlier checkpoints are untouched.")
+    summary = ending["value"]
+    figure = plots.training_figure(history)
+    if summary["status"] == "stopped":
+        return TrainUpdate(1.0, "Stopped: nothing was saved (earlier checkpoints are untouched).",
+                           figure, history=history)
+    if summary["checkpoint"] is None:  # diverged or failed: never saved, never listed
+        return TrainUpdate(1.0, f"**Failed** ({summary['status']}) after {summary['steps']} "
+                                f"steps: nothing was saved or listed. {summary['advice'] or ''}",
+                           figure, history=history)
+    return _finish(ctx, session, base, model_id, summary, config, image_set, val_set, history)
+
+
+def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model_id: str,
+            summary: dict[str, Any], config: isnet.TrainConfig, image_set: isnet.ImageSet,
             val_set: isnet.ImageSet, history: list[dict]) -> TrainUpdate:
-    """Save the fine-tuned model, register it for this session, explain one image before/after."""
-    model_id = ctx.store.new_id("tuned")
+    """Load the saved model, register it for this session, explain one image before/after."""
     label = f"{base.label} → fine-tuned ({config.method}, {config.epochs} ep) #{model_id[6:]}"
-    metrics = {k: v for k, v in (result.history[-1] if result.history else {}).items()
-               if isinstance(v, (int, float))}
-    path = ctx.session_dir(session) / f"{model_id}.safetensors"
-    isnet.save_checkpoint(path, model, model_name=config.model,
-                          class_names=list(image_set.class_names),
-                          input_size=config.input_size, seed=config.seed,
-                          config=config.to_dict(),
-                          data={"source": "explorer fine-tune", "images": len(image_set.labels)},
-                          metrics={**metrics, "status": result.status},
-                          provenance={"base_model": base.label, "tool": "ISNet Explorer"})
+    path = summary["checkpoint"]
+    model = isnet.load_checkpoint(path).model
     metadata = plain_metadata({"class_names": list(image_set.class_names),
                                "input_size": config.input_size, "model_name": config.model,
                                "family": base.family, "config": config.to_dict(),
-                               "metrics": metrics,
+                               "metrics": summary["metrics"],
                                "provenance": {"base_model": base.label}})
     entry = ctx.store.add(ModelEntry(model_id, label, model.eval(), metadata, owner=session,
                                      path=str(path)))
@@ -230,7 +277,6 @@ def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model: torch
     mask = val_set.masks[0, 0].numpy() > 0
     pair = explain_models(ctx, [base, entry], image, mask) \
         if base.class_names == entry.class_names else None
-    done = (f"Done in {result.seconds:.1f} s ({result.steps} steps, {result.status}). "
-            f"Saved as **{label}**; it is now in the model lists. "
-            + (f"Advice: {result.advice}" if result.advice else ""))
+    done = (f"Done in {summary['seconds']:.1f} s ({summary['steps']} steps, "
+            f"{summary['status']}). Saved as **{label}**; it is now in the model lists.")
     return TrainUpdate(1.0, done, plots.training_figure(history), str(path), entry, pair, history)

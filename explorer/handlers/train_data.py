@@ -19,6 +19,7 @@ from explorer.media.decode import decode_image, decode_mask
 from explorer.media.tensors import mask_tensor, model_tensor
 from explorer.state import AppContext
 from isnet.data.folders import load_image_folder
+from isnet.io.atomic import write_with
 
 
 def samples_set(ctx: AppContext, size: int, class_names: list[str]) -> isnet.ImageSet:
@@ -77,7 +78,8 @@ def _folder_from_loose_files(folder: Path, paths: list[str]) -> Path:
                              f"<class>_<name>.mask.png (or upload a zip of class folders).")
         target = folder / name.split("_", 1)[0]
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target / name)
+        write_with(target / name, lambda temporary, source=path: shutil.copyfile(source,
+                                                                                 temporary))
     return folder
 
 

@@ -2,9 +2,12 @@
 
 Accepted images: PNG, JPEG, WebP, BMP, TIFF; greyscale, RGB, RGBA (composited on white, the alpha
 channel kept as a mask suggestion), palette, 16-bit and float. Images larger than ``max_side``
-pixels on their long side are downscaled, with a notice; absurdly large ones (decompression bombs)
-are refused before decoding. Every refusal is an :class:`InputError` whose message can be shown
-to the user as is.
+pixels on their long side are downscaled, with a notice. Every path that decodes a file first
+reads its header (:func:`isnet.io.limits.check_image_header`) and refuses more than
+:data:`MAX_PIXELS` pixels as "too large" before any pixel is decoded; arrays decoded elsewhere
+(by Gradio) are refused by their shape. EXIF orientation is applied; of a multi-frame file only
+the first frame is used, with a notice. Messages name only a file's base name. Every refusal is
+an :class:`InputError` whose message can be shown to the user as is.
 """
 
 from __future__ import annotations
@@ -16,13 +19,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from explorer.errors import InputError
+from isnet.io.limits import (
+    DEFAULT_MAX_PIXELS,
+    ImageHeader,
+    LimitError,
+    check_image_header,
+    display_name,
+)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MAX_SIDE = 1024  # long side after downscaling, pixels
-MAX_PIXELS = 40_000_000  # refuse to decode beyond this (about 6300 × 6300)
+MAX_PIXELS = DEFAULT_MAX_PIXELS  # refuse to decode beyond this (about 6300 × 6300)
 
 
 @dataclass
@@ -41,30 +51,72 @@ class DecodedImage:
 
 
 def _name(source: object) -> str:
-    return Path(str(source)).name if isinstance(source, (str, os.PathLike)) else "the image"
+    return display_name(source, "the image")
 
 
-def _open(source: str | os.PathLike | bytes) -> Image.Image:
-    """Open an image file with PIL, refusing non-images and bombs with a readable message."""
+def check_pixels(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) -> ImageHeader:
+    """Read an image file's header and refuse it before decoding when it has too many pixels.
+
+    Args:
+        source: a file path or the file's bytes.
+        max_pixels: the largest allowed width × height.
+
+    Returns:
+        The header (size, frames, EXIF orientation); its ``notice`` is set for multi-frame files.
+
+    Raises:
+        InputError: "too large" beyond ``max_pixels``; not an image; a missing file. Messages
+            name only the file's base name.
+    """
     name = _name(source)
     if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
         raise InputError(f"{name}: file not found.")
     try:
+        return check_image_header(source, max_pixels=max_pixels, name=name)
+    except LimitError as error:
+        raise InputError(f"{error}.") from None
+    except ValueError:
+        raise InputError(f"{name} is not an image this app can read "
+                         f"(PNG, JPEG, WebP, BMP or TIFF expected).") from None
+
+
+def check_array_pixels(array: np.ndarray, max_pixels: int = MAX_PIXELS,
+                       name: str = "the image") -> None:
+    """Refuse an already decoded (H, W[, C]) array with more than ``max_pixels`` pixels.
+
+    Raises:
+        InputError: "too large".
+    """
+    height, width = array.shape[:2] if array.ndim >= 2 else (array.size, 1)
+    if height * width > max_pixels:
+        raise InputError(f"{name} is too large: {width}×{height} = {height * width:,} pixels; "
+                         f"the limit is {max_pixels:,} pixels ({max_pixels / 1e6:g} megapixels).")
+
+
+def _open(source: str | os.PathLike | bytes,
+          max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, list[str]]:
+    """Open and decode an image file with PIL, after its header passed :func:`check_pixels`.
+
+    EXIF orientation is applied (a portrait photo stays upright); of an animated or multi-page
+    file only the first frame is used, with a notice.
+
+    Returns:
+        (the decoded image, notices).
+    """
+    header = check_pixels(source, max_pixels)
+    name = _name(source)
+    try:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise InputError(f"{name} is {width}×{height} pixels; the limit is "
-                             f"{MAX_PIXELS // 1_000_000} megapixels.")
         image.load()
-    except InputError:
-        raise
+        if header.orientation != 1:
+            image = ImageOps.exif_transpose(image)
     except (UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise InputError(f"{name} is not an image this app can read "
                          f"(PNG, JPEG, WebP, BMP or TIFF expected).") from error
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InputError(f"{name} looks like an image but is damaged or truncated "
-                         f"({type(error).__name__}).") from error
-    return image
+                         f"({type(error).__name__}).") from None
+    return image, [f"{name} {header.notice}."] if header.notice else []
 
 
 def to_float_array(image: Image.Image) -> tuple[np.ndarray, list[str]]:
@@ -122,10 +174,16 @@ def decode_image(source: str | os.PathLike | bytes | np.ndarray | Image.Image,
     if isinstance(source, np.ndarray):
         if source.ndim not in (2, 3) or (source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
             raise InputError(f"expected an image array (H, W[, 1|3|4]), got {source.shape}.")
+        check_array_pixels(source)
         pil = Image.fromarray(source if source.dtype != np.float64 else source.astype(np.float32))
+        notices: list[str] = []
+    elif isinstance(source, Image.Image):
+        check_array_pixels(np.empty((source.height, source.width, 0)))
+        pil, notices = source, []
     else:
-        pil = source if isinstance(source, Image.Image) else _open(source)
-    array, notices = to_float_array(pil)
+        pil, notices = _open(source)
+    array, reduced = to_float_array(pil)
+    notices += reduced
     if min(array.shape[:2]) < 8:
         raise InputError(f"the image is only {array.shape[1]}×{array.shape[0]} pixels; "
                          f"at least 8×8 is needed.")
@@ -196,8 +254,9 @@ def decode_mask(source: str | os.PathLike | bytes | np.ndarray,
         InputError: not an image, damaged, or sized for another image.
     """
     if isinstance(source, np.ndarray):
+        check_array_pixels(source, name="the mask")
         return mask_from_array(source, shape)
     name = _name(source)
-    pil = _open(source)
+    pil, _ = _open(source)
     array = np.asarray(pil.convert("RGBA") if pil.mode in ("P", "LA", "PA", "1") else pil)
     return mask_from_array(array, shape, name)

@@ -10,7 +10,9 @@ that composite as the background). So the explorer keeps the truth on the server
   tinted in (as its composite), so the user sees it;
 * :func:`resolve` turns what the editor sends back into (clean image, mask): the image comes from
   the record whenever the editor still shows it (clean or tinted), the strokes come from the
-  layers, and the brush mode says whether they add to the base mask or cut it away.
+  layers, and each stroke's colour says whether it adds to the base mask (green) or cuts it
+  away (red) — the brush mode only picks the colour of the next strokes, so a stroke keeps its
+  meaning once drawn. Strokes of other colours (scripts) follow the brush mode.
 
 An editor value that does not match the record (for instance sent by a script through
 ``gradio_client``) is taken as it is: its background is the image, its layers the mask.
@@ -28,9 +30,14 @@ from PIL import Image
 from explorer.errors import InputError
 from explorer.media import masking
 from isnet import viz
+from isnet.io.atomic import write_with
 
 ADD, REMOVE = "add to mask", "remove from mask"
 BRUSH_MODES = (ADD, REMOVE)
+BRUSH_LABELS = {ADD: "add to mask (green strokes)", REMOVE: "remove from mask (red strokes)"}
+BRUSH_COLOURS = {ADD: "rgba({}, {}, {}, 0.55)".format(*masking.LAYER_COLOUR),
+                 REMOVE: "rgba({}, {}, {}, 0.55)".format(*masking.REMOVE_COLOUR)}
+"""The brush colour of each mode: what a stroke means is read from its colour."""
 
 
 def editor_value(image: np.ndarray, mask: np.ndarray | None) -> dict:
@@ -56,17 +63,20 @@ def show(folder: Path, image: np.ndarray, mask: np.ndarray | None) -> tuple[dict
         (editor value, record ``{"image": path, "mask": path or None}``).
     """
     stamp = time.time_ns()
-    image_path = folder / f"image-{stamp}.png"
-    Image.fromarray(image).save(image_path)
+    image_path = _save_png(folder / f"image-{stamp}.png", image)
     mask_path = None
     if mask is not None and mask.any():
-        mask_path = folder / f"mask-{stamp}.png"
-        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
+        mask_path = _save_png(folder / f"mask-{stamp}.png", mask.astype(np.uint8) * 255)
         value = {"background": image, "layers": [masking.mask_layer(mask)],
                  "composite": viz.mask_overlay(image, mask)}
     else:
         value = {"background": image, "layers": [], "composite": None}
     return value, {"image": str(image_path), "mask": str(mask_path) if mask_path else None}
+
+
+def _save_png(path: Path, array: np.ndarray) -> Path:
+    """Write ``array`` as a PNG atomically (a partial file never has the final name)."""
+    return write_with(path, lambda temporary: Image.fromarray(array).save(temporary, "PNG"))
 
 
 def _load(record: dict | None) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -106,16 +116,16 @@ def resolve(value: dict | None, record: dict | None,
         if min(shown.shape[:2]) < 8:
             raise InputError(f"The image is only {shown.shape[1]}×{shown.shape[0]} pixels.")
         return shown, masking.mask_from_layers(value.get("layers"), shown.shape[:2])
-    strokes = masking.mask_from_layers(value.get("layers"), clean.shape[:2])
-    if strokes is not None and base is not None and np.array_equal(strokes, base):
-        strokes = None  # the editor echoes the base layer until the user paints
-    if strokes is None:
-        return clean, base
+    add, remove, other = masking.strokes_by_colour(value.get("layers"), clean.shape[:2])
     if mode == REMOVE:
-        mask = base & ~strokes if base is not None else None
+        remove |= other
     else:
-        mask = strokes if base is None else base | strokes
-    return clean, mask if mask is not None and mask.any() else None
+        add |= other
+    if not add.any() and not remove.any():
+        return clean, base
+    mask = (base.copy() if base is not None else np.zeros(clean.shape[:2], bool)) | add
+    mask &= ~remove
+    return clean, mask if mask.any() else None
 
 
 @dataclass(frozen=True)

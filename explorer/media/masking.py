@@ -21,6 +21,8 @@ from explorer.media.decode import mask_from_array
 
 LAYER_COLOUR = (0, 230, 90)
 LAYER_ALPHA = 110
+REMOVE_COLOUR = (235, 30, 30)
+"""The colour of "remove from mask" brush strokes (add strokes use :data:`LAYER_COLOUR`)."""
 
 
 def _clean(mask: np.ndarray) -> np.ndarray:
@@ -126,6 +128,40 @@ def mask_from_layers(layers: list | None, shape: tuple[int, int]) -> np.ndarray 
             painted = mask_from_array(array, array.shape[:2])
         mask |= mask_from_array(painted, shape, f"mask layer {index + 1}")
     return mask if mask.any() else None
+
+
+def strokes_by_colour(layers: list | None, shape: tuple[int, int]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Painted pixels of all editor layers split by brush colour: (add, remove, other).
+
+    A stroke's meaning lives in its colour, so it keeps it however the brush mode changes
+    later: green (:data:`LAYER_COLOUR`) adds to the mask, red (:data:`REMOVE_COLOUR`) cuts it
+    away; any other colour (a script's black-and-white or alpha-only layer) is "other" and
+    follows the brush mode.
+
+    Returns:
+        three (H, W) bool maps.
+
+    Raises:
+        InputError: a layer with other proportions.
+    """
+    add, remove, other = (np.zeros(shape, bool) for _ in range(3))
+    for index, layer in enumerate(layers or []):
+        if layer is None:
+            continue
+        array = np.asarray(layer)
+        name = f"mask layer {index + 1}"
+        if not (array.ndim == 3 and array.shape[2] == 4):
+            other |= mask_from_array(mask_from_array(array, array.shape[:2]), shape, name)
+            continue
+        painted = array[..., 3] > 0
+        red, green = array[..., 0].astype(np.int16), array[..., 1].astype(np.int16)
+        is_remove = painted & (red > 100) & (red > 2 * green)
+        is_add = painted & (green > 100) & (green > 2 * red)
+        add |= mask_from_array(is_add, shape, name)
+        remove |= mask_from_array(is_remove, shape, name)
+        other |= mask_from_array(painted & ~is_add & ~is_remove, shape, name)
+    return add, remove, other
 
 
 def describe_mask(mask: np.ndarray | None) -> tuple[str, str | None]:

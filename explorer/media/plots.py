@@ -96,7 +96,8 @@ def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
         xs, ys = zip(*points, strict=True)
         axes = shares if "share" in key else losses if "loss" in key else None
         if axes is not None:
-            axes.plot(xs, ys, "-" if not key.startswith("val") else "o--", label=key, ms=3)
+            # markers on every series, so a run of one step already draws its points
+            axes.plot(xs, ys, "-o" if not key.startswith("val") else "o--", label=key, ms=3)
     losses.set_title("losses")
     shares.set_title("background relevance share")
     shares.set_ylim(-0.02, 1.02)

@@ -23,6 +23,7 @@ from explorer.components import (
 )
 from explorer.errors import guarded, notify
 from explorer.handlers import bias as hb
+from explorer.handlers import export as hx
 from explorer.state import AppContext
 
 
@@ -40,18 +41,21 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             kind = gr.Dropdown(list(isnet.BIAS_KINDS), value=start.kind, label="Kind of mark")
             mark_class = gr.Dropdown(classes, value=classes[1 % len(classes)] if classes else None,
                                      label="Mark of class (A)")
-            position = gr.Dropdown(list(hb.POSITIONS), value=start.position, label="Position")
+            position = gr.Dropdown([(p.replace("_", " "), p) for p in hb.POSITIONS],
+                                   value=start.position, label="Position")
             size = gr.Slider(0.05, 0.5, value=round(start.size, 3), step=0.005,
                              label="Size (fraction of side)")
             with gr.Row():
                 own_colour = gr.Checkbox(value=True, label="Class colour")
-                colour = gr.ColorPicker(value="#ff0000", label="Colour")
+                colour = gr.ColorPicker(value="#ff0000", label="Colour", visible=False)
             strength = gr.Slider(0, 1, value=start.opacity, step=0.05, label="Opacity (strength)")
             seed = gr.Number(value=0, precision=0, label="Seed")
             run = gr.Button("Inject bias", variant="primary", elem_id="inject-button")
         with gr.Column(scale=2):
-            biased = gr.Image(label="Biased image (model resolution)", type="numpy",
-                              format="png", interactive=False, height=256)
+            biased = gr.Image(label="Biased image", show_label=False, type="numpy",
+                              format="png", interactive=False, height=256, buttons=[],
+                              elem_id="biased-image")
+            gr.Markdown("Biased image (at model resolution)", elem_classes=["caption"])
             comparison = gr.Markdown()
             with gr.Row():
                 left_side = model_column("Left model", "bias-left")
@@ -84,6 +88,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                         api_visibility="private")
 
     settings_inputs = [kind, mark_class, position, size, own_colour, colour, strength, seed]
+    own_colour.change(lambda class_colour: gr.update(visible=not class_colour), [own_colour],
+                      [colour], api_visibility="private", queue=False)
     shared = [w.editor, w.left, w.right, w.true_class]
     mask_inputs = [w.brush_mode, w.record]
 
@@ -110,6 +116,14 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
             brush_strokes, editor_record, overlay_opacity, top_predictions))
         notify(view.pair.notices)
+        session = session_of(request)
+        hx.record_pair(ctx, session, "bias", f"Bias lab: mark of {mark_of_class} ({mark_kind})",
+                       view.pair, [ctx.store.get(left_model, session),
+                                   ctx.store.get(right_model, session)],
+                       {"true_class": true_class, "mark": {
+                           "kind": mark_kind, "class": mark_of_class, "position": mark_position,
+                           "size": mark_size, "opacity": mark_opacity, "seed": mark_seed}},
+                       [("biased image", view.biased)])
         return ordered({"biased": view.biased, "comparison": view.comparison,
                         **pair_values(view.pair), "summary": view.pair.summary},
                        INJECT_BIAS_OUTPUTS)

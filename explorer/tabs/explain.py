@@ -22,47 +22,73 @@ from explorer.components import (
     session_of,
 )
 from explorer.errors import guarded, notify
+from explorer.handlers import export as export_handlers
 from explorer.handlers import image as image_handlers
-from explorer.handlers.explain import PREDICTED, ExplainRequest, class_choices, explain
+from explorer.handlers.explain import (
+    PREDICTED,
+    SELECTIVE,
+    ExplainRequest,
+    class_choices,
+    explain,
+)
 from explorer.handlers.image import LoadedImage
 from explorer.media import editor as editor_state
 from explorer.media.decode import IMAGE_EXTENSIONS
+from explorer.media.widgets import checked_image_editor, output_image
 from explorer.state import AppContext
 
-BRUSH = gr.Brush(colors=["rgba(0, 230, 90, 0.45)"], default_color="rgba(0, 230, 90, 0.45)",
-                 color_mode="fixed", default_size=12)
+
+def brush(mode: str = editor_state.ADD) -> gr.Brush:
+    """The editor's brush for a brush mode: green strokes add to the mask, red ones cut it."""
+    colour = editor_state.BRUSH_COLOURS[mode]
+    return gr.Brush(colors=[colour], default_color=colour, color_mode="fixed", default_size=12)
 
 
 def build(ctx: AppContext) -> ExplainWidgets:
     """Create the Explain tab's widgets inside the current ``gr.Tab`` and wire their events."""
     classes = ctx.store.visible(None)[0].class_names if ctx.store.visible(None) else []
     choices = ctx.store.choices(None)
+    gr.Markdown("**Start here:** click a sample (or upload an image), mark the object — paint "
+                "it, or press *Auto mask* and correct it — then press **Explain**. Each model's "
+                "heatmap shows where its evidence lies; the background share says how much of "
+                "it falls outside the object.", elem_classes=["tab-help"])
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             gr.Markdown("#### 1 · Image and foreground mask")
+            gr.Markdown("Samples (click one):", elem_classes=["caption", "wide-only"],
+                        visible=bool(ctx.samples))
             gallery = gr.Gallery([(s.image_path, s.label or s.name) for s in ctx.samples],
-                                 label="Samples (click one)", columns=5, height=150,
-                                 allow_preview=False, visible=bool(ctx.samples))
+                                 label="Samples", show_label=False, columns=5, height="auto",
+                                 allow_preview=False, visible=bool(ctx.samples), buttons=[],
+                                 elem_id="sample-gallery", elem_classes=["wide-only"])
             sample = gr.Dropdown([s.name for s in ctx.samples], value=None, label="Sample image")
             upload = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)",
-                             file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90,
+                             file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140,
                              elem_id="image-upload")
             true_class = gr.Dropdown(classes, value=None, label="True class (if known)")
-            editor = gr.ImageEditor(label="Paint the object (brush) · fix with the eraser",
-                                    type="numpy", format="png", brush=BRUSH, eraser=gr.Eraser(),
+            gr.Markdown("Paint the object with the brush (green adds, red removes; the "
+                        "eraser takes strokes back).", elem_classes=["caption"])
+            editor = checked_image_editor(label="Image and mask", show_label=False,
+                                    type="numpy", format="png", brush=brush(),
+                                    eraser=gr.Eraser(),
                                     layers=False, transforms=(), sources=(), height=380,
                                     elem_id="mask-editor")
             record = gr.State(editor_state.empty_record())
-            brush_mode = gr.Radio(list(editor_state.BRUSH_MODES), value=editor_state.ADD,
+            # right under the image, so that on a phone the main action is near the top
+            run = gr.Button("Explain", variant="primary", elem_id="explain-button")
+            brush_mode = gr.Radio([(editor_state.BRUSH_LABELS[m], m)
+                                   for m in editor_state.BRUSH_MODES], value=editor_state.ADD,
                                   label="Brush strokes", elem_id="brush-mode")
             with gr.Row():
                 auto_threshold = gr.Button("Auto mask: threshold", size="sm")
                 auto_grabcut = gr.Button("Auto mask: GrabCut", size="sm")
                 clear = gr.Button("Clear mask", size="sm")
             mask_file = gr.File(label="…or upload a mask (white = object)",
-                                file_types=list(IMAGE_EXTENSIONS), type="filepath", height=90)
-            preview = gr.Image(label="Mask overlay (what the share uses)", type="numpy",
-                               format="png", interactive=False, height=200)
+                                file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140)
+            preview = output_image(label="Mask overlay", show_label=False, type="numpy",
+                               format="png", interactive=False, height=200, buttons=[])
+            gr.Markdown("Mask overlay: the mask the background share uses.",
+                        elem_classes=["caption"])
         with gr.Column(scale=2):
             gr.Markdown("#### 2 · Compare two models")
             with gr.Row():
@@ -71,17 +97,27 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 right = gr.Dropdown(choices, value=ctx.default_pair[1], label="Right model",
                                     allow_custom_value=True)
             with gr.Row():
-                target = gr.Dropdown([PREDICTED] + classes, value=PREDICTED,
-                                     label="Explain class")
+                target = gr.Dropdown([PREDICTED, SELECTIVE] + classes, value=PREDICTED,
+                                     label="Explain class",
+                                     info="which output the heatmap explains")
                 top_k = gr.Slider(1, 10, value=3, step=1, label="Top predictions")
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+            with gr.Row():
+                start = lrp_defaults(ctx.store.get(ctx.default_pair[0], None))
+                epsilon = gr.Number(value=start[0], label="ε (LRP ε-rule)", minimum=0,
+                                    maximum=100, step=0.005,
+                                    info="default: the left model's training value")
+                zb = gr.Checkbox(value=start[1], label="z^B rule at the input layer",
+                                 info="bounds 0 … 1 (pixel range)")
             lrp_mode = lrp_mode_radio()
-            run = gr.Button("Explain", variant="primary", elem_id="explain-button")
+            domain_notice = gr.Markdown(elem_id="domain-notice")
             with gr.Row():
                 left_side = model_column("Left model", "left")
                 right_side = model_column("Right model", "right")
-            colorbar = gr.Image(label="Shared colour scale: blue −s … white 0 … red +s",
-                                type="numpy", format="png", interactive=False, height=60)
+            colorbar = output_image(label="Shared colour scale", show_label=False, type="numpy",
+                                format="png", interactive=False, height=60, buttons=[])
+            gr.Markdown("Shared colour scale: blue −s … white 0 … red +s (s in the summary).",
+                        elem_classes=["caption"])
             summary = gr.Markdown(elem_id="explain-summary")
 
     widgets = ExplainWidgets(editor, record, brush_mode, true_class, left, right, target, opacity,
@@ -103,32 +139,62 @@ def build(ctx: AppContext) -> ExplainWidgets:
 
     @guarded
     def on_explain(image_and_mask, left_model, right_model, explain_class, overlay_opacity,
-                   top_predictions, brush_strokes, editor_record, lrp=None,
+                   top_predictions, brush_strokes, editor_record, lrp_epsilon=None,
+                   input_zb_rule=True, true_class_name=None, lrp=None,
                    request: gr.Request = None):
         """Explain the editor's image with the left and right models (heatmaps on one scale)."""
         pair = explain(ctx, session_of(request), ExplainRequest(
             editor=editor_input(image_and_mask, brush_strokes, editor_record),
             left_id=left_model, right_id=right_model, target=explain_class,
-            opacity=float(overlay_opacity), top_k=int(top_predictions), lrp_mode=lrp))
+            opacity=float(overlay_opacity), top_k=int(top_predictions),
+            epsilon=None if lrp_epsilon is None else float(lrp_epsilon),
+            zb=None if input_zb_rule is None else bool(input_zb_rule),
+            true_class=true_class_name or None, lrp_mode=lrp))
         notify(pair.notices)
+        session = session_of(request)
+        export_handlers.record_pair(
+            ctx, session, "explain", "Explain", pair,
+            [ctx.store.get(left_model, session), ctx.store.get(right_model, session)],
+            {"explained_class": explain_class, "overlay_opacity": float(overlay_opacity),
+             "true_class": true_class_name, "epsilon_chosen": lrp_epsilon,
+             "zb_chosen": input_zb_rule})
         return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
-                        "mask_preview": pair.mask_preview}, EXPLAIN_OUTPUTS)
+                        "mask_preview": pair.mask_preview,
+                        "notices": "\n\n".join(f"⚠️ {n}" for n in pair.notices
+                                                if n.startswith("Out of domain"))},
+                       EXPLAIN_OUTPUTS)
 
     outputs = dict(zip(EXPLAIN_OUTPUTS, left_side.outputs() + right_side.outputs()
-                       + [colorbar, summary, preview], strict=True))
+                       + [colorbar, summary, preview, domain_notice], strict=True))
     gr.on([run.click, opacity.release, target.input, lrp_mode.input], on_explain,
-          inputs=[editor, left, right, target, opacity, top_k, brush_mode, record, lrp_mode],
+          inputs=[editor, left, right, target, opacity, top_k, brush_mode, record, epsilon, zb,
+                  true_class, lrp_mode],
           outputs=ordered(outputs, EXPLAIN_OUTPUTS),
           api_name="explain", concurrency_id="explain", concurrency_limit=2)
 
     @guarded
     def on_model_change(left_model, request: gr.Request):
-        """The explain-class choices of the newly chosen left model."""
-        return gr.update(choices=class_choices(ctx, session_of(request), left_model),
-                         value=PREDICTED)
+        """The explain-class choices and the LRP settings of the newly chosen left model."""
+        session = session_of(request)
+        trained_epsilon, trained_zb = lrp_defaults(ctx.store.get(left_model, session))
+        return (gr.update(choices=class_choices(ctx, session, left_model), value=PREDICTED),
+                trained_epsilon, trained_zb)
 
-    left.change(on_model_change, [left], [target], api_name="class_choices")
+    left.change(on_model_change, [left], [target, epsilon, zb], api_name="class_choices")
+
+    def on_brush_mode(mode):
+        """The brush colour of the chosen mode (strokes already drawn keep theirs)."""
+        return gr.update(brush=brush(mode if mode in editor_state.BRUSH_MODES
+                                     else editor_state.ADD))
+
+    brush_mode.change(on_brush_mode, [brush_mode], [editor], api_visibility="private",
+                      queue=False)
     return widgets
+
+
+def lrp_defaults(entry) -> tuple[float, bool]:
+    """(ε, z^B on/off) a model was trained with (its checkpoint's configuration)."""
+    return entry.epsilon, bool((entry.metadata.get("config") or {}).get("zb", True))
 
 
 def _show(ctx: AppContext, session: str | None, loaded: LoadedImage) -> tuple[dict, dict]:

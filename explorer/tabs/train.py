@@ -14,6 +14,7 @@ import gradio as gr
 from explorer.components import FINE_TUNE_OUTPUTS, ExplainWidgets, ordered, session_of
 from explorer.errors import guarded, guarded_stream
 from explorer.handlers import train as ht
+from explorer.media.widgets import output_image
 from explorer.state import AppContext, new_record, record_run, runs_table
 
 
@@ -24,7 +25,9 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                 "a zip of class folders (`<class>/<name>.png` with masks "
                 "`<class>/<name>.mask.png`), "
                 "or loose files named `<class>_<name>.png` + `<class>_<name>.mask.png`. "
-                "The result joins the model lists (for your session) and can be downloaded.")
+                "The result joins the model lists (for your session) and can be downloaded. "
+                f"Your fine-tuned models and files are removed when you close the page or after "
+                f"{ctx.limits.session_ttl_s / 60:g} minutes without use.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             base = gr.Dropdown(ctx.store.choices(None), value=ctx.default_pair[0],
@@ -33,11 +36,18 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             files = gr.File(label="Zip or image/mask files", file_count="multiple",
                             type="filepath", height=100)
             method = gr.Dropdown([(label, key) for key, label in ht.METHOD_LABELS.items()],
-                                 value="selective", label="Training method")
+                                 value="selective", label="Training method",
+                                 info="standard: cross-entropy only; ISNet: also a loss on the "
+                                      "heatmaps' background relevance (selective = one map, "
+                                      "fast; all = one per class; stochastic = one random)")
             epochs = gr.Slider(1, ctx.limits.max_epochs, value=2, step=1, label="Epochs")
             heat_weight = gr.Slider(0, 1, value=0.7, step=0.05,
-                                    label="P: heatmap-loss share (ISNet)")
-            decay = gr.Slider(0, 0.99, value=0.9, step=0.01, label="d: GWRP decay (ISNet)")
+                                    label="P: heatmap-loss share (ISNet)",
+                                    info="loss = (1 − P)·classification + P·heatmap; higher P "
+                                         "pushes relevance off the background harder")
+            decay = gr.Slider(0, 0.99, value=0.9, step=0.01, label="d: GWRP decay (ISNet)",
+                              info="how the background term weighs its largest values: 0 = "
+                                   "only the largest, near 1 = close to a plain mean")
             learning_rate = gr.Number(value=0.01, label="Learning rate")
             with gr.Row():
                 start = gr.Button("Fine-tune", variant="primary")
@@ -48,12 +58,14 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             checkpoint = gr.File(label="Fine-tuned checkpoint", interactive=False)
             gr.Markdown("**Before / after** on one validation image (same colour scale):")
             with gr.Row():
-                before = gr.Image(label="Before", type="numpy", format="png", interactive=False,
+                before = output_image(label="Before", type="numpy", format="png", interactive=False,
                                   height=220)
-                after = gr.Image(label="After", type="numpy", format="png", interactive=False,
+                after = output_image(label="After", type="numpy", format="png", interactive=False,
                                  height=220)
             comparison = gr.Markdown()
-            record = gr.State(new_record())
+            janitor = ctx.sessions  # a plain function below: Gradio deep-copies a bound method
+            record = gr.State(new_record(), time_to_live=ctx.limits.session_ttl_s,
+                              delete_callback=lambda value: janitor.forget_runs(value))
             runs = gr.Dataframe(headers=["model", "method", "epochs", "val. accuracy",
                                          "val. background share"], value=[],
                                 label="This session's fine-tunes", interactive=False)
@@ -68,9 +80,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         event.clear()
         fine_tune = ht.FineTuneRequest(
             base_id=base_model, source=training_data, paths=tuple(uploaded_files or ()),
-            method=training_method, epochs=int(epochs_count),
-            heat_weight=float(heatmap_loss_share), decay=float(gwrp_decay),
-            learning_rate=float(learning_rate_value or 0.01))
+            method=training_method, epochs=epochs_count, heat_weight=heatmap_loss_share,
+            decay=gwrp_decay, learning_rate=learning_rate_value)  # checked, never replaced
         keep = gr.update()
         for update in ht.fine_tune(ctx, session, fine_tune, stop=event):
             progress(update.fraction, desc="fine-tuning")

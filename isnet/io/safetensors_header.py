@@ -141,10 +141,9 @@ def checked_architecture(name: str, metadata: Mapping[str, Any],
     if family != inferred_family:
         raise ValueError(f"{name}: the metadata declares family {str(family)[:40]!r} but the "
                          f"weights are a {inferred_family}")
-    guessed = set(family_spec(family).guessed_keys)  # not in the shapes: the metadata wins
-    inferred = {k: v for k, v in inferred.items() if not (k in guessed and k in declared)}
+    guessed = family_spec(family).guessed_keys
     for key, value in inferred.items():
-        if key in declared and not _same(declared[key], value):
+        if key in declared and key not in guessed and not _same(declared[key], value):
             raise ValueError(f"{name}: the metadata declares {key}={str(declared[key])[:40]} "
                              f"but the weights hold {key}={value}; refused before building the "
                              f"model")
@@ -153,16 +152,15 @@ def checked_architecture(name: str, metadata: Mapping[str, Any],
             not isinstance(names, list) or len(names) != classes):
         raise ValueError(f"{name}: the metadata's class_names must be a list of {classes} "
                          f"names (num_classes of the weights)")
-    return family, {**declared, **inferred}
+    return family, {**declared, **{k: v for k, v in inferred.items() if k not in guessed}}
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal, reading lists and tuples alike (JSON has no tuples), also inside nested dicts and
-    sequences (a U-Net pipeline's ``classifier_arch``)."""
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    """Equal, reading lists and tuples alike at any depth (JSON has no tuples)."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return a == b
 
 

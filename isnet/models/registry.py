@@ -29,9 +29,9 @@ class Family:
             arguments; raises ``KeyError`` or ``ValueError`` when the keys are not this family's.
         signature_keys: keys every state dict of the family has (used to name the closest
             family when a file matches none).
-        guessed_keys: constructor arguments the weights' shapes cannot tell (a ViT's number of
-            heads): ``architecture_from_state_dict`` guesses them, and a checkpoint's metadata
-            wins over the guess.
+        guessed_keys: constructor arguments that ``architecture_from_state_dict`` cannot read
+            from tensor shapes and only guesses (e.g. a ViT's number of attention heads); a
+            checkpoint's own metadata wins for these.
     """
 
     name: str

@@ -1,0 +1,316 @@
+"""Plain functions behind the Audit tab: a set of images → every image's heatmap, background
+share and prediction, for one or two models.
+
+:func:`run_audit` takes an :class:`AuditRequest` and is a generator: it audits the set in
+chunks with :func:`isnet.analysis.audit.audit_images` and yields :class:`AuditUpdate` objects
+(progress) between chunks, so the Stop button (or closing the generator) ends it between two
+chunks. The results do not stay in memory: the set and every model's maps are written as
+``.npy`` files into an ``audit-…`` folder of the session's folder (through
+:mod:`isnet.io.atomic`), and the small, plain *audit record* (a dict for ``gr.State``) says where
+they are. :mod:`explorer.handlers.audit_views` reads them back for the histogram, the gallery,
+strategy discovery and the fine-tuning set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import isnet
+from explorer.errors import InputError
+from explorer.media import masking
+from explorer.state import AppContext, ModelEntry
+from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
+from isnet.data.folders import load_image_folder
+from isnet.io.export import write_json, write_npy
+from isnet.training.experiment import ExperimentData, evaluation_set
+
+BUNDLED = ("biased", "unbiased", "confounding", "mixed")
+"""The bundled Fashion-MNIST test splits (see :mod:`isnet.training.experiment`); "mixed" is
+half biased, half unbiased: the same test images once with their class mark, once without."""
+SOURCES = BUNDLED + ("upload", "folder")
+MASK_MODES = ("set", "auto", "none")
+"""Where masks come from: the set's own masks, automatic threshold masks, or none at all."""
+MAX_IMAGES = 2000
+CHUNK = 64
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """What the Audit button sends.
+
+    Attributes:
+        model_ids: one or two models (store ids) to audit.
+        source: one of :data:`SOURCES`.
+        limit: images taken from a bundled split (1 … :data:`MAX_IMAGES`).
+        paths: the uploaded zip (``source="upload"``).
+        folder: a folder path on this machine (``source="folder"``; local users only).
+        masks: one of :data:`MASK_MODES`.
+        batch_size: images per forward pass.
+    """
+
+    model_ids: tuple[str, ...]
+    source: str = "biased"
+    limit: int = 200
+    paths: tuple[str, ...] = ()
+    folder: str = ""
+    masks: str = "set"
+    batch_size: int = 32
+
+
+@dataclass
+class AuditUpdate:
+    """One progress report of an audit.
+
+    Attributes:
+        fraction: progress in [0, 1].
+        status: Markdown status line.
+        record: the audit record (last update only; see :func:`save_audit`).
+        notices: things the user should know (class sets that differ, skipped files, …).
+    """
+
+    fraction: float
+    status: str
+    record: dict | None = None
+    notices: list[str] = field(default_factory=list)
+
+
+def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.ImageSet, list[str]]:
+    """The images to audit at ``size`` × ``size`` and the loader's problem list.
+
+    Args:
+        local: whether the user sits at this machine (only then may ``folder`` be read).
+
+    Raises:
+        InputError: unknown source, too many images, nothing uploaded, an unusable set.
+    """
+    if request.source not in SOURCES:
+        raise InputError(f"Unknown image source {request.source!r}; use one of {SOURCES}.")
+    if request.source in BUNDLED:
+        if not 1 <= int(request.limit) <= MAX_IMAGES:
+            raise InputError(f"Take between 1 and {MAX_IMAGES} images of a bundled split.")
+        try:
+            image_set = _bundled(request.source, int(request.limit))
+        except (OSError, ValueError) as error:
+            raise InputError(f"The bundled test images cannot be read here: {error}") from error
+        return _at_size(image_set, size), []
+    if request.source == "folder":
+        if not local:
+            raise InputError("Folder paths are read only for a user at this machine; upload a "
+                             "zip instead.")
+        source = Path(request.folder or "").expanduser()
+        if not request.folder or not source.is_dir():
+            raise InputError(f"No folder {request.folder!r} on this machine.")
+    else:
+        if not request.paths:
+            raise InputError("Upload a zip of class folders (<class>/<name>.png with masks "
+                             "<class>/<name>.mask.png).")
+        source = Path(request.paths[0])
+    try:
+        image_set, problems = load_image_folder(source, size=size)
+    except ValueError as error:
+        raise InputError(f"Cannot use this set: {error}") from error
+    if len(image_set) > MAX_IMAGES:
+        raise InputError(f"The set has {len(image_set)} images; the audit takes at most "
+                         f"{MAX_IMAGES}.")
+    return image_set, list(problems)
+
+
+def _bundled(split: str, limit: int) -> isnet.ImageSet:
+    """``limit`` images of a bundled split ("mixed": the first half marked, the second not)."""
+    if split != "mixed":
+        return evaluation_set(ExperimentData(test_limit=limit), split)
+    half = max(1, limit // 2)
+    marked = evaluation_set(ExperimentData(test_limit=half), "biased")
+    clean = evaluation_set(ExperimentData(test_limit=half), "unbiased")
+    return isnet.ImageSet(torch.cat([marked.images, clean.images]),
+                          torch.cat([marked.masks, clean.masks]),
+                          torch.cat([marked.labels, clean.labels]), list(marked.class_names))
+
+
+def _at_size(image_set: isnet.ImageSet, size: int) -> isnet.ImageSet:
+    """The set resized to ``size`` (area for images, nearest for masks); unchanged if equal."""
+    if image_set.images.shape[-1] == size:
+        return image_set
+    images = F.interpolate(image_set.images.float(), size=(size, size), mode="area")
+    masks = F.interpolate(image_set.masks.float(), size=(size, size), mode="nearest")
+    return isnet.ImageSet(images, masks, image_set.labels, list(image_set.class_names))
+
+
+def auto_masks(images: torch.Tensor) -> torch.Tensor:
+    """Threshold masks (:func:`explorer.media.masking.threshold_mask`) for every image.
+
+    Shapes: images (N, 3, H, W) in [0, 1] → (N, 1, H, W) float32 in {0, 1}.
+    """
+    pixels = (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    masks = np.stack([masking.threshold_mask(p) for p in pixels]).astype(np.float32)
+    return torch.from_numpy(masks)[:, None]
+
+
+def _masks_for(image_set: isnet.ImageSet, mode: str) -> torch.Tensor | None:
+    """The masks the audit measures shares against, per :data:`MASK_MODES`."""
+    if mode not in MASK_MODES:
+        raise InputError(f"Unknown mask choice {mode!r}; use one of {MASK_MODES}.")
+    if mode == "none":
+        return None
+    return image_set.masks.float() if mode == "set" else auto_masks(image_set.images)
+
+
+def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
+              stop: threading.Event | None = None, local: bool = False
+              ) -> Iterator[AuditUpdate]:
+    """Audit the set with every requested model; yields progress, the last update carries the
+    audit record.
+
+    Raises:
+        InputError: no model, more than two, bad source or set.
+    """
+    if not 1 <= len(request.model_ids) <= 2:
+        raise InputError("Choose one or two models to audit.")
+    entries = [ctx.store.get(model_id, session) for model_id in request.model_ids]
+    stop = stop or threading.Event()
+    start = time.perf_counter()
+    image_set, notices = load_set(request, entries[0].input_size, local)
+    masks = _masks_for(image_set, request.masks)
+    total = len(image_set) * len(entries)
+    yield AuditUpdate(0.0, f"Auditing {len(image_set)} images with {len(entries)} model(s)…",
+                      notices=notices)
+    results: list[AuditResult] = []
+    for number, entry in enumerate(entries):
+        if list(image_set.class_names) != entry.class_names:
+            notices.append(f"{entry.label} knows other classes than the set "
+                           f"({', '.join(entry.class_names[:4])}…): no right/wrong marks.")
+        parts: list[AuditResult] = []
+        for update in _audit_chunks(entry, image_set, masks, request, stop, parts):
+            done = number * len(image_set) + update
+            yield AuditUpdate(done / total, f"{entry.label}: {update}/{len(image_set)} images "
+                              f"({time.perf_counter() - start:.1f} s)")
+        results.append(_joined(parts))
+        if stop.is_set():
+            break
+    count = min(len(r) for r in results) if results else 0
+    if count == 0:
+        yield AuditUpdate(1.0, "Stopped before the first images: nothing to show.")
+        return
+    seconds = time.perf_counter() - start
+    record = save_audit(ctx.session_dir(session), entries[:len(results)], image_set, masks,
+                        results, request, seconds, count)
+    state = "Stopped early" if not record["complete"] else "Done"
+    yield AuditUpdate(1.0, f"{state}: {count} images × {len(results)} model(s) in "
+                      f"{seconds:.1f} s.", record, notices)
+
+
+def _audit_chunks(entry: ModelEntry, image_set: isnet.ImageSet, masks: torch.Tensor | None,
+                  request: AuditRequest, stop: threading.Event,
+                  parts: list[AuditResult]) -> Iterator[int]:
+    """Audit ``image_set`` with one model in chunks (appended to ``parts``); yields images done."""
+    size = entry.input_size
+    scaled = _at_size(isnet.ImageSet(image_set.images, masks if masks is not None else
+                                     image_set.masks, image_set.labels,
+                                     list(image_set.class_names)), size)
+    labels = image_set.labels if list(image_set.class_names) == entry.class_names else None
+    explainer = lrp_explainer(isnet.LRPConfig(epsilon=entry.epsilon))
+    for first in range(0, len(image_set), CHUNK):
+        if stop.is_set():
+            return
+        chunk = slice(first, first + CHUNK)
+        parts.append(audit_images(
+            entry.model, scaled.images[chunk], None if masks is None else scaled.masks[chunk],
+            None if labels is None else labels[chunk], batch_size=int(request.batch_size),
+            explainer=explainer))
+        yield min(first + CHUNK, len(image_set))
+
+
+def _joined(parts: list[AuditResult]) -> AuditResult:
+    """One AuditResult from consecutive chunks."""
+    if not parts:
+        empty = torch.zeros(0)
+        return AuditResult(empty.long(), empty, torch.zeros(0, 1, 1), empty, None, False)
+    labels = None if parts[0].labels is None else torch.cat([p.labels for p in parts])
+    return AuditResult(torch.cat([p.predictions for p in parts]),
+                       torch.cat([p.confidence for p in parts]),
+                       torch.cat([p.relevance for p in parts]),
+                       torch.cat([p.background_share for p in parts]), labels)
+
+
+def save_audit(folder: Path, entries: list[ModelEntry], image_set: isnet.ImageSet,
+               masks: torch.Tensor | None, results: list[AuditResult], request: AuditRequest,
+               seconds: float, count: int) -> dict:
+    """Write the set and every model's results as ``.npy`` files into a fresh ``audit-…``
+    folder of ``folder``; return the audit record (plain, small).
+
+    Files: ``images.npy`` (N, H, W, 3) uint8, ``labels.npy`` (N,), ``masks.npy`` (N, H, W)
+    bool when masks were used, and per model ``i``: ``relevance_i.npy`` (N, S, S) float32,
+    ``predictions_i.npy``, ``confidence_i.npy``, ``share_i.npy`` (NaN without masks);
+    ``audit.json`` repeats the record.
+    """
+    target = folder / f"audit-{time.time_ns()}"
+    target.mkdir(parents=True)
+    pixels = (image_set.images[:count].clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5)
+    write_npy(target / "images.npy", pixels.astype(np.uint8))
+    write_npy(target / "labels.npy", image_set.labels[:count].numpy())
+    if masks is not None:
+        write_npy(target / "masks.npy", masks[:count, 0].numpy() > 0.5)
+    models = []
+    for index, (entry, result) in enumerate(zip(entries, results, strict=True)):
+        write_npy(target / f"relevance_{index}.npy", result.relevance[:count].numpy())
+        write_npy(target / f"predictions_{index}.npy", result.predictions[:count].numpy())
+        write_npy(target / f"confidence_{index}.npy", result.confidence[:count].numpy())
+        write_npy(target / f"share_{index}.npy", result.background_share[:count].numpy())
+        models.append({"id": entry.model_id, "label": entry.label, "path": entry.path,
+                       "class_names": entry.class_names, "epsilon": entry.epsilon,
+                       "same_classes": entry.class_names == list(image_set.class_names)})
+    record = {"dir": str(target), "count": count, "class_names": list(image_set.class_names),
+              "models": models, "source": request.source, "masks": request.masks if masks
+              is not None else "none", "limit": int(request.limit), "seconds": round(seconds, 2),
+              "complete": all(r.complete for r in results) and count == len(image_set)
+              and len(results) == len(request.model_ids)}
+    write_json(target / "audit.json", record)
+    return record
+
+
+@dataclass
+class AuditData:
+    """An audit read back from its folder (see :func:`save_audit` for the arrays)."""
+
+    record: dict
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray | None
+    relevance: list[np.ndarray]
+    predictions: list[np.ndarray]
+    confidence: list[np.ndarray]
+    share: list[np.ndarray]
+
+    def correct(self, model: int) -> np.ndarray | None:
+        """(N,) bool right/wrong of one model, or None when its classes differ from the set's."""
+        if not self.record["models"][model]["same_classes"]:
+            return None
+        return self.predictions[model] == self.labels
+
+
+def read_audit(record: dict | None) -> AuditData:
+    """Load an audit record's arrays.
+
+    Raises:
+        InputError: no audit yet, or its files are gone (the session ended).
+    """
+    if not record or not record.get("dir"):
+        raise InputError("Run an audit first.")
+    folder = Path(record["dir"])
+    try:
+        arrays = {name: [np.load(folder / f"{name}_{i}.npy")
+                         for i in range(len(record["models"]))]
+                  for name in ("relevance", "predictions", "confidence", "share")}
+        masks = np.load(folder / "masks.npy") if (folder / "masks.npy").exists() else None
+        return AuditData(record, np.load(folder / "images.npy"), np.load(folder / "labels.npy"),
+                         masks, **arrays)
+    except OSError as error:
+        raise InputError("This audit's files are gone; run the audit again.") from error

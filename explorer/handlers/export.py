@@ -1,0 +1,238 @@
+"""Export what a view shows, and a report of the whole session.
+
+Each time the Explain, Bias lab or Audit tab shows a result, :func:`record_view` keeps a small
+plain record of it in :attr:`explorer.state.AppContext.views` — its numbers, settings, models,
+the pictures shown (as PNG files) and the raw heatmaps (one ``.npy`` file), all in the session's
+folder. :func:`export_view` then writes, for the newest view of a kind:
+
+* ``figure``: a PNG figure of the pictures with captions, the colour scale with tick values and
+  the numbers (:func:`explorer.media.audit_plots.view_figure`);
+* ``numbers``: a strict JSON file of the numbers and the settings, with every model's file name
+  and SHA-256 (:func:`isnet.io.export.file_sha256`);
+* ``heatmaps``: the raw relevance maps as ``.npy`` (``numpy.load`` reads them back, no pickles).
+
+:func:`session_report` puts every view of the session into one self-contained HTML file that
+opens offline (:func:`isnet.io.export.write_report`). Every file goes through
+:mod:`isnet.io.atomic`.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+import isnet
+from explorer.errors import InputError
+from explorer.media import audit_plots
+from explorer.state import AppContext, ModelEntry
+from isnet.io.atomic import write_atomically
+from isnet.io.export import file_sha256, plain, png_bytes, write_json, write_npy, write_report
+
+VIEW_KINDS = ("explain", "bias", "audit", "strategies")
+"""The views that can be exported (the tab each comes from)."""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What the Export button sends.
+
+    Attributes:
+        kind: the view to export, one of :data:`VIEW_KINDS` (its newest record is used).
+    """
+
+    kind: str = "explain"
+
+
+@dataclass
+class ExportFiles:
+    """The files of one exported view (paths in the session's folder).
+
+    Attributes:
+        figure: PNG figure with numbers and colour scale.
+        numbers: JSON of the numbers and the settings.
+        heatmaps: the raw heatmaps (``.npy``), or None when the view has none.
+    """
+
+    figure: str
+    numbers: str
+    heatmaps: str | None
+
+
+def _folder(ctx: AppContext, session: str | None) -> Path:
+    folder = ctx.session_dir(session) / "views"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def models_of(entries: Sequence[ModelEntry]) -> list[dict]:
+    """Label, id, file and training settings of each model (hashes are added on export)."""
+    return [{"label": e.label, "id": e.model_id, "file": e.path, "family": e.family,
+             "trained_as": e.trained_as, "method": e.method, "epsilon": e.epsilon,
+             "seed": e.metadata.get("seed"), "input_size": e.input_size} for e in entries]
+
+
+def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
+                numbers: Mapping[str, Any], settings: Mapping[str, Any],
+                entries: Sequence[ModelEntry], images: Sequence[tuple[str, np.ndarray]],
+                heatmaps: np.ndarray | None, scale: float | None = None) -> dict:
+    """Keep one view of the session: pictures as PNG files, heatmaps as ``.npy``.
+
+    Args:
+        kind: one of :data:`VIEW_KINDS`.
+        numbers: what the view showed (predictions, shares, …).
+        settings: how it was made (LRP settings, explained class, seeds, mask source, …).
+        images: (caption, (H, W, 3) uint8) pictures the view showed.
+        heatmaps: the raw relevance maps, e.g. (models, S, S) float.
+        scale: the shared colour-scale bound of the pictures, if they are heatmaps.
+
+    Returns:
+        The plain view record (also appended to ``ctx.views``).
+    """
+    stamp = time.time_ns()
+    folder = _folder(ctx, session)
+    pictures = []
+    for index, (caption, image) in enumerate(images):
+        path = write_atomically(folder / f"{kind}-{stamp}-{index}.png", png_bytes(image))
+        pictures.append([caption, str(path)])
+    heatmap_path = None
+    if heatmaps is not None:
+        heatmap_path = str(write_npy(folder / f"{kind}-{stamp}-heatmaps.npy",
+                                     np.asarray(heatmaps, dtype=np.float32)))
+    view = {"kind": kind, "title": title, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "stamp": stamp, "numbers": plain(dict(numbers)), "settings": plain(dict(settings)),
+            "models": models_of(entries), "images": pictures, "heatmaps": heatmap_path,
+            "scale": None if scale is None else float(scale)}
+    for old in ctx.views.add(session, view):  # views past the log's capacity: their files go
+        for path in [p for _, p in old["images"]] + [old["heatmaps"]]:
+            if path:
+                Path(path).unlink(missing_ok=True)
+    return view
+
+
+def latest(ctx: AppContext, session: str | None, kind: str) -> dict:
+    """The session's newest view of ``kind``.
+
+    Raises:
+        InputError: unknown kind, or nothing of that kind shown yet.
+    """
+    if kind not in VIEW_KINDS:
+        raise InputError(f"Views that can be exported: {', '.join(VIEW_KINDS)} (not {kind!r}).")
+    for view in reversed(ctx.views.of(session)):
+        if view["kind"] == kind:
+            return view
+    raise InputError(f"Nothing to export yet: show a result in the {kind} view first.")
+
+
+def _hashed(models: list[dict]) -> list[dict]:
+    """The models with the SHA-256 of their files (None for models without a file)."""
+    out = []
+    for model in models:
+        path = model.get("file")
+        digest = file_sha256(path) if path and Path(path).is_file() else None
+        out.append({**model, "file": Path(path).name if path else None, "sha256": digest})
+    return out
+
+
+def _picture(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def numbers_record(view: Mapping[str, Any]) -> dict:
+    """What the JSON export holds: the numbers, the settings and the models with hashes."""
+    return {"view": view["kind"], "title": view["title"], "time": view["time"],
+            "numbers": view["numbers"], "settings": view["settings"],
+            "models": _hashed(view["models"]), "colour_scale": view.get("scale"),
+            "isnet_version": getattr(isnet, "__version__", None)}
+
+
+def export_view(ctx: AppContext, session: str | None, request: ExportRequest) -> ExportFiles:
+    """Write the figure and the JSON of the newest view of ``request.kind``.
+
+    Raises:
+        InputError: nothing of that kind shown yet.
+    """
+    view = latest(ctx, session, request.kind)
+    folder = _folder(ctx, session)
+    stem = f"{request.kind}-{view['stamp']}"
+    numbers = write_json(folder / f"{stem}.json", numbers_record(view), overwrite=True)
+    pictures = [(caption, _picture(path)) for caption, path in view["images"]]
+    flat = {**{f"{k}": v for k, v in view["numbers"].items() if not isinstance(v, (list, dict))},
+            **_flat_models(view["numbers"])}
+    figure = audit_plots.view_figure(view["title"], pictures, view.get("scale"), flat)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    png = write_atomically(folder / f"{stem}-figure.png", buffer.getvalue(), overwrite=True)
+    return ExportFiles(str(png), str(numbers), view.get("heatmaps"))
+
+
+def _flat_models(numbers: Mapping[str, Any]) -> dict:
+    """Per-model numbers (``numbers["per_model"]``) as ``model · key: value`` lines."""
+    flat = {}
+    for model, values in (numbers.get("per_model") or {}).items():
+        for key, value in (values or {}).items():
+            if not isinstance(value, (list, dict)):
+                flat[f"{model} · {key}"] = round(value, 4) if isinstance(value, float) else value
+    return flat
+
+
+def session_report(ctx: AppContext, session: str | None) -> str:
+    """One offline HTML file with every view of the session (pictures, numbers, settings,
+    models with hashes).
+
+    Raises:
+        InputError: the session has not looked at anything yet.
+    """
+    views = ctx.views.of(session)
+    if not views:
+        raise InputError("Nothing to report yet: explain an image, plant a mark or audit a set.")
+    sections = []
+    for view in views:
+        record = numbers_record(view)
+        sections.append({
+            "title": f"{view['title']} ({view['time']})",
+            "text": "Models: " + "; ".join(f"{m['label']} ({m['file'] or 'no file'}, sha256 "
+                                          f"{(m['sha256'] or '—')[:16]}…)"
+                                          for m in record["models"]),
+            "images": [(caption, _picture(path)) for caption, path in view["images"]],
+            "numbers": {**view["numbers"], **{f"setting: {k}": v
+                                              for k, v in view["settings"].items()}}})
+    path = _folder(ctx, session) / f"session-report-{time.time_ns()}.html"
+    return str(write_report(path, "ISNet Explorer — session report", sections))
+
+
+def explain_numbers(views: Sequence[Any]) -> dict:
+    """The numbers of an Explain-like pair of :class:`~explorer.handlers.explain.ModelView`."""
+    return {"per_model": {v.label: {"predicted": v.predicted, "explained_class": v.target,
+                                    "background_share": v.share,
+                                    "probability": v.probabilities.get(v.predicted)}
+                          for v in views},
+            "probabilities": {v.label: v.probabilities for v in views}}
+
+
+def pair_heatmaps(views: Sequence[Any]) -> np.ndarray | None:
+    """The raw relevance maps of a pair's views as (models, S, S) (None when sizes differ)."""
+    maps = [v.relevance for v in views if getattr(v, "relevance", None) is not None]
+    if not maps or len({m.shape for m in maps}) != 1:
+        return None
+    return np.stack(maps)
+
+
+def record_pair(ctx: AppContext, session: str | None, kind: str, title: str, pair: Any,
+                entries: Sequence[ModelEntry], settings: Mapping[str, Any],
+                extra: Sequence[tuple[str, np.ndarray]] = ()) -> dict:
+    """Keep an Explain-like view (a :class:`~explorer.handlers.explain.PairView`): both
+    overlays and heatmaps, the predictions and shares, the raw maps."""
+    images = list(extra) + [(f"{v.label}: {v.target}", v.overlay) for v in pair.views] + \
+        [(f"{v.label}: heatmap", v.heatmap) for v in pair.views]
+    lrp = {"epsilon": [e.epsilon for e in entries], "zb": True, "low": 0.0, "high": 1.0}
+    return record_view(ctx, session, kind, title, explain_numbers(pair.views),
+                       {"lrp": lrp, **settings}, entries, images, pair_heatmaps(pair.views),
+                       pair.scale)

@@ -1,0 +1,119 @@
+"""The Audit tab, the session report and the labels, in a real browser (Debian's Chromium via
+Playwright): the report opens with no network, an audit fills the gallery and a click opens
+the image in Explain, and no label or button covers the biased image."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from ui_fixtures import launch_tiny_app, make_context, object_image
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium"),
+]
+
+
+def _browser(playwright):
+    from scripts.screenshot import CHROMIUM, CHROMIUM_ARGS
+
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                      headless=True)
+
+
+def test_session_report_opens_offline(tmp_path):
+    pytest.importorskip("playwright")
+    from playwright.sync_api import sync_playwright
+
+    from explorer.handlers import export as hx
+    from explorer.handlers.explain import explain_models
+
+    ctx = make_context(tmp_path)
+    entries = [ctx.store.get(i, None) for i in ctx.default_pair]
+    image, mask = object_image(0)
+    pair = explain_models(ctx, entries, image, mask)
+    hx.record_pair(ctx, "s", "explain", "Explain", pair, entries, {})
+    report = Path(hx.session_report(ctx, "s"))
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            context = browser.new_context(offline=True)
+            page = context.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(report.as_uri())
+            widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+            title = page.title()
+        finally:
+            browser.close()
+    assert title.startswith("ISNet Explorer") and len(widths) >= 4 and min(widths) > 0
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
+
+
+def _covering(page, image_selector: str) -> list[str]:
+    """Visible labels, badges and buttons whose box overlaps the image's box (the image's own
+    wrappers, which contain it, do not count)."""
+    return page.eval_on_selector(image_selector, """image => {
+        const box = image.getBoundingClientRect();
+        const found = [];
+        for (const e of document.querySelectorAll(
+                "[data-testid='block-label'], label, button, .icon-button")) {
+            if (e.contains(image)) continue;
+            const r = e.getBoundingClientRect();
+            const shown = r.width > 0 && r.height > 0
+                && getComputedStyle(e).visibility !== "hidden";
+            if (shown && r.left < box.right && box.left < r.right && r.top < box.bottom
+                    && box.top < r.bottom) found.push(e.outerHTML.slice(0, 120));
+        }
+        return found;
+    }""")
+
+
+def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
+    pytest.importorskip("playwright")
+    from playwright.sync_api import expect, sync_playwright
+
+    from scripts.screenshot import _open_app
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    demo, url = launch_tiny_app(tmp_path)
+    try:
+        with sync_playwright() as playwright:
+            browser = _browser(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 1500, "height": 1250})
+                page.set_default_timeout(90_000)
+                _open_app(page, url)
+                # a sample with its mask, then the Bias lab's biased image
+                page.get_by_label("Sample image").click()
+                page.get_by_role("option", name="square_0").click()
+                time.sleep(1.0)
+                page.get_by_role("tab", name="Bias lab").click()
+                page.locator("#inject-button").click()
+                expect(page.locator("#biased-image img")).to_be_visible(timeout=60_000)
+                expect(page.locator("#bias-left-overlay img")).to_be_visible(timeout=60_000)
+                for selector in ("#biased-image img", "#bias-left-overlay img",
+                                 "#bias-right-heatmap img"):
+                    assert _covering(page, selector) == [], selector
+                # the Audit tab: audit a small bundled split, open the top image in Explain
+                page.get_by_role("tab", name="Audit").click()
+                count = page.get_by_role("spinbutton", name="number input for Images from")
+                count.fill("40")
+                count.press("Tab")
+                page.locator("#audit-button").click()
+                expect(page.locator("#audit-status")).to_contain_text("Done", timeout=120_000)
+                expect(page.locator("#audit-summary")).to_contain_text("Tiny standard",
+                                                                       timeout=60_000)
+                expect(page.locator("#audit-gallery img").first).to_be_visible(timeout=60_000)
+                assert page.locator("#audit-gallery img").count() == 24  # the top 24 of 40
+                page.locator("#audit-gallery img").first.click()
+                expect(page.get_by_role("tab", name="Explain")).to_have_attribute(
+                    "aria-selected", "true", timeout=60_000)
+                expect(page.locator("#mask-editor canvas").last).to_be_visible(timeout=60_000)
+            finally:
+                browser.close()
+    finally:
+        demo.close()
