@@ -195,6 +195,10 @@ def test_authors_format_opens_in_authors_mode_and_says_why(ctx, tmp_path):
     entry = hm.load_model_file(ctx, "hal", str(_dense_file(tmp_path, (1, 1), "DenseNet.")))
     assert entry.lrp_mode == AUTHORS and lrp_config(entry).reference_quirks
     assert "authors' own format" in hm.model_card(entry)
+    lightning = tmp_path / "lightning.ckpt"  # their Lightning layout: a "state_dict" entry
+    torch.save({"state_dict": torch.load(_dense_file(tmp_path, (1, 1), "DenseNet."),
+                                         weights_only=True)}, lightning)
+    assert hm.load_model_file(ctx, "hal", str(lightning)).lrp_mode == AUTHORS
     lrp_compare.set_mode(ctx, "hal", entry.model_id, CORRECTED)
     assert not lrp_config(entry).reference_quirks
     with pytest.raises(InputError, match="shared"):

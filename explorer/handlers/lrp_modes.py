@@ -124,8 +124,15 @@ def authors_layout(path: str | Path) -> bool:
             return False
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         raw = raw["state_dict"]
-    return isinstance(raw, dict) and any(isinstance(k, str) and k.startswith(AUTHORS_PREFIXES)
-                                         for k in raw)
+    return isinstance(raw, dict) and any(_authors_key(k) for k in raw)
+
+
+def _authors_key(key: object) -> bool:
+    """A key of the authors' DenseNet LRP-block modules, at the top or inside a wrapper
+    (``model.DenseNet.…`` in a Lightning checkpoint); LRP-Flex files (``ZbModule``) have
+    neither quirk and do not count."""
+    return isinstance(key, str) and any(key.startswith(p) or f".{p}" in key
+                                        for p in AUTHORS_PREFIXES)
 
 
 def mode_note(entry: ModelEntry) -> str:
