@@ -8,7 +8,8 @@ wall time, the time per step and the peak resident memory of the process. The go
 Examples::
 
     python -m benchmarks.finetune
-    python -m benchmarks.finetune --checkpoint assets/checkpoints/standard_densenet121.safetensors \\
+    python -m benchmarks.finetune \
+        --checkpoint assets/checkpoints/standard_densenet121.safetensors \\
         --method standard --json
 """
 

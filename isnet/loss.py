@@ -14,7 +14,8 @@ Given heatmaps R (B, K, C, H, W) and a foreground mask M (1 = object), with A = 
   maps. This stops the trivial solution of shrinking all relevance.
 * per sample w₁·L_bg + w₂·L_fg, then the batch mean.
 
-The combined ISNet objective is ``(1 − P)·CE + P·L`` (:func:`isnet.heatmap_loss`, P = ``heat_weight``).
+The combined ISNet objective is ``(1 − P)·CE + P·L`` (:func:`isnet.heatmap_loss`,
+P = ``heat_weight``).
 """
 
 from __future__ import annotations

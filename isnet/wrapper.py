@@ -80,7 +80,8 @@ class ISNet(nn.Module):
         self.config = lrp_settings(lrp, epsilon, e, zb, bounds, detach_bias)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def forward(self, x: Tensor, target: int | Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor,
+                target: int | Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """Logits, and heatmaps when ``heat`` is on.
 
         Shapes: x (B, C, H, W) → logits (B, K), heatmaps (B, M, C, H, W) with M = K for

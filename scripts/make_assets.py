@@ -96,7 +96,7 @@ def write_assets(out: str | Path, force: bool = False,
     if existing and not force:
         raise ValueError(f"{len(existing)} asset file(s) exist (e.g. {existing[0]}); pass --force "
                          f"to regenerate them")
-    for (image_path, mask_path), (_, image, mask) in zip(targets, samples):
+    for (image_path, mask_path), (_, image, mask) in zip(targets, samples, strict=False):
         write_png(image_path, image, overwrite=force)
         write_png(mask_path, mask, overwrite=force)
     return [image_path for image_path, _ in targets]

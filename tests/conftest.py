@@ -24,9 +24,11 @@ def randomize_batchnorm(model: torch.nn.Module, generator: torch.Generator) -> t
             shape = module.running_mean.shape
             dtype = module.running_mean.dtype
             module.running_mean.copy_(torch.rand(shape, generator=generator, dtype=dtype) - 0.5)
-            module.running_var.copy_(torch.rand(shape, generator=generator, dtype=dtype) * 1.5 + 0.5)
+            module.running_var.copy_(
+                torch.rand(shape, generator=generator, dtype=dtype) * 1.5 + 0.5)
             module.weight.data.copy_(torch.rand(shape, generator=generator, dtype=dtype) + 0.5)
-            module.bias.data.copy_((torch.rand(shape, generator=generator, dtype=dtype) - 0.5) * 0.6)
+            module.bias.data.copy_(
+                (torch.rand(shape, generator=generator, dtype=dtype) - 0.5) * 0.6)
     return model
 
 

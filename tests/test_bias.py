@@ -1,4 +1,5 @@
-"""Specification of bias injection (isnet.data.bias, isnet.data.bias.marks) and splits (isnet.data.bias.splits).
+"""Specification of bias injection (isnet.data.bias, isnet.data.bias.marks) and splits
+(isnet.data.bias.splits).
 
 What must hold: the foreground never changes (every kind, every placement, masks covering
 almost everything); the mark shows the chosen class at the chosen rate; confounding marks never

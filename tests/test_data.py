@@ -84,7 +84,7 @@ def test_real_fashion_mnist_masks_cover_the_object_and_subsets_are_seeded():
     assert set(data.masks.unique().tolist()) <= {0.0, 1.0}
     bright = data.images[:, 0] > 0.04
     assert not (bright & (data.masks[:, 0] == 0)).any(), "object pixels outside the mask"
-    for image, mask in zip(data.images[:, 0].numpy(), data.masks[:, 0].numpy()):
+    for image, mask in zip(data.images[:, 0].numpy(), data.masks[:, 0].numpy(), strict=False):
         assert np.array_equal(solid_mask(image, 0.04), mask.astype(np.uint8))
         assert 0.05 < mask.mean() < 0.8  # an object, with background left for a mark
     raw_labels = read_idx(FASHION_MNIST_ROOT / "t10k-labels-idx1-ubyte.gz")
@@ -97,7 +97,7 @@ def test_synthetic_masks_are_exactly_the_object():
     assert data.images.shape == (12, 3, 64, 64) and data.class_names == list(OBJECT_NAMES[:4])
     assert torch.bincount(data.labels, minlength=4).tolist() == [3, 3, 3, 3]
     rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
-    for image, mask in zip(data.images, data.masks[:, 0]):
+    for image, mask in zip(data.images, data.masks[:, 0], strict=False):
         inside = mask > 0
         assert 0.03 < float(mask.mean()) < 0.6
         # The object is one colour times a linear lighting ramp: a plane fits it exactly
@@ -177,7 +177,7 @@ def test_user_folder_loads_the_good_files_and_names_each_bad_one(user_folder):
         assert expected in text, text
     assert len(problems) == 6
     # pairing: each loaded mask marks exactly the white square of its own image
-    for image, mask in zip(data.images, data.masks[:, 0]):
+    for image, mask in zip(data.images, data.masks[:, 0], strict=False):
         assert torch.equal(mask > 0, image[0] > 0.9)
 
 

@@ -27,7 +27,7 @@ def naive_heatmap_loss(heatmaps, masks, w1=1.0, w2=3.0, c1=1.0, c2=25.0, e=1.0, 
                 values = sorted(((a[c] / (mu + 1e-10)) * (1 - mask)).flatten().tolist(),
                                 reverse=True)
                 weights = [d ** i for i in range(len(values))]
-                g = sum(w * v for w, v in zip(weights, values)) / sum(weights)
+                g = sum(w * v for w, v in zip(weights, values, strict=False)) / sum(weights)
                 bg_terms.append(math.log(1 + g / e))
             f = inside_sum.item()
             below = (min(f, c1) - c1) ** 2 / c1 ** 2
@@ -106,7 +106,8 @@ def test_masks_are_resized_and_binarised(generator):
     small = torch.zeros(2, 1, 8, 8, dtype=torch.float64)
     small[:, :, 2:6, 2:6] = 1
     torch.testing.assert_close(prepare_masks(big, heatmaps), prepare_masks(small, heatmaps))
-    torch.testing.assert_close(isnet.heatmap_loss(heatmaps, big), isnet.heatmap_loss(heatmaps, small))
+    torch.testing.assert_close(isnet.heatmap_loss(heatmaps, big),
+                               isnet.heatmap_loss(heatmaps, small))
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -130,7 +130,7 @@ def test_cosine_schedule_decays_the_learning_rate():
     fit(tiny(), image_set(), None, tiny_config(epochs=2, schedule="cosine", learning_rate=0.1),
         on_progress=lambda step, total, metrics: rates.append(metrics["learning_rate"]))
     assert rates[0] == pytest.approx(0.1) and len(rates) == 6
-    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.01
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False)) and rates[-1] < 0.01
 
 
 def test_should_stop_ends_between_steps():

@@ -39,7 +39,8 @@ def as_classes(target: int | Tensor, batch: int, num_classes: int, device: torch
         raise ValueError(f"target must be one class or one per sample ({batch}), got shape "
                          f"{tuple(classes.shape)}")
     if classes.min() < 0 or classes.max() >= num_classes:
-        raise ValueError(f"target classes must lie in [0, {num_classes - 1}], got {classes.tolist()}")
+        raise ValueError(f"target classes must lie in [0, {num_classes - 1}], got "
+                         f"{classes.tolist()}")
     return classes
 
 

@@ -59,7 +59,8 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.ModuleDict):
-    """A dense block: each layer reads the concatenation of the block input and all earlier outputs."""
+    """A dense block: each layer reads the concatenation of the block input and all earlier
+    outputs."""
 
     def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int) -> None:
         super().__init__()
@@ -129,7 +130,8 @@ class Trace:
     """Every activation the LRP walk reads, in forward order. Owned by the caller of
     :meth:`DenseNet.forward_trace`; nothing is stored on the model.
 
-    Shapes: inputs (B, C, H, W); stem_conv, stem_relu (B, F0, H/2, W/2); stem_pooled (B, F0, H/4, W/4);
+    Shapes: inputs (B, C, H, W); stem_conv, stem_relu (B, F0, H/2, W/2);
+    stem_pooled (B, F0, H/4, W/4);
     final_concat / final_relu (B, F, h, w); pooled (B, F); logits (B, K).
     """
 
@@ -172,7 +174,8 @@ class DenseNet(nn.Module):
                          num_init_features=num_init_features, bn_size=bn_size,
                          num_classes=num_classes, in_channels=in_channels)
         stem = [
-            ("conv0", nn.Conv2d(in_channels, num_init_features, 7, stride=2, padding=3, bias=False)),
+            ("conv0", nn.Conv2d(in_channels, num_init_features, 7, stride=2, padding=3,
+                                bias=False)),
             ("norm0", nn.BatchNorm2d(num_init_features)),
             ("relu0", nn.ReLU()),
             ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
@@ -229,7 +232,8 @@ class DenseNet(nn.Module):
         pool = f.pool0
         stem_pooled, indices = F.max_pool2d(stem_relu, pool.kernel_size, pool.stride, pool.padding,
                                             pool.dilation, pool.ceil_mode, return_indices=True)
-        trace = Trace(inputs=x, stem_conv=stem_conv, stem_relu=stem_relu, stem_pooled=stem_pooled, stem_indices=indices)
+        trace = Trace(inputs=x, stem_conv=stem_conv, stem_relu=stem_relu, stem_pooled=stem_pooled,
+                      stem_indices=indices)
         h = stem_pooled
         for name, module in f.named_children():
             if name.startswith("denseblock"):

@@ -75,7 +75,8 @@ class ExperimentData:
         values = dict(values)
         dataset = values.pop("dataset", "fashion-mnist")
         if dataset != "fashion-mnist":
-            raise ValueError(f"ExperimentData: only 'fashion-mnist' can be rebuilt, got {dataset!r}")
+            raise ValueError(f"ExperimentData: only 'fashion-mnist' can be rebuilt, got "
+                             f"{dataset!r}")
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"ExperimentData: unknown keys {unknown}")

@@ -1,7 +1,7 @@
 """Scale-out with PyTorch Lightning: many GPUs or nodes, the same loss code as :func:`isnet.fit`.
 
 This is the only engine file that imports Lightning. :class:`ISNetLightningModule` calls
-:func:`isnet.training.loop.compute_loss` (so standard and ISNet variants train exactly as in the plain
+:func:`isnet.training.loop.compute_loss` (so every training method trains exactly as in the plain
 loop), :class:`ISNetDataModule` serves ``ImageSet``-like data, and :func:`fit_lightning` builds the
 ``Trainer`` (DDP, devices, nodes, gradient clipping at ``config.grad_clip_norm``) and returns a
 :class:`isnet.train.FitResult`.
@@ -91,7 +91,8 @@ class ISNetLightningModule(L.LightningModule):
         """Accuracy and background share of the predicted class's heatmap."""
         images, masks, labels = batch
         if is_lrp_ready(self.model):
-            logits, heatmaps = explain(self.model, images, epsilon=self.config.epsilon, zb=self.config.zb)
+            logits, heatmaps = explain(self.model, images, epsilon=self.config.epsilon,
+                                       zb=self.config.zb)
         else:  # U-Nets, ViT, …: the method's native map
             logits, heatmaps = native_explainer_for(self.model)(self.model, images)
         self.log_dict({"val_accuracy": (logits.argmax(1) == labels).float().mean(),
@@ -99,7 +100,7 @@ class ISNetLightningModule(L.LightningModule):
                       on_epoch=True, sync_dist=True, batch_size=len(labels))
 
     def on_validation_epoch_start(self) -> None:
-        """Fresh BatchNorm statistics before validating (see ``TrainConfig.recalibrate_batchnorm``)."""
+        """Fresh BatchNorm statistics before validating (``TrainConfig.recalibrate_batchnorm``)."""
         if self.trainer.state.fn == "fit":
             self._recalibrate()
 

@@ -103,7 +103,8 @@ def build_network(model: nn.Module, config: TrainConfig) -> nn.Module:
     """The module trained for ``config.method``: the network itself, or an ISNet around it."""
     if config.method == "standard" or get_method(config.method) is not None:
         return model
-    return ISNet(model, epsilon=config.epsilon, zb=config.zb, explain=config.method, seed=config.seed)
+    return ISNet(model, epsilon=config.epsilon, zb=config.zb, explain=config.method,
+                 seed=config.seed)
 
 
 def compute_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
@@ -209,7 +210,7 @@ def recalibrate_batchnorm(model: nn.Module, loader: Any) -> None:
     with torch.no_grad():
         for batch in loader:
             model(batch[0])
-    for norm, momentum in zip(norms, momenta):
+    for norm, momentum in zip(norms, momenta, strict=False):
         norm.momentum = momentum
     model.train(was_training)
 

@@ -181,7 +181,7 @@ def _alpha_and_color(free: np.ndarray, mark_classes: np.ndarray, num_classes: in
         stamp = _stamp(config, int(mark_class), num_classes, side)
         margin = _pixels(config.margin, side)
         rows, cols, fits = _find_places(free[members], *stamp.shape, margin, config, rng)
-        for index, row, col in zip(members[fits], rows[fits], cols[fits]):
+        for index, row, col in zip(members[fits], rows[fits], cols[fits], strict=False):
             alpha[index, row : row + stamp.shape[0], col : col + stamp.shape[1]] = stamp
         ok[members] = fits
     return alpha, colors, ok
