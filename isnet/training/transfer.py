@@ -51,20 +51,24 @@ def replace_classifier(model: nn.Module, num_classes: int,
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     path = classifier_path(model)
     old = model.get_submodule(path)
+    if not isinstance(old, nn.Linear):
+        raise ValueError(f"{type(model).__name__}.classifier_layer is a {type(old).__name__}, "
+                         "not a Linear layer")
     parent_name, _, child = path.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     weight = old.weight
     head = nn.Linear(old.in_features, num_classes, bias=old.bias is not None,
                      device=weight.device, dtype=weight.dtype)
-    bound = 1.0 / old.in_features ** 0.5
+    bound = 1.0 / float(old.in_features) ** 0.5
     with torch.no_grad():
         values = torch.rand(head.weight.shape, generator=generator, dtype=torch.float64)
         head.weight.copy_((values * 2 - 1) * bound)
         if head.bias is not None:
             head.bias.zero_()
     setattr(parent, child, head)
-    if isinstance(getattr(model, "arch", None), dict):
-        model.arch = {**model.arch, "num_classes": num_classes}
+    arch = getattr(model, "arch", None)
+    if isinstance(arch, dict):
+        setattr(model, "arch", {**arch, "num_classes": num_classes})  # noqa: B010
     return model
 
 
