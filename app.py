@@ -83,18 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.app import build_demo, warm_up
 
     torch.set_num_threads(max(1, args.threads))
+    from explorer.state import Limits
     from explorer.theme import CSS, THEME
 
+    local = not args.share and args.host in ("127.0.0.1", "localhost", "::1")
     try:
         logins = read_logins(args.auth, args.auth_file)
-        demo = build_demo(checkpoints=args.checkpoint)
+        demo = build_demo(checkpoints=args.checkpoint, limits=Limits(local_paths=local))
     except (ValueError, OSError, KeyError, RecursionError) as error:  # CheckpointError: ValueError
         print(f"Cannot start the explorer: {error}", file=sys.stderr)
         return 2
     limits = demo.explorer_context.limits
     demo.queue(default_concurrency_limit=2, max_size=64)
     options = dict(server_name=args.host, server_port=args.port, inbrowser=args.inbrowser,
-                   max_file_size=limits.max_file_size, theme=THEME, css=CSS, show_error=True,
+                   max_file_size=limits.upload_limit, theme=THEME, css=CSS, show_error=True,
                    auth=logins or None)
     try:
         demo.launch(share=args.share, prevent_thread_lock=True, **options)

@@ -22,6 +22,7 @@ from explorer.handlers.explain import engine_explain
 from explorer.media.tensors import model_tensor
 from explorer.sessions import WORK_PREFIX, sweep_leftovers
 from explorer.state import AppContext, Limits, ModelEntry, ModelStore, plain_metadata
+from explorer.tabs import arena as arena_tab
 from explorer.tabs import audit as audit_tab
 from explorer.tabs import bias as bias_tab
 from explorer.tabs import explain as explain_tab
@@ -71,7 +72,8 @@ def _entries(models: Mapping[str, Any] | Sequence[ModelEntry]) -> list[ModelEntr
 def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                  checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
                  masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
-                 limits: Limits | None = None) -> AppContext:
+                 limits: Limits | None = None,
+                 arena_dir: str | Path | None = None) -> AppContext:
     """Load the models and samples and build the handlers' shared :class:`AppContext`."""
     notice = ""
     if models is not None:
@@ -93,7 +95,8 @@ def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
     else:
         folder = default_work_dir(limits.leftover_age_s)
     ctx = AppContext(store, samples, folder, limits=limits, notice=notice,
-                     default_pair=(entries[0].model_id, entries[1].model_id))
+                     default_pair=(entries[0].model_id, entries[1].model_id),
+                     arena_dir=Path(arena_dir) if arena_dir else None)
     ctx.sessions.sweep()
     return ctx
 
@@ -111,7 +114,7 @@ def warm_up(ctx: AppContext) -> None:
 def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
                masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
-               limits: Limits | None = None) -> gr.Blocks:
+               limits: Limits | None = None, arena_dir: str | Path | None = None) -> gr.Blocks:
     """Build the explorer.
 
     Args:
@@ -121,11 +124,12 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
         samples_dir / masks_dir: sample images and their masks (default ``assets/``).
         work_dir: where fine-tuned checkpoints go (default: a fresh folder in Gradio's temp dir).
         limits: size limits (upload size, image side, fine-tuning caps).
+        arena_dir: the arena's results folder (default ``results/arena``).
 
     Returns:
-        The ``gr.Blocks``; launch it with ``max_file_size=ctx.limits.max_file_size`` (app.py does).
+        The ``gr.Blocks``; launch it with ``max_file_size=ctx.limits.upload_limit`` (app.py does).
     """
-    ctx = make_context(models, checkpoints, samples_dir, masks_dir, work_dir, limits)
+    ctx = make_context(models, checkpoints, samples_dir, masks_dir, work_dir, limits, arena_dir)
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         if ctx.notice:
@@ -141,6 +145,8 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                 train_tab.build(ctx, widgets)
             with gr.Tab("Models", id="models"):
                 models_tab.build(ctx, widgets)
+            with gr.Tab("Arena", id="arena"):
+                arena_tab.build(ctx, widgets)
         export_tab.build(ctx)
         audit_tab.hand_to_fine_tune(demo, audit)
 

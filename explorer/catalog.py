@@ -21,9 +21,11 @@ from pathlib import Path
 import torch
 
 import isnet
+from explorer.handlers.lrp_modes import opening_mode
 from explorer.media.decode import IMAGE_EXTENSIONS
 from explorer.state import ModelEntry, Sample, plain_metadata, trained_as
 from isnet.data.fashion_mnist import FASHION_MNIST_CLASSES
+from isnet.io.limits import CheckpointLimits
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +37,19 @@ UNTRAINED_NOTICE = ("⚠️ Untrained demo models: no bundled checkpoints were f
 
 
 def entry_from_checkpoint(path: str | Path, model_id: str, label: str | None = None,
-                          owner: str | None = None) -> ModelEntry:
+                          owner: str | None = None,
+                          limits: CheckpointLimits = CheckpointLimits()) -> ModelEntry:
     """Load a checkpoint file into a :class:`ModelEntry` (raises ``isnet.CheckpointError``).
 
     Any registered model family loads; how the model was trained (ISNet or standard) is read
-    from the metadata's training method (see :func:`explorer.state.trained_as`).
+    from the metadata's training method (see :func:`explorer.state.trained_as`); which LRP it
+    opens with, from its layout (:func:`explorer.handlers.lrp_modes.opening_mode`). ``limits``
+    bound the file (default: 1 GB).
     """
-    model, metadata = isnet.load_checkpoint(path)
+    model, metadata = isnet.load_checkpoint(path, limits)
     metadata = plain_metadata(metadata)
+    mode, reason = opening_mode(path, metadata)  # the authors' files: their LRP as published
+    metadata.update(lrp_mode=mode, lrp_mode_reason=reason)
     kind = "ISNet" if trained_as(metadata) == "isnet" else "Standard"
     name = label or f"{kind} · {Path(path).stem}"
     return ModelEntry(model_id, name, model.eval(), metadata, owner=owner, path=str(path))

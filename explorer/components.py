@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from explorer.handlers.explain import ModelView, PairView
+from explorer.handlers.lrp_modes import LRP_MODES, OWN
 from explorer.media.editor import EditorInput
 from explorer.media.widgets import output_image
 from explorer.state import AppContext
@@ -39,6 +40,9 @@ FINE_TUNE_OUTPUTS = ("runs", "status", "curves", "checkpoint", "before", "after"
 LOAD_SAMPLE_OUTPUTS = ("editor", "true_class")
 LOAD_CHECKPOINT_OUTPUTS = ("card", "cards", "left_model", "right_model", "download_choices")
 MODEL_CARDS_OUTPUTS = ("cards", "download_choices")
+COMPARE_MODES_OUTPUTS = ("corrected", "authors", "difference", "summary")
+ARENA_OUTPUTS = ("table", "plot", "summary")
+ARENA_LOAD_OUTPUTS = ("card", "left_model", "right_model")
 AUDIT_OUTPUTS = ("status", "summary", "histogram", "gallery", "rank_by", "class_name",
                  "cluster_model")
 EXPORT_OUTPUTS = ("figure", "numbers", "heatmaps")
@@ -121,6 +125,14 @@ class ExplainWidgets:
 def editor_input(value: dict | None, brush_mode: str, record: dict | None) -> EditorInput:
     """The editor's widget values as one named :class:`EditorInput`."""
     return EditorInput(value, record, brush_mode)
+
+
+def lrp_mode_radio(modes: tuple[str, ...] = tuple(LRP_MODES), value: str = OWN,
+                   label: str = "LRP") -> gr.Radio:
+    """The switch between the corrected LRP and the authors' LRP block as published (and their
+    difference); values are mode ids (:data:`explorer.handlers.lrp_modes.LRP_MODES`)."""
+    return gr.Radio([(LRP_MODES[mode], mode) for mode in modes], value=value, label=label,
+                    elem_id="lrp-mode" if OWN in modes else None)
 
 
 def session_of(request: gr.Request | None) -> str | None:

@@ -9,7 +9,8 @@
   ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are too big for that.
 * :class:`HeatmapCache` — a small LRU of explanation results, so that moving the opacity slider
   or switching tabs does not rerun LRP.
-* :class:`AppContext` — the one object handed to every handler (no module-level globals).
+* :class:`AppContext` — the one object handed to every handler (no module-level globals);
+  its size limits are :class:`explorer.limits.Limits`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 import isnet
 from explorer.errors import InputError
+from explorer.limits import Limits
 from explorer.sessions import SessionJanitor, safe_name
 from isnet.models import family_of
 
@@ -85,6 +87,28 @@ class ModelEntry:
             return family_of(str(self.metadata.get("model_name")))
         except ValueError:
             return "unknown"
+
+    @property
+    def normalisation(self) -> tuple[list[float], list[float]] | None:
+        """(mean, std) per channel the model's inputs are normalised with, or None for raw
+        [0, 1] pixels."""
+        norm = self.metadata.get("normalisation") or {}
+        mean, std = norm.get("mean"), norm.get("std")
+        if mean is None or std is None:
+            return None
+        return [float(m) for m in mean], [float(s) for s in std]
+
+    @property
+    def bounds(self) -> tuple[Any, Any]:
+        """(low, high) of the z^B rule: floats, or one value per channel of the normalised
+        input ((0 − mean) / std, (1 − mean) / std)."""
+        low, high = self.metadata.get("bounds") or (0.0, 1.0)
+        return low, high
+
+    @property
+    def lrp_mode(self) -> str:
+        """"corrected" or "authors" (the LRP block as published): the model's default."""
+        return "authors" if self.metadata.get("lrp_mode") == "authors" else "corrected"
 
     @property
     def epsilon(self) -> float:
@@ -258,31 +282,6 @@ class ViewLog:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Size limits that keep one user from starving the others.
-
-    Attributes:
-        max_side: uploaded images are downscaled to this long side.
-        max_file_size: largest accepted upload (Gradio's ``max_file_size``), e.g. "20mb".
-        max_train_images: largest fine-tuning set.
-        max_epochs: longest fine-tune.
-        display_side: heatmaps are enlarged to about this size for display.
-        session_ttl_s: a session's models and files are removed after this many idle seconds
-            (or when it ends, whichever comes first).
-        leftover_age_s: at start-up, work folders of dead processes and partial files at least
-            this old are removed.
-    """
-
-    max_side: int = 1024
-    max_file_size: str = "25mb"
-    max_train_images: int = 2000
-    max_epochs: int = 20
-    display_side: int = 256
-    session_ttl_s: float = 3600.0
-    leftover_age_s: float = 600.0
-
-
-@dataclass(frozen=True)
 class Sample:
     """A bundled sample: image file, mask file (or None) and true class name (or None)."""
 
@@ -306,6 +305,7 @@ class AppContext:
         default_pair: the two model ids compared by default (standard, ISNet).
         views: what each session looked at (for exports and the session report).
         sessions: removes each session's models and files when it ends or idles (made here).
+        arena_dir: the arena's results folder (None: ``results/arena``).
     """
 
     store: ModelStore
@@ -317,6 +317,7 @@ class AppContext:
     default_pair: tuple[str, str] = ("", "")
     views: ViewLog = field(default_factory=ViewLog)
     sessions: SessionJanitor | None = None
+    arena_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.sessions is None:

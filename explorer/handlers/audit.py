@@ -25,7 +25,9 @@ import torch.nn.functional as F
 
 import isnet
 from explorer.errors import InputError
+from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import masking
+from explorer.media.tensors import normalise
 from explorer.state import AppContext, ModelEntry
 from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
 from isnet.data.folders import load_image_folder
@@ -216,13 +218,14 @@ def _audit_chunks(entry: ModelEntry, image_set: isnet.ImageSet, masks: torch.Ten
                                      image_set.masks, image_set.labels,
                                      list(image_set.class_names)), size)
     labels = image_set.labels if list(image_set.class_names) == entry.class_names else None
-    explainer = lrp_explainer(isnet.LRPConfig(epsilon=entry.epsilon))
+    explainer = lrp_explainer(lrp_config(entry))  # its ε, z^B bounds and LRP mode
+    inputs = normalise(scaled.images, entry.normalisation)  # as the model expects them
     for first in range(0, len(image_set), CHUNK):
         if stop.is_set():
             return
         chunk = slice(first, first + CHUNK)
         parts.append(audit_images(
-            entry.model, scaled.images[chunk], None if masks is None else scaled.masks[chunk],
+            entry.model, inputs[chunk], None if masks is None else scaled.masks[chunk],
             None if labels is None else labels[chunk], batch_size=int(request.batch_size),
             explainer=explainer))
         yield min(first + CHUNK, len(image_set))

@@ -2,8 +2,8 @@
 
 :func:`explain` takes an :class:`ExplainRequest` and returns a :class:`PairView`:
 
-1. the editor's image and mask become tensors at each model's input size
-   (:mod:`explorer.media.tensors`);
+1. the editor's image and mask become tensors at each model's input size, normalised with each
+   model's own mean and std (:mod:`explorer.media.tensors`);
 2. :func:`isnet.explain` gives logits and heatmaps; the heatmaps stay tensors (cached per model,
    image, class and ε in :class:`Explanation`), and :func:`isnet.background_share` measures them
    against the mask;
@@ -28,9 +28,17 @@ from torch import Tensor
 import isnet
 from explorer.errors import InputError
 from explorer.handlers import domain
+from explorer.handlers.lrp_modes import (
+    AUTHORS,
+    CORRECTED,
+    DIFFERENCE,
+    lrp_config,
+    model_maps,
+    resolve,
+)
 from explorer.media import masking
 from explorer.media.editor import EditorInput
-from explorer.media.tensors import display_image, mask_tensor, model_tensor
+from explorer.media.tensors import display_image, mask_tensor, model_input
 from explorer.state import AppContext, ModelEntry, image_digest
 from isnet import viz
 
@@ -52,6 +60,8 @@ class ExplainRequest:
         epsilon: ε of the LRP ε-rule (None: each model's training value).
         zb: the z^B rule at the input layer (None: each model's training setting).
         true_class: the image's true class, when known (right/wrong marks, domain notice).
+        lrp_mode: which LRP (:data:`explorer.handlers.lrp_modes.LRP_MODES`; None: each model's
+            own).
     """
 
     editor: EditorInput
@@ -63,6 +73,7 @@ class ExplainRequest:
     epsilon: float | None = None
     zb: bool | None = None
     true_class: str | None = None
+    lrp_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +160,7 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
     entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
     if request.epsilon is not None and not 0 <= float(request.epsilon) <= 100:
         raise InputError("ε must lie between 0 and 100 (the training value is usually 0.01).")
-    overrides = LRPOverrides(request.epsilon, request.zb)
+    overrides = LRPOverrides(request.epsilon, request.zb, request.lrp_mode)
     pair = explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
                           int(request.top_k), lrp=overrides, true_class=request.true_class)
     pair.notices.extend(domain.notices(entries, image, request.true_class))
@@ -158,17 +169,19 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
 
 @dataclass(frozen=True)
 class LRPOverrides:
-    """LRP settings chosen in the UI (None keeps the model's training value)."""
+    """LRP settings chosen in the UI (None keeps the model's training value; ``mode`` None: the
+    model's own LRP mode, see :mod:`explorer.handlers.lrp_modes`)."""
 
     epsilon: float | None = None
     zb: bool | None = None
+    mode: str | None = None
 
-    def config(self, entry: ModelEntry) -> isnet.LRPConfig:
-        """The LRP configuration for one model: its training settings, then these overrides."""
+    def config(self, entry: ModelEntry, mode: str | None = None) -> isnet.LRPConfig:
+        """The LRP configuration for one model: its training settings and z^B bounds, its own
+        LRP mode (or ``mode``, or this choice), then these overrides."""
         trained = entry.metadata.get("config") or {}
         zb = self.zb if self.zb is not None else bool(trained.get("zb", True))
-        epsilon = entry.epsilon if self.epsilon is None else float(self.epsilon)
-        return isnet.LRPConfig(epsilon=epsilon, zb=zb)
+        return lrp_config(entry, mode or self.mode, self.epsilon, zb)
 
 
 def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.ndarray,
@@ -193,11 +206,12 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
     usable = mask if mask is not None and mask.any() and not mask.all() else None
     explanations, shares = [], []
     for entry in entries:
-        x = model_tensor(image, entry.input_size)  # (1, 3, S, S)
+        x = model_input(image, entry.input_size, entry.normalisation)  # (1, 3, S, S)
         answer = explain_cached(ctx, entry, x, _target_index(entry, target),
-                                (lrp or LRPOverrides()).config(entry))
+                                lrp or LRPOverrides())
         explanations.append(answer)
-        shares.append(None if usable is None else
+        difference = resolve(entry, (lrp or LRPOverrides()).mode) == DIFFERENCE
+        shares.append(None if usable is None or difference else
                       _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
     picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
     return render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
@@ -205,12 +219,19 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
 
 
 def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor, target: int | str | None,
-                   lrp: isnet.LRPConfig | None = None) -> Explanation:
+                   lrp: isnet.LRPConfig | LRPOverrides | None = None) -> Explanation:
     """:func:`engine_explain`, cached per model, image, class and LRP settings (the opacity
-    slider and the class list do not rerun LRP)."""
-    lrp = lrp or isnet.LRPConfig(epsilon=entry.epsilon)
-    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, lrp.epsilon,
-           lrp.zb)
+    slider and the class list do not rerun LRP). With UI overrides whose mode is the
+    difference, the heatmap is corrected − authors'."""
+    if isinstance(lrp, LRPOverrides) and resolve(entry, lrp.mode) == DIFFERENCE:
+        corrected = explain_cached(ctx, entry, x, target, lrp.config(entry, CORRECTED))
+        authors = explain_cached(ctx, entry, x, target, lrp.config(entry, AUTHORS))
+        return Explanation(corrected.probabilities, corrected.heatmap - authors.heatmap,
+                           corrected.explained)
+    if isinstance(lrp, LRPOverrides):
+        lrp = lrp.config(entry)
+    lrp = lrp or lrp_config(entry)
+    key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, repr(lrp))
     cached = ctx.cache.get(key)
     if cached is None:
         cached = engine_explain(entry, x, target, lrp)
@@ -220,20 +241,20 @@ def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor, target: int | 
 
 def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
                    lrp: isnet.LRPConfig | None = None) -> Explanation:
-    """One model's probabilities and LRP heatmap through :func:`isnet.explain`.
+    """One model's probabilities and heatmap (:func:`explorer.handlers.lrp_modes.model_maps`:
+    LRP through :func:`isnet.explain`, or the native map of a network without an LRP walk).
 
     Args:
         target: a class index, None (the top class) or ``"selective"`` (the log-odds of the
             least likely class, as Selective ISNet trains).
-        lrp: LRP settings (default: the ε the model was trained with,
-            :attr:`ModelEntry.epsilon`).
+        lrp: LRP settings (default: the model's own,
+            :func:`explorer.handlers.lrp_modes.lrp_config`: its training ε, its z^B bounds,
+            the corrected or the authors' block).
 
     Shapes:
-        x: (1, 3, S, S) in [0, 1].
+        x: (1, 3, S, S), normalised as the model expects.
     """
-    lrp = lrp or isnet.LRPConfig(epsilon=entry.epsilon)
-    with torch.no_grad():
-        logits, heatmaps = isnet.explain(entry.model, x, target=target, lrp=lrp)
+    logits, heatmaps = model_maps(entry, x, target, lrp or lrp_config(entry))
     probabilities = torch.softmax(logits.double(), dim=1)[0]  # (K,)
     if target is None:
         explained = int(probabilities.argmax())
@@ -319,7 +340,8 @@ def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) 
     """
     out = []
     for entry in entries:
-        batch = torch.cat([model_tensor(img, entry.input_size) for img in images])
+        batch = torch.cat([model_input(img, entry.input_size, entry.normalisation)
+                           for img in images])
         with torch.no_grad():
             out.append(torch.softmax(entry.model(batch).double(), dim=1).numpy())
     return np.stack(out)

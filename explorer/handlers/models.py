@@ -1,48 +1,198 @@
-"""Plain functions behind the Models tab: load a checkpoint into this session and describe models.
+"""Plain functions behind the Models tab: load a checkpoint into this session, override what the
+file does not say, and describe models.
 
 A loaded checkpoint (ours: safetensors with metadata; the ISNet authors' ``torch.save`` or
-Lightning dictionaries; a plain state dict of any registered model family, whose architecture
-:mod:`isnet.io.architecture` infers) becomes a :class:`explorer.state.ModelEntry` owned by the
-uploading session. Unsafe pickles, corrupt files and weights of no known family are refused by
-:func:`isnet.load_checkpoint`; the refusal reaches the user as an InputError.
+Lightning dictionaries; a plain state dict of any registered model family — DenseNet, ResNet,
+VGG — whose architecture :mod:`isnet.io.architecture` infers) becomes a
+:class:`explorer.state.ModelEntry` owned by the loading session. A 1000-class torchvision dict
+arrives with ImageNet's class names, 224 px input, mean/std normalisation and per-channel z^B
+bounds (:mod:`isnet.io.imagenet`); :class:`Overrides` replace any of them. Unsafe pickles,
+corrupt files and weights of no known family are refused by :func:`isnet.load_checkpoint`; the
+refusal reaches the user as an InputError.
+
+A file comes as an upload, or — only when the app runs locally and is not shared
+(``Limits.local_paths``) — as a path on disk, so that big files are not copied.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from explorer.catalog import entry_from_checkpoint
 from explorer.errors import InputError
-from explorer.state import AppContext, ModelEntry
+from explorer.handlers.lrp_modes import mode_note
+from explorer.limits import size_bytes
+from explorer.media.tensors import normalised_bounds
+from explorer.state import SHARED, AppContext, ModelEntry
+from isnet.io.limits import CheckpointLimits
+
+MAX_CLASS_FILE_BYTES = 1 << 20
+SIZE_RANGE = (8, 1024)
+SHOWN_CLASSES = 20
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the user says about a model when its file does not say it (or says it wrongly).
+
+    Attributes:
+        input_size: side length in pixels (None: keep).
+        mean, std: per-channel normalisation as text ("0.485, 0.456, 0.406"); both empty: keep;
+            "none" in both: raw [0, 1] pixels.
+        class_file: a text file with one class name per line (None: keep).
+    """
+
+    input_size: int | None = None
+    mean: str = ""
+    std: str = ""
+    class_file: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What the Load button sends.
+
+    Attributes:
+        upload: the uploaded file (Gradio's temporary path), or None.
+        disk_path: a path on this machine (accepted only when the app is local and not shared).
+        name: optional display name (default: the file name).
+        overrides: input size, normalisation and class names to apply after loading.
+    """
+
+    upload: str | None = None
+    disk_path: str | None = None
+    name: str | None = None
+    overrides: Overrides = Overrides()
+
+
+def load_model(ctx: AppContext, session: str | None, request: LoadRequest) -> ModelEntry:
+    """Load a checkpoint (upload or path on disk) as a model of this session.
+
+    Raises:
+        InputError: no file, a path on disk while the app is shared, too large, not a loadable
+            safe checkpoint of a known model family, or an override that does not fit.
+    """
+    path = _source(ctx, request)
+    limit = size_bytes(ctx.limits.max_checkpoint_size)
+    try:
+        entry = entry_from_checkpoint(path, ctx.store.new_id("loaded"), owner=session,
+                                      limits=CheckpointLimits(max_file_bytes=limit))
+    except ValueError as error:  # CheckpointError is a ValueError
+        raise InputError(f"{Path(path).name} is not a checkpoint this app can load: "
+                         f"{_first_line(error)}") from error
+    label = (request.name or "").strip()
+    if label:
+        entry.label = label
+    elif entry.metadata.get("format_version", 1) == 0:
+        entry.label = f"{Path(path).stem} ({entry.metadata.get('model_name') or entry.family}" \
+                      f", foreign weights)"
+    _apply(entry, request.overrides)
+    return ctx.store.add(entry)
 
 
 def load_model_file(ctx: AppContext, session: str | None, path: str | None,
                     name: str | None = None) -> ModelEntry:
-    """Load an uploaded checkpoint as a model of this session.
+    """Load an uploaded checkpoint as a model of this session (see :func:`load_model`)."""
+    return load_model(ctx, session, LoadRequest(upload=path, name=name))
 
-    Args:
-        path: the uploaded file.
-        name: optional display name (default: the file name).
+
+def _source(ctx: AppContext, request: LoadRequest) -> str:
+    disk = (request.disk_path or "").strip()
+    if request.upload:
+        return request.upload
+    if not disk:
+        raise InputError("No checkpoint uploaded (and no path on disk given).")
+    if not ctx.limits.local_paths:
+        raise InputError("Paths on disk are accepted only when the app runs locally and is not "
+                         "shared; upload the file instead.")
+    path = Path(disk).expanduser()
+    if not path.is_file():
+        raise InputError(f"{path.name or disk} is not a file on this machine.")
+    return str(path)
+
+
+def override_model(ctx: AppContext, session: str | None, model_id: str,
+                   overrides: Overrides) -> ModelEntry:
+    """Apply ``overrides`` to one of this session's models (bundled models stay as they are).
 
     Raises:
-        InputError: no file, or not a loadable, safe checkpoint of a known model family.
+        InputError: a shared model, or an override that does not fit the model.
     """
-    if not path:
-        raise InputError("No checkpoint uploaded.")
-    label = (name or "").strip() or None
-    model_id = ctx.store.new_id("loaded")
+    entry = ctx.store.get(model_id, session)
+    if entry.owner is SHARED:
+        raise InputError(f"{entry.label} is shared by every user; load your own copy of its "
+                         "file to change its input size, normalisation or classes.")
+    _apply(entry, overrides)  # cached heatmaps are keyed by the (resized, normalised) input
+    return entry
+
+
+def _apply(entry: ModelEntry, overrides: Overrides) -> None:
+    """Check every override first, then change the entry's metadata (all or nothing)."""
+    changes: dict[str, Any] = {}
+    if overrides.input_size:
+        size = int(overrides.input_size)
+        if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
+            raise InputError(f"Input size {size} px is outside {SIZE_RANGE[0]}–{SIZE_RANGE[1]}.")
+        changes["input_size"] = size
+    if (overrides.mean or "").strip() or (overrides.std or "").strip():
+        changes.update(_normalisation(entry, overrides.mean, overrides.std))
+    if overrides.class_file:
+        changes["class_names"] = read_class_names(overrides.class_file, entry.model.num_classes)
+    if changes:
+        entry.metadata.update(changes)
+        entry.metadata.setdefault("overrides", [])
+        entry.metadata["overrides"] = sorted(set(entry.metadata["overrides"]) | set(changes))
+
+
+def _normalisation(entry: ModelEntry, mean_text: str, std_text: str) -> dict[str, Any]:
+    if (mean_text or "").strip().lower() == "none" and (std_text or "").strip().lower() == "none":
+        return {"normalisation": {"mean": None, "std": None}, "bounds": [0.0, 1.0]}
+    channels = int((getattr(entry.model, "arch", {}) or {}).get("in_channels", 3))
+    mean, std = _floats(mean_text, "mean", channels), _floats(std_text, "std", channels)
+    if min(std) <= 0:
+        raise InputError("Every standard deviation must be positive.")
+    low, high = normalised_bounds(mean, std)
+    return {"normalisation": {"mean": mean, "std": std}, "bounds": [low, high]}
+
+
+def _floats(text: str, what: str, channels: int) -> list[float]:
+    parts = [p for p in (text or "").replace(";", ",").replace(" ", ",").split(",") if p]
     try:
-        entry = entry_from_checkpoint(path, model_id, owner=session)
-    except ValueError as error:  # CheckpointError is a ValueError
-        raise InputError(f"{Path(path).name} is not a checkpoint this app can load: "
-                         f"{_first_line(error)}") from error
-    if label:
-        entry.label = label
-    elif entry.metadata.get("format_version", 1) == 0:
-        entry.label = f"{Path(path).stem} (foreign weights)"
-    return ctx.store.add(entry)
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise InputError(f"The {what} must be numbers separated by commas, e.g. "
+                         f"0.485, 0.456, 0.406.") from None
+    if len(values) == 1:
+        values = values * channels
+    if len(values) != channels:
+        raise InputError(f"The {what} needs one value per input channel ({channels}); got "
+                         f"{len(values)}.")
+    return values
+
+
+def read_class_names(path: str, num_classes: int) -> list[str]:
+    """Class names from a text file, one per line (blank lines skipped).
+
+    Raises:
+        InputError: unreadable, too large, or not one name per logit.
+    """
+    source = Path(path)
+    if source.stat().st_size > MAX_CLASS_FILE_BYTES:
+        raise InputError(f"{source.name} is larger than 1 MB; a class-name file holds one short "
+                         "name per line.")
+    try:
+        text = source.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{source.name} is not a UTF-8 text file ({type(error).__name__}).") \
+            from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(names) != num_classes:
+        raise InputError(f"{source.name} lists {len(names)} class names; the model has "
+                         f"{num_classes} outputs (one name per line, in logit order).")
+    return names
 
 
 def _first_line(error: Exception) -> str:
@@ -66,6 +216,32 @@ def _table(title: str, data: dict | None) -> list[str]:
     return rows
 
 
+def _numbers(values: Any) -> str:
+    if isinstance(values, (list, tuple)):
+        return "(" + ", ".join(f"{float(v):.3g}" for v in values) + ")"
+    return f"{float(values):.3g}"
+
+
+def input_lines(entry: ModelEntry) -> list[str]:
+    """Card lines about what the model sees: size, normalisation, z^B bounds, classes."""
+    meta = entry.metadata
+    overridden = set(meta.get("overrides") or [])
+    mark = {key: " *(overridden)*" if key in overridden else "" for key in
+            ("input_size", "normalisation", "class_names")}
+    norm = entry.normalisation
+    low, high = entry.bounds
+    names = entry.class_names
+    shown = ", ".join(names[:SHOWN_CLASSES]) + (f", … ({len(names) - SHOWN_CLASSES} more)"
+                                                if len(names) > SHOWN_CLASSES else "")
+    return [f"- **Input:** {entry.input_size}×{entry.input_size} RGB{mark['input_size']}"
+            + ("" if meta.get("input_size") else " (size not recorded; 64 assumed)"),
+            "- **Normalisation:** " + ("none (pixels in [0, 1])" if norm is None else
+                                       f"mean {_numbers(norm[0])}, std {_numbers(norm[1])}")
+            + mark["normalisation"],
+            f"- **z^B bounds:** low {_numbers(low)}, high {_numbers(high)}",
+            f"- **Classes ({len(names)}):** {shown}{mark['class_names']}"]
+
+
 def summary_line(entry: ModelEntry) -> str:
     """One line: family, classes, input, trained as, data and bias, test accuracy per split."""
     meta = entry.metadata
@@ -86,8 +262,8 @@ def summary_line(entry: ModelEntry) -> str:
 
 
 def model_card(entry: ModelEntry) -> str:
-    """A Markdown card: a summary line, then (folded away) architecture, classes, input,
-    training data and bias, configuration, metrics and provenance."""
+    """A Markdown card: family and architecture, input (size, normalisation, z^B bounds),
+    classes, LRP mode, training data and bias, metrics and provenance."""
     meta = entry.metadata
     parameters = sum(p.numel() for p in entry.model.parameters())
     arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})
@@ -95,15 +271,13 @@ def model_card(entry: ModelEntry) -> str:
                       for key, v in arch.items() if key not in ("num_classes", "in_channels"))
     trained = {"isnet": "ISNet", "standard": "standard"}.get(entry.trained_as, "not recorded")
     lines = [f"### {entry.label}", summary_line(entry), "",
+             f"- **Family:** {entry.family}", *input_lines(entry),
+             f"- **LRP:** {mode_note(entry)}", "",
              "<details><summary>Full configuration</summary>", "",
              f"- **Trained as:** {trained}"
              + (f" (training method: {entry.method})" if entry.method else ""),
-             f"- **Architecture:** {meta.get('model_name') or 'unnamed'}, {entry.family} family "
+             f"- **Architecture:** {meta.get('model_name') or 'unnamed'} "
              f"({parameters:,} parameters; {shape})",
-             f"- **Input:** {entry.input_size}×{entry.input_size} RGB in "
-             f"{meta.get('bounds', [0.0, 1.0])}"
-             + ("" if meta.get("input_size") else " (size not recorded; 64 assumed)"),
-             f"- **Classes ({len(entry.class_names)}):** {', '.join(entry.class_names)}",
              f"- **File:** {Path(entry.path).name if entry.path else 'in memory'}", ""]
     lines += _table("Training data and bias", meta.get("data")) + [""]
     lines += _table("Training configuration", meta.get("config")) + [""]

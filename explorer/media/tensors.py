@@ -1,12 +1,15 @@
 """Pictures ↔ the engine's tensors, and pictures sized for display.
 
 The one place where widget pixels become model inputs: an (H, W, 3) ``uint8`` image becomes a
-(1, 3, S, S) float tensor in [0, 1] at the model's input size, a (H, W) bool mask a
-(1, 1, S, S) {0, 1} tensor. Heatmaps never come back through here: they stay tensors until
+(1, 3, S, S) float tensor in [0, 1] at the model's input size (then normalised with the model's
+own mean and standard deviation, :func:`model_input`), a (H, W) bool mask a (1, 1, S, S) {0, 1}
+tensor. Heatmaps never come back through here: they stay tensors until
 :mod:`isnet.viz` colours them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -18,6 +21,33 @@ def model_tensor(image: np.ndarray, size: int) -> Tensor:
     """(H, W, 3) uint8 → (1, 3, size, size) float32 in [0, 1] (area interpolation)."""
     small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return torch.from_numpy(small.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+
+
+def normalise(x: Tensor, normalisation: tuple[Sequence[float], Sequence[float]] | None) -> Tensor:
+    """``(x − mean) / std`` per channel; ``x`` unchanged when ``normalisation`` is None.
+
+    Shapes:
+        x: (B, C, S, S); mean and std: C values each.
+    """
+    if normalisation is None:
+        return x
+    mean, std = (torch.as_tensor(v, dtype=x.dtype).reshape(1, -1, 1, 1) for v in normalisation)
+    return (x - mean) / std
+
+
+def normalised_bounds(mean: Sequence[float], std: Sequence[float]) -> tuple[list[float],
+                                                                             list[float]]:
+    """The z^B bounds of normalised pixels: ``(0 − mean) / std`` and ``(1 − mean) / std`` per
+    channel."""
+    return ([-m / s for m, s in zip(mean, std, strict=True)],
+            [(1 - m) / s for m, s in zip(mean, std, strict=True)])
+
+
+def model_input(image: np.ndarray, size: int,
+                normalisation: tuple[Sequence[float], Sequence[float]] | None = None) -> Tensor:
+    """(H, W, 3) uint8 → what a model sees: (1, 3, size, size) float32, resized and normalised
+    with the model's own (mean, std) (raw [0, 1] when None)."""
+    return normalise(model_tensor(image, size), normalisation)
 
 
 def mask_tensor(mask: np.ndarray, size: int) -> Tensor:

@@ -15,6 +15,7 @@ from explorer.components import (
     EXPLAIN_OUTPUTS,
     ExplainWidgets,
     editor_input,
+    lrp_mode_radio,
     model_column,
     ordered,
     pair_values,
@@ -108,6 +109,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                     info="default: the left model's training value")
                 zb = gr.Checkbox(value=start[1], label="z^B rule at the input layer",
                                  info="bounds 0 … 1 (pixel range)")
+            lrp_mode = lrp_mode_radio()
             domain_notice = gr.Markdown(elem_id="domain-notice")
             with gr.Row():
                 left_side = model_column("Left model", "left")
@@ -138,7 +140,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
     @guarded
     def on_explain(image_and_mask, left_model, right_model, explain_class, overlay_opacity,
                    top_predictions, brush_strokes, editor_record, lrp_epsilon=None,
-                   input_zb_rule=True, true_class_name=None, request: gr.Request = None):
+                   input_zb_rule=True, true_class_name=None, lrp=None,
+                   request: gr.Request = None):
         """Explain the editor's image with the left and right models (heatmaps on one scale)."""
         pair = explain(ctx, session_of(request), ExplainRequest(
             editor=editor_input(image_and_mask, brush_strokes, editor_record),
@@ -146,7 +149,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
             opacity=float(overlay_opacity), top_k=int(top_predictions),
             epsilon=None if lrp_epsilon is None else float(lrp_epsilon),
             zb=None if input_zb_rule is None else bool(input_zb_rule),
-            true_class=true_class_name or None))
+            true_class=true_class_name or None, lrp_mode=lrp))
         notify(pair.notices)
         session = session_of(request)
         export_handlers.record_pair(
@@ -163,9 +166,9 @@ def build(ctx: AppContext) -> ExplainWidgets:
 
     outputs = dict(zip(EXPLAIN_OUTPUTS, left_side.outputs() + right_side.outputs()
                        + [colorbar, summary, preview, domain_notice], strict=True))
-    gr.on([run.click, opacity.release, target.input], on_explain,
+    gr.on([run.click, opacity.release, target.input, lrp_mode.input], on_explain,
           inputs=[editor, left, right, target, opacity, top_k, brush_mode, record, epsilon, zb,
-                  true_class],
+                  true_class, lrp_mode],
           outputs=ordered(outputs, EXPLAIN_OUTPUTS),
           api_name="explain", concurrency_id="explain", concurrency_limit=2)
 

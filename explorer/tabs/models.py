@@ -1,57 +1,96 @@
-"""The Models tab: load a checkpoint (ours or the ISNet authors' formats) and read model cards
-(widgets and wiring only; the work is in :mod:`explorer.handlers.models`)."""
+"""The Models tab: load a checkpoint (ours, the ISNet authors', or a torchvision state dict of any
+supported family), override what the file does not say, switch between the corrected and the
+authors' LRP, and read model cards (widgets and wiring only; the work is in
+:mod:`explorer.handlers.models` and :mod:`explorer.handlers.lrp_compare`)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from explorer.components import (
+    COMPARE_MODES_OUTPUTS,
     LOAD_CHECKPOINT_OUTPUTS,
     MODEL_CARDS_OUTPUTS,
     ExplainWidgets,
+    editor_input,
+    lrp_mode_radio,
     model_dropdown_updates,
     ordered,
     session_of,
 )
 from explorer.errors import guarded
+from explorer.handlers import lrp_compare
 from explorer.handlers import models as hm
+from explorer.handlers.lrp_modes import AUTHORS, CORRECTED
 from explorer.state import AppContext
 
 CHECKPOINT_TYPES = [".safetensors", ".pt", ".pth", ".ckpt", ".bin"]
 
 
+def _overrides(size, mean, std, class_file) -> hm.Overrides:
+    return hm.Overrides(int(size) if size else None, mean or "", std or "", class_file or None)
+
+
 def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
     """Create the Models tab inside the current ``gr.Tab``; returns the cards widget."""
     gr.Markdown("Load a checkpoint to compare it in the other tabs: our `.safetensors` files, "
-                "or `state_dict` files of a supported model family (the ISNet authors' and "
-                "torchvision layouts; the architecture is read from the weights) "
-                "(read with `weights_only=True`: pickles that would run code are refused). "
-                "Loaded models are visible to your session only.")
+                "the ISNet authors' files, or a `state_dict` of a DenseNet, ResNet or VGG "
+                "(torchvision layout; the architecture is read from the weights; a 1000-class "
+                "file gets ImageNet's classes, 224 px input and normalisation). Files are read "
+                f"with `weights_only=True`, up to {ctx.limits.max_checkpoint_size}. Loaded "
+                "models are visible to your session only.")
     with gr.Row():
         upload = gr.File(label="Checkpoint file", file_types=CHECKPOINT_TYPES, type="filepath",
                          height=100)
         with gr.Column():
+            disk = gr.Textbox(label="…or a path on this machine (local, unshared app only)",
+                              visible=ctx.limits.local_paths)
             name = gr.Textbox(label="Display name (optional)")
-            load = gr.Button("Load checkpoint", variant="primary")
+    with gr.Accordion("Overrides (input size, normalisation, class names)", open=False), \
+            gr.Row():
+        size = gr.Number(None, label="Input size (px)", precision=0, minimum=8, maximum=1024)
+        mean = gr.Textbox(label="Mean per channel", placeholder="0.485, 0.456, 0.406 "
+                          "(none = raw [0, 1])")
+        std = gr.Textbox(label="Std per channel", placeholder="0.229, 0.224, 0.225")
+        class_file = gr.File(label="Class names (.txt, one per line)", file_types=[".txt"],
+                             type="filepath", height=80)
+    load = gr.Button("Load checkpoint", variant="primary")
     loaded_card = gr.Markdown()
     with gr.Row():
-        pick = gr.Dropdown(ctx.store.choices(None), label="Download a model's checkpoint")
+        pick = gr.Dropdown(ctx.store.choices(None), label="Model (download, override, LRP)")
         download = gr.File(label="Checkpoint", interactive=False)
+    apply = gr.Button("Apply the overrides to this model", size="sm")
+    gr.Markdown("#### LRP: corrected vs the authors' block as published\nThe authors' "
+                "checkpoints were trained against their LRP block, errors included; files in "
+                "their format open in that mode. The comparison uses the Explain tab's image.")
+    with gr.Row():
+        mode = lrp_mode_radio((CORRECTED, AUTHORS), CORRECTED, "This model's LRP")
+        compare = gr.Button("Compare both LRP modes", size="sm")
+    with gr.Row():
+        corrected = gr.Image(label="Corrected LRP", type="numpy", interactive=False, height=220)
+        authors = gr.Image(label="Authors' LRP (as published)", type="numpy", interactive=False,
+                           height=220)
+        difference = gr.Image(label="Difference (corrected − authors'), same scale",
+                              type="numpy", interactive=False, height=220)
+    compare_summary = gr.Markdown()
     refresh = gr.Button("Refresh model cards", size="sm")
     all_cards = gr.Markdown(hm.cards(ctx, None))
 
     @guarded
-    def on_load(checkpoint_file, display_name, request: gr.Request):
-        """Load a checkpoint into this session and show its card."""
+    def on_load(checkpoint_file, display_name, disk_path=None, input_size_px=None, norm_mean=None,
+                norm_std=None, class_names_file=None, request: gr.Request = None):
+        """Load a checkpoint (upload or local path) into this session and show its card."""
         session = session_of(request)
-        entry = hm.load_model_file(ctx, session, checkpoint_file, display_name)
+        entry = hm.load_model(ctx, session, hm.LoadRequest(
+            checkpoint_file, disk_path, display_name,
+            _overrides(input_size_px, norm_mean, norm_std, class_names_file)))
         left, right, choices = model_dropdown_updates(ctx, session, 3)
         return ordered({"card": hm.model_card(entry), "cards": hm.cards(ctx, session),
                         "left_model": left, "right_model": right, "download_choices": choices},
                        LOAD_CHECKPOINT_OUTPUTS)
 
-    load.click(on_load, [upload, name], [loaded_card, all_cards, w.left, w.right, pick],
-               api_name="load_checkpoint")
+    load.click(on_load, [upload, name, disk, size, mean, std, class_file],
+               [loaded_card, all_cards, w.left, w.right, pick], api_name="load_checkpoint")
 
     @guarded
     def on_cards(request: gr.Request):
@@ -65,13 +104,47 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
 
     @guarded
     def on_pick(model, request: gr.Request):
-        """The checkpoint file of a model, for download."""
+        """The checkpoint file of a model, for download, and its LRP mode."""
         if not model:
-            return None
-        path = hm.model_file(ctx, session_of(request), model)
+            return None, gr.update()
+        session = session_of(request)
+        path = hm.model_file(ctx, session, model)
         if path is None:
             gr.Info("This model has no checkpoint file (an untrained demo model).")
-        return path
+        return path, ctx.store.get(model, session).lrp_mode
 
-    pick.input(on_pick, [pick], [download], api_name="download_model")
+    pick.input(on_pick, [pick], [download, mode], api_name="download_model")
+
+    @guarded
+    def on_apply(model, input_size_px, norm_mean, norm_std, class_names_file,
+                 request: gr.Request):
+        """Apply input size, normalisation and class-name overrides to one of your models."""
+        session = session_of(request)
+        entry = hm.override_model(ctx, session, model, _overrides(
+            input_size_px, norm_mean, norm_std, class_names_file))
+        return hm.model_card(entry), hm.cards(ctx, session)
+
+    apply.click(on_apply, [pick, size, mean, std, class_file], [loaded_card, all_cards],
+                api_name="override_model")
+
+    @guarded
+    def on_mode(model, lrp_mode, request: gr.Request):
+        """Make the corrected or the authors' LRP this model's own mode."""
+        if not model:
+            return gr.update()
+        return hm.model_card(lrp_compare.set_mode(ctx, session_of(request), model, lrp_mode))
+
+    mode.input(on_mode, [pick, mode], [loaded_card], api_name="set_lrp_mode")
+
+    @guarded
+    def on_compare(model, image_and_mask, brush_strokes, editor_record, request: gr.Request):
+        """Corrected and authors' heatmaps of the picked model on the Explain tab's image."""
+        image, _ = editor_input(image_and_mask, brush_strokes, editor_record).read()
+        result = lrp_compare.compare_modes(ctx, session_of(request), model, image)
+        return ordered({"corrected": result.corrected, "authors": result.authors,
+                        "difference": result.difference, "summary": result.summary},
+                       COMPARE_MODES_OUTPUTS)
+
+    compare.click(on_compare, [pick] + w.editor_inputs(),
+                  [corrected, authors, difference, compare_summary], api_name="compare_lrp")
     return all_cards

@@ -1,0 +1,177 @@
+"""The Arena tab's work: read the comparison's results folder and load a method's model.
+
+``python -m benchmarks.arena`` writes into one folder (default ``results/arena``):
+``arena.json`` (``{"command", "device", "data", "uniform_map_background_share", "methods": [one
+record per method]}``), ``arena.md`` (the table), ``arena.png`` (accuracy drop biased →
+confounding against background share) and, per method, ``<method>.json`` and
+``<method>.safetensors``. A record holds ``method``, ``title``, ``model``, ``status``,
+``parameters``, ``train_seconds_per_epoch``, ``inference_ms_per_image``, ``native_map`` and
+``splits`` → ``biased`` / ``unbiased`` / ``confounding`` → ``accuracy``,
+``background_share_lrp``, ``background_share_native``.
+
+Clicking a row loads ``<method>.safetensors`` (when it exists) as a model of the session, so it
+can be explained beside any other; networks without an LRP walk are explained with their native
+map (see :mod:`explorer.handlers.explain`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from explorer.catalog import entry_from_checkpoint
+from explorer.errors import InputError
+from explorer.state import AppContext, ModelEntry
+
+DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "results" / "arena"
+SPLITS = ("biased", "unbiased", "confounding")
+HEADERS = ["Method", "Network", "Acc. biased %", "Acc. unbiased %", "Acc. confounding %",
+           "BG share (LRP)", "BG share (native)", "Native map", "Train s/epoch",
+           "Inference ms/image", "Parameters", "Status", "Checkpoint"]
+MAX_RESULTS_BYTES = 4 << 20
+_METHOD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass
+class Leaderboard:
+    """The arena's results, ready for a table.
+
+    Attributes:
+        folder: where they were read.
+        methods: method names, one per row.
+        rows: one list of cells per method (:data:`HEADERS` order; plain numbers and strings).
+        plot: path of ``arena.png``, or None.
+        summary: Markdown: the command and device that made the results, or why there are none.
+        checkpoints: method → checkpoint path, for the methods whose file exists.
+    """
+
+    folder: Path
+    methods: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    plot: str | None = None
+    summary: str = ""
+    checkpoints: dict[str, str] = field(default_factory=dict)
+
+
+def arena_folder(ctx: AppContext) -> Path:
+    """The results folder this app reads (``ctx.arena_dir``, else ``results/arena``)."""
+    return Path(getattr(ctx, "arena_dir", None) or DEFAULT_FOLDER)
+
+
+def _percent(value: Any) -> float | None:
+    return None if value is None else round(100 * float(value), 1)
+
+
+def _rounded(value: Any, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _read_json(path: Path) -> Any:
+    if path.stat().st_size > MAX_RESULTS_BYTES:
+        raise InputError(f"{path.name} is larger than {MAX_RESULTS_BYTES >> 20} MB; not an "
+                         "arena result.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{path.name} is not readable JSON ({type(error).__name__}).") from None
+
+
+def _records(folder: Path) -> tuple[list[dict], dict]:
+    """Method records from ``arena.json``, else from the per-method JSON files."""
+    summary_file = folder / "arena.json"
+    if summary_file.is_file():
+        summary = _read_json(summary_file)
+        if not isinstance(summary, dict) or not isinstance(summary.get("methods"), list):
+            raise InputError("arena.json has no list of methods; rerun python -m "
+                             "benchmarks.arena.")
+        return [r for r in summary["methods"] if isinstance(r, dict)], summary
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        record = _read_json(path)
+        if isinstance(record, dict) and "splits" in record and "method" in record:
+            records.append(record)
+    return records, {}
+
+
+def row(record: dict, checkpoint: bool) -> list[Any]:
+    """One table row (:data:`HEADERS` order) of a method's record."""
+    splits = record.get("splits") or {}
+
+    def value(split: str, key: str) -> Any:
+        return (splits.get(split) or {}).get(key)
+
+    return [record.get("title") or record.get("method"), record.get("model"),
+            *(_percent(value(split, "accuracy")) for split in SPLITS),
+            _rounded(value("biased", "background_share_lrp"), 3),
+            _rounded(value("biased", "background_share_native"), 3),
+            record.get("native_map"), _rounded(record.get("train_seconds_per_epoch"), 1),
+            _rounded(record.get("inference_ms_per_image"), 2), record.get("parameters"),
+            record.get("status"), "load" if checkpoint else "—"]
+
+
+def read_leaderboard(folder: str | Path) -> Leaderboard:
+    """The arena's leaderboard from a results folder (empty, with a hint, when there is none).
+
+    Raises:
+        InputError: a results file that is not the arena's JSON.
+    """
+    folder = Path(folder)
+    board = Leaderboard(folder)
+    if not folder.is_dir():
+        board.summary = (f"No arena results in `{folder.name}` yet: run `python -m "
+                         "benchmarks.arena` (it writes results/arena/).")
+        return board
+    records, summary = _records(folder)
+    for record in records:
+        method = str(record.get("method", ""))
+        if not _METHOD_NAME.match(method):
+            continue
+        checkpoint = folder / f"{method}.safetensors"
+        if checkpoint.is_file():
+            board.checkpoints[method] = str(checkpoint)
+        board.methods.append(method)
+        board.rows.append(row(record, checkpoint.is_file()))
+    plot = folder / "arena.png"
+    board.plot = str(plot) if plot.is_file() else None
+    lines = [f"{len(board.methods)} methods"]
+    if summary.get("command"):
+        device = summary.get("device") or "an unknown device"
+        lines.append(f"made by `{summary['command']}` on {device}")
+    if summary.get("uniform_map_background_share") is not None:
+        lines.append(f"a map spread evenly over the image has background share "
+                     f"{float(summary['uniform_map_background_share']):.3f}")
+    board.summary = "; ".join(lines) + ". Click a row to load that method's model (it then " \
+                                       "appears in every model list of your session)."
+    if not board.methods:
+        board.summary = "No method results in this folder yet: run `python -m benchmarks.arena`."
+    return board
+
+
+def load_method(ctx: AppContext, session: str | None, board: Leaderboard,
+                index: int) -> ModelEntry:
+    """Load the model of the leaderboard's row ``index`` into this session (once per session:
+    clicking the row again returns the same model).
+
+    Raises:
+        InputError: no such row, no checkpoint for it, or a file that does not load.
+    """
+    if not 0 <= index < len(board.methods):
+        raise InputError("No such row in the arena table; refresh it.")
+    method = board.methods[index]
+    path = board.checkpoints.get(method)
+    if path is None:
+        raise InputError(f"The arena has no checkpoint for {method}: rerun `python -m "
+                         f"benchmarks.arena --methods {method}`.")
+    for entry in ctx.store.visible(session):
+        if entry.path == path:
+            return entry
+    try:
+        entry = entry_from_checkpoint(path, ctx.store.new_id("arena"), owner=session)
+    except ValueError as error:
+        raise InputError(f"{Path(path).name} does not load: {str(error).splitlines()[0]}") \
+            from error
+    entry.label = f"Arena · {board.rows[index][0]}"
+    return ctx.store.add(entry)

@@ -1,0 +1,79 @@
+"""The Arena tab: the comparison of every method (``python -m benchmarks.arena``) as a
+leaderboard and a plot; clicking a row loads that method's model into the session's model lists
+(widgets and wiring only; the work is in :mod:`explorer.handlers.arena`)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer.components import (
+    ARENA_LOAD_OUTPUTS,
+    ARENA_OUTPUTS,
+    ExplainWidgets,
+    ordered,
+    session_of,
+)
+from explorer.errors import guarded
+from explorer.handlers import arena as ha
+from explorer.handlers.models import model_card
+from explorer.state import AppContext
+
+
+def _board(ctx: AppContext) -> ha.Leaderboard:
+    try:
+        return ha.read_leaderboard(ha.arena_folder(ctx))
+    except ValueError as error:  # a damaged results file must not stop the app from starting
+        return ha.Leaderboard(ha.arena_folder(ctx), summary=str(error))
+
+
+def build(ctx: AppContext, w: ExplainWidgets) -> gr.Dataframe:
+    """Create the Arena tab inside the current ``gr.Tab``; returns the leaderboard widget."""
+    board = _board(ctx)
+    gr.Markdown("The paper's comparison: every method trained on the same biased split, then "
+                "tested on biased, unbiased (no mark) and confounding (another class's mark) "
+                "images. A method that learned the shortcut drops from biased to confounding; "
+                "background share is the heatmap's share outside the object (LRP where the "
+                "network has it, else the method's own map).")
+    summary = gr.Markdown(board.summary)
+    table = gr.Dataframe(board.rows, headers=ha.HEADERS, interactive=False, wrap=True,
+                         label="Leaderboard (click a row to load its model)",
+                         elem_id="arena-table")
+    with gr.Row():
+        plot = gr.Image(board.plot, label="Accuracy drop against background share",
+                        type="filepath", interactive=False, height=380)
+        card = gr.Markdown()
+    refresh = gr.Button("Reload results", size="sm")
+
+    @guarded
+    def on_refresh():
+        """The leaderboard, plot and summary as they are on disk now."""
+        fresh = ha.read_leaderboard(ha.arena_folder(ctx))
+        return ordered({"table": fresh.rows, "plot": fresh.plot, "summary": fresh.summary},
+                       ARENA_OUTPUTS)
+
+    refresh.click(on_refresh, None, [table, plot, summary], api_name="arena_results")
+
+    @guarded
+    def on_row(event: gr.SelectData, request: gr.Request):
+        """Load the clicked method's model; it becomes the right-hand model."""
+        row_index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        return load_row(int(row_index), request)
+
+    @guarded
+    def on_load_row(row_index, request: gr.Request):
+        """Load the model of a leaderboard row (0-based) into this session."""
+        return load_row(int(row_index), request)
+
+    def load_row(index: int, request: gr.Request) -> list:
+        session = session_of(request)
+        entry = ha.load_method(ctx, session, ha.read_leaderboard(ha.arena_folder(ctx)), index)
+        choices = ctx.store.choices(session)
+        return ordered({"card": model_card(entry), "left_model": gr.update(choices=choices),
+                        "right_model": gr.update(choices=choices, value=entry.model_id)},
+                       ARENA_LOAD_OUTPUTS)
+
+    table.select(on_row, None, [card, w.left, w.right], api_visibility="private")
+    row_number = gr.Number(0, precision=0, visible=False)
+    row_number.change(on_load_row, [row_number], [card, w.left, w.right],
+                      api_name="arena_load")
+    return table
