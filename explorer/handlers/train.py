@@ -34,6 +34,7 @@ from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots
 from explorer.state import AppContext, ModelEntry, plain_metadata
 from isnet import viz
+from isnet.training.transfer import for_classes
 
 METHOD_LABELS = {"standard": "standard (cross-entropy only)",
                  "selective": "ISNet — selective (one map, fast)",
@@ -97,17 +98,15 @@ class TrainUpdate:
 
 
 def _prepare_model(base: ModelEntry, class_names: list[str]) -> tuple[Any, list[str]]:
-    """A trainable copy of the base model, with a new classifier head if the classes differ."""
-    model = copy.deepcopy(base.model)
+    """A trainable copy of the base model, with a new classifier head if the classes differ
+    (transfer learning, any family: :func:`isnet.training.transfer.for_classes`)."""
+    try:
+        model, replaced = for_classes(copy.deepcopy(base.model), base.class_names,
+                                      list(class_names))
+    except ValueError as error:
+        raise InputError(f"{base.label} cannot learn other classes here: {error}") from error
     notices = []
-    if list(class_names) != base.class_names:
-        head = model.classifier_layer
-        name = next((n for n, m in model.named_children() if m is head), None)
-        if name is None:
-            raise InputError(f"{base.label} cannot learn other classes here (its classifier is "
-                             f"not a direct part of the model).")
-        setattr(model, name, torch.nn.Linear(head.in_features, len(class_names)))
-        model.arch = {**model.arch, "num_classes": len(class_names)}
+    if replaced:
         notices.append(f"The set's classes differ from {base.label}'s: a new classifier head "
                        f"for {len(class_names)} classes is trained.")
     for parameter in model.parameters():
