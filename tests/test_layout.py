@@ -37,3 +37,39 @@ def test_public_api_is_small():
 
     assert len(isnet.__all__) <= 25
     assert all(hasattr(isnet, name) for name in isnet.__all__)
+
+
+def _module_imports(package: str) -> dict[str, set[str]]:
+    """Module → the package's modules it imports at module level (not inside functions)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        targets = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets.add(node.module)
+                targets.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+        graph[name] = targets
+    return {k: {t for t in v if t in graph and t != k} for k, v in graph.items()}
+
+
+def test_no_import_cycles_between_modules():
+    for package in ("isnet", "explorer"):
+        graph = _module_imports(package)
+        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+        def visit(node: str, path: list[str]) -> None:
+            state[node] = 1
+            for target in sorted(graph[node]):
+                if target.startswith(node + "."):  # a package importing its own modules
+                    continue
+                assert state.get(target) != 1, f"import cycle: {' → '.join(path + [target])}"
+                if target not in state:
+                    visit(target, path + [target])
+            state[node] = 2
+
+        for module in sorted(graph):
+            if module not in state:
+                visit(module, [module])
