@@ -296,6 +296,7 @@ def test_stop_mid_audit_keeps_what_is_done(tmp_path, monkeypatch):
     assert ha.read_audit(record).relevance[0].shape[0] == 2
 
 
+@pytest.mark.slow
 def test_audit_and_export_through_the_api(tmp_path, monkeypatch):
     from gradio_client import Client
     from ui_fixtures import launch_tiny_app, named

@@ -232,6 +232,7 @@ def _run(ctx, session, stop=None, **kw):
     return list(handlers_train.fine_tune(ctx, session, request, stop=stop))
 
 
+@pytest.mark.slow
 def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
     from isnet.io.checkpoints import load_checkpoint
 
@@ -249,6 +250,7 @@ def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
     assert any(u.history for u in updates)
 
 
+@pytest.mark.slow
 def test_stopped_fine_tune_saves_nothing(ctx):
     stop = threading.Event()
     stop.set()

@@ -55,21 +55,22 @@ def _module_imports(package: str) -> dict[str, set[str]]:
     return {k: {t for t in v if t in graph and t != k} for k, v in graph.items()}
 
 
+def _visit(graph: dict[str, set[str]], state: dict[str, int], node: str, path: list[str]) -> None:
+    """Depth-first search; ``state`` 1 = on the current path, 2 = done."""
+    state[node] = 1
+    for target in sorted(graph[node]):
+        if target.startswith(node + "."):  # a package importing its own modules
+            continue
+        assert state.get(target) != 1, f"import cycle: {' → '.join(path + [target])}"
+        if target not in state:
+            _visit(graph, state, target, path + [target])
+    state[node] = 2
+
+
 def test_no_import_cycles_between_modules():
     for package in ("isnet", "explorer"):
         graph = _module_imports(package)
-        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-        def visit(node: str, path: list[str]) -> None:
-            state[node] = 1
-            for target in sorted(graph[node]):
-                if target.startswith(node + "."):  # a package importing its own modules
-                    continue
-                assert state.get(target) != 1, f"import cycle: {' → '.join(path + [target])}"
-                if target not in state:
-                    visit(target, path + [target])
-            state[node] = 2
-
+        state: dict[str, int] = {}
         for module in sorted(graph):
             if module not in state:
-                visit(module, [module])
+                _visit(graph, state, module, [module])

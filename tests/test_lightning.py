@@ -58,6 +58,7 @@ def test_module_keeps_the_config_and_one_copy_of_the_weights():
                                         for k in module.model.state_dict()}
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_completes(tmp_path):
     out = tmp_path / "ddp.safetensors"
     command = [sys.executable, "-m", "isnet.train", "--out", str(out), "--model",

@@ -174,6 +174,7 @@ def test_two_models_in_one_process_do_not_interfere(tiny_model, images, generato
     torch.testing.assert_close(interleaved, alone)
 
 
+@pytest.mark.slow
 def test_gradcheck_through_the_lrp_block(generator):
     torch.manual_seed(5)
     model = randomize_batchnorm(tiny_densenet(num_classes=3).double(), generator).eval()
