@@ -168,7 +168,7 @@ def _both_widths(page, folder: Path, view: str, widths: tuple[int, ...]) -> list
 
 def tour(url: str, sample: str, folder: str | Path, widths: tuple[int, ...] = (1500, 420),
          timeout_ms: int = 300_000) -> list[Path]:
-    """Save the Explain, Bias lab and Audit views of a running explorer at each width.
+    """Save the Explain, Bias lab, Audit and Arena views of a running explorer at each width.
 
     Args:
         sample: the name of a bundled sample (it has a mask and a true class).
@@ -205,6 +205,11 @@ def tour(url: str, sample: str, folder: str | Path, widths: tuple[int, ...] = (1
             page.locator("#audit-strategies img").first.click()
             time.sleep(2.0)
             saved += _both_widths(page, folder, "audit", widths)
+            page.get_by_role("tab", name="Arena").click()
+            page.get_by_role("button", name="Reload results").click()
+            expect(page.locator("#arena-table")).to_contain_text("ISNet")
+            time.sleep(1.5)
+            saved += _both_widths(page, folder, "arena", widths)
             return saved
         finally:
             browser.close()
@@ -217,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", default=None, help="image to upload (default: a sample)")
     parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"))
     parser.add_argument("--tour", metavar="FOLDER", default=None,
-                        help="save Explain, Bias lab and Audit at 1500 and 420 px into FOLDER")
+                        help="save Explain, Bias lab, Audit, Arena (1500 and 420 px) to FOLDER")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import torch
