@@ -24,22 +24,9 @@ from isnet.training.methods.gradient_input import gradient_times_input
 from isnet.training.methods.ham import mask_supervision, refine_cams
 from isnet.training.methods.rrr import log_probability_gradient, rrr_penalty
 from isnet.training.methods.vit import attention_rollout
+from tests.conftest import biased_batch
 
 SEED = 0xDEADBEEF
-
-
-def biased_batch(count: int = 6, size: int = 32):
-    """float64 images with a textured central object and a class-coded background patch."""
-    generator = torch.Generator().manual_seed(SEED)
-    labels = torch.arange(count) % 3
-    images = 0.1 * torch.rand(count, 3, size, size, generator=generator, dtype=torch.float64)
-    masks = torch.zeros(count, 1, size, size, dtype=torch.float64)
-    masks[:, :, 8:24, 8:24] = 1
-    images[:, :, 8:24, 8:24] += 0.5 * torch.rand(count, 3, 16, 16, generator=generator,
-                                                 dtype=torch.float64)
-    for i, label in enumerate(labels):
-        images[i, label, 1:7, 1:7] = 1.0
-    return images, masks, labels
 
 
 def method_config(method: str, **changes) -> TrainConfig:
@@ -65,7 +52,7 @@ def test_loss_decreases_in_a_few_steps(method):
     config = method_config(method)
     model = method_network(method)
     network, optimizer = build_network(model, config), make_optimizer(model, config)
-    batch = biased_batch()
+    batch = biased_batch(6)
     losses = [train_step(network, batch, optimizer, config)["loss"] for _ in range(6)]
     assert all(math.isfinite(value) for value in losses)
     assert losses[-1] < losses[0]
@@ -74,7 +61,7 @@ def test_loss_decreases_in_a_few_steps(method):
 @pytest.mark.parametrize("method", COMPARISON_METHODS)
 def test_native_map_shape_finite_and_share(method):
     model = method_network(method).eval()
-    images, masks, labels = biased_batch()
+    images, masks, labels = biased_batch(6)
     native = get_method(method).native_map(model, images)
     assert native.shape == (6, 1, 32, 32)
     assert torch.isfinite(native).all() and (native >= 0).all()
@@ -90,7 +77,7 @@ def test_checkpoint_round_trip(method, tmp_path):
     path = isnet.save_checkpoint(tmp_path / f"{method}.safetensors", model,
                                  config=config.to_dict(), model_name=config.model)
     loaded, metadata = isnet.load_checkpoint(path)
-    images = biased_batch()[0].float()
+    images = biased_batch(6)[0].float()
     assert type(loaded) is type(model) and metadata["config"]["method"] == method
     torch.testing.assert_close(loaded(images), model(images))
 
@@ -100,7 +87,7 @@ def test_measure_falls_back_to_native_map_without_lrp():
         model = method_network(method).eval()
         if isnet.lrp.is_lrp_ready(model):
             continue
-        images, masks, labels = biased_batch()
+        images, masks, labels = biased_batch(6)
         values = isnet.measure(model, ImageSet(images, masks, labels, ["a", "b", "c"]))
         assert 0.0 <= values["background_share"] <= 1.0
 
@@ -191,7 +178,7 @@ def test_gradient_times_input_equals_captum(tiny_model, images):
 
 def test_segment_then_classify_passes_the_predicted_mask_on():
     model = method_network("unet_segment").eval()
-    images = biased_batch()[0]
+    images = biased_batch(6)[0]
     seen = []
     handle = model.classifier.register_forward_hook(lambda m, args, out: seen.append(args[0]))
     try:
@@ -207,7 +194,7 @@ def test_segment_then_classify_passes_the_predicted_mask_on():
 def test_segmentation_loss_trains_the_unet():
     config = method_config("unet_segment")
     model = method_network("unet_segment")
-    images, masks, labels = biased_batch()
+    images, masks, labels = biased_batch(6)
     terms, _, maps = get_method("unet_segment").loss(model, images, masks, labels, config)
     terms.heatmap.backward()
     assert model.segmenter.last.weight.grad.abs().sum() > 0
@@ -239,7 +226,7 @@ def test_attention_rollout_by_hand():
 
 def test_vit_attention_weights_are_the_ones_used():
     model = method_network("vit").eval()
-    images = biased_batch()[0]
+    images = biased_batch(6)[0]
     logits, weights = model.forward_attention(images)
     assert len(weights) == 1 and weights[0].shape == (6, 2, 17, 17)
     torch.testing.assert_close(weights[0].sum(-1), torch.ones(6, 2, 17, dtype=torch.float64))

@@ -17,23 +17,9 @@ from isnet.training.loop import (
     make_optimizer,
     train_step,
 )
+from tests.conftest import biased_batch
 
 SEED = 0xDEADBEEF
-
-
-def biased_batch(count: int = 8, size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """float64 images: a textured central object (foreground) and a bright class-coded patch in
-    the top-left background corner, so the label is readable from the background alone."""
-    generator = torch.Generator().manual_seed(SEED)
-    labels = torch.arange(count) % 3
-    images = 0.1 * torch.rand(count, 3, size, size, generator=generator, dtype=torch.float64)
-    masks = torch.zeros(count, 1, size, size, dtype=torch.float64)
-    masks[:, :, 8:24, 8:24] = 1
-    images[:, :, 8:24, 8:24] += 0.5 * torch.rand(count, 3, 16, 16, generator=generator,
-                                                 dtype=torch.float64)
-    for i, label in enumerate(labels):
-        images[i, label, 1:7, 1:7] = 1.0  # the shortcut: channel = class
-    return images, masks, labels
 
 
 def tiny(num_classes: int = 3) -> DenseNet:
