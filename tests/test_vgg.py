@@ -200,31 +200,6 @@ def test_detach_bias_controls_whether_biases_enter_the_rules(tiny, images, masks
     assert not torch.allclose(grads[True][1], grads[False][1])  # a hidden linear bias
 
 
-def test_isnet_wrapper_in_every_explain_mode(tiny, images):
-    for mode in isnet.EXPLAIN_MODES:
-        target = torch.tensor([0, 1, 2, 0]) if mode == "target" else None
-        logits, heatmaps = isnet.ISNet(tiny, explain=mode)(images, target)
-        assert logits.shape == (4, 3)
-        assert heatmaps.shape == ((4, 3, 3, 32, 32) if mode == "all" else (4, 1, 3, 32, 32))
-        assert torch.isfinite(heatmaps).all()
-
-
-def test_fit_runs_two_isnet_steps_on_tiny_vgg():
-    generator = torch.Generator().manual_seed(SEED)
-    images = torch.rand(8, 3, 32, 32, generator=generator, dtype=torch.float64)
-    masks = torch.zeros(8, 1, 32, 32, dtype=torch.float64)
-    masks[..., 8:24, 8:24] = 1
-    data = isnet.ImageSet(images, masks, torch.arange(8) % 3, ["a", "b", "c"])
-    config = TrainConfig(model="tiny_vgg", num_classes=3, method="stochastic", epochs=1,
-                         batch_size=4, input_size=32, seed=7)
-    torch.manual_seed(SEED)
-    model = tiny_vgg(num_classes=3).double()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = fit(model, data, None, config)
-    assert result.status == "completed" and result.steps == 2
-    assert any(not torch.equal(before[k], v) for k, v in result.model.state_dict().items())
-
-
 def test_torchvision_state_dict_file_loads_through_load_checkpoint(tmp_path):
     """A state dict saved from torchvision's VGG class (narrow features and classifier)."""
     torch.manual_seed(0)
