@@ -11,8 +11,6 @@ import isnet
 from isnet.io.checkpoints import CheckpointError, load_checkpoint
 from isnet.models import create_model
 from isnet.models.resnet import ResNet, architecture_from_state_dict, tiny_resnet
-from isnet.training.config import TrainConfig
-from isnet.training.loop import fit
 from tests.conftest import SEED, randomize_batchnorm
 from tests.lrp_oracles import (
     correlation,
@@ -191,26 +189,6 @@ def test_a_resnet_layout_we_do_not_build_says_why():
         state = torchvision.models.wide_resnet50_2(weights=None).state_dict()
     with pytest.raises(ValueError, match=r"look like a resnet.*wide ResNets"):
         infer_architecture(state)
-
-
-def test_lightning_trains_tiny_resnet_like_the_plain_loop(tmp_path):
-    from isnet.training.lightning import fit_lightning
-
-    generator = torch.Generator().manual_seed(SEED)
-    images = torch.rand(8, 3, 32, 32, generator=generator)
-    masks = torch.zeros(8, 1, 32, 32)
-    masks[..., 8:24, 8:24] = 1
-    data = isnet.ImageSet(images, masks, torch.arange(8) % 3, ["a", "b", "c"])
-    config = TrainConfig(model="tiny_resnet", num_classes=3, method="selective", epochs=1,
-                         batch_size=4, input_size=32, seed=3)
-    torch.manual_seed(SEED)
-    plain = fit(tiny_resnet(num_classes=3), data, None, config).model.state_dict()
-    torch.manual_seed(SEED)
-    result, _ = fit_lightning(tiny_resnet(num_classes=3), data, None, config, devices=1,
-                              accelerator="cpu", root_dir=str(tmp_path))
-    assert result.status == "completed" and result.steps == 2
-    for key, value in result.model.state_dict().items():
-        torch.testing.assert_close(value, plain[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
 def test_train_mode_fusion_uses_the_batch_statistics_of_the_forward_pass(tiny, images):
