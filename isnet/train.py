@@ -28,6 +28,7 @@ import torch
 
 from isnet.io.checkpoints import load_checkpoint, save_checkpoint
 from isnet.models import MODEL_NAMES
+from isnet.training.balance import GRADIENT_BALANCES
 from isnet.training.config import TRAINING_METHODS, TrainConfig
 from isnet.training.evaluate import measure
 from isnet.training.experiment import (
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heat-weight", type=float, default=base.heat_weight, help="P")
     parser.add_argument("--decay", type=float, default=base.decay, help="GWRP decay d")
     parser.add_argument("--epsilon", type=float, default=base.epsilon, help="LRP ε")
+    parser.add_argument("--grad-clip", type=float, default=base.grad_clip_norm,
+                        help="gradient-norm clip c (0 = none)")
+    parser.add_argument("--gradient-balance", default=base.gradient_balance,
+                        choices=list(GRADIENT_BALANCES),
+                        help="clip the ISNet's CE and heatmap gradients jointly or separately")
+    parser.add_argument("--heat-warmup-epochs", type=int, default=base.heat_warmup_epochs,
+                        help="P rises linearly from 0 over these epochs")
     parser.add_argument("--seed", type=int, default=base.seed)
     parser.add_argument("--size", type=int, default=data.size, help="image side in pixels")
     parser.add_argument("--train-limit", type=int, default=data.train_limit)
@@ -96,6 +104,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
                          momentum=args.momentum, schedule=args.schedule,
                          heat_weight=args.heat_weight, decay=args.decay,
                          epsilon=args.epsilon, seed=args.seed, input_size=args.size,
+                         grad_clip_norm=args.grad_clip or None,
+                         gradient_balance=args.gradient_balance,
+                         heat_warmup_epochs=args.heat_warmup_epochs,
                          deterministic=args.deterministic)
     return config, data
 

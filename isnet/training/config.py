@@ -8,12 +8,16 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from isnet.models import MODEL_NAMES
+from isnet.training.balance import GRADIENT_BALANCES
 
 TRAINING_METHODS: tuple[str, ...] = ("standard", "all", "selective", "stochastic", "rrr", "gain",
                                      "gradient_input", "unet_segment", "unet_multitask", "vit",
                                      "ag_sononet", "ham")
 """Training methods: plain cross-entropy, an ISNet explaining all / selective / stochastic maps,
 or one of the paper's comparison methods (:mod:`isnet.training.methods`)."""
+
+ISNET_METHODS: tuple[str, ...] = ("all", "selective", "stochastic")
+"""The methods trained with the LRP heatmap loss ``(1 − P)·CE + P·L_heatmap``."""
 
 
 
@@ -41,7 +45,12 @@ class TrainConfig:
         foreground_range: (C1, C2), band for the total foreground relevance.
         saturation: E in ``log(1 + g/E)``.
         foreground_form: ``"l2"`` (original ISNet) or ``"hybrid"`` (Faster ISNet).
-        grad_clip_norm: maximal gradient norm (None = no clipping).
+        grad_clip_norm: maximal gradient norm c (None = no clipping).
+        gradient_balance: how the ISNet's two gradients share a clipped step
+            (:mod:`isnet.training.balance`): ``"joint"`` clips their sum (the authors'
+            advice), ``"separate"`` clips ``(1 − P)·∇CE`` and ``P·∇L_heatmap`` each to c and adds
+            them, so classification keeps a full step. ISNet methods only.
+        heat_warmup_epochs: P rises linearly from 0 over this many epochs (0 = none).
         seed: seeds weights order, shuffling and the stochastic variant.
         input_size: image side in pixels the model is trained at.
         divergence_ratio: with ``divergence_patience``: the run has diverged when the step loss
@@ -86,6 +95,8 @@ class TrainConfig:
     saturation: float = 1.0
     foreground_form: str = "l2"
     grad_clip_norm: float | None = 1.0
+    gradient_balance: str = "joint"
+    heat_warmup_epochs: int = 0
     seed: int = 0
     input_size: int = 64
     divergence_ratio: float = 100.0
@@ -113,6 +124,13 @@ class TrainConfig:
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"TrainConfig.schedule must be 'constant' or 'cosine', got "
                              f"{self.schedule!r}")
+        if self.gradient_balance not in GRADIENT_BALANCES:
+            raise ValueError(f"TrainConfig.gradient_balance must be one of "
+                             f"{', '.join(GRADIENT_BALANCES)}, got {self.gradient_balance!r}")
+        if self.gradient_balance != "joint" and self.method not in ISNET_METHODS:
+            raise ValueError(f"TrainConfig.gradient_balance {self.gradient_balance!r} needs an "
+                             f"ISNet method ({', '.join(ISNET_METHODS)}), got {self.method!r}; "
+                             f"use 'joint'")
         if self.foreground_form not in ("l2", "hybrid"):
             raise ValueError(f"TrainConfig.foreground_form must be 'l2' or 'hybrid', got "
                              f"{self.foreground_form!r}")
@@ -154,6 +172,7 @@ NUMBER_RANGES: dict[str, tuple[type, float, float, str]] = {
     "batch_size": (int, 1, 4_096, "[]"),
     "input_size": (int, 1, 4_096, "[]"),
     "divergence_patience": (int, 1, 1_000_000, "[]"),
+    "heat_warmup_epochs": (int, 0, 1_000, "[]"),
     "seed": (int, -(2**63), 2**63 - 1, "[]"),
     "learning_rate": (float, 0.0, 10.0, "(]"),
     "momentum": (float, 0.0, 1.0, "[)"),

@@ -26,6 +26,7 @@ from isnet.data.image_set import as_dataset
 from isnet.loss import background_share
 from isnet.lrp.registry import is_lrp_ready
 from isnet.models.densenet import DenseNet
+from isnet.training.balance import balanced_backward, heat_weight_at
 from isnet.training.config import TrainConfig
 from isnet.training.loop import (
     EpochShuffle,
@@ -70,7 +71,12 @@ class ISNetLightningModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor | None:
         """ISNet (or cross-entropy) loss of one batch; a non-finite loss stops the run."""
         images, masks, labels = batch
-        terms, logits, heatmaps = compute_loss(self.network, images, masks, labels, self.config)
+        steps_per_epoch = max(1, self.trainer.num_training_batches)
+        weight = heat_weight_at(self.config.heat_weight, self.config.heat_warmup_epochs,
+                                self.global_step / steps_per_epoch)
+        terms, logits, heatmaps = compute_loss(self.network, images, masks, labels, self.config,
+                                               weight)
+        self._step = (terms, weight)
         if not math.isfinite(float(terms.total.detach())):
             logger.warning("non-finite loss at step %d: stopping. Try a larger decay d or a "
                            "lower learning rate.", self.global_step)
@@ -86,6 +92,19 @@ class ISNetLightningModule(L.LightningModule):
             self.log("train_background_share", background_share(heatmaps.detach(), masks).mean(),
                      on_step=False, on_epoch=True, sync_dist=True, batch_size=size)
         return terms.total
+
+    def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
+        """Backward pass; with ``gradient_balance="separate"`` the two gradients are clipped
+        apart (:func:`isnet.training.balance.balanced_backward`), otherwise Lightning clips."""
+        if self.config.gradient_balance == "joint":
+            super().backward(loss, *args, **kwargs)
+            return
+        terms, weight = self._step
+        parameters = [p for p in self.network.parameters() if p.requires_grad]
+        norms = balanced_backward(terms, weight, parameters, self.config.gradient_balance,
+                                  self.config.grad_clip_norm)
+        self.log_dict({f"train_{k}": v for k, v in norms.items()}, on_step=False, on_epoch=True,
+                      batch_size=1)
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         """Accuracy and background share of the predicted class's heatmap."""
@@ -186,12 +205,18 @@ def fit_lightning(model: DenseNet, train_set: Any, val_set: Any, config: TrainCo
         (``FitResult`` with the trained model and per-epoch history, the ``Trainer``; check
         ``trainer.is_global_zero`` before writing files).
     """
+    separate = config.gradient_balance != "joint"
+    if separate and (num_nodes != 1 or str(devices) not in ("1", "auto") or "ddp" in strategy):
+        raise ValueError("gradient_balance='separate' trains on one device only (its two "
+                         "backward passes bypass DDP's gradient averaging); use "
+                         "gradient_balance='joint' with several devices or nodes")
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = ISNetLightningModule(config, model)
     history = _EpochHistory()
     trainer = L.Trainer(max_epochs=config.epochs, devices=devices, num_nodes=num_nodes,
                         strategy=strategy, accelerator=accelerator,
-                        gradient_clip_val=config.grad_clip_norm, gradient_clip_algorithm="norm",
+                        gradient_clip_val=None if separate else config.grad_clip_norm,
+                        gradient_clip_algorithm="norm",
                         logger=False, enable_checkpointing=False, callbacks=[history],
                         enable_progress_bar=progress_bar, enable_model_summary=False,
                         num_sanity_val_steps=0, default_root_dir=root_dir,

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from isnet.data.image_set import as_dataset
 from isnet.loss import LossTerms, background_share, isnet_loss
+from isnet.training.balance import balanced_backward, heat_weight_at
 from isnet.training.config import TrainConfig
 from isnet.training.evaluate import measure
 from isnet.training.methods import get_method
@@ -108,15 +109,18 @@ def build_network(model: nn.Module, config: TrainConfig) -> nn.Module:
 
 
 def compute_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
-                 config: TrainConfig) -> tuple[LossTerms, Tensor, Tensor | None]:
+                 config: TrainConfig, heat_weight: float | None = None,
+                 ) -> tuple[LossTerms, Tensor, Tensor | None]:
     """Forward pass and loss, shared by :func:`train_step` and the Lightning module.
 
     Shapes: images (B, C, H, W); masks (B, 1, H, W) in {0, 1}; labels (B,) →
     (LossTerms of scalars, logits (B, K), heatmaps (B, M, C, H, W) or None for "standard").
+    ``heat_weight`` overrides ``config.heat_weight`` (P during a warm-up).
     """
     if isinstance(network, ISNet):
         logits, heatmaps = network(images)
-        terms = isnet_loss(logits, labels, heatmaps, masks, heat_weight=config.heat_weight,
+        weight = config.heat_weight if heat_weight is None else heat_weight
+        terms = isnet_loss(logits, labels, heatmaps, masks, heat_weight=weight,
                            **config.heatmap_loss_kwargs())
         return terms, logits, heatmaps
     method = get_method(config.method)  # a comparison method (isnet.training.methods)
@@ -128,7 +132,8 @@ def compute_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tens
 
 
 def train_step(network: nn.Module, batch: tuple[Tensor, Tensor, Tensor],
-               optimizer: torch.optim.Optimizer, config: TrainConfig) -> dict[str, Any]:
+               optimizer: torch.optim.Optimizer, config: TrainConfig,
+               heat_weight: float | None = None) -> dict[str, Any]:
     """One optimisation step (forward, loss, backward, clip, update) on one batch.
 
     A non-finite loss or gradient norm skips the update (``metrics["finite"] is False``).
@@ -137,16 +142,19 @@ def train_step(network: nn.Module, batch: tuple[Tensor, Tensor, Tensor],
         network: the network (standard) or the ISNet around it (:func:`build_network`).
         batch: (images (B, C, H, W), masks (B, 1, H, W), labels (B,)).
         optimizer: updates the network's parameters.
-        config: loss weights and clipping.
+        config: loss weights and clipping (``config.gradient_balance``).
+        heat_weight: P of this step (None = ``config.heat_weight``).
 
     Returns:
         Plain floats: ``loss``, ``classification_loss``, ``heatmap_loss``, ``accuracy``,
-        ``background_share`` (None for "standard"), ``grad_norm``; and ``finite`` (bool).
+        ``background_share`` (None for "standard"), ``grad_norm`` (and, with separate
+        balance, ``classification_grad_norm`` and ``heatmap_grad_norm``); and ``finite`` (bool).
     """
     network.train()
     images, masks, labels = batch
     optimizer.zero_grad(set_to_none=True)
-    terms, logits, heatmaps = compute_loss(network, images, masks, labels, config)
+    weight = config.heat_weight if heat_weight is None else heat_weight
+    terms, logits, heatmaps = compute_loss(network, images, masks, labels, config, weight)
     metrics: dict[str, Any] = {
         "loss": float(terms.total.detach()),
         "classification_loss": float(terms.classification.detach()),
@@ -156,17 +164,16 @@ def train_step(network: nn.Module, batch: tuple[Tensor, Tensor, Tensor],
                               float(background_share(heatmaps.detach(), masks).mean())),
     }
     finite = math.isfinite(metrics["loss"])
-    grad_norm = float("nan")
+    norms: dict[str, float] = {"grad_norm": float("nan")}
     if finite:
-        terms.total.backward()
-        parameters = [p for p in network.parameters() if p.grad is not None]
-        max_norm = config.grad_clip_norm if config.grad_clip_norm is not None else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
-        finite = math.isfinite(grad_norm)
+        parameters = [p for p in network.parameters() if p.requires_grad]
+        norms = balanced_backward(terms, weight, parameters, config.gradient_balance,
+                                  config.grad_clip_norm)
+        finite = all(math.isfinite(v) for v in norms.values())
         if finite:
             optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return {**metrics, "grad_norm": grad_norm, "finite": finite}
+    return {**metrics, **norms, "finite": finite}
 
 
 class EpochShuffle(Sampler[int]):
@@ -275,8 +282,10 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
             if should_stop is not None and should_stop():
                 result.status = "stopped"
                 break
-            metrics = {**train_step(network, batch, optimizer, config),
-                       "learning_rate": optimizer.param_groups[0]["lr"]}
+            weight = heat_weight_at(config.heat_weight, config.heat_warmup_epochs,
+                                    epoch - 1 + index / len(loader))
+            metrics = {**train_step(network, batch, optimizer, config, weight),
+                       "learning_rate": optimizer.param_groups[0]["lr"], "heat_weight": weight}
             scheduler.step()
             result.steps += 1
             first_loss = metrics["loss"] if first_loss is None else first_loss
