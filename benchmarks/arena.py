@@ -48,7 +48,8 @@ from isnet.lrp.registry import is_lrp_ready
 from isnet.models import MODEL_NAMES
 from isnet.models.ham import HAMNet
 from isnet.models.unet import SegmentThenClassify
-from isnet.training.config import TRAINING_METHODS, TrainConfig
+from isnet.training.balance import GRADIENT_BALANCES
+from isnet.training.config import ISNET_METHODS, TRAINING_METHODS, TrainConfig
 from isnet.training.evaluate import measure
 from isnet.training.experiment import ExperimentData, evaluation_set, training_sets
 from isnet.training.loop import fit
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=base.batch_size)
     parser.add_argument("--lr", type=float, default=base.learning_rate, help="learning rate")
+    parser.add_argument("--schedule", default=base.schedule, choices=["constant", "cosine"])
+    parser.add_argument("--gradient-balance", default=base.gradient_balance,
+                        choices=list(GRADIENT_BALANCES),
+                        help="ISNet methods: clip the CE and heatmap gradients jointly or apart")
+    parser.add_argument("--root", default=None, help="Fashion-MNIST folder (default: system)")
     parser.add_argument("--seed", type=int, default=base.seed)
     parser.add_argument("--rrr-weight", type=float, default=base.rrr_weight,
                         help="λ of RRR's penalty")
@@ -86,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, default=Path("results/arena"))
     parser.add_argument("--half", action="store_true",
                         help="store the checkpoints' weights as float16 (for bundled assets)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="stop training after this many seconds of the whole command (the "
+                             "method is then evaluated and marked 'stopped')")
     parser.add_argument("--resume", action="store_true",
                         help="skip methods whose <method>.json exists in --out-dir")
     return parser
@@ -95,9 +104,11 @@ def method_config(method: str, args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of one method: shared settings, the method's own network name."""
     comparison = get_method(method)
     model = comparison.model_name(args.backbone) if comparison else args.backbone
+    balance = args.gradient_balance if method in ISNET_METHODS else "joint"
     return TrainConfig(model=model, num_classes=10, method=method, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                       input_size=args.size, rrr_weight=args.rrr_weight)
+                       input_size=args.size, rrr_weight=args.rrr_weight, schedule=args.schedule,
+                       gradient_balance=balance)
 
 
 def on_device(images: ImageSet, device: torch.device) -> ImageSet:
@@ -141,7 +152,8 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.2f}")
 
-        result = fit(model, train, None, config, on_progress=progress)
+        result = fit(model, train, None, config, on_progress=progress,
+                     should_stop=lambda: time.monotonic() > args.deadline)
     model = result.model.eval()
     comparison = get_method(method)
     native = as_explainer(comparison.native_map) if comparison else None
@@ -150,8 +162,9 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
         "method": method, "title": comparison.title if comparison else TITLES[method],
         "model": network_label(model, config.model), "status": result.status,
         "advice": result.advice,
-        "steps": result.steps, "train_seconds_per_epoch": result.seconds / max(
-            len(result.history), 1), "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": result.steps, "epochs_done": len(result.history),
+        "train_seconds_per_epoch": result.seconds / max(len(result.history), 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
         "native_map": comparison.native_name if comparison else "LRP", "splits": {}}
     for split, images in tests.items():
         values = {"accuracy": None, "background_share_lrp": None,
@@ -245,6 +258,7 @@ def plot(records: Sequence[dict[str, Any]], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the arena (see the module docstring). Returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.deadline = time.monotonic() + (args.budget_s if args.budget_s is not None else 1e12)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -256,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.arena " + " ".join(sys.argv[1:] if argv is None else argv)
     data = ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=1,
-                          test_limit=args.test_limit, seed=args.seed)
+                          test_limit=args.test_limit, seed=args.seed, root=args.root)
     train, tests = None, None
     records = []
     for method in methods:

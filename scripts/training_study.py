@@ -1,18 +1,28 @@
 """Which recipe lets the ISNet learn as fast as the standard model? (issue: ISNet learning speed)
 
-Trains the bundled Fashion-MNIST shortcut experiment (:mod:`isnet.training.experiment`) with one
-recipe per row of :data:`RECIPES`, evaluates each model on biased, unbiased and confounding test
-images, and writes ``study.json`` (per-epoch history + test results) and ``study.md`` to
-``--out-dir``. The best ISNet row (highest unbiased accuracy with |biased − confounding| ≤ 3
-points) is saved as a float16 checkpoint.
+Trains the bundled Fashion-MNIST shortcut experiment (:mod:`isnet.training.experiment`: 2,000
+training images at 64 px, 15 epochs, batch 32, SGD lr 0.05 with cosine decay, seed 0) with one
+recipe per row of :data:`RECIPES`, through the plain loop (:func:`isnet.fit`) on ``--device``.
+Per row it writes ``<row>.json`` into ``--out-dir`` after every epoch (history so far) and at the
+end with:
 
-GPU (Lightning, the same loss code as the CPU loop)::
+* test accuracy and background share on biased, unbiased and confounding test images;
+* robustness to unseen background changes: for every bias kind of :mod:`isnet.data.bias`,
+  accuracy on clean test images against the same images with that kind planted with a random
+  *other* class (local marks at random positions), and the drop in points.
 
-    python -m scripts.training_study --out-dir results/study --accelerator gpu
+``--save`` also writes ``<row>.safetensors`` (float16). ``--summarize`` reads every row's JSON in
+``--out-dir`` and writes ``study.md`` (the table) and ``study.png`` (curves: validation accuracy
+and background share per epoch). Rows are independent processes, so a GPU can run many at once::
 
-CPU (slow: minutes per row)::
+    for row in standard ceiling_unbiased isnet_separate; do
+        python -m scripts.training_study --out-dir results/study --device cuda --rows $row &
+    done; wait
+    python -m scripts.training_study --out-dir results/study --summarize
 
-    python -m scripts.training_study --out-dir results/study --accelerator cpu --rows isnet_clip1
+CPU (slow: half an hour per DenseNet121 ISNet row on 2 cores)::
+
+    python -m scripts.training_study --out-dir results/study --device cpu --rows isnet_separate
 """
 
 from __future__ import annotations
@@ -22,97 +32,210 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from isnet import TrainConfig, create_model, measure, save_checkpoint
+from isnet import TrainConfig, fit, measure, save_checkpoint
+from isnet.data.bias.config import BIAS_KINDS, REGION_KINDS
+from isnet.data.bias.splits import make_split
+from isnet.data.fashion_mnist import load_fashion_mnist
+from isnet.data.image_set import ImageSet
+from isnet.io.atomic import write_atomically
 from isnet.training.experiment import DEMO_BIAS, ExperimentData, evaluation_set, training_sets
-from isnet.training.lightning import fit_lightning
+from isnet.training.methods import create_network
 
 BASE = TrainConfig(model="densenet121", num_classes=10, method="selective", epochs=15,
                    batch_size=32, learning_rate=0.05, schedule="cosine", seed=0, input_size=64)
-RECIPES: dict[str, tuple[str, dict]] = {  # name: (training condition, TrainConfig changes)
-    "standard": ("biased", dict(method="standard")),
-    "ceiling_unbiased": ("unbiased", dict(method="standard")),
-    "isnet_clip1": ("biased", dict()),
-    "isnet_clip10": ("biased", dict(grad_clip_norm=10.0)),
-    "isnet_clip100": ("biased", dict(grad_clip_norm=100.0)),
-    "isnet_clip10_P0.5": ("biased", dict(grad_clip_norm=10.0, heat_weight=0.5)),
-    "isnet_clip10_E10": ("biased", dict(grad_clip_norm=10.0, saturation=10.0)),
-    "isnet_clip10_hybrid": ("biased", dict(grad_clip_norm=10.0, foreground_form="hybrid")),
-    "isnet_clip10_stochastic": ("biased", dict(grad_clip_norm=10.0, method="stochastic")),
-    "isnet_clip10_all": ("biased", dict(grad_clip_norm=10.0, method="all")),
+SEPARATE = dict(gradient_balance="separate")
+TEXT_RANDOM = dict(kind="text", position="random")
+TINT = dict(kind="tint")
+RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    # name: (training condition, TrainConfig changes, DEMO_BIAS changes)
+    "standard": ("biased", dict(method="standard"), {}),
+    "ceiling_unbiased": ("unbiased", dict(method="standard"), {}),
+    "isnet_clip1": ("biased", {}, {}),
+    "isnet_clip10": ("biased", dict(grad_clip_norm=10.0), {}),
+    "isnet_clip100": ("biased", dict(grad_clip_norm=100.0), {}),
+    "isnet_separate": ("biased", SEPARATE, {}),
+    "isnet_separate_warmup2": ("biased", dict(SEPARATE, heat_warmup_epochs=2), {}),
+    "isnet_separate_P0.5": ("biased", dict(SEPARATE, heat_weight=0.5), {}),
+    "isnet_separate_E10": ("biased", dict(SEPARATE, saturation=10.0), {}),
+    "isnet_separate_d0.99": ("biased", dict(SEPARATE, decay=0.99), {}),
+    "isnet_separate_hybrid": ("biased", dict(SEPARATE, foreground_form="hybrid"), {}),
+    "isnet_separate_stochastic": ("biased", dict(SEPARATE, method="stochastic"), {}),
+    "isnet_separate_all": ("biased", dict(SEPARATE, method="all"), {}),
+    "isnet_separate_lr0.01": ("biased", dict(SEPARATE, learning_rate=0.01), {}),
+    "standard_text_random": ("biased", dict(method="standard"), TEXT_RANDOM),
+    "isnet_separate_text_random": ("biased", SEPARATE, TEXT_RANDOM),
+    "standard_tint": ("biased", dict(method="standard"), TINT),
+    "isnet_separate_tint": ("biased", SEPARATE, TINT),
+    "resnet18_standard": ("biased", dict(model="resnet18", method="standard"), {}),
+    "resnet18_isnet_clip1": ("biased", dict(model="resnet18"), {}),
+    "resnet18_isnet_separate": ("biased", dict(SEPARATE, model="resnet18"), {}),
 }
+SPLIT_NAMES = ("biased", "unbiased", "confounding")
 
 
-def run_row(name: str, data: ExperimentData, accelerator: str) -> dict:
-    """Train and evaluate one recipe; returns its history, test results and model."""
-    split, changes = RECIPES[name]
-    config = replace(BASE, **changes)
-    data = replace(data, train_split=split)
-    train, val = training_sets(data)
-    model = create_model(config.model, config.num_classes)
-    result, _ = fit_lightning(model, train, val, config, accelerator=accelerator,
-                              root_dir="/tmp/isnet-study")
-    device = "cuda" if accelerator == "gpu" else "cpu"
+def experiment(name: str, args: argparse.Namespace) -> tuple[TrainConfig, ExperimentData]:
+    """The row's training settings and data description."""
+    split, changes, bias_changes = RECIPES[name]
+    data = ExperimentData(size=64, train_limit=args.train_limit, val_limit=300,
+                          test_limit=args.test_limit, train_split=split,
+                          bias=replace(DEMO_BIAS, **bias_changes), seed=0, root=args.root)
+    epochs = args.epochs or BASE.epochs
+    return replace(BASE, epochs=epochs, **changes), data
+
+
+def planted(data: ExperimentData, kind: str, device: torch.device) -> ImageSet:
+    """Test images with a ``kind`` mark of a random other class (local kinds at random places)."""
+    base = load_fashion_mnist(data.root, split="test", size=data.size, limit=data.test_limit,
+                              seed=data.seed)
+    bias = replace(DEMO_BIAS, kind=kind, strength=0.0,
+                   position="corner" if kind in REGION_KINDS else "random")
+    images = make_split(base.images, base.masks, base.labels, base.num_classes, split="biased",
+                        bias=bias, seed=data.seed + 7).images
+    return on_device(ImageSet(images, base.masks, base.labels, list(base.class_names)), device)
+
+
+def on_device(images: ImageSet, device: torch.device) -> ImageSet:
+    """The same image set with its tensors on ``device``."""
+    return ImageSet(images.images.to(device), images.masks.to(device), images.labels.to(device),
+                    list(images.class_names))
+
+
+def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, Any]:
+    """Train and evaluate one recipe, writing ``<name>.json`` after every epoch."""
+    config, data = experiment(name, args)
+    device = torch.device(args.device)
+    train, val = (on_device(s, device) for s in training_sets(data))
+    model = create_network(config).to(device)
+    record: dict[str, Any] = {"name": name, "config": config.to_dict(), "data": data.to_dict(),
+                              "device": _device_name(device), "status": "running", "history": []}
+    sums: dict[str, float] = {}
+    out = args.out_dir / f"{name}.json"
+
+    def progress(step: int, total: int, metrics: dict[str, Any]) -> None:
+        for key, value in metrics.items():
+            if isinstance(value, float) and not key.startswith("val_"):
+                sums[key] = sums.get(key, 0.0) + value
+        sums["steps"] = sums.get("steps", 0.0) + 1
+        if "val_accuracy" in metrics:
+            count = sums.pop("steps")
+            record["history"].append({"epoch": metrics["epoch"], "step": step, "of": total,
+                                      **{k: v / count for k, v in sums.items()},
+                                      "val_accuracy": metrics["val_accuracy"],
+                                      "val_background_share": metrics["val_background_share"],
+                                      "seconds": round(time.perf_counter() - start, 1)})
+            sums.clear()
+            write_atomically(out, json.dumps(record, indent=1).encode(), overwrite=True)
+
+    start = time.perf_counter()
+    result = fit(model, train, val, config, on_progress=progress,
+                 should_stop=lambda: time.perf_counter() > deadline)
+    record.update(status=result.status, advice=result.advice, steps=result.steps,
+                  seconds=round(result.seconds, 1))
     trained = result.model.to(device).eval()
-    test = {s: measure(trained, evaluation_set(data, s), batch_size=256)
-            for s in ("biased", "unbiased", "confounding")}
-    return {"name": name, "config": config.to_dict(), "data": data.to_dict(),
-            "status": result.status, "seconds": round(result.seconds, 1),
-            "history": result.history, "test": test, "model": trained.cpu()}
+    record["test"] = {s: measure(trained, on_device(evaluation_set(data, s), device),
+                                 batch_size=250, epsilon=config.epsilon) for s in SPLIT_NAMES}
+    clean = record["test"]["unbiased"]["accuracy"]
+    record["robustness"] = {}
+    for kind in BIAS_KINDS:
+        accuracy = measure(trained, planted(data, kind, device), batch_size=250,
+                           epsilon=config.epsilon)["accuracy"]
+        record["robustness"][kind] = {"clean": clean, "planted": accuracy,
+                                      "drop_points": round(100 * (clean - accuracy), 1)}
+    write_atomically(out, json.dumps(record, indent=1).encode(), overwrite=True)
+    if args.save:
+        save_checkpoint(args.out_dir / f"{name}.safetensors", trained.cpu(),
+                        model_name=config.model, class_names=list(train.class_names),
+                        input_size=64, seed=config.seed, config=config.to_dict(),
+                        data=data.to_dict(), metrics={"test": record["test"],
+                                                      "robustness": record["robustness"],
+                                                      "history": record["history"],
+                                                      "train_seconds": record["seconds"],
+                                                      "status": record["status"]},
+                        provenance={"command": f"python -m scripts.training_study --rows {name}",
+                                    "device": record["device"]},
+                        half=True, overwrite=True)
+    return record
+
+
+def summarize(out_dir: Path) -> str:
+    """``study.md`` and ``study.png`` from every row's JSON in ``out_dir``; returns the table."""
+    rows = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))
+            if p.stem in RECIPES]
+    rows.sort(key=lambda r: list(RECIPES).index(r["name"]))
+    kinds = BIAS_KINDS
+    lines = ["| recipe | status (epochs) | biased | unbiased | confounding | bg share | "
+             "train s | " + " | ".join(f"drop {k}" for k in kinds) + " |",
+             "|---|---|" + "---:|" * (5 + len(kinds))]
+    for r in rows:
+        t, robust = r.get("test"), r.get("robustness", {})
+        cells = ([f"{100 * t[s]['accuracy']:.1f}" for s in SPLIT_NAMES] +
+                 [f"{t['unbiased']['background_share']:.3f}", f"{r.get('seconds', '')}"]
+                 if t else ["–"] * 5)
+        drops = [f"{robust[k]['drop_points']:.1f}" if k in robust else "–" for k in kinds]
+        lines.append(f"| {r['name']} | {r['status']} ({len(r['history'])}) | " +
+                     " | ".join(cells + drops) + " |")
+    table = "\n".join(lines) + "\n"
+    write_atomically(out_dir / "study.md", table.encode(), overwrite=True)
+    _plot(rows, out_dir / "study.png")
+    return table
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in rows:
+        epochs = [h["epoch"] for h in r["history"]]
+        style = "--" if r["name"].startswith(("standard", "ceiling")) else "-"
+        left.plot(epochs, [100 * h["val_accuracy"] for h in r["history"]], style, label=r["name"])
+        right.plot(epochs, [h["val_background_share"] for h in r["history"]], style)
+    left.set(xlabel="epoch", ylabel="validation accuracy (%, training condition)")
+    right.set(xlabel="epoch", ylabel="validation background share")
+    left.legend(fontsize=6, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--accelerator", default="gpu", choices=["gpu", "cpu"])
-    parser.add_argument("--rows", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, …")
+    parser.add_argument("--rows", nargs="*", default=[], choices=list(RECIPES))
     parser.add_argument("--root", default=None, help="Fashion-MNIST folder")
-    parser.add_argument("--budget-s", type=float, default=1e9, help="start no row after this")
+    parser.add_argument("--budget-s", type=float, default=1e9,
+                        help="stop training after this many seconds (the row is then evaluated "
+                             "and marked 'stopped')")
     parser.add_argument("--train-limit", type=int, default=2000)
+    parser.add_argument("--test-limit", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=None, help="override the 15 epochs")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--save", action="store_true", help="write <row>.safetensors (fp16)")
+    parser.add_argument("--summarize", action="store_true", help="write study.md and study.png")
     args = parser.parse_args()
-    data = ExperimentData(size=64, train_limit=args.train_limit, val_limit=300, test_limit=1000,
-                          bias=DEMO_BIAS, seed=0, root=args.root)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    start, rows = time.perf_counter(), []
+    deadline = time.perf_counter() + args.budget_s
     for name in args.rows:
-        if time.perf_counter() - start > args.budget_s:
-            print(f"budget spent; skipped {name}", flush=True)
-            continue
-        row = run_row(name, data, args.accelerator)
-        rows.append(row)
-        t = row["test"]
-        print(f"{name}: {row['status']} {row['seconds']} s; " + " / ".join(
-            f"{s} {100 * t[s]['accuracy']:.1f}% share {t[s]['background_share']:.3f}"
-            for s in t), flush=True)
-        (args.out_dir / "study.json").write_text(json.dumps(
-            [{k: v for k, v in r.items() if k != "model"} for r in rows], indent=1))
-    lines = ["| recipe | biased | unbiased | confounding | bg share (unbiased) | s |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        t = r["test"]
-        lines.append(f"| {r['name']} | " + " | ".join(f"{100 * t[s]['accuracy']:.1f}" for s in
-                     ("biased", "unbiased", "confounding")) +
-                     f" | {t['unbiased']['background_share']:.3f} | {r['seconds']} |")
-    (args.out_dir / "study.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    robust = [r for r in rows if r["name"].startswith("isnet") and abs(
-        r["test"]["biased"]["accuracy"] - r["test"]["confounding"]["accuracy"]) <= 0.03]
-    if robust:
-        best = max(robust, key=lambda r: r["test"]["unbiased"]["accuracy"])
-        save_checkpoint(args.out_dir / "isnet_densenet121.safetensors", best["model"],
-                        model_name="densenet121", class_names=list(
-                            training_sets(data)[0].class_names)[:10], input_size=64, seed=0,
-                        config=best["config"], data=best["data"],
-                        metrics={"test": best["test"], "history": best["history"],
-                                 "train_seconds": best["seconds"], "status": best["status"]},
-                        provenance={"command": "python -m scripts.training_study",
-                                    "recipe": best["name"], "device": torch.cuda.get_device_name()
-                                    if torch.cuda.is_available() else "cpu"},
-                        half=True, overwrite=True)
-        print(f"saved {best['name']}")
+        record = run_row(name, args, deadline)
+        t = record["test"]
+        print(f"{name}: {record['status']} {record['seconds']} s; " + " / ".join(
+            f"{s} {100 * t[s]['accuracy']:.1f}%" for s in SPLIT_NAMES), flush=True)
+    if args.summarize:
+        print(summarize(args.out_dir))
     return 0
 
 
