@@ -47,14 +47,14 @@ from isnet.training.methods import create_network
 
 BASE = TrainConfig(model="densenet121", num_classes=10, method="selective", epochs=15,
                    batch_size=32, learning_rate=0.05, schedule="cosine", seed=0, input_size=64)
-SEPARATE = dict(gradient_balance="separate")
+SEPARATE = dict(gradient_balance="separate", grad_clip_norm=1.0)
 TEXT_RANDOM = dict(kind="text", position="random")
 TINT = dict(kind="tint")
 RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # name: (training condition, TrainConfig changes, DEMO_BIAS changes)
     "standard": ("biased", dict(method="standard"), {}),
     "ceiling_unbiased": ("unbiased", dict(method="standard"), {}),
-    "isnet_clip1": ("biased", {}, {}),
+    "isnet_clip1": ("biased", dict(grad_clip_norm=1.0), {}),
     "isnet_clip10": ("biased", dict(grad_clip_norm=10.0), {}),
     "isnet_clip100": ("biased", dict(grad_clip_norm=100.0), {}),
     "isnet_separate": ("biased", SEPARATE, {}),
@@ -68,10 +68,12 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "isnet_separate_lr0.01": ("biased", dict(SEPARATE, learning_rate=0.01), {}),
     "standard_text_random": ("biased", dict(method="standard"), TEXT_RANDOM),
     "isnet_separate_text_random": ("biased", SEPARATE, TEXT_RANDOM),
+    "isnet_clip10_text_random": ("biased", dict(grad_clip_norm=10.0), TEXT_RANDOM),
     "standard_tint": ("biased", dict(method="standard"), TINT),
+    "isnet_clip10_tint": ("biased", dict(grad_clip_norm=10.0), TINT),
     "isnet_separate_tint": ("biased", SEPARATE, TINT),
     "resnet18_standard": ("biased", dict(model="resnet18", method="standard"), {}),
-    "resnet18_isnet_clip1": ("biased", dict(model="resnet18"), {}),
+    "resnet18_isnet_clip10": ("biased", dict(model="resnet18", grad_clip_norm=10.0), {}),
     "resnet18_isnet_separate": ("biased", dict(SEPARATE, model="resnet18"), {}),
 }
 SPLIT_NAMES = ("biased", "unbiased", "confounding")

@@ -12,7 +12,8 @@ Training methods (``TrainConfig.method``):
   are the same.
 
 Every ISNet variant minimises ``(1 − P)·CE + P·L_heatmap`` (:func:`isnet.isnet_loss`). The loop
-(:func:`fit`) seeds everything, clips the gradient norm (1 by default, as the authors advise),
+(:func:`fit`) seeds everything, clips the gradient norm (10 by default; the authors advise 1, see
+``TrainConfig.grad_clip_norm``),
 validates each epoch (accuracy and mean background-relevance share), reports progress through a
 plain callback and stops between steps when asked. If the loss becomes non-finite or explodes,
 it stops, restores the last good weights (end of the previous epoch) and says what to try.
