@@ -104,6 +104,12 @@ def default_models(checkpoints: Sequence[str] | None = None,
     return untrained_pair(), UNTRAINED_NOTICE
 
 
+def bundled_checkpoints(folder: Path | None = None) -> list[str]:
+    """File names of the bundled checkpoints (``assets/checkpoints/*.safetensors``), sorted."""
+    folder = folder or ASSETS / "checkpoints"
+    return sorted(p.name for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
 def find_samples(images: Path = ASSETS / "images", masks: Path = ASSETS / "masks",
                  class_names: Sequence[str] = ()) -> list[Sample]:
     """The bundled sample images with their masks and (where known) true classes."""

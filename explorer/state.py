@@ -306,6 +306,8 @@ class AppContext:
         views: what each session looked at (for exports and the session report).
         sessions: removes each session's models and files when it ends or idles (made here).
         arena_dir: the arena's results folder (None: ``results/arena``).
+        bundled_dir: the bundled checkpoints offered in the Models tab (None:
+            ``assets/checkpoints``).
     """
 
     store: ModelStore
@@ -318,6 +320,7 @@ class AppContext:
     views: ViewLog = field(default_factory=ViewLog)
     sessions: SessionJanitor | None = None
     arena_dir: Path | None = None
+    bundled_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.sessions is None:

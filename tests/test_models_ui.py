@@ -382,3 +382,17 @@ def test_every_arena_methods_model_loads_from_a_row_and_is_explained(ctx, tmp_pa
         assert pair.right.heatmap.shape == (256, 256, 3), entry.label
         assert pair.right.share is not None and 0 <= pair.right.share <= 1, entry.label
     assert native >= 3  # U-Net pipelines, ViT, AG-Sononet, … use their native maps
+
+
+def test_bundled_checkpoints_load_by_name_only(ctx, tmp_path):
+    folder = tmp_path / "bundled"
+    folder.mkdir()
+    isnet.save_checkpoint(folder / "resnet_pair.safetensors",
+                          isnet.create_model("tiny_resnet", num_classes=3),
+                          model_name="tiny_resnet", class_names=["a", "b", "c"], input_size=32)
+    shared = dataclasses.replace(ctx, bundled_dir=folder)  # bundled files load in shared apps too
+    entry = hm.load_model(shared, "ivy", hm.LoadRequest(bundled="resnet_pair.safetensors"))
+    assert entry.family == "resnet" and entry.owner == "ivy"
+    for name in ("nope.safetensors", "../bundled/resnet_pair.safetensors"):
+        with pytest.raises(InputError, match="not a bundled checkpoint.*resnet_pair"):
+            hm.load_model(shared, "ivy", hm.LoadRequest(bundled=name))

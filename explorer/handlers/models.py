@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from explorer.catalog import entry_from_checkpoint
+from explorer.catalog import ASSETS, bundled_checkpoints, entry_from_checkpoint
 from explorer.errors import InputError
 from explorer.handlers.lrp_modes import mode_note
 from explorer.limits import size_bytes
@@ -60,12 +60,15 @@ class LoadRequest:
         disk_path: a path on this machine (accepted only when the app is local and not shared).
         name: optional display name (default: the file name).
         overrides: input size, normalisation and class names to apply after loading.
+        bundled: the file name of a bundled checkpoint
+            (:func:`explorer.catalog.bundled_checkpoints`), allowed in shared apps too.
     """
 
     upload: str | None = None
     disk_path: str | None = None
     name: str | None = None
     overrides: Overrides = Overrides()
+    bundled: str | None = None
 
 
 def load_model(ctx: AppContext, session: str | None, request: LoadRequest) -> ModelEntry:
@@ -103,8 +106,14 @@ def _source(ctx: AppContext, request: LoadRequest) -> str:
     disk = (request.disk_path or "").strip()
     if request.upload:
         return request.upload
+    if request.bundled:
+        folder = ctx.bundled_dir or ASSETS / "checkpoints"
+        if request.bundled not in bundled_checkpoints(folder):
+            raise InputError(f"{request.bundled} is not a bundled checkpoint; choose one of: "
+                             f"{', '.join(bundled_checkpoints(folder)) or 'none is bundled'}.")
+        return str(folder / request.bundled)
     if not disk:
-        raise InputError("No checkpoint uploaded (and no path on disk given).")
+        raise InputError("No checkpoint uploaded (and no bundled file or path on disk given).")
     if not ctx.limits.local_paths:
         raise InputError("Paths on disk are accepted only when the app runs locally and is not "
                          "shared; upload the file instead.")

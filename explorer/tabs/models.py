@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from explorer.catalog import bundled_checkpoints
 from explorer.components import (
     COMPARE_MODES_OUTPUTS,
     LOAD_CHECKPOINT_OUTPUTS,
@@ -43,6 +44,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
         upload = gr.File(label="Checkpoint file", file_types=CHECKPOINT_TYPES, type="filepath",
                          height=100)
         with gr.Column():
+            bundled = gr.Dropdown(bundled_checkpoints(ctx.bundled_dir), value=None,
+                                  label="…or a bundled checkpoint (assets/checkpoints)")
             disk = gr.Textbox(label="…or a path on this machine (local, unshared app only)",
                               visible=ctx.limits.local_paths)
             name = gr.Textbox(label="Display name (optional)")
@@ -78,18 +81,20 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
 
     @guarded
     def on_load(checkpoint_file, display_name, disk_path=None, input_size_px=None, norm_mean=None,
-                norm_std=None, class_names_file=None, request: gr.Request = None):
-        """Load a checkpoint (upload or local path) into this session and show its card."""
+                norm_std=None, class_names_file=None, bundled_checkpoint=None,
+                request: gr.Request = None):
+        """Load a checkpoint (upload, bundled file or local path) into this session."""
         session = session_of(request)
         entry = hm.load_model(ctx, session, hm.LoadRequest(
             checkpoint_file, disk_path, display_name,
-            _overrides(input_size_px, norm_mean, norm_std, class_names_file)))
+            _overrides(input_size_px, norm_mean, norm_std, class_names_file),
+            bundled_checkpoint or None))
         left, right, choices = model_dropdown_updates(ctx, session, 3)
         return ordered({"card": hm.model_card(entry), "cards": hm.cards(ctx, session),
                         "left_model": left, "right_model": right, "download_choices": choices},
                        LOAD_CHECKPOINT_OUTPUTS)
 
-    load.click(on_load, [upload, name, disk, size, mean, std, class_file],
+    load.click(on_load, [upload, name, disk, size, mean, std, class_file, bundled],
                [loaded_card, all_cards, w.left, w.right, pick], api_name="load_checkpoint")
 
     @guarded
