@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="require a login from FILE: one USER:PASSWORD per line (blank lines "
                              "and lines starting with # are skipped); keeps passwords out of the "
                              "shell history")
+    parser.add_argument("--arena-dir", default=None, metavar="FOLDER",
+                        help="the Arena tab's results folder (default results/arena; the H200 "
+                             "run is in results/arena-h200)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per computation (default 1: each request already "
                              "runs in its own thread, and more threads per small image only "
@@ -89,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     local = not args.share and args.host in ("127.0.0.1", "localhost", "::1")
     try:
         logins = read_logins(args.auth, args.auth_file)
-        demo = build_demo(checkpoints=args.checkpoint, limits=Limits(local_paths=local))
+        demo = build_demo(checkpoints=args.checkpoint, limits=Limits(local_paths=local),
+                          arena_dir=args.arena_dir)
     except (ValueError, OSError, KeyError, RecursionError) as error:  # CheckpointError: ValueError
         print(f"Cannot start the explorer: {error}", file=sys.stderr)
         return 2
