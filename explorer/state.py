@@ -8,7 +8,8 @@
   ``owner`` is the session hash) and is dropped when the session ends. Nothing here is in
   ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are too big for that.
 * :class:`HeatmapCache` — a small LRU of explanation results, so that moving the opacity slider
-  or switching tabs does not rerun LRP.
+  or switching tabs does not rerun LRP (and a second one of whole Explain answers, so that the
+  same view asked for again is not even drawn again).
 * :class:`AppContext` — the one object handed to every handler (no module-level globals);
   its size limits are :class:`explorer.limits.Limits`.
 """
@@ -227,7 +228,8 @@ def image_digest(*arrays: np.ndarray) -> str:
 
 
 class HeatmapCache:
-    """LRU of explanation results keyed by (model id, image digest, target, LRP settings)."""
+    """Thread-safe LRU: explanation results keyed by (model id, image digest, target, LRP
+    settings), or whole Explain answers (:func:`explorer.handlers.explain.answer_key`)."""
 
     def __init__(self, capacity: int = 64) -> None:
         self._items: OrderedDict[tuple, Any] = OrderedDict()
