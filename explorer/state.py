@@ -8,7 +8,8 @@
   ``owner`` is the session hash) and is dropped when the session ends. Nothing here is in
   ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are too big for that.
 * :class:`HeatmapCache` — a small LRU of explanation results, so that moving the opacity slider
-  or switching tabs does not rerun LRP.
+  or switching tabs does not rerun LRP (and a second one of whole Explain answers, so that the
+  same view asked for again is not even drawn again).
 * :class:`AppContext` — the one object handed to every handler (no module-level globals);
   its size limits are :class:`explorer.limits.Limits`.
 """
@@ -227,7 +228,8 @@ def image_digest(*arrays: np.ndarray) -> str:
 
 
 class HeatmapCache:
-    """LRU of explanation results keyed by (model id, image digest, target, LRP settings)."""
+    """Thread-safe LRU: explanation results keyed by (model id, image digest, target, LRP
+    settings), or whole Explain answers (:func:`explorer.handlers.explain.answer_key`)."""
 
     def __init__(self, capacity: int = 64) -> None:
         self._items: OrderedDict[tuple, Any] = OrderedDict()
@@ -259,6 +261,14 @@ class ViewLog:
         self._views: dict[str, list[dict]] = {}
         self._capacity = capacity
         self._lock = threading.Lock()
+        self._writers: dict[str, threading.Lock] = {}
+
+    def recording(self, session: str | None) -> threading.Lock:
+        """The session's writer lock: hold it while writing a view's files and adding the view,
+        so that files shared between views (named by content) are never removed by a
+        concurrent event of the same session that drops an older view."""
+        with self._lock:
+            return self._writers.setdefault(session or "anonymous", threading.Lock())
 
     def add(self, session: str | None, view: dict) -> list[dict]:
         """Append ``view`` to the session's list; returns the oldest views dropped to stay
@@ -279,6 +289,7 @@ class ViewLog:
         """Forget a session's views."""
         with self._lock:
             self._views.pop(session or "anonymous", None)
+            self._writers.pop(session or "anonymous", None)
 
 
 @dataclass(frozen=True)
@@ -299,7 +310,9 @@ class AppContext:
         store: the models.
         samples: bundled sample images.
         work_dir: where fine-tuned checkpoints and unpacked uploads go (one folder per session).
-        cache: explanation cache.
+        cache: explanation cache (engine results: probabilities and heatmaps per model).
+        answers: whole Explain answers (pictures included) per image, mask, models and
+            settings; few, as each holds a handful of display-sized pictures.
         limits: size limits.
         notice: a banner for the UI (e.g. "untrained demo models"), empty when all is well.
         default_pair: the two model ids compared by default (standard, ISNet).
@@ -314,6 +327,7 @@ class AppContext:
     samples: list[Sample]
     work_dir: Path
     cache: HeatmapCache = field(default_factory=HeatmapCache)
+    answers: HeatmapCache = field(default_factory=lambda: HeatmapCache(capacity=16))
     limits: Limits = field(default_factory=Limits)
     notice: str = ""
     default_pair: tuple[str, str] = ("", "")

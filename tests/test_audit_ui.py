@@ -330,9 +330,11 @@ def test_view_log_keeps_the_newest_views_and_deletes_older_files(tmp_path):
 
     ctx = make_context(tmp_path)
     ctx.views = ViewLog(capacity=2)
-    picture = np.zeros((4, 4, 3), np.uint8)
+    shared = np.full((4, 4, 3), 7, np.uint8)  # shown by every view
     views = [hx.record_view(ctx, "s", "audit", f"view {i}", {"i": i}, {}, [],
-                            [("p", picture)], np.zeros((1, 4, 4))) for i in range(3)]
+                            [("p", np.full((4, 4, 3), i, np.uint8)), ("shared", shared)],
+                            np.full((1, 4, 4), i)) for i in range(3)]
     assert [v["title"] for v in ctx.views.of("s")] == ["view 1", "view 2"]
     assert not Path(views[0]["images"][0][1]).exists() and not Path(views[0]["heatmaps"]).exists()
     assert Path(views[2]["heatmaps"]).exists() and ctx.views.of("other") == []
+    assert Path(views[0]["images"][1][1]).exists()  # still shown by the views kept

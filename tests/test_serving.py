@@ -88,16 +88,15 @@ def test_exif_orientation_is_applied_and_multi_frame_files_get_a_notice(tmp_path
 
 
 def test_output_images_are_written_once_atomically_under_concurrent_answers(tmp_path):
-    from explorer.media.widgets import PngStore, stored_png
+    from explorer.media.stored import stored_png
 
     bar = np.tile(np.linspace(0, 255, 256).astype(np.uint8)[None, :, None], (16, 1, 3))
     paths, errors = [], []
-    store = PngStore(tmp_path)
 
     def answer():
         try:
-            for index in range(20):
-                paths.append(stored_png(bar, tmp_path) if index % 2 else store.path(bar))
+            for _ in range(20):
+                paths.append(stored_png(bar, tmp_path))
         except Exception as error:  # noqa: BLE001
             errors.append(error)
 
@@ -109,6 +108,45 @@ def test_output_images_are_written_once_atomically_under_concurrent_answers(tmp_
     assert not errors and len(set(paths)) == 1
     assert np.array_equal(np.asarray(Image.open(paths[0])), bar)
     assert [p.name for p in tmp_path.iterdir()] == [Path(paths[0]).name]  # no partial files
+
+
+def test_stored_arrays_are_named_by_content_and_read_back_exactly(tmp_path):
+    from explorer.media.stored import stored_npy, stored_png
+
+    heatmaps = np.random.default_rng(0).normal(size=(2, 8, 8)).astype(np.float32)
+    path = stored_npy(heatmaps, tmp_path)
+    assert stored_npy(heatmaps.copy(), tmp_path) == path != stored_npy(heatmaps + 1, tmp_path)
+    assert np.array_equal(np.load(path), heatmaps)
+    picture = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(np.asarray(Image.open(stored_png(picture, tmp_path))), picture)
+
+
+def test_a_repeated_explain_is_answered_from_the_cache_and_a_changed_one_is_not(ctx,
+                                                                              monkeypatch):
+    from explorer.handlers import explain as explain_handlers
+
+    image, mask = object_image(1)
+
+    def ask(**options):
+        return explain(ctx, None, ExplainRequest(EditorInput(editor_value(image, mask)),
+                                                 "standard", "isnet", **options))
+
+    first = ask()
+    computed = []
+    original = explain_handlers.explain_models
+    monkeypatch.setattr(explain_handlers, "explain_models",
+                        lambda *a, **k: computed.append(1) or original(*a, **k))
+    again = ask()
+    assert not computed  # the same view: nothing recomputed, the same pictures
+    for before, after in zip(first.views, again.views, strict=True):
+        assert np.array_equal(before.overlay, after.overlay) and before.share == after.share
+    again.notices.append("only in this copy")
+    assert "only in this copy" not in ask().notices
+    faint = ask(opacity=0.2)  # another setting: drawn again
+    assert computed == [1] and not np.array_equal(faint.left.overlay, first.left.overlay)
+    ctx.store.get("standard", None).metadata["class_names"] = [f"c{i}" for i in range(3)]
+    renamed = ask()  # a model overridden in place is not mistaken for what it was
+    assert computed == [1, 1] and renamed.left.predicted.startswith("c")
 
 
 # --- settings: refused with the setting's name, never replaced -------------------------------

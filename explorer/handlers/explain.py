@@ -10,6 +10,11 @@
 3. :func:`render` hands all heatmaps to :mod:`isnet.viz` once, which draws them on one shared
    colour scale as ``uint8`` images.
 
+The whole answer is cached too (:attr:`explorer.state.AppContext.answers`, keyed by the image's
+and the mask's content, both models and every setting): asking again for the same view (two
+users on one sample, a reloaded page, a script) returns the same pictures without drawing them
+again.
+
 Plain Python comes out: ``uint8`` arrays, ``float`` (never NumPy scalars or tensors), dicts of
 ``str → float``. Bad input raises :class:`explorer.errors.InputError` with a message for the
 user; notices that should not stop the work are returned in ``notices``. The Bias lab and the
@@ -18,8 +23,9 @@ Fine-tune tab reuse :func:`explain_models` and :func:`predict_models`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -160,11 +166,31 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
     entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
     if request.epsilon is not None and not 0 <= float(request.epsilon) <= 100:
         raise InputError("ε must lie between 0 and 100 (the training value is usually 0.01).")
-    overrides = LRPOverrides(request.epsilon, request.zb, request.lrp_mode)
-    pair = explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
-                          int(request.top_k), lrp=overrides, true_class=request.true_class)
-    pair.notices.extend(domain.notices(entries, image, request.true_class))
-    return pair
+    key = answer_key(ctx, entries, image, mask, request)
+    pair = ctx.answers.get(key)
+    if pair is None:
+        overrides = LRPOverrides(request.epsilon, request.zb, request.lrp_mode)
+        pair = explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
+                              int(request.top_k), lrp=overrides, true_class=request.true_class)
+        pair.notices.extend(domain.notices(entries, image, request.true_class))
+        ctx.answers.put(key, pair)
+    return replace(pair, notices=list(pair.notices))  # callers may add notices to their copy
+
+
+def answer_key(ctx: AppContext, entries: Sequence[ModelEntry], image: np.ndarray,
+               mask: np.ndarray | None, request: ExplainRequest) -> tuple:
+    """What an Explain answer depends on: both models, the image's and the mask's content and
+    every setting of the request (the editor value itself is left out: it is the image and the
+    mask). A model counts by id, object, label and metadata, so neither a replaced model nor
+    one whose input size, normalisation or class names were overridden in place is mistaken
+    for what it was."""
+    content = image_digest(image) + ("" if mask is None else image_digest(mask))
+    settings = (request.target, float(request.opacity), int(request.top_k), request.epsilon,
+                request.zb, request.true_class, request.lrp_mode, ctx.limits.display_side)
+    models = [(e.model_id, id(e.model), e.label,
+               hashlib.sha1(repr(sorted(e.metadata.items())).encode()).hexdigest())
+              for e in entries]
+    return ("answer", *models, content, settings)
 
 
 @dataclass(frozen=True)

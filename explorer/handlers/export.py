@@ -31,9 +31,10 @@ from PIL import Image
 import isnet
 from explorer.errors import InputError
 from explorer.media import audit_plots
+from explorer.media.stored import stored_npy, stored_png
 from explorer.state import AppContext, ModelEntry
 from isnet.io.atomic import write_atomically
-from isnet.io.export import file_sha256, plain, png_bytes, write_json, write_npy, write_report
+from isnet.io.export import file_sha256, plain, write_json, write_report
 
 VIEW_KINDS = ("explain", "bias", "audit", "strategies")
 """The views that can be exported (the tab each comes from)."""
@@ -84,6 +85,9 @@ def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
                 heatmaps: np.ndarray | None, scale: float | None = None) -> dict:
     """Keep one view of the session: pictures as PNG files, heatmaps as ``.npy``.
 
+    Files are named by their content (:mod:`explorer.media.stored`): recording the same
+    pictures again (the same answer shown twice) writes nothing, and views share such files.
+
     Args:
         kind: one of :data:`VIEW_KINDS`.
         numbers: what the view showed (predictions, shares, …).
@@ -97,23 +101,28 @@ def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
     """
     stamp = time.time_ns()
     folder = _folder(ctx, session)
-    pictures = []
-    for index, (caption, image) in enumerate(images):
-        path = write_atomically(folder / f"{kind}-{stamp}-{index}.png", png_bytes(image))
-        pictures.append([caption, str(path)])
-    heatmap_path = None
-    if heatmaps is not None:
-        heatmap_path = str(write_npy(folder / f"{kind}-{stamp}-heatmaps.npy",
-                                     np.asarray(heatmaps, dtype=np.float32)))
-    view = {"kind": kind, "title": title, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "stamp": stamp, "numbers": plain(dict(numbers)), "settings": plain(dict(settings)),
-            "models": models_of(entries), "images": pictures, "heatmaps": heatmap_path,
-            "scale": None if scale is None else float(scale)}
-    for old in ctx.views.add(session, view):  # views past the log's capacity: their files go
-        for path in [p for _, p in old["images"]] + [old["heatmaps"]]:
-            if path:
+    with ctx.views.recording(session):
+        pictures = [[caption, stored_png(image, folder)] for caption, image in images]
+        heatmap_path = None
+        if heatmaps is not None:
+            heatmap_path = stored_npy(np.asarray(heatmaps, dtype=np.float32), folder)
+        view = {"kind": kind, "title": title, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "stamp": stamp, "numbers": plain(dict(numbers)),
+                "settings": plain(dict(settings)), "models": models_of(entries),
+                "images": pictures, "heatmaps": heatmap_path,
+                "scale": None if scale is None else float(scale)}
+        dropped = ctx.views.add(session, view)  # views past the log's capacity
+        in_use = {path for kept in ctx.views.of(session) for path in _files(kept)}
+        for old in dropped:  # their files go, unless a newer view shows the same content
+            for path in _files(old) - in_use:
                 Path(path).unlink(missing_ok=True)
     return view
+
+
+def _files(view: Mapping[str, Any]) -> set[str]:
+    """The files a view record points to (pictures and heatmaps)."""
+    return {path for _, path in view["images"]} | ({view["heatmaps"]} if view["heatmaps"]
+                                                     else set())
 
 
 def latest(ctx: AppContext, session: str | None, kind: str) -> dict:

@@ -1,7 +1,9 @@
 """Atomic file writes: a partial file never appears under its final name.
 
 The bytes go to a hidden temporary file in the target's folder, are flushed and fsynced, and only
-then renamed over the target (``os.replace``, atomic on one file system). If anything fails or is
+then renamed over the target (``os.replace``, atomic on one file system). Scratch files that can
+be made again (cached pictures) may skip the fsync (``durable=False``): readers still never see a
+partial file; only a power cut could leave one empty. If anything fails or is
 interrupted before the rename, the temporary file is removed and any previous target is intact.
 An existing target is never replaced unless ``overwrite=True``.
 """
@@ -18,7 +20,7 @@ TEMPORARY_SUFFIX = ".tmp"
 
 
 def write_atomically(target: str | os.PathLike, chunks: Iterable[bytes] | bytes,
-                     overwrite: bool = False, mode: int = 0o644) -> Path:
+                     overwrite: bool = False, mode: int = 0o644, durable: bool = True) -> Path:
     """Write ``chunks`` (or one ``bytes``) to ``target`` atomically and return its path.
 
     Args:
@@ -26,6 +28,8 @@ def write_atomically(target: str | os.PathLike, chunks: Iterable[bytes] | bytes,
         chunks: the content, as one ``bytes`` or an iterable of pieces (streamed to disk).
         overwrite: replace an existing file; without it an existing target raises.
         mode: permission bits of the written file (``mkstemp`` would leave 0600).
+        durable: fsync before the rename (False: for files that can be made again; a few
+            milliseconds saved per file).
 
     Raises:
         FileExistsError: ``target`` exists (or appeared while writing) and ``overwrite`` is False.
@@ -37,7 +41,8 @@ def write_atomically(target: str | os.PathLike, chunks: Iterable[bytes] | bytes,
             for piece in pieces:
                 stream.write(piece)
             stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
 
     return write_with(target, write, overwrite, mode)
 

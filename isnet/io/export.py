@@ -63,14 +63,14 @@ def write_json(path: str | os.PathLike, record: Mapping[str, Any], overwrite: bo
 
 
 def write_npy(path: str | os.PathLike, array: Tensor | np.ndarray,
-              overwrite: bool = False) -> Path:
+              overwrite: bool = False, durable: bool = True) -> Path:
     """Write one array (a heatmap tensor, for instance) as ``.npy``, atomically; loads back with
     ``numpy.load(path)`` (no pickles: ``allow_pickle`` is never needed)."""
     if isinstance(array, Tensor):
         array = array.detach().cpu().numpy()
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return write_atomically(path, buffer.getvalue(), overwrite=overwrite)
+    return write_atomically(path, buffer.getvalue(), overwrite=overwrite, durable=durable)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
