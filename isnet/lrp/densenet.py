@@ -250,7 +250,5 @@ def _transition_transposed(transition: Transition, t: TransitionTrace, message: 
     """
     size = tuple(t.relu2.shape[-2:])
     transposed = avg_pool_transpose(message, size, transition.pool.kernel_size)
-    ones = t.conv.new_ones(t.conv.shape[1])
-    ratio = epsilon_message(t.relu2, transposed, t.conv, ones, torch.zeros_like(ones),
-                            config.epsilon)
+    ratio = epsilon_message(t.relu2, transposed, t.conv, None, None, config.epsilon)  # z = conv
     return conv_transpose(ratio, transition.conv.weight, size)
