@@ -77,9 +77,12 @@ def input_layer_relevance(inputs: Tensor, conv: nn.Conv2d, scale: Tensor, shift:
         relevance = activation.unsqueeze(1) * transposed  # (B, M, C_out, h, w)
         weight = conv.weight * scale.view(-1, 1, 1, 1)
         bias = shift if conv.bias is None else conv.bias * scale + shift
+        # Σ_j x_j w_jk of the fused conv, from the forward pass's output: (conv(x) − b)·scale
+        unbiased = conv_out if conv.bias is None else conv_out - conv.bias.view(1, -1, 1, 1)
         low, high = channel_view(config.low, inputs), channel_view(config.high, inputs)
         return zbox_rule(inputs, weight, bias, relevance, low, high, conv.stride, conv.padding,
-                         config.epsilon, bias_convention=config.zb_bias)
+                         config.epsilon, bias_convention=config.zb_bias,
+                         weighted_inputs=unbiased * scale.view(1, -1, 1, 1))
     ratio = epsilon_message(activation, transposed, conv_out, scale, shift, config.epsilon)
     return inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
                                                 conv.padding)
