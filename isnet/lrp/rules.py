@@ -85,8 +85,19 @@ def conv_transpose(ratio: Tensor, weight: Tensor, input_size: tuple[int, int],
 def _pointwise_transpose(ratio: Tensor, weight: Tensor, input_size: tuple[int, int],
                          stride: tuple[int, int]) -> Tensor:
     """Transpose of a 1×1 convolution without padding: ``c = wᵀ s`` at the strided positions,
-    zero elsewhere. Shapes: ratio (N, C_out, h, w) → (N, C_in, H, W)."""
-    transposed = F.conv2d(ratio, weight.transpose(0, 1))  # (N, C_in, h, w)
+    zero elsewhere. Shapes: ratio (N, C_out, h, w) → (N, C_in, H, W).
+
+    Few positions against a large weight (deep layers) run fastest as a matrix product with
+    the transposed view of the weight (no copy of it, forward or backward); many positions as a
+    convolution with ``wᵀ`` (measured on the CPU, one thread).
+    """
+    rows, (c_out, c_in) = ratio.shape[0] * ratio.shape[2] * ratio.shape[3], weight.shape[:2]
+    if rows * 128 < c_out * c_in:
+        flat = ratio.reshape(ratio.shape[0], c_out, -1)  # (N, C_out, h·w)
+        transposed = torch.matmul(weight.view(c_out, c_in).t(), flat).view(
+            ratio.shape[0], c_in, *ratio.shape[2:])  # (N, C_in, h, w)
+    else:
+        transposed = F.conv2d(ratio, weight.transpose(0, 1))  # (N, C_in, h, w)
     if stride == (1, 1) and tuple(input_size) == tuple(transposed.shape[-2:]):
         return transposed
     out = transposed.new_zeros(*transposed.shape[:2], *input_size)  # (N, C_in, H, W)
