@@ -124,7 +124,8 @@ def stem_relevance(model: DenseNet, trace: Trace, message: Tensor, config: LRPCo
         weight = conv.weight * scale.view(-1, 1, 1, 1)  # conv0 ∘ norm0 fused
         low, high = channel_view(config.low, trace.inputs), channel_view(config.high, trace.inputs)
         return zbox_rule(trace.inputs, weight, shift, relevance, low, high,
-                         conv.stride, conv.padding, e, bias_convention=config.zb_bias)
+                         conv.stride, conv.padding, e, bias_convention=config.zb_bias,
+                         weighted_inputs=trace.stem_conv * scale.view(1, -1, 1, 1))  # conv0 ∘ norm0
     ratio = epsilon_message(trace.stem_relu, transposed, trace.stem_conv, scale, shift, e)
     size = tuple(trace.inputs.shape[-2:])
     return trace.inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
@@ -250,7 +251,5 @@ def _transition_transposed(transition: Transition, t: TransitionTrace, message: 
     """
     size = tuple(t.relu2.shape[-2:])
     transposed = avg_pool_transpose(message, size, transition.pool.kernel_size)
-    ones = t.conv.new_ones(t.conv.shape[1])
-    ratio = epsilon_message(t.relu2, transposed, t.conv, ones, torch.zeros_like(ones),
-                            config.epsilon)
+    ratio = epsilon_message(t.relu2, transposed, t.conv, None, None, config.epsilon)  # z = conv
     return conv_transpose(ratio, transition.conv.weight, size)

@@ -34,5 +34,4 @@ def residual_ratio(output: Tensor, message: Tensor, summed: Tensor, epsilon: flo
 
     Shapes: output, summed (B, C, H, W); message (B, M, C, H, W) → (B, M, C, H, W).
     """
-    ones = summed.new_ones(summed.shape[1])
-    return epsilon_message(output, message, summed, ones, ones * 0, epsilon)
+    return epsilon_message(output, message, summed, None, None, epsilon)  # z = summed

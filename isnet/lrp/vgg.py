@@ -49,8 +49,7 @@ def relevance_from_messages(model: VGG, trace: Trace, messages: Tensor,
     message = _classifier_message(model, trace, messages, config)  # (B, M, C_f·p·p)
     pooled = trace.avgpooled  # (B, C_f, p, p)
     message = message.unflatten(-1, pooled.shape[1:])  # (B, M, C_f, p, p)
-    ones = pooled.new_ones(pooled.shape[1])
-    ratio = epsilon_message(pooled, message, pooled, ones, ones * 0, e)  # ε at the pooling
+    ratio = epsilon_message(pooled, message, pooled, None, None, e)  # ε at the pooling: z = pooled
     message = adaptive_avg_pool_transpose(ratio, tuple(trace.features.shape[-2:]))
     first = trace.stages[0]
     for stage in reversed(trace.stages[1:]):
