@@ -199,6 +199,21 @@ def test_endpoints_have_api_names(tmp_path):
             "session_report"} <= names
 
 
+def test_arena_plot_has_a_caption_and_no_label_badge_over_it(tmp_path):
+    import gradio as gr
+
+    from explorer.app import build_demo
+
+    images, masks = write_samples(tmp_path / "assets")
+    demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
+                      work_dir=tmp_path / "work")
+    blocks = list(demo.blocks.values())
+    plot = next(b for b in blocks if getattr(b, "elem_id", None) == "arena-plot")
+    assert isinstance(plot, gr.Image) and plot.show_label is False
+    assert any(isinstance(b, gr.Markdown) and "Accuracy drop against background share"
+               in str(b.value) for b in blocks)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHECKPOINTS / "standard_densenet121.safetensors").exists(),
                     reason="needs the bundled checkpoints")
