@@ -11,7 +11,8 @@ THEME = gr.themes.Soft(primary_hue="red", secondary_hue="blue",
                        font_mono=["ui-monospace", "monospace"])
 
 CSS = """
-#notice { border-left: 4px solid #e8a33d; padding: 0.4em 0.8em; background: #fff7e6; }
+#notice { border-left: 4px solid #e8a33d; padding: 0.4em 0.8em;
+          background: color-mix(in srgb, #e8a33d 14%, transparent); }
 #explain-summary table { font-size: 0.9em; }
 #audit-summary td:not(:first-child), #audit-summary th { white-space: nowrap; }
 #audit-summary table { font-size: 0.85em; }

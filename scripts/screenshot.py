@@ -7,7 +7,8 @@ wait for both heatmaps, and saves a screenshot. ``tests/test_browser.py`` runs t
 :func:`journey` against tiny models.
 
 ``python -m scripts.screenshot --tour docs`` instead saves the Explain, Bias lab and Audit views
-at 1500 px and 420 px wide (``docs/<view>-<width>.png``, palette PNGs under 500 KB):
+at 1500 px and 420 px wide (``docs/<view>-<width>.png``, palette PNGs under 500 KB; with
+``--dark``, Gradio's dark mode (``?__theme=dark``) and ``docs/<view>-<width>-dark.png``):
 :func:`tour` explains a bundled sample, plants a mark, audits 200 test images (100 marked,
 the same 100 clean) and finds the strategies of one class.
 """
@@ -155,24 +156,28 @@ def _save(page, path: Path, limit: int = 500_000) -> Path:
     return path
 
 
-def _both_widths(page, folder: Path, view: str, widths: tuple[int, ...]) -> list[Path]:
+def _both_widths(page, folder: Path, view: str, widths: tuple[int, ...],
+                 suffix: str = "") -> list[Path]:
     """Screenshots of the current view at each width (the page is reflowed, not reloaded)."""
     saved = []
     for width in widths:
         page.set_viewport_size({"width": width, "height": 1000})
         time.sleep(1.0)
-        saved.append(_save(page, folder / f"{view}-{width}.png"))
+        saved.append(_save(page, folder / f"{view}-{width}{suffix}.png"))
     page.set_viewport_size({"width": widths[0], "height": 1000})
     return saved
 
 
 def tour(url: str, sample: str, folder: str | Path, widths: tuple[int, ...] = (1500, 420),
-         timeout_ms: int = 300_000) -> list[Path]:
+         timeout_ms: int = 300_000, dark: bool = False) -> list[Path]:
     """Save the Explain, Bias lab, Audit and Arena views of a running explorer at each width.
 
     Args:
         sample: the name of a bundled sample (it has a mask and a true class).
+        dark: in Gradio's dark mode (files named ``<view>-<width>-dark.png``).
     """
+    suffix = "-dark" if dark else ""
+    url = f"{url.rstrip('/')}/?__theme=dark" if dark else url
     from playwright.sync_api import expect, sync_playwright
 
     folder = Path(folder)
@@ -189,12 +194,12 @@ def tour(url: str, sample: str, folder: str | Path, widths: tuple[int, ...] = (1
             time.sleep(1.5)
             page.locator("#explain-button").click()
             expect(page.locator("#explain-summary")).to_contain_text("background share")
-            saved = _both_widths(page, folder, "explain", widths)
+            saved = _both_widths(page, folder, "explain", widths, suffix)
             page.get_by_role("tab", name="Bias lab").click()
             page.locator("#inject-button").click()
             expect(page.locator("#bias-left-overlay img")).to_be_visible()
             time.sleep(1.0)
-            saved += _both_widths(page, folder, "bias-lab", widths)
+            saved += _both_widths(page, folder, "bias-lab", widths, suffix)
             page.get_by_role("tab", name="Audit").click()
             page.get_by_label("Images", exact=True).click()
             page.get_by_role("option", name="bundled: half marked, half clean").click()
@@ -204,12 +209,12 @@ def tour(url: str, sample: str, folder: str | Path, widths: tuple[int, ...] = (1
             expect(page.locator("#audit-strategies img").first).to_be_visible()
             page.locator("#audit-strategies img").first.click()
             time.sleep(2.0)
-            saved += _both_widths(page, folder, "audit", widths)
+            saved += _both_widths(page, folder, "audit", widths, suffix)
             page.get_by_role("tab", name="Arena").click()
             page.get_by_role("button", name="Reload results").click()
             expect(page.locator("#arena-table")).to_contain_text("ISNet")
             time.sleep(1.5)
-            saved += _both_widths(page, folder, "arena", widths)
+            saved += _both_widths(page, folder, "arena", widths, suffix)
             return saved
         finally:
             browser.close()
@@ -223,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"))
     parser.add_argument("--tour", metavar="FOLDER", default=None,
                         help="save Explain, Bias lab, Audit, Arena (1500 and 420 px) to FOLDER")
+    parser.add_argument("--dark", action="store_true", help="the tour in Gradio's dark mode")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import torch
@@ -244,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.tour:
             name = next(s.name for s in samples if s.image_path == image)
-            for path in tour(url, name, args.tour):
+            for path in tour(url, name, args.tour, dark=args.dark):
                 print(f"saved {path} ({path.stat().st_size // 1000} KB)")
             return 0
         result = journey(url, image, args.out, auto_mask=True)

@@ -25,8 +25,8 @@ from isnet.data.folders import load_image_folder, save_image_folder
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 
 
-def planted_zip(tmp_path: Path, count: int = 6) -> Path:
-    """A zip of two classes of object images (with masks) in the folder layout."""
+def planted_zip(tmp_path: Path, count: int = 6, with_masks: bool = True) -> Path:
+    """A zip of two classes of object images (with masks, unless told) in the folder layout."""
     images, masks, labels = [], [], []
     for index in range(count):
         kind = index % 2
@@ -37,6 +37,9 @@ def planted_zip(tmp_path: Path, count: int = 6) -> Path:
     image_set = isnet.ImageSet(torch.stack(images), torch.stack(masks), torch.tensor(labels),
                                ["circle", "square"])
     save_image_folder(image_set, tmp_path / "planted")
+    if not with_masks:
+        for mask_file in (tmp_path / "planted").rglob("*.mask.png"):
+            mask_file.unlink()
     return Path(shutil.make_archive(str(tmp_path / "planted"), "zip", tmp_path / "planted"))
 
 
@@ -61,6 +64,23 @@ def test_audit_of_an_upload_stores_what_the_views_read(tmp_path):
     image, mask, label = views.explain_input(data, order[0])
     assert image.dtype == np.uint8 and mask.shape == (32, 32) and label in ("circle", "square")
     assert "| Tiny standard | 6 |" in views.summary(data, 0.5)
+
+
+def test_an_upload_without_masks_is_audited_with_automatic_masks_or_none(tmp_path):
+    ctx = make_context(tmp_path)
+    upload = (str(planted_zip(tmp_path, with_masks=False)),)
+    with pytest.raises(InputError, match="automatic masks"):  # its own masks: a clear pointer
+        audited(ctx, ha.AuditRequest((ctx.default_pair[0],), source="upload", paths=upload))
+    automatic = ha.read_audit(audited(ctx, ha.AuditRequest(
+        (ctx.default_pair[0],), source="upload", paths=upload, masks="auto")).record)
+    assert automatic.record["count"] == 6 and automatic.record["masks"] == "auto"
+    assert np.isfinite(automatic.share[0]).all()
+    # the threshold masks find the bright objects, not the whole frame
+    assert 0.05 < automatic.masks.mean() < 0.6
+    without = ha.read_audit(audited(ctx, ha.AuditRequest(
+        (ctx.default_pair[0],), source="upload", paths=upload, masks="none")).record)
+    assert without.record["count"] == 6 and without.masks is None
+    assert np.isnan(without.share[0]).all()
 
 
 def test_audit_stops_between_chunks_and_refuses_bad_requests(tmp_path):
@@ -177,6 +197,21 @@ def test_endpoints_have_api_names(tmp_path):
     names = {dependency.get("api_name") for dependency in demo.config["dependencies"]}
     assert {"audit", "stop_audit", "audit_strategies", "audit_fine_tune_set", "export",
             "session_report"} <= names
+
+
+def test_arena_plot_has_a_caption_and_no_label_badge_over_it(tmp_path):
+    import gradio as gr
+
+    from explorer.app import build_demo
+
+    images, masks = write_samples(tmp_path / "assets")
+    demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
+                      work_dir=tmp_path / "work")
+    blocks = list(demo.blocks.values())
+    plot = next(b for b in blocks if getattr(b, "elem_id", None) == "arena-plot")
+    assert isinstance(plot, gr.Image) and plot.show_label is False
+    assert any(isinstance(b, gr.Markdown) and "Accuracy drop against background share"
+               in str(b.value) for b in blocks)
 
 
 @pytest.mark.slow

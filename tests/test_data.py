@@ -181,6 +181,15 @@ def test_user_folder_loads_the_good_files_and_names_each_bad_one(user_folder):
         assert torch.equal(mask > 0, image[0] > 0.9)
 
 
+def test_images_without_masks_can_be_kept_with_an_all_foreground_mask(user_folder):
+    data, problems = load_image_folder(user_folder, require_masks=False)
+    assert data.labels.tolist() == [0, 0, 0, 0, 1, 1]  # cat/lonely.png is kept
+    assert not any("no mask" in problem for problem in problems)
+    kept = [i for i, mask in enumerate(data.masks[:, 0]) if bool((mask > 0).all())]
+    assert len(kept) == 1  # its mask is the whole image; the other masks are still read
+    assert len(problems) == 5
+
+
 def test_zip_of_the_folder_gives_the_same_set(user_folder, tmp_path):
     archive = tmp_path / "data.zip"
     with zipfile.ZipFile(archive, "w") as handle:

@@ -235,3 +235,14 @@ def test_one_lrp_config_travels_together_and_shortcuts_override_it(tiny_model, i
     _, from_config = isnet.explain(tiny_model, images, 1, lrp=config)
     _, from_keywords = isnet.explain(tiny_model, images, 1, epsilon=0.2, zb=False)
     torch.testing.assert_close(from_config, from_keywords)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_explaining_without_a_graph_gives_the_same_heatmaps(tiny_model, images, training):
+    """Without autograd the DenseNet walk takes the cheaper ReLU form of the ε message
+    (isnet.lrp.rules.relu_epsilon_message); the heatmaps must not change."""
+    tiny_model.train(training)
+    _, with_graph = isnet.explain(tiny_model, images)
+    with torch.inference_mode():
+        _, without = isnet.explain(tiny_model, images)
+    torch.testing.assert_close(without, with_graph.detach())

@@ -120,3 +120,35 @@ def test_fused_epsilon_message_equals_the_plain_expression_and_its_gradients(gen
         torch.testing.assert_close(mine.grad, reference.grad)
     assert torch.autograd.gradcheck(lambda *ins: epsilon_message(*ins, 0.1),
                                     [t.detach().requires_grad_(True) for t in tensors()])
+
+
+def test_relu_epsilon_message_equals_the_epsilon_message_when_the_activation_is_the_relu():
+    from isnet.lrp.rules import epsilon_message, relu_epsilon_message
+
+    torch.manual_seed(3)
+    inputs = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    scale = torch.rand(3, dtype=torch.float64) + 0.5
+    shift = torch.randn(3, dtype=torch.float64) * 0.2
+    activation = torch.relu(inputs * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1))
+    transposed = torch.randn(2, 5, 3, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(relu_epsilon_message(activation, transposed, scale, 0.1),
+                               epsilon_message(activation, transposed, inputs, scale, shift, 0.1))
+
+
+def test_zbox_rule_with_per_channel_bounds_matches_the_three_term_formula(generator):
+    x = torch.rand(2, 3, 9, 9, generator=generator, dtype=torch.float64)
+    weight = torch.randn(4, 3, 3, 3, generator=generator, dtype=torch.float64)
+    relevance = torch.rand(2, 2, 4, 4, 4, generator=generator, dtype=torch.float64)
+    low = torch.tensor([-1.0, -0.5, 0.0], dtype=torch.float64).view(1, 3, 1, 1)
+    high = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64).view(1, 3, 1, 1)
+    plus, minus = weight.clamp(min=0), weight.clamp(max=0)
+    lows, highs = low.expand_as(x), high.expand_as(x)
+    z = (F.conv2d(x, weight, stride=2) - F.conv2d(lows, plus, stride=2)
+         - F.conv2d(highs, minus, stride=2))
+    ratio = relevance / stabilize(z, 0.1).unsqueeze(1)
+    naive = torch.stack([x * _vjp(lambda v: F.conv2d(v, weight, stride=2), x, ratio[:, m])
+                         - lows * _vjp(lambda v: F.conv2d(v, plus, stride=2), x, ratio[:, m])
+                         - highs * _vjp(lambda v: F.conv2d(v, minus, stride=2), x, ratio[:, m])
+                         for m in range(2)], 1)
+    ours = zbox_rule(x, weight, None, relevance, low, high, 2, 0, 0.1)
+    torch.testing.assert_close(ours, naive)

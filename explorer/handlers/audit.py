@@ -39,7 +39,9 @@ BUNDLED = ("biased", "unbiased", "confounding", "mixed")
 half biased, half unbiased: the same test images once with their class mark, once without."""
 SOURCES = BUNDLED + ("upload", "folder")
 MASK_MODES = ("set", "auto", "none")
-"""Where masks come from: the set's own masks, automatic threshold masks, or none at all."""
+"""Where masks come from: the set's own masks, automatic threshold masks, or none at all. An
+uploaded set needs its own masks only for "set"; for "auto" and "none" images without a
+``.mask.png`` are audited too."""
 MAX_IMAGES = 2000
 CHUNK = 64
 
@@ -112,17 +114,40 @@ def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.Image
             raise InputError(f"No folder {request.folder!r} on this machine.")
     else:
         if not request.paths:
-            raise InputError("Upload a zip of class folders (<class>/<name>.png with masks "
-                             "<class>/<name>.mask.png).")
+            raise InputError("Upload a zip of class folders (<class>/<name>.png, masks "
+                             "<class>/<name>.mask.png optional).")
         source = Path(request.paths[0])
-    try:
-        image_set, problems = load_image_folder(source, size=size)
-    except ValueError as error:
-        raise InputError(f"Cannot use this set: {error}") from error
+    image_set, problems = _load_upload(source, size, request.masks)
     if len(image_set) > MAX_IMAGES:
         raise InputError(f"The set has {len(image_set)} images; the audit takes at most "
                          f"{MAX_IMAGES}.")
     return image_set, list(problems)
+
+
+def _load_upload(source: Path, size: int, masks: str) -> tuple[isnet.ImageSet, list[str]]:
+    """An uploaded zip or a folder; its own masks are needed only when ``masks == "set"``.
+
+    Raises:
+        InputError: an unusable set, or one without masks when its masks were asked for (the
+            message then points to the automatic masks).
+    """
+    try:
+        return load_image_folder(source, size=size, require_masks=masks == "set")
+    except ValueError as error:
+        if masks == "set" and _usable_without_masks(source, size):
+            raise InputError("This set has too few masks (<class>/<name>.mask.png) to audit "
+                             "with its own masks. Under **Masks**, choose *automatic masks* "
+                             "or *no masks*.") from error
+        raise InputError(f"Cannot use this set: {error}") from error
+
+
+def _usable_without_masks(source: Path, size: int) -> bool:
+    """Whether the set loads when images without masks are kept."""
+    try:
+        load_image_folder(source, size=size, require_masks=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _bundled(split: str, limit: int) -> isnet.ImageSet:

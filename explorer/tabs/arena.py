@@ -39,8 +39,13 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Dataframe:
                          label="Leaderboard (click a row to load its model)",
                          elem_id="arena-table")
     with gr.Row():
-        plot = gr.Image(board.plot, label="Accuracy drop against background share",
-                        type="filepath", interactive=False, height=380)
+        with gr.Column():
+            # a caption above, not Gradio's label badge, which covered the figure's title
+            gr.Markdown("**Accuracy drop against background share** (one point per method)",
+                        elem_classes=["caption"])
+            plot = gr.Image(board.plot, label="Accuracy drop against background share",
+                            show_label=False, type="filepath", interactive=False, height=380,
+                            elem_id="arena-plot")
         card = gr.Markdown()
     refresh = gr.Button("Reload results", size="sm")
 

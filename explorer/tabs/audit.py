@@ -36,8 +36,9 @@ SOURCE_CHOICES = [("bundled test split: biased (marked)", "biased"),
                   ("bundled test split: confounding (wrong marks)", "confounding"),
                   ("bundled: half marked, half clean (same images)", "mixed"),
                   ("uploaded zip", "upload"), ("folder on this machine", "folder")]
-MASK_CHOICES = [("the set's masks", "set"), ("automatic (threshold)", "auto"),
-                ("no masks (ranking by the image border)", "none")]
+MASK_CHOICES = [("the set's own masks (<name>.mask.png)", "set"),
+                ("automatic masks (brightness threshold; for sets without masks)", "auto"),
+                ("no masks (rank by relevance near the image border)", "none")]
 
 
 def _local(request: gr.Request | None) -> bool:
@@ -69,12 +70,13 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             limit = gr.Slider(10, ha.MAX_IMAGES, value=200, step=10,
                               label="Images from the bundled split",
                               info="200 take a few seconds; 2,000 well under a minute")
-            upload = gr.File(label="Zip of <class>/<name>.png + <name>.mask.png",
+            upload = gr.File(label="Zip of <class>/<name>.png (+ <name>.mask.png)",
                              file_types=[".zip"], type="filepath", height=140)
             folder = gr.Textbox(label="Folder path (same layout; local use only)",
                                 placeholder="/data/my-set")
             masks = gr.Radio(MASK_CHOICES, value="set", label="Masks",
-                             info="Background share needs masks; strategies do not")
+                             info="Background share needs masks; strategies do not. An "
+                                  "upload without masks: choose automatic masks or none")
         with gr.Column(scale=2, min_width=300):
             status = gr.Markdown("Idle.", elem_id="audit-status")
             summary = gr.Markdown(elem_id="audit-summary")

@@ -84,7 +84,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 auto_grabcut = gr.Button("Auto mask: GrabCut", size="sm")
                 clear = gr.Button("Clear mask", size="sm")
             mask_file = gr.File(label="…or upload a mask (white = object)",
-                                file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140)
+                                file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140,
+                                elem_id="mask-upload")
             preview = output_image(label="Mask overlay", show_label=False, type="numpy",
                                format="png", interactive=False, height=200, buttons=[])
             gr.Markdown("Mask overlay: the mask the background share uses.",

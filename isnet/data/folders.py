@@ -162,16 +162,24 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
 
 def _load_pair(name: PurePosixPath, image_content: bytes | Path,
                mask_content: bytes | Path | None, size: int | None, max_pixels: int,
-               problems: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Read one image and its mask, resized when ``size`` is given; append problems."""
+               problems: list[str], require_mask: bool = True
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Read one image and its mask, resized when ``size`` is given; append problems.
+
+    Without a mask file the image is skipped, or (``require_mask=False``) kept with an
+    all-foreground mask.
+    """
     mask_name = name.with_name(name.name[: -len(name.suffix)] + MASK_SUFFIX)
-    if mask_content is None:
+    if mask_content is None and require_mask:
         problems.append(f"{name}: no mask; add {mask_name} (white = object) - image skipped")
         return None
     image = _decode(name, image_content, False, max_pixels, problems, "skipped")
     if image is None:
         return None
-    mask = _decode(mask_name, mask_content, True, max_pixels, problems, f"{name} skipped")
+    if mask_content is None:  # kept without a mask: all foreground
+        mask = np.full(image.shape[:2], 255, np.uint8)
+    else:
+        mask = _decode(mask_name, mask_content, True, max_pixels, problems, f"{name} skipped")
     if mask is None:
         return None
     if mask.shape != image.shape[:2]:
@@ -192,7 +200,7 @@ def _load_pair(name: PurePosixPath, image_content: bytes | Path,
 
 
 def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
-                     limits: UploadLimits, problems: list[str]
+                     limits: UploadLimits, problems: list[str], require_masks: bool = True
                      ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """Class name -> (image (H, W, 3), mask (H, W)) pairs; problems appended.
 
@@ -213,7 +221,8 @@ def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
                             f"<class>/<name>.png) - ignored")
             continue
         mask_path = path.with_name(path.name[: -len(path.suffix)] + MASK_SUFFIX)
-        pair = _load_pair(path, content, files.get(mask_path), size, limits.max_pixels, problems)
+        pair = _load_pair(path, content, files.get(mask_path), size, limits.max_pixels, problems,
+                          require_masks)
         if pair is None:
             continue
         pixels += pair[1].size
@@ -226,7 +235,8 @@ def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
 
 
 def load_image_folder(root_or_zip: str | Path, size: int | None = None,
-                      limits: UploadLimits = UploadLimits()) -> tuple[ImageSet, list[str]]:
+                      limits: UploadLimits = UploadLimits(),
+                      require_masks: bool = True) -> tuple[ImageSet, list[str]]:
     """Load ``root/<class>/<name>.png`` images with ``<name>.mask.png`` masks (or a zip of it).
 
     Args:
@@ -237,6 +247,9 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None,
             (:class:`isnet.io.limits.UploadLimits`), checked before reading or decoding.
             An image over ``limits.max_pixels`` is skipped with a problem; every other bound
             refuses the whole upload.
+        require_masks: skip (with a problem) images that have no mask file; False keeps them
+            with an all-foreground mask, silently, for callers that make or need no masks
+            (the audit's automatic masks). Mask files that exist are read either way.
 
     Returns:
         The :class:`ImageSet` (classes in alphabetical order of folder names) and the list of
@@ -256,7 +269,7 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None,
         raise ValueError(f"size must be at least 8 px or None, got {size}")
     problems: list[str] = []
     files = _list_files(source, limits, problems)
-    samples = _collect_samples(files, size, limits, problems)
+    samples = _collect_samples(files, size, limits, problems, require_masks)
     if size is None and samples:
         first = next(iter(samples.values()))[0][0].shape[:2]
         for class_name, pairs in samples.items():

@@ -45,6 +45,7 @@ from isnet.lrp.rules import (
     epsilon_message,
     epsilon_ratio,
     max_pool_transpose,
+    relu_epsilon_message,
     zbox_rule,
 )
 from isnet.models.densenet import (
@@ -126,7 +127,7 @@ def stem_relevance(model: DenseNet, trace: Trace, message: Tensor, config: LRPCo
         return zbox_rule(trace.inputs, weight, shift, relevance, low, high,
                          conv.stride, conv.padding, e, bias_convention=config.zb_bias,
                          weighted_inputs=trace.stem_conv * scale.view(1, -1, 1, 1))  # conv0 ∘ norm0
-    ratio = epsilon_message(trace.stem_relu, transposed, trace.stem_conv, scale, shift, e)
+    ratio = _message(trace.stem_relu, transposed, trace.stem_conv, scale, shift, config)
     size = tuple(trace.inputs.shape[-2:])
     return trace.inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
                                                       conv.padding)
@@ -170,7 +171,23 @@ def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Te
     Shapes: inputs, activation (B, C, H, W); transposed (B, M, C, H, W) → (B, M, C, H, W).
     """
     scale, shift = _affine(norm, inputs, config, statistics)
-    return epsilon_message(activation, transposed, inputs, scale, shift, config.epsilon)
+    return _message(activation, transposed, inputs, scale, shift, config)
+
+
+def _message(activation: Tensor, transposed: Tensor, inputs: Tensor, scale: Tensor | None,
+             shift: Tensor | None, config: LRPConfig) -> Tensor:
+    """The ε message into a BatchNorm (or bare conv) and its ReLU.
+
+    ``activation`` is that ReLU's output; ``scale = shift = None`` stands for a bare conv
+    (``z = inputs``). Every activation of this walk is exactly ``ReLU(inputs·scale + shift)``, so
+    when no gradient is wanted (explaining, auditing) the cheaper
+    :func:`isnet.lrp.rules.relu_epsilon_message` gives the same values (to rounding); training,
+    ε = 0 and the reference quirks (whose fused variance differs from the forward's) take
+    :func:`isnet.lrp.rules.epsilon_message`. Shapes: as :func:`_consumer_message`.
+    """
+    if torch.is_grad_enabled() or config.epsilon <= 0 or config.reference_quirks:
+        return epsilon_message(activation, transposed, inputs, scale, shift, config.epsilon)
+    return relu_epsilon_message(activation, transposed, scale, config.epsilon)
 
 
 def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Tensor,
@@ -204,12 +221,12 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
         transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
                                     layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
         scale, shift = _affine(layer.norm2, t.bottleneck, config)
-        ratio = epsilon_message(t.relu2, transposed, t.bottleneck, scale, shift, config.epsilon)
+        ratio = _message(t.relu2, transposed, t.bottleneck, scale, shift, config)
         transposed = conv_transpose(ratio, layer.conv1.weight, size)  # (B, M, C_in, h, w)
         scale, shift = _affine(layer.norm1, t.concat, config, statistics)
         if config.reference_quirks:
             readers[index + 1] = (t.relu1, transposed, scale, shift)
-        post(epsilon_message(t.relu1, transposed, t.concat, scale, shift, config.epsilon))
+        post(_message(t.relu1, transposed, t.concat, scale, shift, config))
     return torch.stack(inbox[0]).sum(0)
 
 
@@ -251,5 +268,5 @@ def _transition_transposed(transition: Transition, t: TransitionTrace, message: 
     """
     size = tuple(t.relu2.shape[-2:])
     transposed = avg_pool_transpose(message, size, transition.pool.kernel_size)
-    ratio = epsilon_message(t.relu2, transposed, t.conv, None, None, config.epsilon)  # z = conv
+    ratio = _message(t.relu2, transposed, t.conv, None, None, config)  # z = conv
     return conv_transpose(ratio, transition.conv.weight, size)

@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from isnet.lrp.config import ZB_BIAS_CONVENTIONS
-from isnet.lrp.message import epsilon_message
+from isnet.lrp.message import epsilon_message, relu_epsilon_message
 
 __all__ = ["avg_pool_transpose", "conv_transpose", "epsilon_message", "epsilon_ratio",
-           "last_window_mask", "max_pool_transpose", "stabilize", "zbox_bias", "zbox_rule"]
+           "last_window_mask", "max_pool_transpose", "relu_epsilon_message", "stabilize",
+           "zbox_bias", "zbox_rule"]
 
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
