@@ -69,7 +69,7 @@ def test_fit_is_deterministic_by_seed():
 
 def test_one_isnet_step_lowers_background_share():
     images, masks, labels = biased_batch()
-    config = tiny_config(method="all", learning_rate=0.05, momentum=0.0)
+    config = tiny_config(method="all", learning_rate=0.05, momentum=0.0, grad_clip_norm=1.0)
     model = tiny()
     network = build_network(model, config)
     network.train()
