@@ -18,7 +18,9 @@ and allocate few tensors (each new large tensor costs page faults on the CPU):
   ``k = w·a·u²``:
   ``∂/∂t = grad·a·s·u``, ``∂/∂a = w·s·u``, ``∂/∂x = −s²·k``,
   ``∂/∂s = Σ w·a·u − s·Σ k·x``, ``∂/∂b = −s·Σ k`` (sums over batch and space),
-  each gradient computed only when autograd asks for it.
+  each gradient computed only when autograd asks for it. With one map (M = 1, the one-map
+  variants), ``v = grad·u`` serves both ``w·u = v·t`` and ``∂/∂t = v·a·s``: four new
+  activation-sized tensors (three of them the returned gradients) and twelve passes.
 
 Under ``create_graph=True`` the backward switches to out-of-place operations on a recomputed
 ``D`` that autograd can differentiate again (ordinary training never takes that path).
