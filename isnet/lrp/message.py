@@ -18,7 +18,9 @@ and allocate few tensors (each new large tensor costs page faults on the CPU):
   ``k = w·a·u²``:
   ``∂/∂t = grad·a·s·u``, ``∂/∂a = w·s·u``, ``∂/∂x = −s²·k``,
   ``∂/∂s = Σ w·a·u − s·Σ k·x``, ``∂/∂b = −s·Σ k`` (sums over batch and space),
-  each gradient computed only when autograd asks for it.
+  each gradient computed only when autograd asks for it. With one map (M = 1, the one-map
+  variants), ``v = grad·u`` serves both ``w·u = v·t`` and ``∂/∂t = v·a·s``: four new
+  activation-sized tensors (three of them the returned gradients) and twelve passes.
 
 Under ``create_graph=True`` the backward switches to out-of-place operations on a recomputed
 ``D`` that autograd can differentiate again (ordinary training never takes that path).
@@ -82,9 +84,9 @@ class _EpsilonMessage(torch.autograd.Function):
                                                shift, ctx.epsilon, ctx.needs_input_grad), None)
         s = _channels(scale, inputs) if scale is not None else None
         if grad.shape[1] == 1:
-            weighted = grad[:, 0] * transposed[:, 0]  # w (B, C, H, W)
-        else:
-            weighted = (grad * transposed).sum(1)  # w, summed over the M maps
+            return (*_single_map_gradients(grad[:, 0], activation, transposed[:, 0], inputs, s,
+                                           inverse, ctx.needs_input_grad), None)
+        weighted = (grad * transposed).sum(1)  # w, summed over the M maps
         grad_scale = grad_shift = grad_inputs = None
         if need_x or need_s or need_b:
             total = weighted * activation  # w·a
@@ -111,6 +113,41 @@ class _EpsilonMessage(torch.autograd.Function):
                 ratio.mul_(s)
             grad_transposed = grad * ratio.unsqueeze(1)
         return grad_activation, grad_transposed, grad_inputs, grad_scale, grad_shift, None
+
+
+def _single_map_gradients(grad: Tensor, activation: Tensor, transposed: Tensor,
+                          inputs: Tensor, s: Tensor | None, inverse: Tensor,
+                          needs: tuple[bool, ...]) -> tuple:
+    """The gradients for one map (M = 1; grad and transposed given as (B, C, …)), in four
+    activation-sized buffers: ``v = grad·u`` serves ``w·u = v·t`` and ``∂/∂t = v·a·s``."""
+    need_a, need_t, need_x, need_s, need_b = needs[:5]
+    scale = s.flatten() if s is not None else None
+    dims = [d for d in range(inputs.dim()) if d != 1]  # batch and space
+    v = grad * inverse  # grad·u
+    weighted = v * transposed if (need_a or need_x or need_s or need_b) else None  # w·u
+    grad_scale = grad_shift = grad_inputs = None
+    if need_x or need_s or need_b:
+        k = weighted * activation  # p = w·a·u
+        if need_s:
+            grad_scale = k.sum(dims)  # Σ p
+        k.mul_(inverse)  # k = w·a·u²
+        sum_k = k.sum(dims) if need_b else None
+        if need_b:
+            grad_shift = -(scale * sum_k) if scale is not None else -sum_k
+        if need_x:
+            grad_inputs = k * -(s * s) if s is not None else -k
+        if need_s:
+            grad_scale = grad_scale - scale * k.mul_(inputs).sum(dims)  # Σ k·x (k's last use)
+    grad_activation = None
+    if need_a:
+        grad_activation = weighted.mul_(s) if s is not None else weighted  # w·s·u
+    grad_transposed = None
+    if need_t:
+        grad_transposed = v.mul_(activation)  # grad·a·u (v's buffer, read for the last time)
+        if s is not None:
+            grad_transposed.mul_(s)
+        grad_transposed = grad_transposed.unsqueeze(1)
+    return grad_activation, grad_transposed, grad_inputs, grad_scale, grad_shift
 
 
 def _differentiable_gradients(grad: Tensor, activation: Tensor, transposed: Tensor,
