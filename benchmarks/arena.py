@@ -111,12 +111,6 @@ def method_config(method: str, args: argparse.Namespace) -> TrainConfig:
                        gradient_balance=balance)
 
 
-def on_device(images: ImageSet, device: torch.device) -> ImageSet:
-    """The same image set with its tensors on ``device`` (the loop then trains there)."""
-    return ImageSet(images.images.to(device), images.masks.to(device), images.labels.to(device),
-                    list(images.class_names))
-
-
 def inference_ms_per_image(model: nn.Module, images: torch.Tensor, batch_size: int) -> float:
     """Mean wall time of a plain forward pass per image (eval mode, no gradients)."""
     model.eval()
@@ -280,8 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             records.append(json.loads(path.read_text()))
             continue
         if train is None:
-            train = on_device(training_sets(data)[0], device)
-            tests = {split: on_device(evaluation_set(data, split), device) for split in SPLITS}
+            train = training_sets(data)[0].to(device)
+            tests = {split: evaluation_set(data, split).to(device) for split in SPLITS}
         record = {**run_method(method, args, data, train, tests, device), "command": command,
                   "device": str(device)}
         write_atomically(path, [json.dumps(record, indent=2).encode()], overwrite=True)

@@ -97,20 +97,14 @@ def planted(data: ExperimentData, kind: str, device: torch.device) -> ImageSet:
                    position="corner" if kind in REGION_KINDS else "random")
     images = make_split(base.images, base.masks, base.labels, base.num_classes, split="biased",
                         bias=bias, seed=data.seed + 7).images
-    return on_device(ImageSet(images, base.masks, base.labels, list(base.class_names)), device)
-
-
-def on_device(images: ImageSet, device: torch.device) -> ImageSet:
-    """The same image set with its tensors on ``device``."""
-    return ImageSet(images.images.to(device), images.masks.to(device), images.labels.to(device),
-                    list(images.class_names))
+    return ImageSet(images, base.masks, base.labels, list(base.class_names)).to(device)
 
 
 def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, Any]:
     """Train and evaluate one recipe, writing ``<name>.json`` after every epoch."""
     config, data = experiment(name, args)
     device = torch.device(args.device)
-    train, val = (on_device(s, device) for s in training_sets(data))
+    train, val = (s.to(device) for s in training_sets(data))
     model = create_network(config).to(device)
     record: dict[str, Any] = {"name": name, "config": config.to_dict(), "data": data.to_dict(),
                               "device": _device_name(device), "status": "running", "history": []}
@@ -138,7 +132,7 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
     record.update(status=result.status, advice=result.advice, steps=result.steps,
                   seconds=round(result.seconds, 1))
     trained = result.model.to(device).eval()
-    record["test"] = {s: measure(trained, on_device(evaluation_set(data, s), device),
+    record["test"] = {s: measure(trained, evaluation_set(data, s).to(device),
                                  batch_size=250, epsilon=config.epsilon) for s in SPLIT_NAMES}
     clean = record["test"]["unbiased"]["accuracy"]
     record["robustness"] = {}

@@ -62,6 +62,11 @@ class ImageSet:
         return ImageSet(self.images[index], self.masks[index], self.labels[index],
                         list(self.class_names))
 
+    def to(self, device: torch.device | str) -> ImageSet:
+        """The same images, masks and labels on ``device`` (training then runs there)."""
+        return ImageSet(self.images.to(device), self.masks.to(device), self.labels.to(device),
+                        list(self.class_names))
+
 
 class ImageMaskDataset(Dataset):
     """A torch Dataset over tensors, yielding ``(image, mask, label)`` triples.
