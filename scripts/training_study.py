@@ -57,6 +57,13 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "isnet_clip1": ("biased", dict(grad_clip_norm=1.0), {}),
     "isnet_clip10": ("biased", dict(grad_clip_norm=10.0), {}),
     "isnet_clip100": ("biased", dict(grad_clip_norm=100.0), {}),
+    # the classification step of (1 − P)·CE at lr 0.05/(1 − P) equals the standard model's; the
+    # clip is scaled by (1 − P) too, so the largest step stays lr·c = 0.5 as with clip 10
+    "isnet_lr_scaled": ("biased", dict(learning_rate=0.05 / 0.3, grad_clip_norm=3.0), {}),
+    "isnet_P0.5": ("biased", dict(heat_weight=0.5), {}),
+    "isnet_lr_scaled_tint_augmented": ("biased", dict(learning_rate=0.05 / 0.3,
+                                                      grad_clip_norm=3.0), {}),
+    "isnet_clip10_tint_augmented": ("biased", dict(grad_clip_norm=10.0), {}),
     "isnet_separate": ("biased", SEPARATE, {}),
     "isnet_separate_warmup2": ("biased", dict(SEPARATE, heat_warmup_epochs=2), {}),
     "isnet_separate_P0.5": ("biased", dict(SEPARATE, heat_weight=0.5), {}),
@@ -77,6 +84,10 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "resnet18_isnet_separate": ("biased", dict(SEPARATE, model="resnet18"), {}),
 }
 SPLIT_NAMES = ("biased", "unbiased", "confounding")
+TINT_AUGMENTED = {"isnet_lr_scaled_tint_augmented", "isnet_clip10_tint_augmented"}
+"""Rows whose training images get, half of them, a background tint of a random class under the
+corner mark (:func:`tint_augmented`): does seeing whole-background changes during training make
+the ISNet robust to them, and to the texture it never saw?"""
 
 
 def experiment(name: str, args: argparse.Namespace) -> tuple[TrainConfig, ExperimentData]:
@@ -87,6 +98,26 @@ def experiment(name: str, args: argparse.Namespace) -> tuple[TrainConfig, Experi
                           bias=replace(DEMO_BIAS, **bias_changes), seed=0, root=args.root)
     epochs = args.epochs or BASE.epochs
     return replace(BASE, epochs=epochs, **changes), data
+
+
+def tint_augmented(data: ExperimentData, fraction: float = 0.5) -> tuple[ImageSet, ImageSet]:
+    """:func:`training_sets`, but a seeded ``fraction`` of the training images first get a
+    whole-background tint of a random class (no link to the label); the class-tied corner mark
+    is then drawn on top of every image as usual (validation images are unchanged)."""
+    pool = load_fashion_mnist(data.root, split="train", size=data.size,
+                              limit=data.train_limit + data.val_limit, seed=data.seed)
+    generator = torch.Generator().manual_seed(data.seed + 11)
+    chosen = torch.randperm(data.train_limit, generator=generator)[:int(fraction * data.train_limit)]
+    images = pool.images.clone()
+    tint = replace(DEMO_BIAS, kind="tint", strength=0.0)
+    images[chosen] = make_split(images[chosen], pool.masks[chosen], pool.labels[chosen],
+                                pool.num_classes, split="biased", bias=tint,
+                                seed=data.seed + 11).images
+    images = make_split(images, pool.masks, pool.labels, pool.num_classes,
+                        split=data.train_split, bias=data.bias, seed=data.seed).images
+    marked = ImageSet(images, pool.masks, pool.labels, list(pool.class_names))
+    return (marked.subset(list(range(data.train_limit))),
+            marked.subset(list(range(data.train_limit, len(marked)))))
 
 
 def planted(data: ExperimentData, kind: str, device: torch.device) -> ImageSet:
@@ -104,7 +135,8 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
     """Train and evaluate one recipe, writing ``<name>.json`` after every epoch."""
     config, data = experiment(name, args)
     device = torch.device(args.device)
-    train, val = (s.to(device) for s in training_sets(data))
+    sets = tint_augmented(data) if name in TINT_AUGMENTED else training_sets(data)
+    train, val = (s.to(device) for s in sets)
     model = create_network(config).to(device)
     record: dict[str, Any] = {"name": name, "config": config.to_dict(), "data": data.to_dict(),
                               "device": _device_name(device), "status": "running", "history": []}
