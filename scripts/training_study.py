@@ -178,12 +178,14 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
         save_checkpoint(args.out_dir / f"{name}.safetensors", trained.cpu(),
                         model_name=config.model, class_names=list(train.class_names),
                         input_size=64, seed=config.seed, config=config.to_dict(),
-                        data=data.to_dict(), metrics={"test": record["test"],
+                        data={**data.to_dict(), "root": None},  # portable: the default folder
+                        metrics={"test": record["test"],
                                                       "robustness": record["robustness"],
                                                       "history": record["history"],
                                                       "train_seconds": record["seconds"],
                                                       "status": record["status"]},
-                        provenance={"command": f"python -m scripts.training_study --rows {name}",
+                        provenance={"command": f"python -m scripts.training_study --rows {name} "
+                                               f"--device {args.device} --save",
                                     "device": record["device"]},
                         half=True, overwrite=True)
     return record
