@@ -14,7 +14,6 @@ import argparse
 import logging
 import os
 import sys
-import threading
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Cannot start the explorer: {error}", file=sys.stderr)
         return 2
     limits = demo.explorer_context.limits
+    print("Preparing both default models' heatmaps of the bundled samples (a few seconds)…",
+          flush=True)
+    warm_up(demo.explorer_context)  # before serving: the first visitors' clicks are answered
     demo.queue(default_concurrency_limit=2, max_size=64)
     options = dict(server_name=args.host, server_port=args.port, inbrowser=args.inbrowser,
                    max_file_size=limits.upload_limit, theme=THEME, css=CSS, show_error=True,
@@ -110,8 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Could not create a public share link ({type(error).__name__}: {error}).",
               file=sys.stderr)
         demo.launch(share=False, prevent_thread_lock=True, **options)
-    threading.Thread(target=warm_up, args=(demo.explorer_context,), name="warm-up",
-                     daemon=True).start()
     if args.share and not getattr(demo, "share_url", None):
         print(f"No public share link could be made (no internet?). The explorer keeps serving "
               f"locally at {demo.local_url}", file=sys.stderr)

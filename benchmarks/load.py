@@ -22,6 +22,10 @@ Besides latency and throughput it prints the CPU seconds per call of the server 
 the benchmark started it) and of the clients, which depend much less on what else runs on the
 machine than wall-clock numbers do.
 
+``app.py`` computes both default models' heatmaps of the bundled samples before it serves
+(:func:`explorer.app.warm_up`), so without ``--unique`` every call draws from cached maps, as a
+visitor clicking the samples gets.
+
 Goals from issue 12, on a 2-core machine with nothing else running: 0 errors in 8 × 20 calls,
 p95 ≤ 1.5 s with 8 clients, ≥ 8 explains/s. The benchmark reports; it asserts nothing.
 """

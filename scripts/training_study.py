@@ -107,7 +107,8 @@ def tint_augmented(data: ExperimentData, fraction: float = 0.5) -> tuple[ImageSe
     pool = load_fashion_mnist(data.root, split="train", size=data.size,
                               limit=data.train_limit + data.val_limit, seed=data.seed)
     generator = torch.Generator().manual_seed(data.seed + 11)
-    chosen = torch.randperm(data.train_limit, generator=generator)[:int(fraction * data.train_limit)]
+    count = int(fraction * data.train_limit)
+    chosen = torch.randperm(data.train_limit, generator=generator)[:count]
     images = pool.images.clone()
     tint = replace(DEMO_BIAS, kind="tint", strength=0.0)
     images[chosen] = make_split(images[chosen], pool.masks[chosen], pool.labels[chosen],

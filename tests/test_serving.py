@@ -149,6 +149,29 @@ def test_a_repeated_explain_is_answered_from_the_cache_and_a_changed_one_is_not(
     assert computed == [1, 1] and renamed.left.predicted.startswith("c")
 
 
+def test_warm_up_computes_every_samples_maps_so_their_explains_only_draw(ctx, monkeypatch):
+    from explorer.app import warm_up
+    from explorer.handlers import explain as explain_handlers
+
+    warm_up(ctx)
+    computed = []
+    original = explain_handlers.engine_explain
+    monkeypatch.setattr(explain_handlers, "engine_explain",
+                        lambda *a, **k: computed.append(1) or original(*a, **k))
+    assert ctx.samples
+    for sample in ctx.samples:  # as the editor's upload arrives: RGBA, with and without mask
+        pixels = np.array(Image.open(sample.image_path).convert("RGBA"))
+        mask = np.array(Image.open(sample.mask_path)) > 127
+        for editor in ({"background": pixels, "layers": [], "composite": None},
+                       editor_value(pixels[..., :3], mask)):
+            pair = explain(ctx, None, ExplainRequest(EditorInput(editor), *ctx.default_pair))
+            assert len(pair.views) == 2
+    assert not computed  # no LRP ran: every map came from the warm-up
+    explain(ctx, None, ExplainRequest(EditorInput(editor_value(*object_image(2, seed=99))),
+                                      *ctx.default_pair))
+    assert computed == [1, 1]  # a new image is computed, once per model
+
+
 # --- settings: refused with the setting's name, never replaced -------------------------------
 
 @pytest.mark.parametrize(("settings", "expected"), [
