@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="clip the ISNet's CE and heatmap gradients jointly or separately")
     parser.add_argument("--heat-warmup-epochs", type=int, default=base.heat_warmup_epochs,
                         help="P rises linearly from 0 over these epochs")
+    parser.add_argument("--background-tint", type=float, default=base.background_tint,
+                        help="probability that a training image's background gets a random "
+                             "colour for one step (robustness to whole-background changes, "
+                             "which LRP cannot see; 0 = off)")
     parser.add_argument("--seed", type=int, default=base.seed)
     parser.add_argument("--size", type=int, default=data.size, help="image side in pixels")
     parser.add_argument("--train-limit", type=int, default=data.train_limit)
@@ -107,6 +111,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
                          grad_clip_norm=args.grad_clip or None,
                          gradient_balance=args.gradient_balance,
                          heat_warmup_epochs=args.heat_warmup_epochs,
+                         background_tint=args.background_tint,
                          deterministic=args.deterministic)
     return config, data
 

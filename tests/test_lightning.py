@@ -34,13 +34,14 @@ def _model() -> DenseNet:
     return tiny_densenet(num_classes=3)
 
 
-@pytest.mark.parametrize("schedule, balance, warmup", [("constant", "joint", 0),
-                                                       ("cosine", "joint", 0),
-                                                       ("constant", "separate", 1)])
-def test_single_device_lightning_equals_plain_fit(tmp_path, schedule, balance, warmup):
+@pytest.mark.parametrize("schedule, balance, warmup, tint", [("constant", "joint", 0, 0.0),
+                                                             ("cosine", "joint", 0, 0.5),
+                                                             ("constant", "separate", 1, 0.0)])
+def test_single_device_lightning_equals_plain_fit(tmp_path, schedule, balance, warmup, tint):
     config = TrainConfig(model="tiny_densenet", num_classes=3, method="selective", epochs=2,
                          batch_size=4, input_size=32, seed=3, schedule=schedule,
-                         gradient_balance=balance, heat_warmup_epochs=warmup)
+                         gradient_balance=balance, heat_warmup_epochs=warmup,
+                         background_tint=tint)
     data = _data()
     plain = fit(_model(), data, None, config).model.state_dict()
     result, trainer = fit_lightning(_model(), data, data, config, devices=1, strategy="auto",

@@ -26,6 +26,7 @@ from isnet.data.image_set import as_dataset
 from isnet.loss import background_share
 from isnet.lrp.registry import is_lrp_ready
 from isnet.models.densenet import DenseNet
+from isnet.training.augment import tint_backgrounds
 from isnet.training.balance import balanced_backward, heat_weight_at
 from isnet.training.config import TrainConfig
 from isnet.training.loop import (
@@ -71,6 +72,10 @@ class ISNetLightningModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor | None:
         """ISNet (or cross-entropy) loss of one batch; a non-finite loss stops the run."""
         images, masks, labels = batch
+        if self.config.background_tint > 0:  # seeded per rank and step, as in the plain loop
+            images = tint_backgrounds(images, masks, self.config.background_tint,
+                                      self.config.seed + 7919 * self.global_rank,
+                                      self.global_step)
         steps_per_epoch = max(1, self.trainer.num_training_batches)
         weight = heat_weight_at(self.config.heat_weight, self.config.heat_warmup_epochs,
                                 self.global_step / steps_per_epoch)

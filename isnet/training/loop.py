@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from isnet.data.image_set import as_dataset
 from isnet.loss import LossTerms, background_share, isnet_loss
+from isnet.training.augment import tint_backgrounds
 from isnet.training.balance import balanced_backward, heat_weight_at
 from isnet.training.config import TrainConfig
 from isnet.training.evaluate import measure
@@ -285,6 +286,10 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
                 break
             weight = heat_weight_at(config.heat_weight, config.heat_warmup_epochs,
                                     epoch - 1 + index / len(loader))
+            if config.background_tint > 0:
+                images, masks, labels = batch
+                batch = (tint_backgrounds(images, masks, config.background_tint, config.seed,
+                                          result.steps), masks, labels)
             metrics = {**train_step(network, batch, optimizer, config, weight),
                        "learning_rate": optimizer.param_groups[0]["lr"], "heat_weight": weight}
             scheduler.step()
