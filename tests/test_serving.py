@@ -184,6 +184,7 @@ def test_warm_up_computes_every_samples_maps_so_their_explains_only_draw(ctx, mo
     ({"epochs": 2.5}, "Epochs must be a whole number"),
     ({"epochs": 999}, "Epochs must lie between 1 and 20"),
     ({"decay": 1.0}, "GWRP decay"),
+    ({"background_tint": 1.5}, "Random background colours must lie in"),
 ])
 def test_bad_settings_are_refused_and_never_replaced(ctx, settings, expected):
     request = handlers_train.FineTuneRequest(**{"base_id": "standard", **settings})

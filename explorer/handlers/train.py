@@ -58,6 +58,8 @@ class FineTuneRequest:
         learning_rate: SGD learning rate.
         batch_size: images per step.
         seed: seeds the split and the run.
+        background_tint: share of training images per step whose background gets a random
+            colour (:mod:`isnet.training.augment`; robustness to whole-background changes).
     """
 
     base_id: str
@@ -70,6 +72,7 @@ class FineTuneRequest:
     learning_rate: float = 0.01
     batch_size: int = 16
     seed: int = 0
+    background_tint: float = 0.0
 
 
 @dataclass
@@ -116,7 +119,7 @@ def _prepare_model(base: ModelEntry, class_names: list[str]) -> tuple[Any, list[
 
 SETTING_NAMES = {"learning_rate": "Learning rate", "epochs": "Epochs", "batch_size": "Batch size",
                  "heat_weight": "P (heatmap-loss share)", "decay": "d (GWRP decay)",
-                 "seed": "Seed"}
+                 "seed": "Seed", "background_tint": "Random background colours"}
 """How the user sees each checked :class:`isnet.TrainConfig` field in messages."""
 
 
@@ -127,7 +130,8 @@ def _config(base: ModelEntry, request: FineTuneRequest, num_classes: int,
     setting)."""
     values = {"epochs": request.epochs, "batch_size": request.batch_size,
               "learning_rate": request.learning_rate, "heat_weight": request.heat_weight,
-              "decay": request.decay, "seed": request.seed}
+              "decay": request.decay, "seed": request.seed,
+              "background_tint": request.background_tint}
     for key, value in values.items():
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"{SETTING_NAMES[key]} must be a number, got {value!r}.")

@@ -48,6 +48,12 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             decay = gr.Slider(0, 0.99, value=0.9, step=0.01, label="d: GWRP decay (ISNet)",
                               info="how the background term weighs its largest values: 0 = "
                                    "only the largest, near 1 = close to a plain mean")
+            background_tint = gr.Slider(0, 1, value=0.0, step=0.05,
+                                        label="Random background colours",
+                                        info="share of images per step whose background is "
+                                             "recoloured at random: LRP cannot see a whole-"
+                                             "background colour, so this is what makes a model "
+                                             "robust to one (0 = off)")
             learning_rate = gr.Number(value=0.01, label="Learning rate")
             with gr.Row():
                 start = gr.Button("Fine-tune", variant="primary")
@@ -73,7 +79,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     @guarded_stream
     def on_start(base_model, training_data, uploaded_files, training_method, epochs_count,
                  heatmap_loss_share, gwrp_decay, learning_rate_value, session_record,
-                 request: gr.Request, progress=gr.Progress()):
+                 random_background_share=0.0, request: gr.Request = None,
+                 progress=gr.Progress()):
         """Fine-tune a copy of a model; yields progress, curves and finally the new model."""
         session = session_of(request) or "anonymous"
         event = stops.setdefault(session, threading.Event())
@@ -81,7 +88,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         fine_tune = ht.FineTuneRequest(
             base_id=base_model, source=training_data, paths=tuple(uploaded_files or ()),
             method=training_method, epochs=epochs_count, heat_weight=heatmap_loss_share,
-            decay=gwrp_decay, learning_rate=learning_rate_value)  # checked, never replaced
+            decay=gwrp_decay, learning_rate=learning_rate_value,
+            background_tint=random_background_share)  # checked, never replaced
         keep = gr.update()
         for update in ht.fine_tune(ctx, session, fine_tune, stop=event):
             progress(update.fraction, desc="fine-tuning")
@@ -106,7 +114,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     outputs = dict(zip(FINE_TUNE_OUTPUTS, [runs, status, curves, checkpoint, before, after,
                                            comparison, w.left, w.right, base], strict=True))
     event = start.click(on_start, [base, source, files, method, epochs, heat_weight, decay,
-                                   learning_rate, record],
+                                   learning_rate, record, background_tint],
                         [record] + ordered(outputs, FINE_TUNE_OUTPUTS),
                         api_name="fine_tune", concurrency_id="train", concurrency_limit=1)
 
