@@ -69,7 +69,7 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             source = gr.Dropdown(SOURCE_CHOICES, value="biased", label="Images")
             limit = gr.Slider(10, ha.MAX_IMAGES, value=200, step=10,
                               label="Images from the bundled split",
-                              info="200 take a few seconds; 2,000 well under a minute")
+                              info="200 take ~8 s per model; 2,000 ~45 s per model (2 CPU cores)")
             upload = gr.File(label="Zip of <class>/<name>.png (+ <name>.mask.png)",
                              file_types=[".zip"], type="filepath", height=140)
             folder = gr.Textbox(label="Folder path (same layout; local use only)",
