@@ -64,6 +64,9 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "isnet_lr_scaled_tint_augmented": ("biased", dict(learning_rate=0.05 / 0.3,
                                                       grad_clip_norm=3.0), {}),
     "isnet_clip10_tint_augmented": ("biased", dict(grad_clip_norm=10.0), {}),
+    # the engine's per-batch form (TrainConfig.background_tint): random colours, every step
+    "isnet_clip10_background_tint": ("biased", dict(grad_clip_norm=10.0, background_tint=0.5),
+                                     {}),
     "isnet_separate": ("biased", SEPARATE, {}),
     "isnet_separate_warmup2": ("biased", dict(SEPARATE, heat_warmup_epochs=2), {}),
     "isnet_separate_P0.5": ("biased", dict(SEPARATE, heat_weight=0.5), {}),
