@@ -9,6 +9,11 @@
 #   STUDY="standard isnet_separate" ARENA="rrr gain" BUDGET=400 OUT=results/gpu \
 #       bash scripts/study_on_gpu.sh
 #
+# The arena methods train with the engine's defaults (joint clipping at 10; the first H200 run's
+# separate clipping let every ISNet variant learn the mark, docs/training-isnet.md). Two or
+# three processes share the GPU well (~18 s per DenseNet121 ISNet epoch each on an H200); 26 did
+# not. On a bare device, captum is missing: carry .whl and install it to a folder on PYTHONPATH.
+#
 # Needs the Fashion-MNIST IDX files in $ROOT (default .data/fashion-mnist). Writes into $OUT:
 # study.tar.gz (row JSONs, study.md, study.png, logs), arena.tar.gz (method JSONs, logs) and the
 # float16 checkpoints named in $KEEP, split into 15 MiB parts (cat them back together).
@@ -38,7 +43,7 @@ done
 for method in $ARENA; do
     $PYTHON -m benchmarks.arena --methods "$method" --device "$DEVICE" --threads 1 --size 64 \
         --train-limit 2000 --test-limit 1000 --epochs 15 --lr 0.05 --schedule cosine $ARENA_EXTRA \
-        --gradient-balance separate --root "$ROOT" --out-dir "$WORK/arena" --half \
+        --root "$ROOT" --out-dir "$WORK/arena" --half \
         --budget-s "$BUDGET" >"$WORK/logs/arena_$method.log" 2>&1 &
     pids+=($!)
 done
