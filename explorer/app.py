@@ -106,22 +106,20 @@ def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
     return ctx
 
 
-def warm_up(ctx: AppContext, samples: bool = True) -> None:
+def warm_up(ctx: AppContext) -> None:
     """Run both default models once on a blank image (allocators, kernels, lazy imports), so
-    the first real Explain is as fast as the later ones; then, with ``samples``, fill the
-    heatmap cache with both default models' maps of every bundled sample.
+    the first real Explain is as fast as the later ones; then fill the heatmap cache with both
+    default models' maps of every bundled sample (``app.py`` calls it before it serves).
 
     The samples are what every visitor clicks first. Their maps cost ~0.3 s of CPU per sample
-    and answer; cached, an Explain of a sample only draws (~0.05 s), with or without a mask,
-    at any opacity. Errors are logged, never raised: this runs beside the serving threads.
+    and answer; cached, an Explain of a sample only draws (~0.03 s), with or without a mask,
+    at any opacity. A sample that fails is logged and skipped: it must not stop the start-up.
     """
     image = np.zeros((64, 64, 3), np.uint8)
     image[16:48, 16:48] = 255
     entries = [ctx.store.get(model_id, None) for model_id in ctx.default_pair]
     for entry in entries:
         engine_explain(entry, model_tensor(image, entry.input_size), None)
-    if not samples:
-        return
     for sample in ctx.samples:
         try:
             with Image.open(sample.image_path) as opened:  # as the editor's upload decodes it
@@ -131,7 +129,7 @@ def warm_up(ctx: AppContext, samples: bool = True) -> None:
             for entry in entries:
                 x = model_input(picture, entry.input_size, entry.normalisation)
                 explain_cached(ctx, entry, x, None, LRPOverrides())
-        except Exception as error:  # noqa: BLE001 — a warm-up must never stop the server
+        except Exception as error:  # noqa: BLE001 — a bad sample must not stop the start-up
             logger.warning("warm-up skipped sample %s: %s", sample.name, error)
 
 
