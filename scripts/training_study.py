@@ -50,6 +50,9 @@ BASE = TrainConfig(model="densenet121", num_classes=10, method="selective", epoc
 SEPARATE = dict(gradient_balance="separate", grad_clip_norm=1.0)
 TEXT_RANDOM = dict(kind="text", position="random")
 TINT = dict(kind="tint")
+# the classification step of (1 − P)·CE at lr 0.05/(1 − P) equals the standard model's; the clip
+# is scaled by (1 − P) too, so the largest step stays lr·c = 0.5 as with clip 10
+LR_SCALED = dict(learning_rate=0.05 / 0.3, grad_clip_norm=3.0)
 RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # name: (training condition, TrainConfig changes, DEMO_BIAS changes)
     "standard": ("biased", dict(method="standard"), {}),
@@ -57,12 +60,9 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "isnet_clip1": ("biased", dict(grad_clip_norm=1.0), {}),
     "isnet_clip10": ("biased", dict(grad_clip_norm=10.0), {}),
     "isnet_clip100": ("biased", dict(grad_clip_norm=100.0), {}),
-    # the classification step of (1 − P)·CE at lr 0.05/(1 − P) equals the standard model's; the
-    # clip is scaled by (1 − P) too, so the largest step stays lr·c = 0.5 as with clip 10
-    "isnet_lr_scaled": ("biased", dict(learning_rate=0.05 / 0.3, grad_clip_norm=3.0), {}),
+    "isnet_lr_scaled": ("biased", LR_SCALED, {}),
     "isnet_P0.5": ("biased", dict(heat_weight=0.5), {}),
-    "isnet_lr_scaled_tint_augmented": ("biased", dict(learning_rate=0.05 / 0.3,
-                                                      grad_clip_norm=3.0), {}),
+    "isnet_lr_scaled_tint_augmented": ("biased", LR_SCALED, {}),
     "isnet_clip10_tint_augmented": ("biased", dict(grad_clip_norm=10.0), {}),
     # the engine's per-batch form (TrainConfig.background_tint): random colours, every step
     "isnet_clip10_background_tint": ("biased", dict(grad_clip_norm=10.0, background_tint=0.5),
