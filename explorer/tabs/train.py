@@ -50,10 +50,10 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                    "only the largest, near 1 = close to a plain mean")
             background_tint = gr.Slider(0, 1, value=0.0, step=0.05,
                                         label="Random background colours",
-                                        info="share of images per step whose background is "
-                                             "recoloured at random: LRP cannot see a whole-"
-                                             "background colour, so this is what makes a model "
-                                             "robust to one (0 = off)")
+                                        info="share of images per step whose background gets "
+                                             "a random colour, against whole-background "
+                                             "shortcuts the heatmap loss cannot see (0 = off; "
+                                             "measured effect in docs/training-isnet.md)")
             learning_rate = gr.Number(value=0.01, label="Learning rate")
             with gr.Row():
                 start = gr.Button("Fine-tune", variant="primary")
