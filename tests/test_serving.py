@@ -374,7 +374,7 @@ def test_served_refusals_name_the_problem_and_the_app_keeps_answering(served, tm
                            ([0.01, float("nan")], "Epochs must be a finite number")):
         learning_rate, epochs = data
         stream = _raw_call(url, "fine_tune", ["standard", "samples", [], "selective", epochs,
-                                              0.7, 0.9, learning_rate])
+                                              0.7, 0.9, learning_rate, 0.0])
         assert "event: error" in stream and expected in stream, stream
         assert "predicts" in _explain(client, folder / "ok.png")["summary"]
     assert not list((folder / "work").rglob("*.safetensors"))
