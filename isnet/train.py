@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="clip the ISNet's CE and heatmap gradients jointly or separately")
     parser.add_argument("--heat-warmup-epochs", type=int, default=base.heat_warmup_epochs,
                         help="P rises linearly from 0 over these epochs")
+    parser.add_argument("--mask-margin", type=int, default=base.mask_margin,
+                        help="grow the masks by this many pixels for the heatmap loss (relevance "
+                             "along the object's edge is then not penalised; 0 = the paper's)")
     parser.add_argument("--background-tint", type=float, default=base.background_tint,
                         help="probability that a training image's background gets a random "
                              "colour for one step (robustness to whole-background changes, "
@@ -111,7 +114,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
                          grad_clip_norm=args.grad_clip or None,
                          gradient_balance=args.gradient_balance,
                          heat_warmup_epochs=args.heat_warmup_epochs,
-                         background_tint=args.background_tint,
+                         background_tint=args.background_tint, mask_margin=args.mask_margin,
                          deterministic=args.deterministic)
     return config, data
 

@@ -133,3 +133,48 @@ def test_isnet_loss_is_the_convex_mix(generator, masks):
     torch.testing.assert_close(terms.total, 0.3 * ce + 0.7 * isnet.heatmap_loss(heatmaps, masks))
     with pytest.raises(ValueError, match="heat_weight"):
         isnet.isnet_loss(logits, labels, heatmaps, masks, heat_weight=1.5)
+
+
+def naive_grow(mask: torch.Tensor, margin: int) -> torch.Tensor:
+    """A pixel is foreground when any pixel within Chebyshev distance ``margin`` is; loops."""
+    height, width = mask.shape
+    grown = torch.zeros_like(mask)
+    for i in range(height):
+        for j in range(width):
+            window = mask[max(0, i - margin): i + margin + 1, max(0, j - margin): j + margin + 1]
+            grown[i, j] = float(window.max() > 0)
+    return grown
+
+
+@pytest.mark.parametrize("margin", [1, 2, 5])
+def test_mask_margin_equals_the_loss_on_naively_grown_masks(generator, margin):
+    mask = (torch.rand(3, 1, 12, 12, generator=generator, dtype=torch.float64) > 0.85).double()
+    mask[:, :, 0, 0] = 1  # an object at the border too: the border adds nothing
+    heatmaps = torch.randn(3, 2, 3, 12, 12, generator=generator, dtype=torch.float64)
+    grown = torch.stack([naive_grow(m[0], margin) for m in mask])[:, None]
+    torch.testing.assert_close(isnet.loss.grow_masks(mask, margin), grown)
+    ours = isnet.heatmap_loss(heatmaps, mask, mask_margin=margin)
+    assert ours.item() == pytest.approx(naive_heatmap_loss(heatmaps, grown), rel=1e-9)
+    assert ours.item() != pytest.approx(isnet.heatmap_loss(heatmaps, mask).item(), rel=1e-3)
+
+
+def test_mask_margin_forgives_relevance_along_the_edge_only():
+    heatmaps = torch.zeros(1, 1, 3, 12, 12, dtype=torch.float64)
+    heatmaps[..., 4:8, 4:8] = 2.0 / (3 * 16)  # F = 2, inside the band
+    mask = torch.zeros(1, 1, 12, 12, dtype=torch.float64)
+    mask[..., 4:8, 4:8] = 1
+    edge, far = heatmaps.clone(), heatmaps.clone()
+    edge[..., 2, 5] = 0.5  # 2 px above the object
+    far[..., 0, 11] = 0.5  # a corner, 4 px away
+    assert isnet.heatmap_loss(heatmaps, mask).item() == pytest.approx(0.0, abs=1e-12)
+    assert isnet.heatmap_loss(edge, mask).item() > 0.01  # the paper's loss penalises both
+    assert isnet.heatmap_loss(edge, mask, mask_margin=2).item() == pytest.approx(0.0, abs=1e-12)
+    assert isnet.heatmap_loss(edge, mask, mask_margin=1).item() > 0.01
+    assert isnet.heatmap_loss(far, mask, mask_margin=2).item() > 0.01
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_bad_mask_margin_gets_a_clear_error(bad):
+    heatmaps, mask = _object_heatmap(inside=2.0)
+    with pytest.raises(ValueError, match="mask_margin"):
+        isnet.heatmap_loss(heatmaps, mask, mask_margin=bad)

@@ -85,6 +85,24 @@ def test_one_isnet_step_lowers_background_share():
     assert after < before - 0.01, (before, after)
 
 
+def test_mask_margin_trains_as_if_the_masks_were_grown():
+    images, masks, labels = biased_batch()
+    grown = isnet.loss.grow_masks(masks, 2)
+    assert grown.sum() > masks.sum()
+    after = []
+    for config, batch_masks in ((tiny_config(mask_margin=2), masks), (tiny_config(), grown),
+                                (tiny_config(), masks)):
+        model = tiny()
+        network = build_network(model, config)
+        metrics = train_step(network, (images, batch_masks, labels),
+                             make_optimizer(model, config), config)
+        after.append((metrics["heatmap_loss"], torch.cat([p.flatten() for p in
+                                                          model.parameters()])))
+    assert after[0][0] == pytest.approx(after[1][0], rel=1e-12)
+    torch.testing.assert_close(after[0][1], after[1][1])
+    assert after[0][0] != pytest.approx(after[2][0], rel=1e-6)  # the margin changed the loss
+
+
 def test_standard_step_is_cross_entropy_only():
     images, masks, labels = biased_batch()
     model = tiny()
@@ -150,6 +168,9 @@ def test_config_round_trip_and_validation():
         tiny_config(method="gradcam")
     with pytest.raises(ValueError, match="heat_weight"):
         tiny_config(heat_weight=1.5)
+    with pytest.raises(ValueError, match="mask_margin"):
+        tiny_config(mask_margin=-1)
+    assert TrainConfig.from_dict(tiny_config(mask_margin=3).to_dict()).mask_margin == 3
     with pytest.raises(ValueError, match="unknown settings"):
         TrainConfig.from_dict({"lr": 0.1})
     with pytest.raises(ValueError, match="num_classes"):
@@ -179,3 +200,14 @@ def test_recalibrate_batchnorm_gives_exact_averages():
     assert norm0.momentum == 0.1 and not model.training
     halves = [features[:4].var((0, 2, 3)), features[4:].var((0, 2, 3))]  # unbiased per batch
     torch.testing.assert_close(norm0.running_var, (halves[0] + halves[1]) / 2)
+
+
+def test_mask_margin_and_background_tint_reach_the_config_through_the_command_line():
+    from isnet.train import build_parser, config_from_args
+
+    args = ["--out", "x", "--mask-margin", "2", "--background-tint", "0.25"]
+    config, _ = config_from_args(build_parser().parse_args(args))
+    assert (config.mask_margin, config.background_tint) == (2, 0.25)
+    assert config_from_args(build_parser().parse_args(["--out", "x"]))[0].mask_margin == 0
+    with pytest.raises(ValueError, match="mask_margin"):
+        config_from_args(build_parser().parse_args(["--out", "x", "--mask-margin", "-1"]))

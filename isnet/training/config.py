@@ -55,6 +55,11 @@ class TrainConfig:
             advice), ``"separate"`` clips ``(1 − P)·∇CE`` and ``P·∇L_heatmap`` each to c and adds
             them, so classification keeps a full step. ISNet methods only.
         heat_warmup_epochs: P rises linearly from 0 over this many epochs (0 = none).
+        mask_margin: the heatmap loss grows each foreground mask by this many pixels first
+            (:func:`isnet.loss.grow_masks`; 0 = the paper's loss), so that relevance the z^B
+            rule puts on the dark pixels along the object's edge is not penalised. Measured on
+            the bundled experiment (``docs/training-isnet.md``): 2 px raised unbiased accuracy
+            from 71.0 to 74.2 % with no gap between biased and confounding data. ISNet methods.
         background_tint: probability that a training image's background is replaced by a random
             colour for one step (:mod:`isnet.training.augment`; 0 = never). LRP cannot see a
             whole-background colour change, so the heatmap loss alone does not make an ISNet
@@ -108,6 +113,7 @@ class TrainConfig:
     grad_clip_norm: float | None = 10.0
     gradient_balance: str = "joint"
     heat_warmup_epochs: int = 0
+    mask_margin: int = 0
     background_tint: float = 0.0
     seed: int = 0
     input_size: int = 64
@@ -152,7 +158,8 @@ class TrainConfig:
         return dict(background_weight=self.background_weight,
                     foreground_weight=self.foreground_weight,
                     foreground_range=tuple(self.foreground_range), saturation=self.saturation,
-                    decay=self.decay, foreground_form=self.foreground_form)
+                    decay=self.decay, foreground_form=self.foreground_form,
+                    mask_margin=self.mask_margin)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary of every field."""
@@ -185,6 +192,7 @@ NUMBER_RANGES: dict[str, tuple[type, float, float, str]] = {
     "input_size": (int, 1, 4_096, "[]"),
     "divergence_patience": (int, 1, 1_000_000, "[]"),
     "heat_warmup_epochs": (int, 0, 1_000, "[]"),
+    "mask_margin": (int, 0, 1_000, "[]"),
     "seed": (int, -(2**63), 2**63 - 1, "[]"),
     "learning_rate": (float, 0.0, 10.0, "(]"),
     "momentum": (float, 0.0, 1.0, "[)"),
