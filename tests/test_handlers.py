@@ -236,12 +236,13 @@ def _run(ctx, session, stop=None, **kw):
 def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
     from isnet.io.checkpoints import load_checkpoint
 
-    updates = _run(ctx, "alice", background_tint=0.5)
+    updates = _run(ctx, "alice", background_tint=0.5, mask_margin=2)
     last = updates[-1]
     assert last.entry is not None and last.checkpoint and last.fraction == 1.0
     model, metadata = load_checkpoint(last.checkpoint)
     assert metadata["class_names"] == CLASSES and metadata["config"]["method"] == "selective"
-    assert metadata["config"]["background_tint"] == 0.5  # the UI's setting reached the run
+    assert metadata["config"]["background_tint"] == 0.5  # the UI's settings reached the run
+    assert metadata["config"]["mask_margin"] == 2
     assert ctx.store.get(last.entry.model_id, "alice") is last.entry
     with pytest.raises(InputError):
         ctx.store.get(last.entry.model_id, "bob")

@@ -185,6 +185,8 @@ def test_warm_up_computes_every_samples_maps_so_their_explains_only_draw(ctx, mo
     ({"epochs": 999}, "Epochs must lie between 1 and 20"),
     ({"decay": 1.0}, "GWRP decay"),
     ({"background_tint": 1.5}, "Random background colours must lie in"),
+    ({"mask_margin": 1.5}, "Mask margin must be a whole number"),
+    ({"mask_margin": -2}, "Mask margin must lie in"),
 ])
 def test_bad_settings_are_refused_and_never_replaced(ctx, settings, expected):
     request = handlers_train.FineTuneRequest(**{"base_id": "standard", **settings})
@@ -374,7 +376,7 @@ def test_served_refusals_name_the_problem_and_the_app_keeps_answering(served, tm
                            ([0.01, float("nan")], "Epochs must be a finite number")):
         learning_rate, epochs = data
         stream = _raw_call(url, "fine_tune", ["standard", "samples", [], "selective", epochs,
-                                              0.7, 0.9, learning_rate, 0.0])
+                                              0.7, 0.9, learning_rate, 0.0, 0])
         assert "event: error" in stream and expected in stream, stream
         assert "predicts" in _explain(client, folder / "ok.png")["summary"]
     assert not list((folder / "work").rglob("*.safetensors"))

@@ -60,6 +60,8 @@ class FineTuneRequest:
         seed: seeds the split and the run.
         background_tint: share of training images per step whose background gets a random
             colour (:mod:`isnet.training.augment`; robustness to whole-background changes).
+        mask_margin: pixels by which the heatmap loss grows each mask
+            (:attr:`isnet.TrainConfig.mask_margin`; tolerance for loose or tight masks).
     """
 
     base_id: str
@@ -73,6 +75,7 @@ class FineTuneRequest:
     batch_size: int = 16
     seed: int = 0
     background_tint: float = 0.0
+    mask_margin: int = 0
 
 
 @dataclass
@@ -119,7 +122,8 @@ def _prepare_model(base: ModelEntry, class_names: list[str]) -> tuple[Any, list[
 
 SETTING_NAMES = {"learning_rate": "Learning rate", "epochs": "Epochs", "batch_size": "Batch size",
                  "heat_weight": "P (heatmap-loss share)", "decay": "d (GWRP decay)",
-                 "seed": "Seed", "background_tint": "Random background colours"}
+                 "seed": "Seed", "background_tint": "Random background colours",
+                 "mask_margin": "Mask margin"}
 """How the user sees each checked :class:`isnet.TrainConfig` field in messages."""
 
 
@@ -131,7 +135,7 @@ def _config(base: ModelEntry, request: FineTuneRequest, num_classes: int,
     values = {"epochs": request.epochs, "batch_size": request.batch_size,
               "learning_rate": request.learning_rate, "heat_weight": request.heat_weight,
               "decay": request.decay, "seed": request.seed,
-              "background_tint": request.background_tint}
+              "background_tint": request.background_tint, "mask_margin": request.mask_margin}
     for key, value in values.items():
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"{SETTING_NAMES[key]} must be a number, got {value!r}.")

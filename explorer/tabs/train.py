@@ -54,6 +54,10 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                              "a random colour, against whole-background "
                                              "shortcuts the heatmap loss cannot see (0 = off; "
                                              "measured effect in docs/training-isnet.md)")
+            mask_margin = gr.Slider(0, 8, value=0, step=1, label="Mask margin, pixels (ISNet)",
+                                    info="grow each mask by this much before the heatmap loss, "
+                                         "so relevance along the object's edge (and a loose or "
+                                         "tight mask) is not penalised; 0 = the paper's loss")
             learning_rate = gr.Number(value=0.01, label="Learning rate")
             with gr.Row():
                 start = gr.Button("Fine-tune", variant="primary")
@@ -79,7 +83,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     @guarded_stream
     def on_start(base_model, training_data, uploaded_files, training_method, epochs_count,
                  heatmap_loss_share, gwrp_decay, learning_rate_value, session_record,
-                 random_background_share=0.0, request: gr.Request = None,
+                 random_background_share=0.0, margin_pixels=0, request: gr.Request = None,
                  progress=gr.Progress()):
         """Fine-tune a copy of a model; yields progress, curves and finally the new model."""
         session = session_of(request) or "anonymous"
@@ -89,7 +93,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             base_id=base_model, source=training_data, paths=tuple(uploaded_files or ()),
             method=training_method, epochs=epochs_count, heat_weight=heatmap_loss_share,
             decay=gwrp_decay, learning_rate=learning_rate_value,
-            background_tint=random_background_share)  # checked, never replaced
+            background_tint=random_background_share,  # checked, never replaced
+            mask_margin=margin_pixels)
         keep = gr.update()
         for update in ht.fine_tune(ctx, session, fine_tune, stop=event):
             progress(update.fraction, desc="fine-tuning")
@@ -114,7 +119,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     outputs = dict(zip(FINE_TUNE_OUTPUTS, [runs, status, curves, checkpoint, before, after,
                                            comparison, w.left, w.right, base], strict=True))
     event = start.click(on_start, [base, source, files, method, epochs, heat_weight, decay,
-                                   learning_rate, record, background_tint],
+                                   learning_rate, record, background_tint, mask_margin],
                         [record] + ordered(outputs, FINE_TUNE_OUTPUTS),
                         api_name="fine_tune", concurrency_id="train", concurrency_limit=1)
 
