@@ -65,8 +65,10 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "isnet_lr_scaled_no_zb": ("biased", dict(LR_SCALED, zb=False), {}),
     "isnet_lr_scaled_no_zb_band250": ("biased", dict(LR_SCALED, zb=False,
                                                      foreground_range=(1.0, 250.0)), {}),
-    "isnet_lr_scaled_dilated2": ("biased", LR_SCALED, {}),
-    "isnet_lr_scaled_dilated5": ("biased", LR_SCALED, {}),
+    # training masks grown by 2 / 5 px for the heatmap loss (TrainConfig.mask_margin): does the
+    # z^B relevance on the black pixels along the object's edge cost the ISNet its shape cues?
+    "isnet_lr_scaled_dilated2": ("biased", dict(LR_SCALED, mask_margin=2), {}),
+    "isnet_lr_scaled_dilated5": ("biased", dict(LR_SCALED, mask_margin=5), {}),
     "isnet_lr_scaled_tint_augmented": ("biased", LR_SCALED, {}),
     "isnet_clip10_tint_augmented": ("biased", dict(grad_clip_norm=10.0), {}),
     # the engine's per-batch form (TrainConfig.background_tint): random colours, every step
@@ -92,10 +94,6 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "resnet18_isnet_separate": ("biased", dict(SEPARATE, model="resnet18"), {}),
 }
 SPLIT_NAMES = ("biased", "unbiased", "confounding")
-DILATED = {"isnet_lr_scaled_dilated2": 2, "isnet_lr_scaled_dilated5": 5}
-"""Rows whose *training* masks are dilated by that many pixels (validation and test masks are
-not): does the z^B rule's relevance on the black pixels just outside the object's edge, which
-the heatmap loss then penalises, cost the ISNet its shape cues?"""
 TINT_AUGMENTED = {"isnet_lr_scaled_tint_augmented", "isnet_clip10_tint_augmented"}
 """Rows whose training images get, half of them, a background tint of a random class under the
 corner mark (:func:`tint_augmented`): does seeing whole-background changes during training make
@@ -133,13 +131,6 @@ def tint_augmented(data: ExperimentData, fraction: float = 0.5) -> tuple[ImageSe
             marked.subset(list(range(data.train_limit, len(marked)))))
 
 
-def dilated(images: ImageSet, pixels: int) -> ImageSet:
-    """The same images with every mask grown by ``pixels`` (a square structuring element)."""
-    side = 2 * pixels + 1
-    masks = torch.nn.functional.max_pool2d(images.masks, side, stride=1, padding=pixels)
-    return ImageSet(images.images, masks, images.labels, list(images.class_names))
-
-
 def planted(data: ExperimentData, kind: str, device: torch.device) -> ImageSet:
     """Test images with a ``kind`` mark of a random other class (local kinds at random places)."""
     base = load_fashion_mnist(data.root, split="test", size=data.size, limit=data.test_limit,
@@ -157,8 +148,6 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
     device = torch.device(args.device)
     sets = tint_augmented(data) if name in TINT_AUGMENTED else training_sets(data)
     train, val = (s.to(device) for s in sets)
-    if name in DILATED:
-        train = dilated(train, DILATED[name])
     model = create_network(config).to(device)
     record: dict[str, Any] = {"name": name, "config": config.to_dict(), "data": data.to_dict(),
                               "device": _device_name(device), "status": "running", "history": []}
