@@ -14,9 +14,9 @@ Given heatmaps R (B, K, C, H, W) and a foreground mask M (1 = object), with A = 
   maps. This stops the trivial solution of shrinking all relevance.
 * ``mask_margin`` (0 by default, the paper's loss): the mask is first grown by that many pixels
   (a square neighbourhood), so relevance just outside the object's edge is not penalised. The
-  z^B rule credits the dark pixels around a silhouette, which carry the object's shape; a
-  margin of 2 px raised the bundled ISNet from 71.0 to 74.2 % on unbiased data (see
-  ``docs/training-isnet.md``).
+  z^B rule credits the dark pixels around a silhouette, which carry the object's shape; on the
+  bundled experiment a margin of 2 px raised the ISNet from 71.0 to 74.2 % on unbiased data
+  (``docs/training-isnet.md``, run 5).
 * per sample w₁·L_bg + w₂·L_fg, then the batch mean.
 
 The combined ISNet objective is ``(1 − P)·CE + P·L`` (:func:`isnet.heatmap_loss`,
