@@ -20,16 +20,16 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
 import isnet
+from isnet.loss import grow_masks
 from isnet.lrp.config import LRPConfig
 from isnet.training.experiment import ExperimentData, evaluation_set
 
 MODELS = {"ceiling (unbiased-trained)": "assets/checkpoints/unbiased_densenet121.safetensors",
           "standard (corner mark)": "assets/checkpoints/standard_densenet121.safetensors",
           "ISNet (corner mark)": "assets/checkpoints/isnet_densenet121.safetensors"}
-BAND_TOP = 25.0
+BAND_TOP = isnet.TrainConfig().foreground_range[1]  # C2 of the default heatmap loss
 
 
 def main() -> int:
@@ -42,8 +42,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     clean = evaluation_set(ExperimentData(test_limit=args.images), "unbiased")
     masks = clean.masks  # (N, 1, H, W)
-    grown = F.max_pool2d(masks, 2 * args.ring + 1, stride=1, padding=args.ring)
-    ring = grown - masks
+    ring = grow_masks(masks, args.ring) - masks
     print(f"| model | input rule | accuracy | background share | of it within {args.ring} px "
           f"| F p10 / p50 / p90 | F > {BAND_TOP:g} |")
     print("|---|---|---:|---:|---:|---|---:|")
@@ -54,9 +53,8 @@ def main() -> int:
             with torch.no_grad():
                 logits, heatmaps = wrapped(clean.images)  # (N, K), (N, 1, C, H, W)
             relevance = heatmaps[:, 0].abs().sum(1, keepdim=True)  # (N, 1, H, W)
-            total = relevance.sum((1, 2, 3))
-            background = (relevance * (1 - masks)).sum((1, 2, 3)) / total
-            near = (relevance * ring).sum((1, 2, 3)) / total
+            background = isnet.background_share(heatmaps, masks)
+            near = (relevance * ring).sum((1, 2, 3)) / relevance.sum((1, 2, 3))
             foreground = (relevance * masks).sum((1, 2, 3))
             q = torch.quantile(foreground, torch.tensor([0.1, 0.5, 0.9]))
             accuracy = (logits.argmax(1) == clean.labels).float().mean()
