@@ -43,6 +43,7 @@ from isnet.data.fashion_mnist import load_fashion_mnist
 from isnet.data.image_set import ImageSet
 from isnet.io.atomic import write_atomically
 from isnet.training.experiment import DEMO_BIAS, ExperimentData, evaluation_set, training_sets
+from isnet.training.loop import seed_everything
 from isnet.training.methods import create_network
 
 BASE = TrainConfig(model="densenet121", num_classes=10, method="selective", epochs=15,
@@ -65,6 +66,11 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "isnet_lr_scaled_no_zb": ("biased", dict(LR_SCALED, zb=False), {}),
     "isnet_lr_scaled_no_zb_band250": ("biased", dict(LR_SCALED, zb=False,
                                                      foreground_range=(1.0, 250.0)), {}),
+    # the same, with the Faster-ISNet foreground term (linear above C1 + C2): run 5's band-250
+    # row had heatmap-loss spikes of up to 6,500 when F overshot the band (epochs 3–4 and 8–9)
+    "isnet_lr_scaled_no_zb_band250_hybrid": ("biased", dict(LR_SCALED, zb=False,
+                                                            foreground_range=(1.0, 250.0),
+                                                            foreground_form="hybrid"), {}),
     # training masks grown by 2 / 5 px for the heatmap loss (TrainConfig.mask_margin): does the
     # z^B relevance on the black pixels along the object's edge cost the ISNet its shape cues?
     "isnet_lr_scaled_dilated2": ("biased", dict(LR_SCALED, mask_margin=2), {}),
@@ -107,7 +113,12 @@ def experiment(name: str, args: argparse.Namespace) -> tuple[TrainConfig, Experi
                           test_limit=args.test_limit, train_split=split,
                           bias=replace(DEMO_BIAS, **bias_changes), seed=0, root=args.root)
     epochs = args.epochs or BASE.epochs
-    return replace(BASE, epochs=epochs, **changes), data
+    return replace(BASE, epochs=epochs, seed=args.seed, **changes), data
+
+
+def row_file_stem(name: str, seed: int) -> str:
+    """``<row>`` for the study's seed 0, ``<row>_seed<N>`` for a repeat with another seed."""
+    return name if seed == 0 else f"{name}_seed{seed}"
 
 
 def tint_augmented(data: ExperimentData, fraction: float = 0.5) -> tuple[ImageSet, ImageSet]:
@@ -148,11 +159,14 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
     device = torch.device(args.device)
     sets = tint_augmented(data) if name in TINT_AUGMENTED else training_sets(data)
     train, val = (s.to(device) for s in sets)
+    seed_everything(config.seed)  # the initial weights follow --seed (runs 1–5: torch's default)
     model = create_network(config).to(device)
-    record: dict[str, Any] = {"name": name, "config": config.to_dict(), "data": data.to_dict(),
+    record: dict[str, Any] = {"name": name, "seed": config.seed, "config": config.to_dict(),
+                              "data": data.to_dict(),
                               "device": _device_name(device), "status": "running", "history": []}
     sums: dict[str, float] = {}
-    out = args.out_dir / f"{name}.json"
+    stem = row_file_stem(name, config.seed)
+    out = args.out_dir / f"{stem}.json"
 
     def progress(step: int, total: int, metrics: dict[str, Any]) -> None:
         for key, value in metrics.items():
@@ -186,7 +200,7 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
                                       "drop_points": round(100 * (clean - accuracy), 1)}
     write_atomically(out, json.dumps(record, indent=1).encode(), overwrite=True)
     if args.save:
-        save_checkpoint(args.out_dir / f"{name}.safetensors", trained.cpu(),
+        save_checkpoint(args.out_dir / f"{stem}.safetensors", trained.cpu(),
                         model_name=config.model, class_names=list(train.class_names),
                         input_size=64, seed=config.seed, config=config.to_dict(),
                         data={**data.to_dict(), "root": None},  # portable: the default folder
@@ -196,7 +210,8 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
                                                       "train_seconds": record["seconds"],
                                                       "status": record["status"]},
                         provenance={"command": f"python -m scripts.training_study --rows {name} "
-                                               f"--device {args.device} --save",
+                                               f"--seed {config.seed} --device {args.device} "
+                                               "--save",
                                     "device": record["device"]},
                         half=True, overwrite=True)
     return record
@@ -204,9 +219,9 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
 
 def summarize(out_dir: Path) -> str:
     """``study.md`` and ``study.png`` from every row's JSON in ``out_dir``; returns the table."""
-    rows = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))
-            if p.stem in RECIPES]
-    rows.sort(key=lambda r: list(RECIPES).index(r["name"]))
+    rows = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))]
+    rows = [r for r in rows if isinstance(r, dict) and r.get("name") in RECIPES]
+    rows.sort(key=lambda r: (list(RECIPES).index(r["name"]), r.get("seed", 0)))
     kinds = BIAS_KINDS
     lines = ["| recipe | status (epochs) | biased | unbiased | confounding | bg share | "
              "train s | " + " | ".join(f"drop {k}" for k in kinds) + " |",
@@ -217,7 +232,8 @@ def summarize(out_dir: Path) -> str:
                  [f"{t['unbiased']['background_share']:.3f}", f"{r.get('seconds', '')}"]
                  if t else ["–"] * 5)
         drops = [f"{robust[k]['drop_points']:.1f}" if k in robust else "–" for k in kinds]
-        lines.append(f"| {r['name']} | {r['status']} ({len(r['history'])}) | " +
+        stem = row_file_stem(r["name"], r.get("seed", 0))
+        lines.append(f"| {stem} | {r['status']} ({len(r['history'])}) | " +
                      " | ".join(cells + drops) + " |")
     table = "\n".join(lines) + "\n"
     write_atomically(out_dir / "study.md", table.encode(), overwrite=True)
@@ -235,7 +251,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     for r in rows:
         epochs = [h["epoch"] for h in r["history"]]
         style = "--" if r["name"].startswith(("standard", "ceiling")) else "-"
-        left.plot(epochs, [100 * h["val_accuracy"] for h in r["history"]], style, label=r["name"])
+        label = row_file_stem(r["name"], r.get("seed", 0))
+        left.plot(epochs, [100 * h["val_accuracy"] for h in r["history"]], style, label=label)
         right.plot(epochs, [h["val_background_share"] for h in r["history"]], style)
     left.set(xlabel="epoch", ylabel="validation accuracy (%, training condition)")
     right.set(xlabel="epoch", ylabel="validation background share")
@@ -263,6 +280,9 @@ def main() -> int:
     parser.add_argument("--test-limit", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=None, help="override the 15 epochs")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training seed (initialisation and batch order; the data and its "
+                             "marks stay seed 0); outputs of seed N > 0 are <row>_seed<N>.*")
     parser.add_argument("--save", action="store_true", help="write <row>.safetensors (fp16)")
     parser.add_argument("--summarize", action="store_true", help="write study.md and study.png")
     args = parser.parse_args()
