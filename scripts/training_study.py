@@ -159,7 +159,8 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
     device = torch.device(args.device)
     sets = tint_augmented(data) if name in TINT_AUGMENTED else training_sets(data)
     train, val = (s.to(device) for s in sets)
-    seed_everything(config.seed)  # the initial weights follow --seed (runs 1–5: torch's default)
+    if config.seed:  # seed 0 keeps torch's default generator, so runs 1–5 still reproduce
+        seed_everything(config.seed)  # the initial weights of a repeat follow --seed
     model = create_network(config).to(device)
     record: dict[str, Any] = {"name": name, "seed": config.seed, "config": config.to_dict(),
                               "data": data.to_dict(),
