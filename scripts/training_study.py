@@ -75,6 +75,11 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # z^B relevance on the black pixels along the object's edge cost the ISNet its shape cues?
     "isnet_lr_scaled_dilated2": ("biased", dict(LR_SCALED, mask_margin=2), {}),
     "isnet_lr_scaled_dilated5": ("biased", dict(LR_SCALED, mask_margin=5), {}),
+    # z^B as the paper, with both of run 5's taxes lowered: the 2 px margin, and the wide band
+    # with the linear upper part
+    "isnet_lr_scaled_dilated2_band250_hybrid": ("biased", dict(LR_SCALED, mask_margin=2,
+                                                               foreground_range=(1.0, 250.0),
+                                                               foreground_form="hybrid"), {}),
     "isnet_lr_scaled_tint_augmented": ("biased", LR_SCALED, {}),
     "isnet_clip10_tint_augmented": ("biased", dict(grad_clip_norm=10.0), {}),
     # the engine's per-batch form (TrainConfig.background_tint): random colours, every step
