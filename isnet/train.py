@@ -64,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heat-weight", type=float, default=base.heat_weight, help="P")
     parser.add_argument("--decay", type=float, default=base.decay, help="GWRP decay d")
     parser.add_argument("--epsilon", type=float, default=base.epsilon, help="LRP ε")
+    parser.add_argument("--input-rule", choices=["zb", "epsilon"],
+                        default="zb" if base.zb else "epsilon",
+                        help="LRP rule at the input layer of the training heatmaps: the paper's "
+                             "z^B, or ε (black pixels then get no relevance)")
+    parser.add_argument("--foreground-range", type=float, nargs=2, metavar=("C1", "C2"),
+                        default=base.foreground_range,
+                        help="the band of the heatmap loss's foreground total F")
+    parser.add_argument("--foreground-form", choices=["l2", "hybrid"], default=base.foreground_form,
+                        help="l2: the paper's quadratic band; hybrid: Faster ISNet's, linear "
+                             "above C1 + C2")
+    parser.add_argument("--saturation", type=float, default=base.saturation,
+                        help="E, the background term's saturation")
     parser.add_argument("--grad-clip", type=float, default=base.grad_clip_norm,
                         help="gradient-norm clip c (0 = none)")
     parser.add_argument("--gradient-balance", default=base.gradient_balance,
@@ -110,7 +122,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
                          epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          momentum=args.momentum, schedule=args.schedule,
                          heat_weight=args.heat_weight, decay=args.decay,
-                         epsilon=args.epsilon, seed=args.seed, input_size=args.size,
+                         epsilon=args.epsilon, zb=args.input_rule == "zb",
+                         foreground_range=tuple(args.foreground_range),
+                         foreground_form=args.foreground_form, saturation=args.saturation,
+                         seed=args.seed, input_size=args.size,
                          grad_clip_norm=args.grad_clip or None,
                          gradient_balance=args.gradient_balance,
                          heat_warmup_epochs=args.heat_warmup_epochs,

@@ -211,3 +211,20 @@ def test_mask_margin_and_background_tint_reach_the_config_through_the_command_li
     assert config_from_args(build_parser().parse_args(["--out", "x"]))[0].mask_margin == 0
     with pytest.raises(ValueError, match="mask_margin"):
         config_from_args(build_parser().parse_args(["--out", "x", "--mask-margin", "-1"]))
+
+
+def test_the_heatmap_loss_shape_reaches_the_config_through_the_command_line():
+    from isnet.train import build_parser, config_from_args
+
+    default = config_from_args(build_parser().parse_args(["--out", "x"]))[0]
+    assert (default.zb, default.foreground_range, default.foreground_form, default.saturation) \
+        == (True, (1.0, 25.0), "l2", 1.0)  # the paper's loss
+    args = ["--out", "x", "--input-rule", "epsilon", "--foreground-range", "1", "250",
+            "--foreground-form", "hybrid", "--saturation", "2"]
+    config = config_from_args(build_parser().parse_args(args))[0]
+    assert (config.zb, config.foreground_range, config.foreground_form, config.saturation) \
+        == (False, (1.0, 250.0), "hybrid", 2.0)
+    assert TrainConfig.from_dict(config.to_dict()) == config  # what the checkpoint stores
+    with pytest.raises(ValueError, match="foreground_range"):
+        config_from_args(build_parser().parse_args(["--out", "x", "--foreground-range", "5",
+                                                    "2"]))
