@@ -373,3 +373,37 @@ def test_view_log_keeps_the_newest_views_and_deletes_older_files(tmp_path):
     assert not Path(views[0]["images"][0][1]).exists() and not Path(views[0]["heatmaps"]).exists()
     assert Path(views[2]["heatmaps"]).exists() and ctx.views.of("other") == []
     assert Path(views[0]["images"][1][1]).exists()  # still shown by the views kept
+
+
+def test_a_model_trained_with_the_epsilon_input_rule_is_explained_audited_and_recorded_so(
+        tmp_path):
+    """Each view explains a model with the input rule it was trained with (its checkpoint's
+    ``config.zb``) unless the user chooses another, and the exported settings say which."""
+    from explorer.tabs.audit import _record_audit
+
+    ctx = make_context(tmp_path)
+    entries = [ctx.store.get(i, None) for i in ctx.default_pair]  # standard, ISNet
+    entries[1].metadata["config"] = {"zb": False}  # the ISNet was trained with ε at the input
+    image, mask = object_image(1)
+    pair = explain_models(ctx, entries, image, mask)
+    for entry, view, zb in zip(entries, pair.views, (True, False), strict=True):
+        expected = isnet.viz.relevance_map(isnet.explain(
+            entry.model, model_tensor(image, entry.input_size), epsilon=entry.epsilon,
+            zb=zb)[1][0, 0])
+        np.testing.assert_allclose(view.relevance, expected, rtol=1e-5, atol=1e-8)
+    hx.record_pair(ctx, "s", "explain", "Explain", pair, entries, {})
+    record = json.loads(Path(hx.export_view(ctx, "s", hx.ExportRequest("explain")).numbers)
+                        .read_text())
+    assert record["settings"]["lrp"]["zb"] == [True, False]
+    last = audited(ctx, ha.AuditRequest(tuple(ctx.default_pair), source="upload",
+                                        paths=(str(planted_zip(tmp_path)),)))
+    data = ha.read_audit(last.record)
+    pixels = torch.from_numpy(data.images).permute(0, 3, 1, 2).float() / 255
+    for index, (entry, zb) in enumerate(zip(entries, (True, False), strict=True)):
+        _, maps = isnet.explain(entry.model, pixels, None, epsilon=entry.epsilon, zb=zb)
+        expected = maps[:, 0].sum(1).detach().numpy()
+        np.testing.assert_allclose(data.relevance[index], expected, rtol=1e-4, atol=1e-6)
+    _record_audit(ctx, "s", data, views.top_gallery(data, 0)[0])
+    record = json.loads(Path(hx.export_view(ctx, "s", hx.ExportRequest("audit")).numbers)
+                        .read_text())
+    assert record["settings"]["lrp"]["zb"] == [True, False]

@@ -205,9 +205,7 @@ class LRPOverrides:
     def config(self, entry: ModelEntry, mode: str | None = None) -> isnet.LRPConfig:
         """The LRP configuration for one model: its training settings and z^B bounds, its own
         LRP mode (or ``mode``, or this choice), then these overrides."""
-        trained = entry.metadata.get("config") or {}
-        zb = self.zb if self.zb is not None else bool(trained.get("zb", True))
-        return lrp_config(entry, mode or self.mode, self.epsilon, zb)
+        return lrp_config(entry, mode or self.mode, self.epsilon, self.zb)
 
 
 def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.ndarray,

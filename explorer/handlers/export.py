@@ -30,6 +30,7 @@ from PIL import Image
 
 import isnet
 from explorer.errors import InputError
+from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import audit_plots
 from explorer.media.stored import stored_npy, stored_png
 from explorer.state import AppContext, ModelEntry
@@ -234,14 +235,23 @@ def pair_heatmaps(views: Sequence[Any]) -> np.ndarray | None:
     return np.stack(maps)
 
 
+def lrp_record(configs: Sequence[isnet.LRPConfig]) -> dict[str, list]:
+    """The LRP settings each model was explained with, as ``{setting: [one value per model]}``
+    (ε, input rule, z^B bounds and bias convention, the authors' block or not)."""
+    fields = ("epsilon", "zb", "low", "high", "zb_bias", "reference_quirks")
+    return {name: [plain(getattr(c, name)) for c in configs] for name in fields}
+
+
 def record_pair(ctx: AppContext, session: str | None, kind: str, title: str, pair: Any,
                 entries: Sequence[ModelEntry], settings: Mapping[str, Any],
-                extra: Sequence[tuple[str, np.ndarray]] = ()) -> dict:
+                extra: Sequence[tuple[str, np.ndarray]] = (),
+                lrp: Sequence[isnet.LRPConfig] | None = None) -> dict:
     """Keep an Explain-like view (a :class:`~explorer.handlers.explain.PairView`): both
-    overlays and heatmaps, the predictions and shares, the raw maps."""
+    overlays and heatmaps, the predictions and shares, the raw maps, and the LRP settings
+    (``lrp``: one per model; default each model's own, as the view computed them)."""
     images = list(extra) + [(f"{v.label}: {v.target}", v.overlay) for v in pair.views] + \
         [(f"{v.label}: heatmap", v.heatmap) for v in pair.views]
-    lrp = {"epsilon": [e.epsilon for e in entries], "zb": True, "low": 0.0, "high": 1.0}
+    configs = lrp if lrp is not None else [lrp_config(e) for e in entries]
     return record_view(ctx, session, kind, title, explain_numbers(pair.views),
-                       {"lrp": lrp, **settings}, entries, images, pair_heatmaps(pair.views),
-                       pair.scale)
+                       {"lrp": lrp_record(configs), **settings}, entries, images,
+                       pair_heatmaps(pair.views), pair.scale)

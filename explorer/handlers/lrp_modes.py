@@ -66,14 +66,21 @@ def resolve(entry: ModelEntry, mode: str | None) -> str:
     return mode
 
 
+def trained_zb(entry: ModelEntry) -> bool:
+    """Whether the model's training heatmaps used the z^B rule at the input layer (its
+    checkpoint's ``config.zb``; True, the paper's rule, for models without one)."""
+    return bool((entry.metadata.get("config") or {}).get("zb", True))
+
+
 def lrp_config(entry: ModelEntry, mode: str | None = None, epsilon: float | None = None,
-               zb: bool = True) -> isnet.LRPConfig:
-    """The model's LRP settings: its ε (or ``epsilon``), its z^B bounds (per channel for
-    normalised inputs), and the corrected or the authors' block (``mode``: :data:`CORRECTED`,
-    :data:`AUTHORS` or :data:`OWN`)."""
+               zb: bool | None = None) -> isnet.LRPConfig:
+    """The model's LRP settings: its ε (or ``epsilon``), its input rule (z^B or ε, as it was
+    trained, or ``zb``), its z^B bounds (per channel for normalised inputs), and the corrected
+    or the authors' block (``mode``: :data:`CORRECTED`, :data:`AUTHORS` or :data:`OWN`)."""
     low, high = entry.bounds
     config = isnet.LRPConfig(epsilon=entry.epsilon if epsilon is None else float(epsilon),
-                             zb=zb, low=low, high=high)
+                             zb=trained_zb(entry) if zb is None else bool(zb), low=low,
+                             high=high)
     if resolve(entry, mode) == AUTHORS:
         config = replace(config, reference_quirks=True)
     return config

@@ -21,6 +21,7 @@ from explorer.errors import guarded, guarded_stream, notify
 from explorer.handlers import audit as ha
 from explorer.handlers import audit_views as views
 from explorer.handlers import export as hx
+from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import audit_plots
 from explorer.media import editor as editor_state
 from explorer.state import AppContext
@@ -268,8 +269,8 @@ def _record_audit(ctx: AppContext, session: str | None, data: ha.AuditData,
                                                   "labels": data.labels},
                    {"source": data.record["source"], "masks": data.record["masks"],
                     "images": data.record["count"], "seconds": data.record["seconds"],
-                    "lrp": {"epsilon": [m["epsilon"] for m in data.record["models"]],
-                            "zb": True}, "complete": data.record["complete"]},
+                    "lrp": hx.lrp_record([lrp_config(e) for e in entries]),
+                    "complete": data.record["complete"]},
                    entries, [("background share per class (histogram)",
                               audit_plots.figure_png(views.histogram(data)))]
                    + [(f"{c} (own scale)", p) for p, c in pictures[:7]],

@@ -28,10 +28,12 @@ from explorer.handlers.explain import (
     PREDICTED,
     SELECTIVE,
     ExplainRequest,
+    LRPOverrides,
     class_choices,
     explain,
 )
 from explorer.handlers.image import LoadedImage
+from explorer.handlers.lrp_modes import trained_zb
 from explorer.media import editor as editor_state
 from explorer.media.decode import IMAGE_EXTENSIONS
 from explorer.media.widgets import checked_image_editor, output_image
@@ -141,24 +143,26 @@ def build(ctx: AppContext) -> ExplainWidgets:
     @guarded
     def on_explain(image_and_mask, left_model, right_model, explain_class, overlay_opacity,
                    top_predictions, brush_strokes, editor_record, lrp_epsilon=None,
-                   input_zb_rule=True, true_class_name=None, lrp=None,
+                   input_zb_rule=None, true_class_name=None, lrp=None,
                    request: gr.Request = None):
-        """Explain the editor's image with the left and right models (heatmaps on one scale)."""
-        pair = explain(ctx, session_of(request), ExplainRequest(
+        """Explain the editor's image with the left and right models (heatmaps on one scale;
+        ε and the input rule default to each model's training settings)."""
+        session = session_of(request)
+        chosen = LRPOverrides(None if lrp_epsilon is None else float(lrp_epsilon),
+                              None if input_zb_rule is None else bool(input_zb_rule), lrp)
+        pair = explain(ctx, session, ExplainRequest(
             editor=editor_input(image_and_mask, brush_strokes, editor_record),
             left_id=left_model, right_id=right_model, target=explain_class,
             opacity=float(overlay_opacity), top_k=int(top_predictions),
-            epsilon=None if lrp_epsilon is None else float(lrp_epsilon),
-            zb=None if input_zb_rule is None else bool(input_zb_rule),
-            true_class=true_class_name or None, lrp_mode=lrp))
+            epsilon=chosen.epsilon, zb=chosen.zb, true_class=true_class_name or None,
+            lrp_mode=lrp))
         notify(pair.notices)
-        session = session_of(request)
+        entries = [ctx.store.get(left_model, session), ctx.store.get(right_model, session)]
         export_handlers.record_pair(
-            ctx, session, "explain", "Explain", pair,
-            [ctx.store.get(left_model, session), ctx.store.get(right_model, session)],
+            ctx, session, "explain", "Explain", pair, entries,
             {"explained_class": explain_class, "overlay_opacity": float(overlay_opacity),
-             "true_class": true_class_name, "epsilon_chosen": lrp_epsilon,
-             "zb_chosen": input_zb_rule})
+             "true_class": true_class_name, "lrp_mode": lrp},
+            lrp=[chosen.config(e) for e in entries])
         return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
                         "mask_preview": pair.mask_preview,
                         "notices": "\n\n".join(f"⚠️ {n}" for n in pair.notices
@@ -195,7 +199,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
 
 def lrp_defaults(entry) -> tuple[float, bool]:
     """(ε, z^B on/off) a model was trained with (its checkpoint's configuration)."""
-    return entry.epsilon, bool((entry.metadata.get("config") or {}).get("zb", True))
+    return entry.epsilon, trained_zb(entry)
 
 
 def _show(ctx: AppContext, session: str | None, loaded: LoadedImage) -> tuple[dict, dict]:
