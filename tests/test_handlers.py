@@ -232,6 +232,21 @@ def _run(ctx, session, stop=None, **kw):
     return list(handlers_train.fine_tune(ctx, session, request, stop=stop))
 
 
+def test_fine_tune_keeps_the_base_models_heatmaps_and_loss_shape(ctx):
+    base = ctx.store.get("isnet", None)
+    request = handlers_train.FineTuneRequest(base_id="isnet", source="samples",
+                                             method="selective", epochs=1, heat_weight=0.6,
+                                             decay=0.8, learning_rate=0.01)
+    plain = handlers_train._config(base, request, 3, 20)
+    assert (plain.zb, plain.foreground_range, plain.foreground_form) == (True, (1.0, 25.0), "l2")
+    base.metadata["config"] = {"zb": False, "foreground_range": [1.0, 250.0],
+                               "foreground_form": "hybrid", "epsilon": 0.05, "decay": 0.99}
+    config = handlers_train._config(base, request, 3, 20)
+    assert (config.zb, config.foreground_range, config.foreground_form, config.epsilon) == \
+        (False, (1.0, 250.0), "hybrid", 0.05)
+    assert (config.heat_weight, config.decay) == (0.6, 0.8)  # what the tab sends wins
+
+
 @pytest.mark.slow
 def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
     from isnet.io.checkpoints import load_checkpoint

@@ -127,11 +127,27 @@ SETTING_NAMES = {"learning_rate": "Learning rate", "epochs": "Epochs", "batch_si
 """How the user sees each checked :class:`isnet.TrainConfig` field in messages."""
 
 
+INHERITED = ("epsilon", "zb", "background_weight", "foreground_weight", "foreground_range",
+             "saturation", "foreground_form")
+"""The explanation and heatmap-loss settings a fine-tune keeps from its base model's training
+configuration (the tab does not show them): an ISNet trained with, say, the ε-rule at the input
+and a wide foreground band goes on learning against the same heatmaps and the same loss."""
+
+
+def _inherited(base: ModelEntry) -> dict[str, Any]:
+    """The :data:`INHERITED` settings of ``base``'s checkpoint (none for a foreign file)."""
+    trained = base.metadata.get("config") or {}
+    values = {key: trained[key] for key in INHERITED if key in trained}
+    if "foreground_range" in values:
+        values["foreground_range"] = tuple(values["foreground_range"])
+    return values
+
+
 def _config(base: ModelEntry, request: FineTuneRequest, num_classes: int,
             max_epochs: int) -> isnet.TrainConfig:
     """The run's TrainConfig: every number as sent (never replaced), refused by
     :class:`isnet.TrainConfig` when it is not finite or out of range (an InputError naming the
-    setting)."""
+    setting); the LRP and loss shape (:data:`INHERITED`) as the base model was trained."""
     values = {"epochs": request.epochs, "batch_size": request.batch_size,
               "learning_rate": request.learning_rate, "heat_weight": request.heat_weight,
               "decay": request.decay, "seed": request.seed,
@@ -142,7 +158,7 @@ def _config(base: ModelEntry, request: FineTuneRequest, num_classes: int,
     try:
         config = isnet.TrainConfig(
             model=base.metadata.get("model_name") or "densenet121", num_classes=num_classes,
-            method=request.method, input_size=base.input_size, **values)
+            method=request.method, input_size=base.input_size, **_inherited(base), **values)
     except ValueError as error:
         message = str(error)
         for key, name in SETTING_NAMES.items():
