@@ -25,6 +25,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                 "a zip of class folders (`<class>/<name>.png` with masks "
                 "`<class>/<name>.mask.png`), "
                 "or loose files named `<class>_<name>.png` + `<class>_<name>.mask.png`. "
+                "The copy keeps its base model's LRP settings and heatmap-loss shape (input "
+                "rule, ε, foreground band). "
                 "The result joins the model lists (for your session) and can be downloaded. "
                 f"Your fine-tuned models and files are removed when you close the page or after "
                 f"{ctx.limits.session_ttl_s / 60:g} minutes without use.")
