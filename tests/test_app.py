@@ -126,6 +126,33 @@ def test_explain_gives_two_heatmaps_and_float_shares(client, app):
     assert "background share" in out["summary"]
 
 
+def test_the_input_layer_rule_is_each_models_own_unless_one_is_chosen(client, app):
+    from explorer.errors import InputError
+    from explorer.tabs.explain import input_rule
+
+    image, layer = _files(app.folder)
+    editor = _editor(image, layer)
+
+    def heatmaps(**rule):
+        out = named(EXPLAIN_OUTPUTS, client.predict(
+            image_and_mask=editor, left_model="standard", right_model="isnet",
+            explain_class="predicted class", overlay_opacity=0.6, top_predictions=3, **rule,
+            api_name="/explain"))
+        return [np.asarray(Image.open(out[f"{side}_heatmap"])) for side in ("left", "right")]
+
+    own, zb, epsilon = heatmaps(), heatmaps(input_zb_rule="zb"), heatmaps(
+        input_zb_rule="epsilon")
+    for default, chosen_zb, chosen_epsilon in zip(own, zb, epsilon, strict=True):
+        assert np.array_equal(default, chosen_zb)  # the tiny models were trained with z^B
+        assert not np.array_equal(default, chosen_epsilon)
+    with pytest.raises(Exception, match="not in the list of choices"):
+        heatmaps(input_zb_rule="both")
+    assert [input_rule(v) for v in ("as trained", None, "zb", True, "epsilon", False)] == \
+        [None, None, True, True, False, False]
+    with pytest.raises(InputError, match="Input layer rule must be one of"):
+        input_rule(1)
+
+
 def test_sample_and_inject_bias(client):
     sample = named(LOAD_SAMPLE_OUTPUTS, client.predict(sample_name="square_0",
                                                        api_name="/load_sample"))

@@ -21,7 +21,7 @@ from explorer.components import (
     pair_values,
     session_of,
 )
-from explorer.errors import guarded, notify
+from explorer.errors import InputError, guarded, notify
 from explorer.handlers import export as export_handlers
 from explorer.handlers import image as image_handlers
 from explorer.handlers.explain import (
@@ -33,7 +33,6 @@ from explorer.handlers.explain import (
     explain,
 )
 from explorer.handlers.image import LoadedImage
-from explorer.handlers.lrp_modes import trained_zb
 from explorer.media import editor as editor_state
 from explorer.media.decode import IMAGE_EXTENSIONS
 from explorer.media.widgets import checked_image_editor, output_image
@@ -106,12 +105,13 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 top_k = gr.Slider(1, 10, value=3, step=1, label="Top predictions")
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             with gr.Row():
-                start = lrp_defaults(ctx.store.get(ctx.default_pair[0], None))
-                epsilon = gr.Number(value=start[0], label="ε (LRP ε-rule)", minimum=0,
+                start = ctx.store.get(ctx.default_pair[0], None).epsilon
+                epsilon = gr.Number(value=start, label="ε (LRP ε-rule)", minimum=0,
                                     maximum=100, step=0.005,
                                     info="default: the left model's training value")
-                zb = gr.Checkbox(value=start[1], label="z^B rule at the input layer",
-                                 info="bounds 0 … 1 (pixel range)")
+                zb = gr.Radio(INPUT_RULES, value=AS_TRAINED, label="Input layer rule",
+                              info="z^B credits dark pixels too (bounds: the pixel range); "
+                                   "ε gives black pixels no relevance")
             lrp_mode = lrp_mode_radio()
             domain_notice = gr.Markdown(elem_id="domain-notice")
             with gr.Row():
@@ -143,13 +143,13 @@ def build(ctx: AppContext) -> ExplainWidgets:
     @guarded
     def on_explain(image_and_mask, left_model, right_model, explain_class, overlay_opacity,
                    top_predictions, brush_strokes, editor_record, lrp_epsilon=None,
-                   input_zb_rule=None, true_class_name=None, lrp=None,
+                   input_zb_rule=AS_TRAINED, true_class_name=None, lrp=None,
                    request: gr.Request = None):
         """Explain the editor's image with the left and right models (heatmaps on one scale;
         ε and the input rule default to each model's training settings)."""
         session = session_of(request)
         chosen = LRPOverrides(None if lrp_epsilon is None else float(lrp_epsilon),
-                              None if input_zb_rule is None else bool(input_zb_rule), lrp)
+                              input_rule(input_zb_rule), lrp)
         pair = explain(ctx, session, ExplainRequest(
             editor=editor_input(image_and_mask, brush_strokes, editor_record),
             left_id=left_model, right_id=right_model, target=explain_class,
@@ -179,13 +179,12 @@ def build(ctx: AppContext) -> ExplainWidgets:
 
     @guarded
     def on_model_change(left_model, request: gr.Request):
-        """The explain-class choices and the LRP settings of the newly chosen left model."""
+        """The explain-class choices and the training ε of the newly chosen left model."""
         session = session_of(request)
-        trained_epsilon, trained_zb = lrp_defaults(ctx.store.get(left_model, session))
         return (gr.update(choices=class_choices(ctx, session, left_model), value=PREDICTED),
-                trained_epsilon, trained_zb)
+                ctx.store.get(left_model, session).epsilon)
 
-    left.change(on_model_change, [left], [target, epsilon, zb], api_name="class_choices")
+    left.change(on_model_change, [left], [target, epsilon], api_name="class_choices")
 
     def on_brush_mode(mode):
         """The brush colour of the chosen mode (strokes already drawn keep theirs)."""
@@ -197,9 +196,25 @@ def build(ctx: AppContext) -> ExplainWidgets:
     return widgets
 
 
-def lrp_defaults(entry) -> tuple[float, bool]:
-    """(ε, z^B on/off) a model was trained with (its checkpoint's configuration)."""
-    return entry.epsilon, trained_zb(entry)
+AS_TRAINED = "as trained"
+INPUT_RULES = [("as each model was trained", AS_TRAINED), ("z^B", "zb"), ("ε", "epsilon")]
+"""The input-layer rule choices (label, value): each model's own, or one rule for both."""
+
+
+def input_rule(value) -> bool | None:
+    """The z^B switch for a choice of :data:`INPUT_RULES` (None: each model's training rule);
+    True and False are read as z^B and ε.
+
+    Raises:
+        InputError: anything else.
+    """
+    rules = {AS_TRAINED: None, "zb": True, "epsilon": False}
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in rules:
+        return rules[value]
+    raise InputError(f"Input layer rule must be one of {[v for _, v in INPUT_RULES]}, "
+                     f"not {value!r}.")
 
 
 def _show(ctx: AppContext, session: str | None, loaded: LoadedImage) -> tuple[dict, dict]:
