@@ -1,8 +1,10 @@
 """Command line evaluation: accuracy and background share per test condition.
 
-``python -m isnet.evaluate CKPT [CKPT ...] --split biased unbiased confounding [--json]``
-rebuilds each checkpoint's test images from its saved data description
-(:class:`isnet.training.experiment.ExperimentData`) and prints one row per (checkpoint, split).
+``python -m isnet.evaluate CKPT [CKPT ...] --split biased unbiased confounding [--json]
+[--input-rule trained|zb|epsilon]`` rebuilds each checkpoint's test images from its saved data
+description (:class:`isnet.training.experiment.ExperimentData`) and prints one row per
+(checkpoint, split). The background share uses the LRP input rule each model was trained with
+unless ``--input-rule`` names one for all (the table says which).
 The measurements themselves are :func:`isnet.training.evaluate.evaluate_checkpoint`.
 """
 
@@ -19,12 +21,13 @@ from isnet.training.evaluate import evaluate_checkpoint
 
 def format_table(results: dict[str, dict[str, dict]]) -> str:
     """Markdown table: one row per (checkpoint, split)."""
-    lines = ["| checkpoint | split | accuracy (%) | background share | images |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| checkpoint | split | accuracy (%) | background share | input rule | images |",
+             "|---|---|---:|---:|---|---:|"]
     for name, per_split in results.items():
         for split, values in per_split.items():
+            rule = {True: "z^B", False: "ε"}.get(values.get("zb", True))
             lines.append(f"| {name} | {split} | {100 * values['accuracy']:.1f} | "
-                         f"{values['background_share']:.3f} | {values['count']} |")
+                         f"{values['background_share']:.3f} | {rule} | {values['count']} |")
     return "\n".join(lines)
 
 
@@ -38,8 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="test images per split")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--input-rule", choices=["trained", "zb", "epsilon"], default="trained",
+                        help="LRP rule at the input layer for the background share (default: "
+                             "each model's training rule)")
     args = parser.parse_args(argv)
-    results = {path.stem: evaluate_checkpoint(path, args.split, args.limit, args.batch_size)
+    zb = {"trained": None, "zb": True, "epsilon": False}[args.input_rule]
+    results = {path.stem: evaluate_checkpoint(path, args.split, args.limit, args.batch_size, zb)
                for path in args.checkpoints}
     sys.stdout.write((json.dumps(results, indent=2) if args.json else format_table(results))
                      + "\n")

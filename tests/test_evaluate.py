@@ -64,6 +64,28 @@ def test_evaluate_command_prints_json_and_table(tmp_path, capsys):
     assert "| tiny | unbiased |" in capsys.readouterr().out
 
 
+def test_evaluation_uses_the_input_rule_the_model_was_trained_with(tmp_path, capsys):
+    from isnet.training.evaluate import measure
+
+    torch.manual_seed(0)
+    model = tiny_densenet(num_classes=10)
+    path = isnet.save_checkpoint(tmp_path / "eps.safetensors", model, data=SMALL.to_dict(),
+                                 config=isnet.TrainConfig(zb=False, num_classes=10).to_dict())
+    images = evaluation_set(SMALL, "biased", 6)
+    trained = evaluate_checkpoint(path, ["biased"], limit=6)["biased"]
+    assert trained["zb"] is False
+    assert trained["background_share"] == pytest.approx(
+        measure(model.eval(), images, epsilon=0.01, zb=False)["background_share"], rel=1e-5)
+    chosen = evaluate_checkpoint(path, ["biased"], limit=6, zb=True)["biased"]
+    assert chosen["background_share"] == pytest.approx(
+        measure(model.eval(), images, epsilon=0.01, zb=True)["background_share"], rel=1e-5)
+    assert chosen["background_share"] != pytest.approx(trained["background_share"])
+    assert main([str(path), "--limit", "6", "--split", "biased"]) == 0
+    assert "| ε |" in capsys.readouterr().out
+    assert main([str(path), "--limit", "6", "--split", "biased", "--input-rule", "zb"]) == 0
+    assert "| z^B |" in capsys.readouterr().out
+
+
 def test_checkpoint_without_data_description_is_explained(tmp_path):
     path = isnet.save_checkpoint(tmp_path / "bare.safetensors", tiny_densenet(10))
     with pytest.raises(ValueError, match="no 'data' description"):

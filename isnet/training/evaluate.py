@@ -84,7 +84,8 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
 
 def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "unbiased",
                                                                     "confounding"),
-                        limit: int | None = None, batch_size: int = 64) -> dict[str, dict]:
+                        limit: int | None = None, batch_size: int = 64,
+                        zb: bool | None = None) -> dict[str, dict]:
     """Measure one checkpoint on each test condition rebuilt from its data description.
 
     Args:
@@ -92,9 +93,11 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         splits: conditions to test (``"biased"``, ``"unbiased"``, ``"confounding"``).
         limit: test images per split (default: the description's ``test_limit``).
         batch_size: images per forward pass.
+        zb: the input layer's rule for the background share (None: the one the model was
+            trained with, ``config.zb``; z^B when the checkpoint does not say).
 
     Returns:
-        ``{split: {"accuracy", "background_share", "count"}}``.
+        ``{split: {"accuracy", "background_share", "count", "zb"}}``.
 
     Raises:
         ValueError: if the checkpoint has no data description to rebuild its test images.
@@ -104,6 +107,8 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         raise ValueError(f"{path}: the checkpoint has no 'data' description; evaluate it with "
                          "isnet.evaluate.measure(model, image_set) on your own images")
     data = ExperimentData.from_dict(metadata["data"])
-    epsilon = float(metadata.get("config", {}).get("epsilon", 0.01))
-    return {split: measure(model, evaluation_set(data, split, limit), batch_size, epsilon)
-            for split in splits}
+    config = metadata.get("config") or {}
+    epsilon = float(config.get("epsilon", 0.01))
+    zb = bool(config.get("zb", True)) if zb is None else zb
+    return {split: {**measure(model, evaluation_set(data, split, limit), batch_size, epsilon, zb),
+                    "zb": zb} for split in splits}
