@@ -20,7 +20,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import isnet
-from isnet.analysis.audit import audit_images, rank_by_background
+from isnet.analysis.audit import audit_images, lrp_explainer, rank_by_background
 from isnet.analysis.strategies import find_strategies
 from isnet.training.experiment import ExperimentData, evaluation_set
 
@@ -47,9 +47,12 @@ def main() -> int:
           "| ARI (clusters vs has-mark), mean over classes | clustering s |")
     print("|---|---:|---:|---:|---:|---|---:|---:|")
     for name in args.models:
-        model = isnet.load_checkpoint(MODELS[name]).model
+        model, metadata = isnet.load_checkpoint(MODELS[name])
+        trained = metadata.get("config") or {}  # explained as it was trained, as the app does
+        lrp = isnet.LRPConfig(epsilon=trained.get("epsilon", 0.01), zb=trained.get("zb", True))
         start = time.perf_counter()
-        result = audit_images(model, images, masks, labels, batch_size=64)
+        result = audit_images(model, images, masks, labels, batch_size=64,
+                              explainer=lrp_explainer(lrp))
         seconds = time.perf_counter() - start
         top = rank_by_background(result)[: len(images) // 2].numpy()
         start = time.perf_counter()
