@@ -391,6 +391,8 @@ def test_a_model_trained_with_the_epsilon_input_rule_is_explained_audited_and_re
             entry.model, model_tensor(image, entry.input_size), epsilon=entry.epsilon,
             zb=zb)[1][0, 0])
         np.testing.assert_allclose(view.relevance, expected, rtol=1e-5, atol=1e-8)
+    assert [view.input_rule for view in pair.views] == ["z^B", "ε"]
+    assert "| z^B |" in pair.summary and "| ε |" in pair.summary
     hx.record_pair(ctx, "s", "explain", "Explain", pair, entries, {})
     record = json.loads(Path(hx.export_view(ctx, "s", hx.ExportRequest("explain")).numbers)
                         .read_text())

@@ -47,6 +47,7 @@ from explorer.media.editor import EditorInput
 from explorer.media.tensors import display_image, mask_tensor, model_input
 from explorer.state import AppContext, ModelEntry, image_digest
 from isnet import viz
+from isnet.lrp.registry import is_lrp_ready
 
 PREDICTED = "predicted class"
 SELECTIVE = "selective (log-odds of the least likely class)"
@@ -112,6 +113,7 @@ class ModelView:
         probabilities: {class name: probability} for every class.
         relevance: (S, S) float64, the raw relevance map (summed over colour channels) at
             the model's input size — what the exports save.
+        input_rule: how the map treats the input layer ("z^B", "ε" or "native map").
     """
 
     label: str
@@ -123,6 +125,7 @@ class ModelView:
     share: float | None
     probabilities: dict[str, float] = field(default_factory=dict)
     relevance: np.ndarray | None = None
+    input_rule: str = ""
 
 
 @dataclass
@@ -228,18 +231,27 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
     """
     _, warning = masking.describe_mask(mask)
     usable = mask if mask is not None and mask.any() and not mask.all() else None
-    explanations, shares = [], []
+    explanations, shares, rules = [], [], []
     for entry in entries:
         x = model_input(image, entry.input_size, entry.normalisation)  # (1, 3, S, S)
         answer = explain_cached(ctx, entry, x, _target_index(entry, target),
                                 lrp or LRPOverrides())
+        rules.append(input_rule_name(entry, (lrp or LRPOverrides()).config(entry)))
         explanations.append(answer)
         difference = resolve(entry, (lrp or LRPOverrides()).mode) == DIFFERENCE
         shares.append(None if usable is None or difference else
                       _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
     picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
     return render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
-                  ctx.limits.display_side, [warning] if warning else [], true_class)
+                  ctx.limits.display_side, [warning] if warning else [], true_class, rules)
+
+
+def input_rule_name(entry: ModelEntry, config: isnet.LRPConfig) -> str:
+    """How a model's map treats the input layer, for the summary: "z^B", "ε", or "native map"
+    for a network explained by its own map."""
+    if not is_lrp_ready(entry.model):
+        return "native map"
+    return "z^B" if config.zb else "ε"
 
 
 def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor, target: int | str | None,
@@ -311,16 +323,19 @@ def _share(heatmap: Tensor, mask: Tensor) -> float:
 def render(entries: list[ModelEntry], explanations: list[Explanation],
            shares: list[float | None], image: np.ndarray, mask: np.ndarray | None,
            picture: np.ndarray, opacity: float, top_k: int, side: int,
-           notices: list[str], true_class: str | None = None) -> PairView:
+           notices: list[str], true_class: str | None = None,
+           rules: list[str] | None = None) -> PairView:
     """The one trip to :mod:`isnet.viz`: every heatmap on one shared colour scale.
 
     Args:
         picture: the (H, W, 3) uint8 image the overlays are drawn on.
         side: heatmaps are enlarged to side × side pixels.
+        rules: each model's input-layer rule, for the summary (:func:`input_rule_name`).
     """
     scale = viz.shared_scale([viz.relevance_map(e.heatmap) for e in explanations])
     views = []
-    for entry, answer, share in zip(entries, explanations, shares, strict=True):
+    rules = rules or [""] * len(entries)
+    for entry, answer, share, rule in zip(entries, explanations, shares, rules, strict=True):
         names = entry.class_names
         probabilities = answer.probabilities.tolist()
         views.append(ModelView(
@@ -329,7 +344,7 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
             heatmap=viz.heatmap_to_rgb(answer.heatmap, scale, size=(side, side)),
             overlay=viz.overlay(picture, answer.heatmap, scale, opacity), share=share,
             probabilities=dict(zip(names, probabilities, strict=True)),
-            relevance=viz.relevance_map(answer.heatmap)))
+            relevance=viz.relevance_map(answer.heatmap), input_rule=rule))
     preview = viz.mask_overlay(image, mask) if mask is not None else image
     return PairView(views, float(scale), viz.colorbar(scale), preview,
                     _summary(views, scale, true_class), notices)
@@ -343,16 +358,18 @@ def _top(probabilities: list[float], names: list[str], k: int) -> dict[str, floa
 def _summary(views: list[ModelView], scale: float, true_class: str | None = None) -> str:
     """A Markdown table: model, prediction (✓/✗ against a known true class), explained class,
     background share."""
-    lines = ["| model | predicts | explained class | background share |", "|---|---|---|---|"]
+    lines = ["| model | predicts | explained class | background share | input rule |",
+             "|---|---|---|---|---|"]
     for view in views:
         share = "—" if view.share is None else f"{view.share:.1%}"
         mark = ""
         if true_class and true_class in view.probabilities:
             mark = " ✓" if view.predicted == true_class else f" ✗ (true: {true_class})"
         lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}){mark} "
-                     f"| {view.target} | {share} |")
+                     f"| {view.target} | {share} | {view.input_rule or '—'} |")
     lines.append(f"\nShared colour scale: ±{scale:.3g} relevance (red = for the class, "
-                 f"blue = against).")
+                 f"blue = against). z^B credits dark pixels too; the ε-rule gives black pixels "
+                 f"no relevance, so compare shares under one rule.")
     return "\n".join(lines)
 
 
