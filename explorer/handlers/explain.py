@@ -231,14 +231,14 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
     """
     _, warning = masking.describe_mask(mask)
     usable = mask if mask is not None and mask.any() and not mask.all() else None
+    lrp = lrp or LRPOverrides()
     explanations, shares, rules = [], [], []
     for entry in entries:
         x = model_input(image, entry.input_size, entry.normalisation)  # (1, 3, S, S)
-        answer = explain_cached(ctx, entry, x, _target_index(entry, target),
-                                lrp or LRPOverrides())
-        rules.append(input_rule_name(entry, (lrp or LRPOverrides()).config(entry)))
+        answer = explain_cached(ctx, entry, x, _target_index(entry, target), lrp)
+        rules.append(input_rule_name(entry, lrp.config(entry)))
         explanations.append(answer)
-        difference = resolve(entry, (lrp or LRPOverrides()).mode) == DIFFERENCE
+        difference = resolve(entry, lrp.mode) == DIFFERENCE
         shares.append(None if usable is None or difference else
                       _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
     picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
