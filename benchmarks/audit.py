@@ -1,6 +1,6 @@
 """Audit speed and how cleanly strategy discovery (SpRAy) finds the shortcut.
 
-``python -m benchmarks.audit [--images 1000] [--threads 2] [--models standard isnet]``
+``python -m benchmarks.audit [--images 1000] [--threads 1] [--workers N] [--models standard isnet]``
 
 Takes the bundled experiment's test images twice: with the class mark (biased split) and without
 it (unbiased split), audits both halves with the bundled standard DenseNet121 (which learned the
@@ -8,6 +8,14 @@ mark) and the ISNet, and reports per model: seconds for the audit, images per se
 the top-ranked half that carries a mark, and per class the number of strategies the eigengap
 found and the adjusted Rand index (ARI) of the clusters against "has a mark" (1 = the clusters are
 exactly marked / unmarked; 0 = no relation). Prints a Markdown table.
+
+``--app`` times the explorer's own audit instead (``explorer.handlers.audit.run_audit``: both
+bundled models on the bundled "mixed" split of 2 × ``--images`` images, with loading the set,
+chunks, progress and writing the audit folder), as a user of the Audit tab waits for it.
+
+``--threads`` is torch's threads per operation and ``--workers`` the batches explained at once,
+each on its own thread (default: cores ÷ threads, as the explorer does; see
+:mod:`isnet.analysis.workers`). ``--threads 2 --workers 1`` is how the audit ran before workers.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from sklearn.metrics import adjusted_rand_score
 import isnet
 from isnet.analysis.audit import audit_images, lrp_explainer, rank_by_background
 from isnet.analysis.strategies import find_strategies
+from isnet.analysis.workers import default_workers
 from isnet.training.experiment import ExperimentData, evaluation_set
 
 MODELS = {"standard": "assets/checkpoints/standard_densenet121.safetensors",
@@ -32,11 +41,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=1000, help="test images per half")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per operation")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="batches at once (default: cores ÷ threads)")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
                         help="which bundled models to audit (default: both)")
+    parser.add_argument("--app", action="store_true",
+                        help="time the explorer's audit of both models (see above)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    workers = args.workers or default_workers()
+    print(f"torch threads {args.threads}, workers {workers}")
+    if args.app:
+        return time_app(2 * args.images, workers)
     data = ExperimentData(test_limit=args.images)
     marked, clean = evaluation_set(data, "biased"), evaluation_set(data, "unbiased")
     images = torch.cat([marked.images, clean.images])
@@ -52,7 +69,7 @@ def main() -> int:
         lrp = isnet.LRPConfig(epsilon=trained.get("epsilon", 0.01), zb=trained.get("zb", True))
         start = time.perf_counter()
         result = audit_images(model, images, masks, labels, batch_size=64,
-                              explainer=lrp_explainer(lrp))
+                              explainer=lrp_explainer(lrp), workers=workers)
         seconds = time.perf_counter() - start
         top = rank_by_background(result)[: len(images) // 2].numpy()
         start = time.perf_counter()
@@ -68,6 +85,25 @@ def main() -> int:
         print(f"| {name} | {len(images)} | {seconds:.1f} | {len(images) / seconds:.0f} | "
               f"{has_mark[top].mean():.3f} | {counts} | {np.mean(scores):.3f} | "
               f"{cluster_seconds:.1f} |", flush=True)
+    return 0
+
+
+def time_app(images: int, workers: int) -> int:
+    """Seconds of the explorer's two-model audit of the "mixed" split, as the Audit tab runs it."""
+    import tempfile
+
+    from explorer.app import make_context
+    from explorer.handlers import audit as handler
+
+    handler.default_workers = lambda device: workers  # what --workers/--threads asked for
+    with tempfile.TemporaryDirectory() as folder:
+        ctx = make_context(work_dir=folder)
+        request = handler.AuditRequest(tuple(ctx.default_pair), source="mixed", limit=images)
+        start = time.perf_counter()
+        last = list(handler.run_audit(ctx, "benchmark", request))[-1]
+        seconds = time.perf_counter() - start
+    print(f"explorer audit, 2 models × {last.record['count']} images: {seconds:.1f} s "
+          f"({last.status})")
     return 0
 
 

@@ -68,12 +68,13 @@ def test_normalised_maps_are_area_averages_scaled_to_one():
     torch.testing.assert_close(maps[0], torch.tensor([[0.25, 0.0], [0.0, -1.0]]))
 
 
-def test_audit_matches_explaining_each_batch_directly(tiny_model, generator):
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_audit_matches_explaining_each_batch_directly(tiny_model, generator, workers):
     images = torch.rand(7, 3, 32, 32, generator=generator, dtype=torch.float64)
     masks = (torch.rand(7, 1, 32, 32, generator=generator) > 0.5).double()
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
     seen = []
-    result = audit_images(tiny_model, images, masks, labels, batch_size=3,
+    result = audit_images(tiny_model, images, masks, labels, batch_size=3, workers=workers,
                           on_progress=lambda done, total: seen.append((done, total)))
     logits, heatmaps = isnet.explain(tiny_model, images)
     assert seen == [(3, 7), (6, 7), (7, 7)] and result.complete and len(result) == 7
@@ -94,6 +95,18 @@ def test_audit_without_masks_and_stopped_early(tiny_model, generator):
     assert result.correct is None
     with pytest.raises(ValueError, match="masks must have shape"):
         audit_images(tiny_model, images, torch.ones(5, 1, 16, 16))
+
+
+def test_audit_stopped_on_several_workers_keeps_exactly_the_batches_reported(tiny_model,
+                                                                              generator):
+    images = torch.rand(9, 3, 32, 32, generator=generator, dtype=torch.float64)
+    seen = []
+    result = audit_images(tiny_model, images, batch_size=2, workers=3,
+                          on_progress=lambda done, total: seen.append(done),
+                          should_stop=lambda: len(seen) >= 2)  # stop after two batches
+    assert seen == [2, 4] and len(result) == 4 and not result.complete
+    _, heatmaps = isnet.explain(tiny_model, images[:4])
+    torch.testing.assert_close(result.relevance, heatmaps[:, 0].sum(1).float())
 
 
 def test_ranking_is_descending_stable_with_unknown_shares_last():

@@ -66,6 +66,24 @@ def test_audit_of_an_upload_stores_what_the_views_read(tmp_path):
     assert "| Tiny standard | 6 |" in views.summary(data, 0.5)
 
 
+def test_two_models_on_several_workers_give_the_same_audit(tmp_path, monkeypatch):
+    monkeypatch.setattr(ha, "CHUNK", 2)
+    ctx = make_context(tmp_path)
+    request = ha.AuditRequest(tuple(ctx.default_pair), source="upload",
+                              paths=(str(planted_zip(tmp_path, count=7)),))
+    records = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(ha, "default_workers", lambda device, n=workers: n)
+        updates = list(ha.run_audit(ctx, f"s{workers}", request))
+        fractions = [u.fraction for u in updates]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0
+        records[workers] = ha.read_audit(updates[-1].record)
+    one, several = records[1], records[3]
+    for model in (0, 1):
+        np.testing.assert_array_equal(one.relevance[model], several.relevance[model])
+        np.testing.assert_array_equal(one.share[model], several.share[model])
+
+
 def test_an_upload_without_masks_is_audited_with_automatic_masks_or_none(tmp_path):
     ctx = make_context(tmp_path)
     upload = (str(planted_zip(tmp_path, with_masks=False)),)
@@ -314,8 +332,10 @@ def test_model_card_starts_with_a_summary_line_and_folds_the_rest(tmp_path):
     assert "<details>" in card and card.rstrip().endswith("</details>")
 
 
-def test_stop_mid_audit_keeps_what_is_done(tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stop_mid_audit_keeps_what_is_done(tmp_path, monkeypatch, workers):
     monkeypatch.setattr(ha, "CHUNK", 2)
+    monkeypatch.setattr(ha, "default_workers", lambda device: workers)
     ctx = make_context(tmp_path)
     stop = threading.Event()
     request = ha.AuditRequest(tuple(ctx.default_pair), source="upload",

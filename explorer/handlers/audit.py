@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from explorer.media import masking
 from explorer.media.tensors import normalise
 from explorer.state import AppContext, ModelEntry
 from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
+from isnet.analysis.workers import default_workers, ordered_map
 from isnet.data.folders import load_image_folder
 from isnet.io.export import write_json, write_npy
 from isnet.training.experiment import ExperimentData, evaluation_set
@@ -66,7 +67,7 @@ class AuditRequest:
     paths: tuple[str, ...] = ()
     folder: str = ""
     masks: str = "set"
-    batch_size: int = 32
+    batch_size: int = 64
 
 
 @dataclass
@@ -209,19 +210,23 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
     total = len(image_set) * len(entries)
     yield AuditUpdate(0.0, f"Auditing {len(image_set)} images with {len(entries)} model(s)…",
                       notices=notices)
-    results: list[AuditResult] = []
-    for number, entry in enumerate(entries):
+    for entry in entries:
         if list(image_set.class_names) != entry.class_names:
             notices.append(f"{entry.label} knows other classes than the set "
                            f"({', '.join(entry.class_names[:4])}…): no right/wrong marks.")
-        parts: list[AuditResult] = []
-        for update in _audit_chunks(entry, image_set, masks, request, stop, parts):
-            done = number * len(image_set) + update
-            yield AuditUpdate(done / total, f"{entry.label}: {update}/{len(image_set)} images "
-                              f"({time.perf_counter() - start:.1f} s)")
-        results.append(_joined(parts))
-        if stop.is_set():
-            break
+    parts: list[list[AuditResult]] = [[] for _ in entries]
+    tasks = [(number, first) for number in range(len(entries))
+             for first in range(0, len(image_set), CHUNK)]
+    audit_chunk = _chunk_auditor(entries, image_set, masks, request)
+    workers = default_workers(next(entries[0].model.parameters()).device)
+    done = 0
+    for (number, _), part in zip(tasks, ordered_map(audit_chunk, tasks, workers, stop.is_set)):
+        parts[number].append(part)
+        done += len(part)
+        entry = entries[number]
+        yield AuditUpdate(done / total, f"{entry.label}: {sum(map(len, parts[number]))}/"
+                          f"{len(image_set)} images ({time.perf_counter() - start:.1f} s)")
+    results = [_joined(model_parts) for model_parts in parts if model_parts]
     count = min(len(r) for r in results) if results else 0
     if count == 0:
         yield AuditUpdate(1.0, "Stopped before the first images: nothing to show.")
@@ -234,26 +239,31 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
                       f"{seconds:.1f} s.", record, notices)
 
 
-def _audit_chunks(entry: ModelEntry, image_set: isnet.ImageSet, masks: torch.Tensor | None,
-                  request: AuditRequest, stop: threading.Event,
-                  parts: list[AuditResult]) -> Iterator[int]:
-    """Audit ``image_set`` with one model in chunks (appended to ``parts``); yields images done."""
-    size = entry.input_size
-    scaled = _at_size(isnet.ImageSet(image_set.images, masks if masks is not None else
-                                     image_set.masks, image_set.labels,
-                                     list(image_set.class_names)), size)
-    labels = image_set.labels if list(image_set.class_names) == entry.class_names else None
-    explainer = lrp_explainer(lrp_config(entry))  # its ε, z^B bounds and LRP mode
-    inputs = normalise(scaled.images, entry.normalisation)  # as the model expects them
-    for first in range(0, len(image_set), CHUNK):
-        if stop.is_set():
-            return
+def _chunk_auditor(entries: list[ModelEntry], image_set: isnet.ImageSet,
+                   masks: torch.Tensor | None, request: AuditRequest
+                   ) -> Callable[[tuple[int, int]], AuditResult]:
+    """``audit((model number, first image))``: one chunk of :data:`CHUNK` images audited with
+    one model, each model at its own input size, normalisation and LRP settings."""
+    inputs, scaled_masks, labels, explainers = [], [], [], []
+    for entry in entries:
+        scaled = _at_size(isnet.ImageSet(image_set.images, masks if masks is not None else
+                                         image_set.masks, image_set.labels,
+                                         list(image_set.class_names)), entry.input_size)
+        inputs.append(normalise(scaled.images, entry.normalisation))  # as the model expects
+        scaled_masks.append(None if masks is None else scaled.masks)
+        labels.append(image_set.labels if list(image_set.class_names) == entry.class_names
+                      else None)
+        explainers.append(lrp_explainer(lrp_config(entry)))  # its ε, z^B bounds and LRP mode
+
+    def audit(task: tuple[int, int]) -> AuditResult:
+        number, first = task
         chunk = slice(first, first + CHUNK)
-        parts.append(audit_images(
-            entry.model, inputs[chunk], None if masks is None else scaled.masks[chunk],
-            None if labels is None else labels[chunk], batch_size=int(request.batch_size),
-            explainer=explainer))
-        yield min(first + CHUNK, len(image_set))
+        return audit_images(entries[number].model, inputs[number][chunk],
+                            None if scaled_masks[number] is None else scaled_masks[number][chunk],
+                            None if labels[number] is None else labels[number][chunk],
+                            batch_size=int(request.batch_size), explainer=explainers[number])
+
+    return audit
 
 
 def _joined(parts: list[AuditResult]) -> AuditResult:

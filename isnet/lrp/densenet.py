@@ -202,21 +202,21 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
     """
     modules = list(block.values())
     slots = [layers[0].concat.shape[1]] + [t.new_features.shape[1] for t in layers]
-    inbox: list[list[Tensor]] = [[] for _ in slots]  # messages per producer (block input, layers)
+    inbox = _Inbox(len(slots))  # summed messages per producer (block input, layers)
     readers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # kept for the quirky lookup
 
     def post(message: Tensor) -> None:
         for slot, part in enumerate(message.split(slots[: _count_slots(message, slots)], dim=2)):
-            inbox[slot].append(part)
+            inbox.add(slot, part)
 
     post(end_message)
     for index in reversed(range(len(modules))):
         layer, t = modules[index], layers[index]
         if config.reference_quirks:
-            message = inbox[index + 1][0] + _quirky_messages(index + 1, len(modules), t, slots,
-                                                             readers, config)
+            message = inbox.first[index + 1] + _quirky_messages(index + 1, len(modules), t,
+                                                                slots, readers, config)
         else:
-            message = torch.stack(inbox[index + 1]).sum(0)  # (B, M, growth, h, w)
+            message = inbox.total[index + 1]  # (B, M, growth, h, w)
         size = tuple(t.relu2.shape[-2:])
         transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
                                     layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
@@ -227,7 +227,31 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
         if config.reference_quirks:
             readers[index + 1] = (t.relu1, transposed, scale, shift)
         post(_message(t.relu1, transposed, t.concat, scale, shift, config))
-    return torch.stack(inbox[0]).sum(0)
+    return inbox.total[0]
+
+
+class _Inbox:
+    """The messages a dense block's producers receive, summed as they arrive.
+
+    Summing on arrival, in place when no gradient is wanted, keeps one tensor per producer
+    instead of stacking all of them (the block's last layers read up to 24 messages each).
+    ``first`` keeps each producer's first message (the block's end reader), which the quirky
+    lookup of the published block reads on its own.
+    """
+
+    def __init__(self, producers: int) -> None:
+        self.first: list[Tensor | None] = [None] * producers
+        self.total: list[Tensor | None] = [None] * producers
+        self._owned = [False] * producers  # total is our own buffer (safe to add into)
+
+    def add(self, producer: int, message: Tensor) -> None:
+        total = self.total[producer]
+        if total is None:
+            self.first[producer] = self.total[producer] = message
+        elif self._owned[producer] and not torch.is_grad_enabled():
+            total.add_(message)
+        else:
+            self.total[producer], self._owned[producer] = total + message, True
 
 
 def _quirky_messages(number: int, num_layers: int, t: LayerTrace, slots: list[int],
