@@ -12,7 +12,8 @@ Measured per (model, size, batch):
   first layer and its ResNet/VGG canonizer on torchvision's own model (the same rules as ours);
   for DenseNet its ``EpsilonPlusFlat`` (zennit has no DenseNet canonizer);
 * an ISNet training step (forward, LRP, heatmap loss, backward, SGD) vs a plain training step,
-  for the one-map variants and for all maps with K = 2 and K = 10;
+  for the one-map variants and for all maps with K = 2 and K = 10; the two steps alternate and
+  the ratio is the median of the per-pair ratios (robust to a slow spell of the machine);
 * peak memory growth of a training step (each in a fresh process), ISNet vs plain.
 
 Goals on a 2-core CPU (from the engine issue): heatmap ≤ 1.5× forward+backward; one-map ISNet
@@ -66,6 +67,31 @@ def _median_seconds(step: Callable[[], None], repeats: int) -> Timing:
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     return Timing((statistics.median(walls), statistics.median(cpus)))
+
+
+def _interleaved(baseline: Callable[[], None], step: Callable[[], None],
+                 repeats: int) -> tuple[Timing, Timing, Timing]:
+    """Time ``baseline`` and ``step`` alternately, ``repeats`` pairs (after one warm-up each).
+
+    Returns the medians of baseline and step, and the median of the per-pair ratios (wall, CPU):
+    a pair runs within seconds, so a slow spell of a shared or virtual machine shifts both of
+    its times instead of one side of the ratio.
+    """
+    baseline()
+    step()
+    times: list[tuple[float, float, float, float]] = []
+    for _ in range(repeats):
+        measured = []
+        for function in (baseline, step):
+            wall, cpu = time.perf_counter(), time.process_time()
+            function()
+            measured += [time.perf_counter() - wall, time.process_time() - cpu]
+        times.append(tuple(measured))
+    column = list(zip(*times))
+    ratios = Timing((statistics.median(s / b for b, s in zip(column[0], column[2])),
+                     statistics.median(s / b for b, s in zip(column[1], column[3]))))
+    return (Timing((statistics.median(column[0]), statistics.median(column[1]))),
+            Timing((statistics.median(column[2]), statistics.median(column[3]))), ratios)
 
 
 def _batch(size: int, batch: int, classes: int):
@@ -201,12 +227,15 @@ def _measure(name: str, size: int, batch: int, repeats: int, memory: bool,
     except ImportError:
         yield "zennit not installed: skipped"
     for classes_k in class_counts:
-        plain = _median_seconds(_train_step(name, "plain", classes_k, size, batch), repeats)
-        yield f"K={classes_k:<2} plain train step {plain}"
+        plain_step = _train_step(name, "plain", classes_k, size, batch)
         for variant in variants:
-            t = _median_seconds(_train_step(name, variant, classes_k, size, batch), repeats)
+            plain, t, ratio = _interleaved(plain_step,
+                                           _train_step(name, variant, classes_k, size, batch),
+                                           repeats)
             goal = "(goal <= 2.5)" if variant != "all" else "(K maps)"
-            yield f"      ISNet {variant:<10} {t} | {t / plain} {goal}"
+            yield (f"K={classes_k:<2} ISNet {variant:<10} {t} | plain train step {plain} | "
+                   f"ratio {ratio.wall:5.2f} (CPU-time ratio {ratio.cpu:5.2f}; medians of "
+                   f"{repeats} interleaved pairs) {goal}")
     if memory:
         plain_mb = peak_step_memory(name, "plain", 10, size, batch) / 2**20
         for variant in ("selective", "all"):
