@@ -50,7 +50,7 @@ def entry_from_checkpoint(path: str | Path, model_id: str, label: str | None = N
     metadata = plain_metadata(metadata)
     mode, reason = opening_mode(path, metadata)  # the authors' files: their LRP as published
     metadata.update(lrp_mode=mode, lrp_mode_reason=reason)
-    kind = "ISNet" if trained_as(metadata) == "isnet" else "Standard"
+    kind = {"isnet": "ISNet", "comparison": "Comparison"}.get(trained_as(metadata), "Standard")
     name = label or f"{kind} · {Path(path).stem}"
     return ModelEntry(model_id, name, model.eval(), metadata, owner=owner, path=str(path))
 

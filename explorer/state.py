@@ -7,9 +7,8 @@
   all sessions; a model a user loads or fine-tunes belongs to that user's session only (its
   ``owner`` is the session hash) and is dropped when the session ends. Nothing here is in
   ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are too big for that.
-* :class:`HeatmapCache` — a small LRU of explanation results, so that moving the opacity slider
-  or switching tabs does not rerun LRP (and a second one of whole Explain answers, so that the
-  same view asked for again is not even drawn again).
+* :class:`HeatmapCache` — a small LRU of explanation results (and of whole Explain answers), so
+  moving the opacity slider or switching tabs reruns nothing.
 * :class:`AppContext` — the one object handed to every handler (no module-level globals);
   its size limits are :class:`explorer.limits.Limits`.
 """
@@ -32,6 +31,7 @@ from explorer.errors import InputError
 from explorer.limits import Limits
 from explorer.sessions import SessionJanitor, safe_name
 from isnet.models import family_of
+from isnet.training.config import ISNET_METHODS
 
 SHARED = None  # owner of bundled models
 
@@ -76,7 +76,7 @@ class ModelEntry:
 
     @property
     def trained_as(self) -> str:
-        """"isnet" or "standard" (how the model was trained); "unknown" when nothing says."""
+        """"isnet", "standard", "comparison" or "unknown" (see :func:`trained_as`)."""
         return trained_as(self.metadata)
 
     @property
@@ -132,18 +132,20 @@ def training_method(metadata: Mapping[str, Any]) -> str | None:
 
 
 def trained_as(metadata: Mapping[str, Any]) -> str:
-    """"isnet" or "standard": how a model was trained, from its metadata.
+    """"isnet", "standard" or "comparison": how a model was trained, from its metadata.
 
-    An explicit ``trained_as`` (models that were never trained, such as the untrained demo pair)
-    wins; then the training method (``"standard"`` or an ISNet method); then, for foreign files
-    without a configuration, whether "isnet" appears in their provenance; else "unknown".
+    An explicit ``trained_as`` (e.g. the untrained demo pair) wins; then the training method:
+    "standard", an ISNet (the heatmap loss on LRP or on gradient×input) or another arena method
+    ("comparison"); then, for foreign files, whether "isnet" appears in their provenance.
     """
     explicit = metadata.get("trained_as")
     if explicit in ("isnet", "standard"):
         return str(explicit)
     method = training_method(metadata)
     if method:
-        return "standard" if method == "standard" else "isnet"
+        if method == "standard":
+            return "standard"
+        return "isnet" if method in (*ISNET_METHODS, "gradient_input") else "comparison"
     sections = [metadata.get(k) for k in ("config", "provenance") if metadata.get(k)]
     if not sections:
         return "unknown"

@@ -437,6 +437,9 @@ def test_training_method_and_trained_as_come_from_the_metadata():
     assert training_method({"config": {}}) is None
     assert trained_as({"config": {"method": "standard"}}) == "standard"
     assert trained_as({"config": {"method": "all"}}) == "isnet"
+    assert trained_as({"config": {"method": "gradient_input"}}) == "isnet"
+    for method in ("vit", "ag_sononet", "gain", "rrr", "ham", "unet_segment"):
+        assert trained_as({"config": {"method": method}}) == "comparison"
     assert trained_as({"trained_as": "isnet", "config": {}}) == "isnet"
     assert trained_as({"config": {}, "provenance": {"source_file": "/w/isnet_dn.pth"}}) == "isnet"
     assert trained_as({"config": {}, "provenance": {"source_file": "/w/plain.pth"}}) == "standard"

@@ -284,6 +284,46 @@ def test_arena_reads_results_and_loads_a_rows_model(ctx, tmp_path):
         ha.read_leaderboard(folder)
 
 
+def test_arena_rows_load_bundled_checkpoints_of_a_folder_of_that_name(ctx, tmp_path):
+    from explorer.handlers import arena as ha
+    from isnet.io.checkpoints import save_checkpoint
+
+    folder, bundled = tmp_path / "results" / "arena-cpu", tmp_path / "assets" / "arena"
+    folder.mkdir(parents=True)
+    (folder / "arena.json").write_text(json.dumps({"command": "python -m benchmarks.arena",
+                                                   "device": "CPU", "methods": [
+        _arena_record("standard", "Standard", (0.99, 0.5, 0.2), 0.6),
+        _arena_record("selective", "Selective ISNet", (0.8, 0.79, 0.78), 0.2)]}))
+    torch.manual_seed(0)
+    model = isnet.create_model("tiny_densenet", num_classes=3)
+    save_checkpoint(bundled / "arena-cpu" / "selective.safetensors", model,
+                    class_names=["a", "b", "c"], input_size=32, config={"method": "selective"})
+    save_checkpoint(bundled / "other" / "standard.safetensors", model,  # another folder's
+                    class_names=["a", "b", "c"], input_size=32, config={"method": "standard"})
+    board = ha.read_leaderboard(folder, bundled)
+    assert board.checkpoints == {"selective": str(bundled / "arena-cpu" /
+                                                  "selective.safetensors")}
+    assert [r[-1] for r in board.rows] == ["—", "load"]
+    assert ha.load_method(ctx, "ivy", board, 1).label == "Arena · Selective ISNet"
+    # the folder's own file wins over the bundled one
+    save_checkpoint(folder / "selective.safetensors", model, class_names=["a", "b", "c"],
+                    input_size=32, config={"method": "selective"})
+    assert ha.read_leaderboard(folder, bundled).checkpoints["selective"] == str(
+        folder / "selective.safetensors")
+
+
+def test_bundled_arena_checkpoints_load_and_match_their_results():
+    from explorer.handlers import arena as ha
+
+    board = ha.read_leaderboard(ha.DEFAULT_FOLDER.parent / "arena-cpu")
+    assert {"vit", "ag_sononet"} <= set(board.checkpoints)
+    for method in ("vit", "ag_sononet"):
+        model, metadata = isnet.load_checkpoint(board.checkpoints[method])
+        assert metadata["config"]["method"] == method and metadata["class_names"][0] == "T-shirt/top"
+        assert sum(p.numel() for p in model.parameters()) == board.rows[
+            board.methods.index(method)][ha.HEADERS.index("Parameters")]
+
+
 def _arena_folder(tmp_path, methods=None):
     """A results folder as benchmarks/arena.py writes it, with tiny untrained networks of
     ``methods`` (default: every training method) saved as the arena saves them."""

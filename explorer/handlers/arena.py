@@ -10,7 +10,10 @@ confounding against background share) and, per method, ``<method>.json`` and
 ``background_share_lrp``, ``background_share_native``.
 
 Clicking a row loads ``<method>.safetensors`` (when it exists) as a model of the session, so it
-can be explained beside any other; networks without an LRP walk are explained with their native
+can be explained beside any other. Results folders do not travel with the repository's
+checkpoints (they are large and the command remakes them), so the small ones are bundled in
+``assets/arena/<results folder name>/<method>.safetensors`` and a row without its own file in the
+folder loads the bundled one; networks without an LRP walk are explained with their native
 map (see :mod:`explorer.handlers.explain`).
 """
 
@@ -27,6 +30,8 @@ from explorer.errors import InputError
 from explorer.state import AppContext, ModelEntry
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "results" / "arena"
+BUNDLED_FOLDER = Path(__file__).resolve().parents[2] / "assets" / "arena"
+"""Bundled arena checkpoints, one sub-folder per results folder (by its name)."""
 SPLITS = ("biased", "unbiased", "confounding")
 HEADERS = ["Method", "Network", "Acc. biased %", "Acc. unbiased %", "Acc. confounding %",
            "BG share (LRP)", "BG share (native)", "Native map", "Train s/epoch",
@@ -112,8 +117,19 @@ def row(record: dict, checkpoint: bool) -> list[Any]:
             record.get("status"), "load" if checkpoint else "—"]
 
 
-def read_leaderboard(folder: str | Path) -> Leaderboard:
-    """The arena's leaderboard from a results folder (empty, with a hint, when there is none).
+def checkpoint_of(folder: Path, method: str, bundled: Path = BUNDLED_FOLDER) -> Path | None:
+    """A method's checkpoint: ``folder/<method>.safetensors``, else the bundled copy for a
+    folder of that name (``bundled/<folder name>/<method>.safetensors``), else None."""
+    for candidate in (folder / f"{method}.safetensors",
+                      bundled / folder.name / f"{method}.safetensors"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_leaderboard(folder: str | Path, bundled: str | Path = BUNDLED_FOLDER) -> Leaderboard:
+    """The arena's leaderboard from a results folder (empty, with a hint, when there is none);
+    checkpoints found by :func:`checkpoint_of`.
 
     Raises:
         InputError: a results file that is not the arena's JSON.
@@ -129,11 +145,11 @@ def read_leaderboard(folder: str | Path) -> Leaderboard:
         method = str(record.get("method", ""))
         if not _METHOD_NAME.match(method):
             continue
-        checkpoint = folder / f"{method}.safetensors"
-        if checkpoint.is_file():
+        checkpoint = checkpoint_of(folder, method, Path(bundled))
+        if checkpoint is not None:
             board.checkpoints[method] = str(checkpoint)
         board.methods.append(method)
-        board.rows.append(row(record, checkpoint.is_file()))
+        board.rows.append(row(record, checkpoint is not None))
     plot = folder / "arena.png"
     board.plot = str(plot) if plot.is_file() else None
     lines = [f"{len(board.methods)} methods"]

@@ -254,7 +254,8 @@ def input_lines(entry: ModelEntry) -> list[str]:
 def summary_line(entry: ModelEntry) -> str:
     """One line: family, classes, input, trained as, data and bias, test accuracy per split."""
     meta = entry.metadata
-    trained = {"isnet": "ISNet", "standard": "standard"}.get(entry.trained_as, "training unknown")
+    trained = {"isnet": "ISNet", "standard": "standard", "comparison": "comparison method"}.get(
+        entry.trained_as, "training unknown")
     if entry.method and entry.method != "standard":
         trained += f" ({entry.method})"
     data = meta.get("data") or {}
@@ -278,7 +279,8 @@ def model_card(entry: ModelEntry) -> str:
     arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})
     shape = ", ".join(f"{key.replace('_', ' ')} {tuple(v) if isinstance(v, list) else v}"
                       for key, v in arch.items() if key not in ("num_classes", "in_channels"))
-    trained = {"isnet": "ISNet", "standard": "standard"}.get(entry.trained_as, "not recorded")
+    trained = {"isnet": "ISNet", "standard": "standard", "comparison": "comparison method"}.get(
+        entry.trained_as, "not recorded")
     lines = [f"### {entry.label}", summary_line(entry), "",
              f"- **Family:** {entry.family}", *input_lines(entry),
              f"- **LRP:** {mode_note(entry)}", "",
