@@ -65,8 +65,7 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---|---:|---:|")
     for name in args.models:
         model, metadata = isnet.load_checkpoint(MODELS[name])
-        trained = metadata.get("config") or {}  # explained as it was trained, as the app does
-        lrp = isnet.LRPConfig(epsilon=trained.get("epsilon", 0.01), zb=trained.get("zb", True))
+        lrp = isnet.LRPConfig.as_trained(metadata.get("config"))  # as the app explains it
         start = time.perf_counter()
         result = audit_images(model, images, masks, labels, batch_size=64,
                               explainer=lrp_explainer(lrp), workers=workers)

@@ -237,6 +237,15 @@ def test_one_lrp_config_travels_together_and_shortcuts_override_it(tiny_model, i
     torch.testing.assert_close(from_config, from_keywords)
 
 
+def test_lrp_settings_as_trained_come_from_the_checkpoint_config():
+    assert isnet.LRPConfig.as_trained(None) == isnet.LRPConfig()  # the paper's: ε 0.01, z^B
+    assert isnet.LRPConfig.as_trained({"epsilon": 0.1, "zb": False, "lr": 3}) == \
+        isnet.LRPConfig(epsilon=0.1, zb=False)
+    assert isnet.LRPConfig.as_trained({"zb": False}, low=-1.0).low == -1.0
+    with pytest.raises(ValueError, match="epsilon must be >= 0"):
+        isnet.LRPConfig.as_trained({"epsilon": -1})
+
+
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 def test_explaining_without_a_graph_gives_the_same_heatmaps(tiny_model, images, training):
     """Without autograd the DenseNet walk takes the cheaper ReLU form of the ε message

@@ -69,7 +69,7 @@ def resolve(entry: ModelEntry, mode: str | None) -> str:
 def trained_zb(entry: ModelEntry) -> bool:
     """Whether the model's training heatmaps used the z^B rule at the input layer (its
     checkpoint's ``config.zb``; True, the paper's rule, for models without one)."""
-    return bool((entry.metadata.get("config") or {}).get("zb", True))
+    return isnet.LRPConfig.as_trained(entry.metadata.get("config")).zb
 
 
 def lrp_config(entry: ModelEntry, mode: str | None = None, epsilon: float | None = None,

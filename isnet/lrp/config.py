@@ -61,6 +61,15 @@ class LRPConfig:
         if torch.any(low >= high):
             raise ValueError(f"z^B bounds need low < high, got low={self.low}, high={self.high}")
 
+    @classmethod
+    def as_trained(cls, training: dict | None, **overrides) -> LRPConfig:
+        """The settings a model's training heatmaps used, from its checkpoint's ``config``
+        (``metadata["config"]``): its ε and input rule (z^B or ε). A checkpoint that does not
+        say gets the paper's (ε = 0.01, z^B). ``overrides`` set any other field (bounds, …)."""
+        training = training or {}
+        settings = {"epsilon": float(training.get("epsilon", 0.01)),
+                    "zb": bool(training.get("zb", True))}
+        return cls(**{**settings, **overrides})
 
 
 def channel_view(value: float | Sequence[float], like: Tensor) -> Tensor:

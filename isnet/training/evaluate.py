@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from isnet.data.image_set import as_dataset
 from isnet.io.checkpoints import load_checkpoint
 from isnet.loss import background_share
+from isnet.lrp.config import LRPConfig
 from isnet.lrp.registry import is_lrp_ready
 from isnet.training.experiment import ExperimentData, evaluation_set
 from isnet.training.methods import native_explainer_for
@@ -107,8 +108,7 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         raise ValueError(f"{path}: the checkpoint has no 'data' description; evaluate it with "
                          "isnet.evaluate.measure(model, image_set) on your own images")
     data = ExperimentData.from_dict(metadata["data"])
-    config = metadata.get("config") or {}
-    epsilon = float(config.get("epsilon", 0.01))
-    zb = bool(config.get("zb", True)) if zb is None else zb
+    trained = LRPConfig.as_trained(metadata.get("config"))
+    epsilon, zb = trained.epsilon, trained.zb if zb is None else zb
     return {split: {**measure(model, evaluation_set(data, split, limit), batch_size, epsilon, zb),
                     "zb": zb} for split in splits}
