@@ -66,6 +66,11 @@ def test_audit_of_an_upload_stores_what_the_views_read(tmp_path):
     assert "| Tiny standard | 6 |" in views.summary(data, 0.5)
 
 
+def test_audit_batches_shrink_for_large_inputs():
+    assert ha.batch_size(64, 64) == 64 and ha.batch_size(32, 64) == 32
+    assert ha.batch_size(64, 224) == 5 and ha.batch_size(64, 2048) == 1
+
+
 def test_two_models_on_several_workers_give_the_same_audit(tmp_path, monkeypatch):
     monkeypatch.setattr(ha, "CHUNK", 2)
     ctx = make_context(tmp_path)

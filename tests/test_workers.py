@@ -82,3 +82,9 @@ def test_default_workers_never_oversubscribe_the_cores(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert default_workers("meta") == 1  # not the CPU: one batch at a time
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    try:
+        torch.set_num_threads(1)
+        assert default_workers() == 4 and default_workers(limit=8) == 8  # memory bounds them
+    finally:
+        torch.set_num_threads(threads)

@@ -45,6 +45,9 @@ uploaded set needs its own masks only for "set"; for "auto" and "none" images wi
 ``.mask.png`` are audited too."""
 MAX_IMAGES = 2000
 CHUNK = 64
+PIXELS_PER_BATCH = 64 * 64 * 64
+"""Largest batch in pixels: 64 images at 64 px (a DenseNet121's explanations of them hold
+~0.8 GB), so a 224 px model explains 5 images at a time, not 64 (~10 GB)."""
 
 
 @dataclass(frozen=True)
@@ -261,9 +264,16 @@ def _chunk_auditor(entries: list[ModelEntry], image_set: isnet.ImageSet,
         return audit_images(entries[number].model, inputs[number][chunk],
                             None if scaled_masks[number] is None else scaled_masks[number][chunk],
                             None if labels[number] is None else labels[number][chunk],
-                            batch_size=int(request.batch_size), explainer=explainers[number])
+                            batch_size=batch_size(request.batch_size,
+                                                  entries[number].input_size),
+                            explainer=explainers[number])
 
     return audit
+
+
+def batch_size(requested: int, input_size: int) -> int:
+    """Images per forward pass: the request's, at most :data:`PIXELS_PER_BATCH` pixels."""
+    return max(1, min(int(requested), PIXELS_PER_BATCH // (input_size * input_size)))
 
 
 def _joined(parts: list[AuditResult]) -> AuditResult:
