@@ -94,12 +94,11 @@ def time_app(images: int, workers: int) -> int:
     from explorer.app import make_context
     from explorer.handlers import audit as handler
 
-    handler.default_workers = lambda device: workers  # what --workers/--threads asked for
     with tempfile.TemporaryDirectory() as folder:
         ctx = make_context(work_dir=folder)
         request = handler.AuditRequest(tuple(ctx.default_pair), source="mixed", limit=images)
         start = time.perf_counter()
-        last = list(handler.run_audit(ctx, "benchmark", request))[-1]
+        last = list(handler.run_audit(ctx, "benchmark", request, workers=workers))[-1]
         seconds = time.perf_counter() - start
     print(f"explorer audit, 2 models × {last.record['count']} images: {seconds:.1f} s "
           f"({last.status})")

@@ -195,10 +195,10 @@ def _masks_for(image_set: isnet.ImageSet, mode: str) -> torch.Tensor | None:
 
 
 def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
-              stop: threading.Event | None = None, local: bool = False
-              ) -> Iterator[AuditUpdate]:
+              stop: threading.Event | None = None, local: bool = False,
+              workers: int | None = None) -> Iterator[AuditUpdate]:
     """Audit the set with every requested model; yields progress, the last update carries the
-    audit record.
+    audit record. ``workers``: chunks explained at once (None: :func:`default_workers`).
 
     Raises:
         InputError: no model, more than two, bad source or set.
@@ -221,7 +221,7 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
     tasks = [(number, first) for number in range(len(entries))
              for first in range(0, len(image_set), CHUNK)]
     audit_chunk = _chunk_auditor(entries, image_set, masks, request)
-    workers = default_workers(next(entries[0].model.parameters()).device)
+    workers = workers or default_workers(next(entries[0].model.parameters()).device)
     done = 0
     for (number, _), part in zip(tasks, ordered_map(audit_chunk, tasks, workers, stop.is_set)):
         parts[number].append(part)

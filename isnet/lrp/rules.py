@@ -184,7 +184,7 @@ def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Te
     h_j w⁻_jk)`` is ``v`` applied to an image of ones, the same for every sample (computed once,
     for one image), and the relevance is ``R_j = a_j·(wᵀ s)_j − (vᵀ s)_j`` with ``s = R/stab(z)``.
     Both transposes run as one transposed convolution with ``w`` and ``v`` stacked along the
-    input channels (one pass over ``s`` instead of three; ~2× faster for the 7×7 stride-2 stem).
+    input channels (one pass over ``s`` instead of two; ~2× faster for the 7×7 stride-2 stem).
 
     Args:
         weighted_inputs: ``Σ_j a_j w_jk``, the convolution of ``inputs`` without bias, when the
