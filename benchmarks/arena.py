@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from isnet.data.image_set import ImageSet
 from isnet.io.atomic import write_atomically, write_with
-from isnet.io.checkpoints import save_checkpoint
+from isnet.io.checkpoints import load_checkpoint, save_checkpoint
 from isnet.lrp.registry import is_lrp_ready
 from isnet.models import MODEL_NAMES
 from isnet.models.ham import HAMNet
@@ -54,6 +54,7 @@ from isnet.training.evaluate import measure
 from isnet.training.experiment import ExperimentData, evaluation_set, training_sets
 from isnet.training.loop import fit
 from isnet.training.methods import as_explainer, create_network, get_method
+from isnet.training.recipes import RECIPES
 
 SPLITS = ("biased", "unbiased", "confounding")
 TITLES = {"standard": "Standard", "all": "ISNet (all maps)", "selective": "Selective ISNet",
@@ -92,11 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, default=Path("results/arena"))
     parser.add_argument("--half", action="store_true",
                         help="store the checkpoints' weights as float16 (for bundled assets)")
+    parser.add_argument("--isnet-recipe", choices=sorted(RECIPES), default="engine",
+                        help="methods with a heatmap loss: the engine's settings, or the bundled "
+                             "ISNet's recipe (isnet.training.recipes)")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="stop training after this many seconds of the whole command (the "
                              "method is then evaluated and marked 'stopped')")
     parser.add_argument("--resume", action="store_true",
                         help="skip methods whose <method>.json exists in --out-dir")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="with --resume: measure again each listed method whose JSON and "
+                             "checkpoint exist in --out-dir (training results are kept; the "
+                             "record notes the device it was evaluated on)")
     return parser
 
 
@@ -105,10 +113,11 @@ def method_config(method: str, args: argparse.Namespace) -> TrainConfig:
     comparison = get_method(method)
     model = comparison.model_name(args.backbone) if comparison else args.backbone
     balance = args.gradient_balance if method in ISNET_METHODS else "joint"
-    return TrainConfig(model=model, num_classes=10, method=method, epochs=args.epochs,
-                       batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                       input_size=args.size, rrr_weight=args.rrr_weight, schedule=args.schedule,
-                       gradient_balance=balance)
+    config = TrainConfig(model=model, num_classes=10, method=method, epochs=args.epochs,
+                         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                         input_size=args.size, rrr_weight=args.rrr_weight,
+                         schedule=args.schedule, gradient_balance=balance)
+    return RECIPES[getattr(args, "isnet_recipe", "engine")](config)
 
 
 def inference_ms_per_image(model: nn.Module, images: torch.Tensor, batch_size: int) -> float:
@@ -150,8 +159,6 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
                      should_stop=lambda: time.monotonic() > args.deadline)
     model = result.model.eval()
     comparison = get_method(method)
-    native = as_explainer(comparison.native_map) if comparison else None
-    lrp = is_lrp_ready(model)
     record: dict[str, Any] = {
         "method": method, "title": comparison.title if comparison else TITLES[method],
         "model": network_label(model, config.model), "status": result.status,
@@ -159,19 +166,8 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
         "steps": result.steps, "epochs_done": len(result.history),
         "train_seconds_per_epoch": result.seconds / max(len(result.history), 1),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "native_map": comparison.native_name if comparison else "LRP", "splits": {}}
-    for split, images in tests.items():
-        values = {"accuracy": None, "background_share_lrp": None,
-                  "background_share_native": None}
-        if lrp:
-            measured = measure(model, images, args.batch_size, config.epsilon)
-            values.update(accuracy=measured["accuracy"],
-                          background_share_lrp=measured["background_share"])
-        if native is not None or not lrp:
-            measured = measure(model, images, args.batch_size, explainer=native)
-            values.update(accuracy=measured["accuracy"],
-                          background_share_native=measured["background_share"])
-        record["splits"][split] = values
+        "native_map": comparison.native_name if comparison else "LRP",
+        **evaluate_method(model, method, config, tests, args.batch_size)}
     record["inference_ms_per_image"] = inference_ms_per_image(model, tests["biased"].images,
                                                               args.batch_size)
     save_checkpoint(args.out_dir / f"{method}.safetensors", model.cpu(), model_name=config.model,
@@ -180,6 +176,42 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
                     metrics={"arena": record}, overwrite=True, half=args.half,
                     provenance={"command": "python -m benchmarks.arena"})
     return record
+
+
+def evaluate_method(model: nn.Module, method: str, config: TrainConfig,
+                    tests: dict[str, ImageSet], batch_size: int) -> dict[str, Any]:
+    """Accuracy and background shares on each test split, as the record's ``splits``.
+
+    The LRP heatmap uses the input rule the model was trained with (``config.zb``: z^B or ε), as
+    the explorer does; the record names it (``lrp_input_rule``).
+    """
+    comparison = get_method(method)
+    native = as_explainer(comparison.native_map) if comparison else None
+    lrp = is_lrp_ready(model)
+    splits: dict[str, Any] = {}
+    for split, images in tests.items():
+        values = {"accuracy": None, "background_share_lrp": None,
+                  "background_share_native": None}
+        if lrp:
+            measured = measure(model, images, batch_size, config.epsilon, zb=config.zb)
+            values.update(accuracy=measured["accuracy"],
+                          background_share_lrp=measured["background_share"])
+        if native is not None or not lrp:
+            measured = measure(model, images, batch_size, explainer=native)
+            values.update(accuracy=measured["accuracy"],
+                          background_share_native=measured["background_share"])
+        splits[split] = values
+    return {"splits": splits,
+            "lrp_input_rule": ("z^B" if config.zb else "ε") if lrp else None}
+
+
+def reevaluate(record: dict[str, Any], checkpoint: Path, tests: dict[str, ImageSet],
+               batch_size: int, device: torch.device) -> dict[str, Any]:
+    """``record`` with its splits measured again on the saved network (float32 weights)."""
+    loaded = load_checkpoint(checkpoint)
+    config = TrainConfig.from_dict(loaded.metadata["config"])
+    model = loaded.model.to(device).eval()
+    return {**record, **evaluate_method(model, record["method"], config, tests, batch_size)}
 
 
 def explained_share(record: dict[str, Any], split: str = "biased") -> float:
@@ -211,7 +243,8 @@ def markdown_table(records: Sequence[dict[str, Any]], command: str, device: str,
             f"| {r['title']} | {r['model']} | {number(s['biased']['accuracy'], 100)} % | "
             f"{number(s['unbiased']['accuracy'], 100)} % | "
             f"{number(s['confounding']['accuracy'], 100)} % | "
-            f"{number(s['biased']['background_share_lrp'], 1, 3)} | "
+            f"{number(s['biased']['background_share_lrp'], 1, 3)}"
+            f"{' (ε input)' if r.get('lrp_input_rule') == 'ε' else ''} | "
             f"{number(s['biased']['background_share_native'], 1, 3)} ({r['native_map']}) | "
             f"{r['train_seconds_per_epoch']:.1f} | {r['inference_ms_per_image']:.2f} | "
             f"{r['parameters']:,} | {r['status']} |")
@@ -229,19 +262,25 @@ def plot(records: Sequence[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 5))
-    for r in records:
+    figure, axes = plt.subplots(figsize=(9, 5))
+    colours = plt.get_cmap("tab20").colors
+    for index, r in enumerate(records):
         drop = 100 * (r["splits"]["biased"]["accuracy"] - r["splits"]["confounding"]["accuracy"])
         share = explained_share(r)
         marker = "o" if r["splits"]["biased"]["background_share_lrp"] is not None else "s"
-        axes.scatter(share, drop, marker=marker, s=50)
         biased = 100 * r["splits"]["biased"]["accuracy"]
-        axes.annotate(f"{r['title']} ({biased:.0f} %)", (share, drop), textcoords="offset points",
-                      xytext=(5, 4), fontsize=8)
+        unbiased = 100 * r["splits"]["unbiased"]["accuracy"]
+        axes.scatter(share, drop, marker=marker, s=60, color=colours[index % len(colours)],
+                     edgecolors="black", linewidths=0.5, alpha=0.85,
+                     label=f"{r['title']} ({biased:.0f} / {unbiased:.0f} %)")
+    # a legend beside the axes: methods often share a point (every shortcut learner sits at a
+    # drop of ~100), where text labels would print over each other
+    axes.legend(title="method (biased / unbiased accuracy)", fontsize=8, title_fontsize=8,
+                loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     axes.set_xlabel("background share on biased test images (● LRP, ■ native map)")
     axes.set_ylabel("accuracy drop biased → confounding (points)")
-    axes.set_title("Shortcut reliance (label: biased accuracy; a drop means something only\n"
-                   "well above chance, 10 %)", fontsize=10)
+    axes.set_title("Shortcut reliance: accuracy lost when the corner mark names another class",
+                   fontsize=10)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     write_with(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png"),
@@ -265,19 +304,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m benchmarks.arena " + " ".join(sys.argv[1:] if argv is None else argv)
     data = ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=1,
                           test_limit=args.test_limit, seed=args.seed, root=args.root)
+    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
     train, tests = None, None
     records = []
     for method in methods:
         path = args.out_dir / f"{method}.json"
-        if args.resume and path.exists():
-            logger.info("%s: result exists, skipped (--resume)", method)
-            records.append(json.loads(path.read_text()))
-            continue
         if train is None:
             train = training_sets(data)[0].to(device)
             tests = {split: evaluation_set(data, split).to(device) for split in SPLITS}
+        checkpoint = args.out_dir / f"{method}.safetensors"
+        if args.resume and path.exists():
+            record = json.loads(path.read_text())
+            if args.reevaluate and checkpoint.exists():
+                logger.info("%s: evaluated again from %s (--reevaluate)", method, checkpoint)
+                record = reevaluate(record, checkpoint, tests, args.batch_size, device)
+                record.update(evaluated_on=device_name, evaluation_command=command)
+                write_atomically(path, [json.dumps(record, indent=2).encode()], overwrite=True)
+            else:
+                logger.info("%s: result exists, skipped (--resume)", method)
+            records.append(record)
+            continue
         record = {**run_method(method, args, data, train, tests, device), "command": command,
-                  "device": str(device)}
+                  "device": str(device), "device_name": device_name}
         write_atomically(path, [json.dumps(record, indent=2).encode()], overwrite=True)
         records.append(record)
     if args.resume:  # earlier runs of other subsets join the table
@@ -285,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         records += [json.loads((args.out_dir / f"{m}.json").read_text()) for m in TRAINING_METHODS
                     if m not in done and (args.out_dir / f"{m}.json").exists()]
         records.sort(key=lambda r: TRAINING_METHODS.index(r["method"]))
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
+    # a table of resumed results names the devices that trained them
+    device_name = ", ".join(dict.fromkeys(r.get("device_name", r["device"]) for r in records)
+                            ) or device_name
     masks = evaluation_set(data, "biased").masks
     uniform = float((1 - masks).mean())  # background share of an even map
     summary = {"command": command, "device": device_name, "data": data.to_dict(),

@@ -8,6 +8,7 @@
 #
 #   STUDY="standard isnet_separate" ARENA="rrr gain" BUDGET=400 OUT=results/gpu \
 #       bash scripts/study_on_gpu.sh
+#   STUDY= ARENA="standard selective" ARENA_EXTRA="--isnet-recipe bundled" bash scripts/study_on_gpu.sh
 #
 # The arena methods train with the engine's defaults (joint clipping at 10; the first H200 run's
 # separate clipping let every ISNet variant learn the mark, docs/training-isnet.md). Two or
@@ -22,7 +23,7 @@ OUT=${OUT:-results/gpu}
 ROOT=${ROOT:-.data/fashion-mnist}
 BUDGET=${BUDGET:-400}
 HARD=${HARD:-$((BUDGET + 150))}
-STUDY=${STUDY:-standard ceiling_unbiased isnet_clip1 isnet_separate}
+STUDY=${STUDY-standard ceiling_unbiased isnet_clip1 isnet_separate}
 ARENA=${ARENA:-}
 KEEP=${KEEP:-}
 PYTHON=${PYTHON:-python3}

@@ -9,6 +9,7 @@ import pytest
 
 import isnet
 from benchmarks import arena
+from isnet.training.experiment import ExperimentData, evaluation_set
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,3 +43,28 @@ def test_arena_writes_results_and_resumes(tmp_path, capsys):
     assert (out / "standard.json").read_text() == before  # skipped, not retrained
     table = (out / "arena.md").read_text()
     assert "U-Net, then classifier" in table and "Standard" in table  # both runs listed
+
+
+def test_arena_explains_each_model_with_its_own_input_rule_and_reevaluates(tmp_path):
+    out = tmp_path / "arena"
+    args = ["--methods", "selective", "--out-dir", str(out), "--isnet-recipe", "bundled", *TINY]
+    assert arena.main(args) == 0
+    record = json.loads((out / "selective.json").read_text())
+    assert record["lrp_input_rule"] == "ε"  # the bundled recipe trains with the ε input rule
+    assert "(ε input)" in (out / "arena.md").read_text()
+    model, metadata = isnet.load_checkpoint(out / "selective.safetensors")
+    assert metadata["config"]["zb"] is False
+    data = ExperimentData(size=32, train_limit=24, val_limit=1, test_limit=12, seed=0)
+    images = evaluation_set(data, "unbiased")
+    expected = isnet.measure(model, images, 12, metadata["config"]["epsilon"], zb=False)
+    measured = record["splits"]["unbiased"]
+    assert measured["background_share_lrp"] == pytest.approx(expected["background_share"],
+                                                             abs=1e-3)  # float16 weights
+    # --reevaluate measures the saved network again and keeps the training results
+    record["splits"]["unbiased"]["background_share_lrp"] = 5.0
+    (out / "selective.json").write_text(json.dumps(record))
+    assert arena.main([*args, "--resume", "--reevaluate"]) == 0
+    again = json.loads((out / "selective.json").read_text())
+    assert again["splits"]["unbiased"]["background_share_lrp"] == pytest.approx(
+        expected["background_share"], abs=1e-9)
+    assert again["evaluated_on"] == "CPU" and again["steps"] == record["steps"]

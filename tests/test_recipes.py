@@ -1,0 +1,49 @@
+"""The named training recipes (isnet.training.recipes) and the arena's --isnet-recipe."""
+
+from dataclasses import replace
+
+import pytest
+
+from benchmarks.arena import build_parser, method_config
+from isnet.io.checkpoints import read_metadata
+from isnet.training.config import TRAINING_METHODS, TrainConfig
+from isnet.training.recipes import HEATMAP_LOSS_METHODS, RECIPES, bundled_recipe
+
+STUDY_BASE = TrainConfig(model="densenet121", num_classes=10, method="selective", epochs=15,
+                         batch_size=32, learning_rate=0.05, schedule="cosine", seed=0,
+                         input_size=64)
+
+
+def test_bundled_recipe_reproduces_the_bundled_isnets_stored_config():
+    stored = read_metadata("assets/checkpoints/isnet_densenet121.safetensors")["config"]
+    made = bundled_recipe(STUDY_BASE).to_dict()
+    assert set(made) == set(stored)
+    for key, value in stored.items():
+        if isinstance(value, float):
+            assert made[key] == pytest.approx(value, rel=1e-12), key
+        else:
+            assert list(made[key]) == value if isinstance(value, list) else made[key] == value
+
+
+def test_bundled_recipe_scales_step_by_one_minus_p():
+    config = replace(STUDY_BASE, heat_weight=0.5, learning_rate=0.02, grad_clip_norm=4.0)
+    made = bundled_recipe(config)
+    assert made.learning_rate == pytest.approx(0.04)
+    assert made.grad_clip_norm == pytest.approx(2.0)
+    assert bundled_recipe(replace(config, grad_clip_norm=None)).grad_clip_norm is None
+
+
+@pytest.mark.parametrize("method", TRAINING_METHODS)
+def test_recipes_touch_only_heatmap_loss_methods(method):
+    config = replace(STUDY_BASE, method=method)
+    assert RECIPES["engine"](config) == config
+    changed = RECIPES["bundled"](config) != config
+    assert changed == (method in HEATMAP_LOSS_METHODS)
+
+
+def test_arena_applies_the_chosen_recipe():
+    args = build_parser().parse_args(["--isnet-recipe", "bundled", "--lr", "0.05"])
+    assert method_config("selective", args).foreground_form == "hybrid"
+    assert method_config("rrr", args).learning_rate == 0.05
+    default = build_parser().parse_args(["--lr", "0.05"])
+    assert method_config("selective", default).learning_rate == 0.05
