@@ -34,7 +34,7 @@ BUNDLED_FOLDER = Path(__file__).resolve().parents[2] / "assets" / "arena"
 """Bundled arena checkpoints, one sub-folder per results folder (by its name)."""
 SPLITS = ("biased", "unbiased", "confounding")
 HEADERS = ["Method", "Network", "Acc. biased %", "Acc. unbiased %", "Acc. confounding %",
-           "BG share (LRP)", "BG share (native)", "Native map", "Train s/epoch",
+           "BG share (LRP)", "LRP input rule", "BG share (native)", "Native map", "Train s/epoch",
            "Inference ms/image", "Parameters", "Status", "Checkpoint"]
 MAX_RESULTS_BYTES = 4 << 20
 _METHOD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -111,6 +111,8 @@ def row(record: dict, checkpoint: bool) -> list[Any]:
     return [record.get("title") or record.get("method"), record.get("model"),
             *(_percent(value(split, "accuracy")) for split in SPLITS),
             _rounded(value("biased", "background_share_lrp"), 3),
+            record.get("lrp_input_rule") or ("z^B" if value("biased", "background_share_lrp")
+                                             is not None else "—"),
             _rounded(value("biased", "background_share_native"), 3),
             record.get("native_map"), _rounded(record.get("train_seconds_per_epoch"), 1),
             _rounded(record.get("inference_ms_per_image"), 2), record.get("parameters"),
@@ -153,9 +155,15 @@ def read_leaderboard(folder: str | Path, bundled: str | Path = BUNDLED_FOLDER) -
     plot = folder / "arena.png"
     board.plot = str(plot) if plot.is_file() else None
     lines = [f"{len(board.methods)} methods"]
-    if summary.get("command"):
-        device = summary.get("device") or "an unknown device"
-        lines.append(f"made by `{summary['command']}` on {device}")
+    # each method's own command (a resumed table's summary names only the last command)
+    commands = list(dict.fromkeys(str(r["command"]) for r in records if r.get("command"))) \
+        or ([str(summary["command"])] if summary.get("command") else [])
+    device = summary.get("device") or "an unknown device"
+    if len(commands) == 1:
+        lines.append(f"made by `{commands[0]}` on {device}")
+    elif commands:
+        lines.append(f"made by {len(commands)} arena commands on {device} (each method's "
+                     "command is in its JSON file)")
     if summary.get("uniform_map_background_share") is not None:
         lines.append(f"a map spread evenly over the image has background share "
                      f"{float(summary['uniform_map_background_share']):.3f}")

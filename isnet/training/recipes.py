@@ -1,4 +1,4 @@
-"""Named training recipes: changes applied to a TrainConfig (``python -m benchmarks.arena --isnet-recipe``).
+"""Named training recipes: changes applied to a TrainConfig (``benchmarks.arena --isnet-recipe``).
 
 ``"bundled"`` is the recipe of the bundled ISNet (``assets/checkpoints/isnet_densenet121``; the
 ``isnet_lr_scaled_no_zb_band250_hybrid`` row of ``docs/training-isnet.md``, run 6):
