@@ -39,8 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "and lines starting with # are skipped); keeps passwords out of the "
                              "shell history")
     parser.add_argument("--arena-dir", default=None, metavar="FOLDER",
-                        help="the Arena tab's results folder (default results/arena; the H200 "
-                             "run is in results/arena-h200)")
+                        help="the results folder the Arena tab shows first (default "
+                             "results/arena-h200-full); every folder under results/ with an "
+                             "arena.json is in the tab's list")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per computation (default 1: each request already "
                              "runs in its own thread, and more threads per small image only "

@@ -146,7 +146,8 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
         samples_dir / masks_dir: sample images and their masks (default ``assets/``).
         work_dir: where fine-tuned checkpoints go (default: a fresh folder in Gradio's temp dir).
         limits: size limits (upload size, image side, fine-tuning caps).
-        arena_dir: the arena's results folder (default ``results/arena``).
+        arena_dir: the results folder the Arena tab shows first (default
+            ``results/arena-h200-full``).
 
     Returns:
         The ``gr.Blocks``; launch it with ``max_file_size=ctx.limits.upload_limit`` (app.py does).

@@ -320,7 +320,7 @@ class AppContext:
         default_pair: the two model ids compared by default (standard, ISNet).
         views: what each session looked at (for exports and the session report).
         sessions: removes each session's models and files when it ends or idles (made here).
-        arena_dir: the arena's results folder (None: ``results/arena``).
+        arena_dir: the arena's results folder shown first (None: ``results/arena-h200-full``).
         bundled_dir: the bundled checkpoints offered in the Models tab (None:
             ``assets/checkpoints``).
     """

@@ -333,6 +333,36 @@ def test_bundled_arena_checkpoints_load_and_match_their_results():
             board.methods.index(method)][ha.HEADERS.index("Parameters")]
 
 
+def test_arena_tab_offers_every_results_folder_by_name(ctx, tmp_path):
+    from explorer.handlers import arena as ha
+
+    root = tmp_path / "results"
+    for name, methods in (("run-b", 2), ("run-a", 1)):
+        (root / name).mkdir(parents=True)
+        records = [dict(_arena_record(f"m{i}", f"M{i}", (0.9, 0.5, 0.1), 0.5), epochs_done=i + 1)
+                   for i in range(methods)]
+        (root / name / "arena.json").write_text(json.dumps(
+            {"device": "CPU", "data": {"size": 32}, "methods": records}))
+    (root / "not-arena").mkdir()
+    (tmp_path / "elsewhere" / "run-a").mkdir(parents=True)
+    (root / "damaged").mkdir()
+    (root / "damaged" / "arena.json").write_text("{not json")
+    ctx.arena_dir = root / "run-b"
+    folders = ha.results_folders(ctx, root)
+    assert [f.name for f in folders] == ["run-b", "damaged", "run-a"]  # --arena-dir first, once
+    assert ha.folder_label(folders[0]) == "run-b: 2 methods, CPU, 32 px, 1–2 epochs"
+    assert ha.folder_label(folders[1]) == "damaged (unreadable)"
+    assert ha.folder_label(folders[2]) == "run-a: 1 method, CPU, 32 px, 1 epoch"
+    assert ha.chosen_folder(ctx, None) == ctx.arena_dir
+    assert ha.chosen_folder(ctx, "run-b") == ctx.arena_dir
+    with pytest.raises(InputError, match="choose one from the list"):
+        ha.chosen_folder(ctx, str(tmp_path))  # a path is never taken from a request
+    ctx.arena_dir = tmp_path / "elsewhere" / "run-a"  # its name hides results/run-a
+    assert ha.results_folders(ctx, root) == [ctx.arena_dir, root / "damaged", root / "run-b"]
+    ctx.arena_dir = None
+    assert ha.results_folders(ctx, root)[0] == ha.DEFAULT_FOLDER
+
+
 def _arena_folder(tmp_path, methods=None):
     """A results folder as benchmarks/arena.py writes it, with tiny untrained networks of
     ``methods`` (default: every training method) saved as the arena saves them."""
@@ -365,8 +395,11 @@ def test_models_and_arena_through_the_client(tmp_path):
     from ui_fixtures import free_port, named, tiny_models, write_samples
 
     from explorer.app import build_demo
+    from gradio_client.exceptions import AppError
+
     from explorer.components import (
         ARENA_LOAD_OUTPUTS,
+        ARENA_OUTPUTS,
         COMPARE_MODES_OUTPUTS,
         EXPLAIN_OUTPUTS,
         LOAD_CHECKPOINT_OUTPUTS,
@@ -396,6 +429,11 @@ def test_models_and_arena_through_the_client(tmp_path):
         compared = named(COMPARE_MODES_OUTPUTS, client.predict(
             model=model_id, image_and_mask=editor, api_name="/compare_lrp"))
         assert "largest |corrected − authors'|" in compared["summary"]
+        results = named(ARENA_OUTPUTS, client.predict(results_folder="arena",
+                                                      api_name="/arena_results"))
+        assert results["summary"].startswith(f"{len(TRAINING_METHODS)} methods")
+        with pytest.raises(AppError, match="not in the list of choices"):
+            client.predict(results_folder="/etc", api_name="/arena_results")
         pair = {}
         for index, method in enumerate(TRAINING_METHODS):  # every method, through the client
             arena = named(ARENA_LOAD_OUTPUTS, client.predict(row_index=index,

@@ -1,6 +1,6 @@
 """The Arena tab's work: read the comparison's results folder and load a method's model.
 
-``python -m benchmarks.arena`` writes into one folder (default ``results/arena``):
+``python -m benchmarks.arena`` writes into one folder (``--out-dir``, default ``results/arena``):
 ``arena.json`` (``{"command", "device", "data", "uniform_map_background_share", "methods": [one
 record per method]}``), ``arena.md`` (the table), ``arena.png`` (accuracy drop biased →
 confounding against background share) and, per method, ``<method>.json`` and
@@ -15,6 +15,9 @@ checkpoints (they are large and the command remakes them), so the small ones are
 ``assets/arena/<results folder name>/<method>.safetensors`` and a row without its own file in the
 folder loads the bundled one; networks without an LRP walk are explained with their native
 map (see :mod:`explorer.handlers.explain`).
+
+The tab lists every results folder under ``results/`` that holds an ``arena.json`` (plus the
+app's ``--arena-dir``), and shows the full-budget H200 run first when the app names none.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from explorer.catalog import entry_from_checkpoint
 from explorer.errors import InputError
 from explorer.state import AppContext, ModelEntry
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "results" / "arena"
+RESULTS_ROOT = Path(__file__).resolve().parents[2] / "results"
+DEFAULT_FOLDER = RESULTS_ROOT / "arena-h200-full"
+"""The folder shown first when the app names none: the complete arena at the full demo budget."""
 BUNDLED_FOLDER = Path(__file__).resolve().parents[2] / "assets" / "arena"
 """Bundled arena checkpoints, one sub-folder per results folder (by its name)."""
 SPLITS = ("biased", "unbiased", "confounding")
@@ -62,8 +67,61 @@ class Leaderboard:
 
 
 def arena_folder(ctx: AppContext) -> Path:
-    """The results folder this app reads (``ctx.arena_dir``, else ``results/arena``)."""
+    """The results folder shown first (``ctx.arena_dir``, else :data:`DEFAULT_FOLDER`)."""
     return Path(getattr(ctx, "arena_dir", None) or DEFAULT_FOLDER)
+
+
+def results_folders(ctx: AppContext, root: Path = RESULTS_ROOT) -> list[Path]:
+    """The folders the tab offers: :func:`arena_folder` first, then every folder under ``root``
+    with an ``arena.json`` (by name; one folder per name)."""
+    found = sorted((p.parent for p in root.glob("*/arena.json")), key=lambda p: p.name) \
+        if root.is_dir() else []
+    folders: list[Path] = []
+    for folder in [arena_folder(ctx), *found]:  # names are the choices: the first one wins
+        if folder.name not in {f.name for f in folders}:
+            folders.append(folder)
+    return folders
+
+
+def folder_label(folder: Path) -> str:
+    """A folder's name with its device and number of methods (as far as ``arena.json`` says)."""
+    try:
+        records, summary = _records(folder)
+    except (OSError, InputError):
+        return f"{folder.name} (unreadable)"
+    if not records:
+        return f"{folder.name} (no results yet)"
+    devices = list(dict.fromkeys(str(r.get("device_name") or summary.get("device") or "?")
+                                 for r in records))
+    count = len(records)
+    label = f"{folder.name}: {count} method{'s' if count != 1 else ''}, {', '.join(devices)}"
+    size = (summary.get("data") or {}).get("size") if isinstance(summary.get("data"), dict) \
+        else None
+    epochs = sorted({int(r["epochs_done"]) for r in records
+                     if isinstance(r.get("epochs_done"), (int, float))})
+    if size:
+        label += f", {int(size)} px"
+    if epochs:
+        label += f", {epochs[0]}–{epochs[-1]} epochs" if len(epochs) > 1 else \
+            f", {epochs[0]} epoch{'s' if epochs[0] != 1 else ''}"
+    return label
+
+
+def chosen_folder(ctx: AppContext, value: str | None) -> Path:
+    """The results folder a user picked by name (one of :func:`results_folders`; None = the
+    first). Names, not paths, travel through the UI and the API.
+
+    Raises:
+        InputError: a folder the tab does not offer (paths are never taken from a request).
+    """
+    folders = results_folders(ctx)
+    if value in (None, ""):
+        return folders[0]
+    for folder in folders:
+        if folder.name == str(value):
+            return folder
+    raise InputError(f"No arena results folder {str(value)!r} here; choose one from the list "
+                     "(folders under results/ that hold an arena.json).")
 
 
 def _percent(value: Any) -> float | None:

@@ -19,21 +19,26 @@ from explorer.handlers.models import model_card
 from explorer.state import AppContext
 
 
-def _board(ctx: AppContext) -> ha.Leaderboard:
+def _board(folder) -> ha.Leaderboard:
     try:
-        return ha.read_leaderboard(ha.arena_folder(ctx))
+        return ha.read_leaderboard(folder)
     except ValueError as error:  # a damaged results file must not stop the app from starting
-        return ha.Leaderboard(ha.arena_folder(ctx), summary=str(error))
+        return ha.Leaderboard(folder, summary=str(error))
 
 
 def build(ctx: AppContext, w: ExplainWidgets) -> gr.Dataframe:
     """Create the Arena tab inside the current ``gr.Tab``; returns the leaderboard widget."""
-    board = _board(ctx)
+    folders = ha.results_folders(ctx)
+    board = _board(folders[0])
     gr.Markdown("The paper's comparison: every method trained on the same biased split, then "
                 "tested on biased, unbiased (no mark) and confounding (another class's mark) "
                 "images. A method that learned the shortcut drops from biased to confounding; "
                 "background share is the heatmap's share outside the object (LRP where the "
                 "network has it, else the method's own map).")
+    results_folder = gr.Dropdown([(ha.folder_label(f), f.name) for f in folders],
+                                 value=folders[0].name, label="Results folder",
+                                 info="each run of python -m benchmarks.arena writes one",
+                                 elem_id="arena-folder")
     summary = gr.Markdown(board.summary)
     table = gr.Dataframe(board.rows, headers=ha.HEADERS, interactive=False, wrap=True,
                          label="Leaderboard (click a row to load its model)",
@@ -50,35 +55,39 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Dataframe:
     refresh = gr.Button("Reload results", size="sm")
 
     @guarded
-    def on_refresh():
-        """The leaderboard, plot and summary as they are on disk now."""
-        fresh = ha.read_leaderboard(ha.arena_folder(ctx))
+    def on_refresh(results_folder):
+        """The leaderboard, plot and summary of a results folder as they are on disk now."""
+        fresh = ha.read_leaderboard(ha.chosen_folder(ctx, results_folder))
         return ordered({"table": fresh.rows, "plot": fresh.plot, "summary": fresh.summary},
                        ARENA_OUTPUTS)
 
-    refresh.click(on_refresh, None, [table, plot, summary], api_name="arena_results")
+    refresh.click(on_refresh, [results_folder], [table, plot, summary], api_name="arena_results")
+    results_folder.change(on_refresh, [results_folder], [table, plot, summary],
+                          api_visibility="private")
 
     @guarded
-    def on_row(event: gr.SelectData, request: gr.Request):
+    def on_row(event: gr.SelectData, results_folder, request: gr.Request):
         """Load the clicked method's model; it becomes the right-hand model."""
         row_index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        return load_row(int(row_index), request)
+        return load_row(int(row_index), results_folder, request)
 
     @guarded
-    def on_load_row(row_index, request: gr.Request):
-        """Load the model of a leaderboard row (0-based) into this session."""
-        return load_row(int(row_index), request)
+    def on_load_row(row_index, results_folder, request: gr.Request):
+        """Load the model of a leaderboard row (0-based) of a results folder into this
+        session."""
+        return load_row(int(row_index), results_folder, request)
 
-    def load_row(index: int, request: gr.Request) -> list:
+    def load_row(index: int, results_folder: str | None, request: gr.Request) -> list:
         session = session_of(request)
-        entry = ha.load_method(ctx, session, ha.read_leaderboard(ha.arena_folder(ctx)), index)
+        board = ha.read_leaderboard(ha.chosen_folder(ctx, results_folder))
+        entry = ha.load_method(ctx, session, board, index)
         choices = ctx.store.choices(session)
         return ordered({"card": model_card(entry), "left_model": gr.update(choices=choices),
                         "right_model": gr.update(choices=choices, value=entry.model_id)},
                        ARENA_LOAD_OUTPUTS)
 
-    table.select(on_row, None, [card, w.left, w.right], api_visibility="private")
+    table.select(on_row, [results_folder], [card, w.left, w.right], api_visibility="private")
     row_number = gr.Number(0, precision=0, visible=False)
-    row_number.change(on_load_row, [row_number], [card, w.left, w.right],
+    row_number.change(on_load_row, [row_number, results_folder], [card, w.left, w.right],
                       api_name="arena_load")
     return table
