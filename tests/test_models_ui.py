@@ -391,12 +391,11 @@ def _arena_folder(tmp_path, methods=None):
 def test_models_and_arena_through_the_client(tmp_path):
     """A launched app: a checkpoint from a path on disk, the LRP switch, an arena row → explain."""
     from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
     from PIL import Image
     from ui_fixtures import free_port, named, tiny_models, write_samples
 
     from explorer.app import build_demo
-    from gradio_client.exceptions import AppError
-
     from explorer.components import (
         ARENA_LOAD_OUTPUTS,
         ARENA_OUTPUTS,

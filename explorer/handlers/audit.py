@@ -223,7 +223,8 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
     audit_chunk = _chunk_auditor(entries, image_set, masks, request)
     workers = workers or default_workers(next(entries[0].model.parameters()).device)
     done = 0
-    for (number, _), part in zip(tasks, ordered_map(audit_chunk, tasks, workers, stop.is_set)):
+    for (number, _), part in zip(tasks, ordered_map(audit_chunk, tasks, workers, stop.is_set),
+                            strict=False):  # a stop ends the results early
         parts[number].append(part)
         done += len(part)
         entry = entries[number]
