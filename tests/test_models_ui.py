@@ -269,8 +269,8 @@ def test_arena_reads_results_and_loads_a_rows_model(ctx, tmp_path):
     assert board.rows[0][:5] == ["Standard", "tiny_densenet", 99.0, 50.0, 20.0]
     assert board.rows[1][-1] == "load" and board.rows[0][-1] == "—"
     assert "0.750" in board.summary and "python -m benchmarks.arena" in board.summary
-    rule = ha.HEADERS.index("LRP input rule")
-    assert board.rows[0][rule] == "z^B"  # an older record without the field: the default rule
+    lrp = ha.HEADERS.index("BG share, LRP (input rule)")
+    assert board.rows[0][lrp] == "0.600 (z^B)"  # an older record without the rule: z^B
     with pytest.raises(InputError, match="no checkpoint for standard"):
         ha.load_method(ctx, "ivy", board, 0)
     entry = ha.load_method(ctx, "ivy", board, 1)
@@ -287,7 +287,7 @@ def test_arena_reads_results_and_loads_a_rows_model(ctx, tmp_path):
     (folder / "arena.json").write_text(json.dumps({
         "command": "python -m benchmarks.arena --resume", "device": "CPU", "methods": records}))
     board = ha.read_leaderboard(folder)
-    assert board.rows[1][rule] == "ε" and "made by 2 arena commands" in board.summary
+    assert board.rows[1][lrp] == "0.200 (ε)" and "made by 2 arena commands" in board.summary
     (folder / "arena.json").write_text("{not json")
     with pytest.raises(InputError, match="not readable JSON"):
         ha.read_leaderboard(folder)

@@ -39,8 +39,11 @@ BUNDLED_FOLDER = Path(__file__).resolve().parents[2] / "assets" / "arena"
 """Bundled arena checkpoints, one sub-folder per results folder (by its name)."""
 SPLITS = ("biased", "unbiased", "confounding")
 HEADERS = ["Method", "Network", "Acc. biased %", "Acc. unbiased %", "Acc. confounding %",
-           "BG share (LRP)", "LRP input rule", "BG share (native)", "Native map", "Train s/epoch",
+           "BG share, LRP (input rule)", "BG share, native (map)", "Train s/epoch",
            "Inference ms/image", "Parameters", "Status", "Checkpoint"]
+COLUMN_WIDTHS = ["165px", "120px", "70px", "70px", "70px", "115px", "160px", "70px", "75px",
+                 "90px", "100px", "80px"]
+"""Column widths: all fit at 1500 px; narrower screens scroll the table sideways."""
 MAX_RESULTS_BYTES = 4 << 20
 _METHOD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -132,6 +135,12 @@ def _rounded(value: Any, digits: int) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def _share(value: Any, how: Any) -> str | None:
+    """A background share with how it was measured, e.g. ``0.883 (z^B)``; None when absent."""
+    share = _rounded(value, 3)
+    return None if share is None else f"{share:.3f} ({how})" if how else f"{share:.3f}"
+
+
 def _read_json(path: Path) -> Any:
     if path.stat().st_size > MAX_RESULTS_BYTES:
         raise InputError(f"{path.name} is larger than {MAX_RESULTS_BYTES >> 20} MB; not an "
@@ -168,11 +177,10 @@ def row(record: dict, checkpoint: bool) -> list[Any]:
 
     return [record.get("title") or record.get("method"), record.get("model"),
             *(_percent(value(split, "accuracy")) for split in SPLITS),
-            _rounded(value("biased", "background_share_lrp"), 3),
-            record.get("lrp_input_rule") or ("z^B" if value("biased", "background_share_lrp")
-                                             is not None else "—"),
-            _rounded(value("biased", "background_share_native"), 3),
-            record.get("native_map"), _rounded(record.get("train_seconds_per_epoch"), 1),
+            _share(value("biased", "background_share_lrp"),
+                   record.get("lrp_input_rule") or "z^B"),
+            _share(value("biased", "background_share_native"), record.get("native_map")),
+            _rounded(record.get("train_seconds_per_epoch"), 1),
             _rounded(record.get("inference_ms_per_image"), 2), record.get("parameters"),
             record.get("status"), "load" if checkpoint else "—"]
 

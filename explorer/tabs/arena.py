@@ -41,6 +41,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Dataframe:
                                  elem_id="arena-folder")
     summary = gr.Markdown(board.summary)
     table = gr.Dataframe(board.rows, headers=ha.HEADERS, interactive=False, wrap=True,
+                         column_widths=ha.COLUMN_WIDTHS, pinned_columns=1,
                          label="Leaderboard (click a row to load its model)",
                          elem_id="arena-table")
     with gr.Row():
