@@ -13,10 +13,12 @@
 # The arena methods train with the engine's defaults (joint clipping at 10; the first H200 run's
 # separate clipping let every ISNet variant learn the mark, docs/training-isnet.md). Two or
 # three processes share the GPU well (~18 s per DenseNet121 ISNet epoch each on an H200); 26 did
-# not. On a bare device, captum is missing: carry .whl and install it to a folder on PYTHONPATH.
+# not; nine arena methods (STUDY= ARENA="standard selective rrr gain unet_segment unet_multitask
+# vit ag_sononet ham") completed 15 epochs each in 441 s together. On a bare device, captum is missing: carry .whl and install it to a folder on PYTHONPATH.
 #
 # Needs the Fashion-MNIST IDX files in $ROOT (default .data/fashion-mnist). Writes into $OUT:
-# study.tar.gz (row JSONs, study.md, study.png, logs), arena.tar.gz (method JSONs, logs) and the
+# study.tar.gz (row JSONs, study.md, study.png, logs), arena.tar.gz (method JSONs, logs),
+# partial.tar.gz (both, refreshed every 20 s while the processes run) and the
 # float16 checkpoints named in $KEEP, split into 15 MiB parts (cat them back together).
 set -u
 OUT=${OUT:-results/gpu}
@@ -54,6 +56,11 @@ while :; do
     elapsed=$(($(date +%s) - start))
     echo "t=${elapsed}s running=$running $(nvidia-smi --query-gpu=utilization.gpu,memory.used \
         --format=csv,noheader 2>/dev/null)"
+    # what has finished so far, packed every round: a command stopped at its time limit still
+    # returns it (the final archives are written only after the last process)
+    cp "$WORK"/logs/*.log "$WORK/study/" 2>/dev/null
+    tar --exclude='*.safetensors' -czf "$OUT/partial.tar.gz.tmp" -C "$WORK" study arena \
+        && mv "$OUT/partial.tar.gz.tmp" "$OUT/partial.tar.gz"
     [ "$running" -eq 0 ] && break
     if [ "$elapsed" -ge "$HARD" ]; then
         echo "hard limit: killing $running processes"
