@@ -309,10 +309,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = []
     for method in methods:
         path = args.out_dir / f"{method}.json"
-        if train is None:
+        checkpoint = args.out_dir / f"{method}.safetensors"
+        skipped = args.resume and path.exists() and not (args.reevaluate and checkpoint.exists())
+        if train is None and not skipped:  # the images, once, when a method needs them
             train = training_sets(data)[0].to(device)
             tests = {split: evaluation_set(data, split).to(device) for split in SPLITS}
-        checkpoint = args.out_dir / f"{method}.safetensors"
         if args.resume and path.exists():
             record = json.loads(path.read_text())
             if args.reevaluate and checkpoint.exists():

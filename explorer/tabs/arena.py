@@ -4,6 +4,8 @@ leaderboard and a plot; clicking a row loads that method's model into the sessio
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from explorer.components import (
@@ -19,7 +21,7 @@ from explorer.handlers.models import model_card
 from explorer.state import AppContext
 
 
-def _board(folder) -> ha.Leaderboard:
+def _board(folder: Path) -> ha.Leaderboard:
     try:
         return ha.read_leaderboard(folder)
     except ValueError as error:  # a damaged results file must not stop the app from starting
