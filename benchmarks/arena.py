@@ -117,7 +117,7 @@ def method_config(method: str, args: argparse.Namespace) -> TrainConfig:
                          batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                          input_size=args.size, rrr_weight=args.rrr_weight,
                          schedule=args.schedule, gradient_balance=balance)
-    return RECIPES[getattr(args, "isnet_recipe", "engine")](config)
+    return RECIPES[args.isnet_recipe](config)
 
 
 def inference_ms_per_image(model: nn.Module, images: torch.Tensor, batch_size: int) -> float:

@@ -31,7 +31,7 @@ from explorer.errors import InputError
 from explorer.limits import Limits
 from explorer.sessions import SessionJanitor, safe_name
 from isnet.models import family_of
-from isnet.training.config import ISNET_METHODS
+from isnet.training.config import HEATMAP_LOSS_METHODS
 
 SHARED = None  # owner of bundled models
 
@@ -145,7 +145,7 @@ def trained_as(metadata: Mapping[str, Any]) -> str:
     if method:
         if method == "standard":
             return "standard"
-        return "isnet" if method in (*ISNET_METHODS, "gradient_input") else "comparison"
+        return "isnet" if method in HEATMAP_LOSS_METHODS else "comparison"
     sections = [metadata.get(k) for k in ("config", "provenance") if metadata.get(k)]
     if not sections:
         return "unknown"

@@ -6,8 +6,8 @@ import pytest
 
 from benchmarks.arena import build_parser, method_config
 from isnet.io.checkpoints import read_metadata
-from isnet.training.config import TRAINING_METHODS, TrainConfig
-from isnet.training.recipes import HEATMAP_LOSS_METHODS, RECIPES, bundled_recipe
+from isnet.training.config import HEATMAP_LOSS_METHODS, TRAINING_METHODS, TrainConfig
+from isnet.training.recipes import RECIPES, bundled_recipe
 
 STUDY_BASE = TrainConfig(model="densenet121", num_classes=10, method="selective", epochs=15,
                          batch_size=32, learning_rate=0.05, schedule="cosine", seed=0,

@@ -32,6 +32,8 @@ from isnet.io.limits import CheckpointLimits
 MAX_CLASS_FILE_BYTES = 1 << 20
 SIZE_RANGE = (8, 1024)
 SHOWN_CLASSES = 20
+TRAINED_AS = {"isnet": "ISNet", "standard": "standard", "comparison": "comparison method"}
+"""How a model was trained (``ModelEntry.trained_as``), in words for its card."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +256,7 @@ def input_lines(entry: ModelEntry) -> list[str]:
 def summary_line(entry: ModelEntry) -> str:
     """One line: family, classes, input, trained as, data and bias, test accuracy per split."""
     meta = entry.metadata
-    trained = {"isnet": "ISNet", "standard": "standard", "comparison": "comparison method"}.get(
-        entry.trained_as, "training unknown")
+    trained = TRAINED_AS.get(entry.trained_as, "training unknown")
     if entry.method and entry.method != "standard":
         trained += f" ({entry.method})"
     data = meta.get("data") or {}
@@ -279,8 +280,7 @@ def model_card(entry: ModelEntry) -> str:
     arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})
     shape = ", ".join(f"{key.replace('_', ' ')} {tuple(v) if isinstance(v, list) else v}"
                       for key, v in arch.items() if key not in ("num_classes", "in_channels"))
-    trained = {"isnet": "ISNet", "standard": "standard", "comparison": "comparison method"}.get(
-        entry.trained_as, "not recorded")
+    trained = TRAINED_AS.get(entry.trained_as, "not recorded")
     lines = [f"### {entry.label}", summary_line(entry), "",
              f"- **Family:** {entry.family}", *input_lines(entry),
              f"- **LRP:** {mode_note(entry)}", "",

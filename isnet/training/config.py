@@ -19,6 +19,9 @@ or one of the paper's comparison methods (:mod:`isnet.training.methods`)."""
 ISNET_METHODS: tuple[str, ...] = ("all", "selective", "stochastic")
 """The methods trained with the LRP heatmap loss ``(1 − P)·CE + P·L_heatmap``."""
 
+HEATMAP_LOSS_METHODS: tuple[str, ...] = (*ISNET_METHODS, "gradient_input")
+"""Methods trained with ``(1 − P)·CE + P·L_heatmap`` on any map (LRP or gradient × input)."""
+
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from isnet.training.config import TrainConfig
-
-HEATMAP_LOSS_METHODS: tuple[str, ...] = ("all", "selective", "stochastic", "gradient_input")
-"""Methods trained with ``(1 − P)·CE + P·L_heatmap`` (LRP maps or gradient × input)."""
+from isnet.training.config import HEATMAP_LOSS_METHODS, TrainConfig
 
 
 def engine_recipe(config: TrainConfig) -> TrainConfig:
