@@ -4,8 +4,12 @@
 [--input-rule trained|zb|epsilon]`` rebuilds each checkpoint's test images from its saved data
 description (:class:`isnet.training.experiment.ExperimentData`) and prints one row per
 (checkpoint, split). The background share uses the LRP input rule each model was trained with
-unless ``--input-rule`` names one for all (the table says which).
-The measurements themselves are :func:`isnet.training.evaluate.evaluate_checkpoint`.
+unless ``--input-rule`` names one for all (the table says which). The measurements themselves
+are :func:`isnet.training.evaluate.evaluate_checkpoint`.
+
+``--robustness`` measures instead how much each unseen background change costs: accuracy on the
+clean test images against the same images with each bias kind planted with a random other class
+(:mod:`isnet.training.robustness`), one row per checkpoint, the drop in points per kind.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from isnet.data.bias.config import BIAS_KINDS
 from isnet.training.evaluate import evaluate_checkpoint
+from isnet.training.robustness import checkpoint_robustness
 
 
 def format_table(results: dict[str, dict[str, dict]]) -> str:
@@ -28,6 +34,19 @@ def format_table(results: dict[str, dict[str, dict]]) -> str:
             rule = {True: "z^B", False: "ε"}.get(values.get("zb", True))
             lines.append(f"| {name} | {split} | {100 * values['accuracy']:.1f} | "
                          f"{values['background_share']:.3f} | {rule} | {values['count']} |")
+    return "\n".join(lines)
+
+
+def format_robustness(results: dict[str, dict[str, dict]]) -> str:
+    """Markdown table: one row per checkpoint, clean accuracy and the drop per planted kind."""
+    kinds = list(dict.fromkeys(k for per_kind in results.values() for k in per_kind))
+    lines = ["| checkpoint | clean accuracy (%) | " +
+             " | ".join(f"{kind}: drop (points)" for kind in kinds) + " |",
+             "|---|---:|" + "---:|" * len(kinds)]
+    for name, per_kind in results.items():
+        clean = next(iter(per_kind.values()))["clean"]
+        drops = [f"{per_kind[k]['drop_points']:.1f}" if k in per_kind else "–" for k in kinds]
+        lines.append(f"| {name} | {100 * clean:.1f} | " + " | ".join(drops) + " |")
     return "\n".join(lines)
 
 
@@ -44,7 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--input-rule", choices=["trained", "zb", "epsilon"], default="trained",
                         help="LRP rule at the input layer for the background share (default: "
                              "each model's training rule)")
+    parser.add_argument("--robustness", action="store_true",
+                        help="measure the accuracy drop under unseen background changes instead")
+    parser.add_argument("--kinds", nargs="+", default=list(BIAS_KINDS), choices=BIAS_KINDS,
+                        help="bias kinds to plant with --robustness (default: all)")
     args = parser.parse_args(argv)
+    if args.robustness:
+        results = {path.stem: checkpoint_robustness(path, args.kinds, args.limit,
+                                                    max(args.batch_size, 1))
+                   for path in args.checkpoints}
+        sys.stdout.write((json.dumps(results, indent=2) if args.json
+                          else format_robustness(results)) + "\n")
+        return 0
     zb = {"trained": None, "zb": True, "epsilon": False}[args.input_rule]
     results = {path.stem: evaluate_checkpoint(path, args.split, args.limit, args.batch_size, zb)
                for path in args.checkpoints}

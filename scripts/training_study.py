@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from isnet import TrainConfig, fit, measure, save_checkpoint
-from isnet.data.bias.config import BIAS_KINDS, REGION_KINDS
+from isnet.data.bias.config import BIAS_KINDS
 from isnet.data.bias.splits import make_split
 from isnet.data.fashion_mnist import load_fashion_mnist
 from isnet.data.image_set import ImageSet
@@ -45,6 +45,7 @@ from isnet.io.atomic import write_atomically
 from isnet.training.experiment import DEMO_BIAS, ExperimentData, evaluation_set, training_sets
 from isnet.training.loop import seed_everything
 from isnet.training.methods import create_network
+from isnet.training.robustness import robustness
 
 BASE = TrainConfig(model="densenet121", num_classes=10, method="selective", epochs=15,
                    batch_size=32, learning_rate=0.05, schedule="cosine", seed=0, input_size=64)
@@ -147,17 +148,6 @@ def tint_augmented(data: ExperimentData, fraction: float = 0.5) -> tuple[ImageSe
             marked.subset(list(range(data.train_limit, len(marked)))))
 
 
-def planted(data: ExperimentData, kind: str, device: torch.device) -> ImageSet:
-    """Test images with a ``kind`` mark of a random other class (local kinds at random places)."""
-    base = load_fashion_mnist(data.root, split="test", size=data.size, limit=data.test_limit,
-                              seed=data.seed)
-    bias = replace(DEMO_BIAS, kind=kind, strength=0.0,
-                   position="corner" if kind in REGION_KINDS else "random")
-    images = make_split(base.images, base.masks, base.labels, base.num_classes, split="biased",
-                        bias=bias, seed=data.seed + 7).images
-    return ImageSet(images, base.masks, base.labels, list(base.class_names)).to(device)
-
-
 def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, Any]:
     """Train and evaluate one recipe, writing ``<name>.json`` after every epoch."""
     config, data = experiment(name, args)
@@ -197,13 +187,8 @@ def run_row(name: str, args: argparse.Namespace, deadline: float) -> dict[str, A
     trained = result.model.to(device).eval()
     record["test"] = {s: measure(trained, evaluation_set(data, s).to(device),
                                  batch_size=250, epsilon=config.epsilon) for s in SPLIT_NAMES}
-    clean = record["test"]["unbiased"]["accuracy"]
-    record["robustness"] = {}
-    for kind in BIAS_KINDS:
-        accuracy = measure(trained, planted(data, kind, device), batch_size=250,
-                           epsilon=config.epsilon)["accuracy"]
-        record["robustness"][kind] = {"clean": clean, "planted": accuracy,
-                                      "drop_points": round(100 * (clean - accuracy), 1)}
+    record["robustness"] = robustness(trained, data,
+                                      clean=record["test"]["unbiased"]["accuracy"])
     write_atomically(out, json.dumps(record, indent=1).encode(), overwrite=True)
     if args.save:
         save_checkpoint(args.out_dir / f"{stem}.safetensors", trained.cpu(),
