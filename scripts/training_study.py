@@ -55,6 +55,9 @@ TINT = dict(kind="tint")
 # the classification step of (1 − P)·CE at lr 0.05/(1 − P) equals the standard model's; the clip
 # is scaled by (1 − P) too, so the largest step stays lr·c = 0.5 as with clip 10
 LR_SCALED = dict(learning_rate=0.05 / 0.3, grad_clip_norm=3.0)
+# the bundled ISNet's recipe (run 6 on; isnet.training.recipes.bundled_recipe)
+BUNDLED = dict(LR_SCALED, zb=False, foreground_range=(1.0, 250.0), foreground_form="hybrid")
+DECOY = dict(kind="decoy")
 RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # name: (training condition, TrainConfig changes, DEMO_BIAS changes)
     "standard": ("biased", dict(method="standard"), {}),
@@ -69,9 +72,7 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
                                                      foreground_range=(1.0, 250.0)), {}),
     # the same, with the Faster-ISNet foreground term (linear above C1 + C2): run 5's band-250
     # row had heatmap-loss spikes of up to 6,500 when F overshot the band (epochs 3–4 and 8–9)
-    "isnet_lr_scaled_no_zb_band250_hybrid": ("biased", dict(LR_SCALED, zb=False,
-                                                            foreground_range=(1.0, 250.0),
-                                                            foreground_form="hybrid"), {}),
+    "isnet_lr_scaled_no_zb_band250_hybrid": ("biased", BUNDLED, {}),
     # training masks grown by 2 / 5 px for the heatmap loss (TrainConfig.mask_margin): does the
     # z^B relevance on the black pixels along the object's edge cost the ISNet its shape cues?
     "isnet_lr_scaled_dilated2": ("biased", dict(LR_SCALED, mask_margin=2), {}),
@@ -98,6 +99,11 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "standard_text_random": ("biased", dict(method="standard"), TEXT_RANDOM),
     "isnet_separate_text_random": ("biased", SEPARATE, TEXT_RANDOM),
     "isnet_clip10_text_random": ("biased", dict(grad_clip_norm=10.0), TEXT_RANDOM),
+    # the bundled recipe on two shortcuts the bundled models never saw: Decoy-MNIST's grey
+    # square in the corner, and a class word at a random place in each image
+    "isnet_bundled_text_random": ("biased", BUNDLED, TEXT_RANDOM),
+    "isnet_bundled_decoy": ("biased", BUNDLED, DECOY),
+    "standard_decoy": ("biased", dict(method="standard"), DECOY),
     "standard_tint": ("biased", dict(method="standard"), TINT),
     "isnet_clip10_tint": ("biased", dict(grad_clip_norm=10.0), TINT),
     "isnet_separate_tint": ("biased", SEPARATE, TINT),
