@@ -335,6 +335,12 @@ def test_model_card_starts_with_a_summary_line_and_folds_the_rest(tmp_path):
     assert summary == ("densenet · 3 classes · 32 px · ISNet · fashion-mnist, biased with a "
                        "shape mark · accuracy biased 90% / unbiased 80%")
     assert "<details>" in card and card.rstrip().endswith("</details>")
+    assert "Unseen background changes" not in card  # not recorded: no line
+    entry.metadata["metrics"]["robustness"] = {
+        "shape": {"clean": 0.8, "planted": 0.79, "drop_points": 1.0},
+        "tint": {"clean": 0.8, "planted": 0.2, "drop_points": 60.0}}
+    line = next(x for x in model_card(entry).splitlines() if "Unseen background" in x)
+    assert line.endswith("shape 1.0 · tint 60.0")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -272,6 +272,18 @@ def summary_line(entry: ModelEntry) -> str:
     return " · ".join(parts)
 
 
+def robustness_line(entry: ModelEntry) -> list[str]:
+    """A card line with the accuracy drop under unseen background changes, when recorded
+    (:mod:`isnet.training.robustness`); none otherwise."""
+    robustness = (entry.metadata.get("metrics") or {}).get("robustness") or {}
+    drops = [f"{kind} {values['drop_points']:.1f}" for kind, values in robustness.items()
+             if isinstance(values, dict) and isinstance(values.get("drop_points"), (int, float))]
+    if not drops:
+        return []
+    return ["- **Unseen background changes** (accuracy drop in points, each kind planted with "
+            "a random class into clean test images): " + " · ".join(drops)]
+
+
 def model_card(entry: ModelEntry) -> str:
     """A Markdown card: family and architecture, input (size, normalisation, z^B bounds),
     classes, LRP mode, training data and bias, metrics and provenance."""
@@ -283,7 +295,7 @@ def model_card(entry: ModelEntry) -> str:
     trained = TRAINED_AS.get(entry.trained_as, "not recorded")
     lines = [f"### {entry.label}", summary_line(entry), "",
              f"- **Family:** {entry.family}", *input_lines(entry),
-             f"- **LRP:** {mode_note(entry)}", "",
+             f"- **LRP:** {mode_note(entry)}", *robustness_line(entry), "",
              "<details><summary>Full configuration</summary>", "",
              f"- **Trained as:** {trained}"
              + (f" (training method: {entry.method})" if entry.method else ""),
