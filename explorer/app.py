@@ -168,8 +168,8 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                 train_tab.build(ctx, widgets)
             with gr.Tab("Models", id="models"):
                 models_tab.build(ctx, widgets)
-            with gr.Tab("Arena", id="arena"):
-                arena_tab.build(ctx, widgets)
+            with gr.Tab("Arena", id="arena") as arena:
+                arena_tab.build(ctx, widgets, arena)
         export_tab.build(ctx)
         audit_tab.hand_to_fine_tune(demo, audit)
 

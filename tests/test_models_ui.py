@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
 from ui_fixtures import make_context, object_image
 
 import isnet
@@ -293,6 +295,40 @@ def test_arena_reads_results_and_loads_a_rows_model(ctx, tmp_path):
         ha.read_leaderboard(folder)
 
 
+def test_arena_leaderboard_exports_its_table_plot_and_checkpoints(ctx, tmp_path):
+    from explorer.handlers import arena as ha
+    from explorer.handlers import export as hx
+    from isnet.io.export import file_sha256
+
+    folder = _arena_folder(tmp_path, methods=["standard", "selective"])
+    Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(folder / "arena.png")
+    (folder / "selective.safetensors").unlink()  # one method without its file
+    board = ha.read_leaderboard(folder)
+    with pytest.raises(InputError, match="Nothing to export yet"):
+        hx.export_view(ctx, "ivy", hx.ExportRequest(kind="arena"))
+    ha.record_leaderboard(ctx, "ivy", board)
+    files = hx.export_view(ctx, "ivy", hx.ExportRequest(kind="arena"))
+    record = json.loads(Path(files.numbers).read_text())
+    assert record["view"] == "arena" and record["title"] == "Arena: arena"
+    assert record["table"]["headers"] == ha.HEADERS[:-1]  # the table as shown (no link column)
+    assert record["table"]["rows"] == [cells[:-1] for cells in board.rows]
+    assert record["numbers"]["per_model"]["STANDARD"]["Acc. biased %"] == 50.0
+    assert record["settings"]["results_folder"] == "arena"
+    assert record["settings"]["commands"] == ["python -m benchmarks.arena --epochs 1"]
+    standard, selective = record["models"]
+    assert standard["file"] == "standard.safetensors"
+    assert standard["sha256"] == file_sha256(folder / "standard.safetensors")
+    assert selective["file"] is None and selective["sha256"] is None
+    assert files.heatmaps is None  # a leaderboard has no heatmaps
+    with Image.open(files.figure) as figure:
+        assert figure.width >= 1000  # wide enough for the table's eleven columns
+    report = Path(hx.session_report(ctx, "ivy")).read_text()
+    assert "Arena: arena" in report
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert ha.record_leaderboard(ctx, "ivy", ha.read_leaderboard(empty)) is None
+
+
 def test_arena_rows_load_bundled_checkpoints_of_a_folder_of_that_name(ctx, tmp_path):
     from explorer.handlers import arena as ha
     from isnet.io.checkpoints import save_checkpoint
@@ -328,7 +364,8 @@ def test_bundled_arena_checkpoints_load_and_match_their_results():
     assert {"vit", "ag_sononet"} <= set(board.checkpoints)
     for method in ("vit", "ag_sononet"):
         model, metadata = isnet.load_checkpoint(board.checkpoints[method])
-        assert metadata["config"]["method"] == method and metadata["class_names"][0] == "T-shirt/top"
+        assert metadata["config"]["method"] == method
+        assert metadata["class_names"][0] == "T-shirt/top"
         assert sum(p.numel() for p in model.parameters()) == board.rows[
             board.methods.index(method)][ha.HEADERS.index("Parameters")]
 
@@ -401,6 +438,7 @@ def test_models_and_arena_through_the_client(tmp_path):
         ARENA_OUTPUTS,
         COMPARE_MODES_OUTPUTS,
         EXPLAIN_OUTPUTS,
+        EXPORT_OUTPUTS,
         LOAD_CHECKPOINT_OUTPUTS,
     )
     from isnet.training.config import TRAINING_METHODS
@@ -433,6 +471,9 @@ def test_models_and_arena_through_the_client(tmp_path):
         assert results["summary"].startswith(f"{len(TRAINING_METHODS)} methods")
         with pytest.raises(AppError, match="not in the list of choices"):
             client.predict(results_folder="/etc", api_name="/arena_results")
+        exported = named(EXPORT_OUTPUTS, client.predict(view_name="arena", api_name="/export"))
+        board = json.loads(Path(exported["numbers"]).read_text())
+        assert board["view"] == "arena" and len(board["table"]["rows"]) == len(TRAINING_METHODS)
         pair = {}
         for index, method in enumerate(TRAINING_METHODS):  # every method, through the client
             arena = named(ARENA_LOAD_OUTPUTS, client.predict(row_index=index,

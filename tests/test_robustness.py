@@ -12,8 +12,7 @@ from isnet.data.bias.config import BIAS_KINDS
 from isnet.evaluate import format_robustness, main
 from isnet.models.densenet import tiny_densenet
 from isnet.training.experiment import ExperimentData, evaluation_set
-from isnet.training.robustness import (accuracy, checkpoint_robustness, planted_set,
-                                       robustness)
+from isnet.training.robustness import accuracy, checkpoint_robustness, planted_set, robustness
 
 SMALL = ExperimentData(size=32, train_limit=24, val_limit=8, test_limit=12, seed=5)
 

@@ -28,8 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from explorer.catalog import entry_from_checkpoint
 from explorer.errors import InputError
+from explorer.handlers.export import record_view
 from explorer.state import AppContext, ModelEntry
 
 RESULTS_ROOT = Path(__file__).resolve().parents[2] / "results"
@@ -59,6 +63,7 @@ class Leaderboard:
         plot: path of ``arena.png``, or None.
         summary: Markdown: the command and device that made the results, or why there are none.
         checkpoints: method → checkpoint path, for the methods whose file exists.
+        settings: how the results were made: data description, device, commands (for export).
     """
 
     folder: Path
@@ -67,6 +72,7 @@ class Leaderboard:
     plot: str | None = None
     summary: str = ""
     checkpoints: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def arena_folder(ctx: AppContext) -> Path:
@@ -233,11 +239,36 @@ def read_leaderboard(folder: str | Path, bundled: str | Path = BUNDLED_FOLDER) -
     if summary.get("uniform_map_background_share") is not None:
         lines.append(f"a map spread evenly over the image has background share "
                      f"{float(summary['uniform_map_background_share']):.3f}")
+    board.settings = {"results_folder": folder.name, "device": summary.get("device"),
+                      "data": summary.get("data"), "commands": commands,
+                      "uniform_map_background_share":
+                          summary.get("uniform_map_background_share")}
     board.summary = "; ".join(lines) + ". Click a row to load that method's model (it then " \
                                        "appears in every model list of your session)."
     if not board.methods:
         board.summary = "No method results in this folder yet: run `python -m benchmarks.arena`."
     return board
+
+
+def record_leaderboard(ctx: AppContext, session: str | None, board: Leaderboard) -> dict | None:
+    """Keep the leaderboard a session is looking at as its newest "arena" view, so Export can
+    save it: the table (figure and JSON), the plot, the settings and every method's checkpoint
+    with its SHA-256. None (nothing kept) for a folder without results."""
+    if not board.methods:
+        return None
+    numbers = {"per_model": {str(cells[0]): dict(zip(HEADERS[1:], cells[1:], strict=True))
+                             for cells in board.rows}}
+    models = [{"label": str(cells[0]), "id": method, "file": board.checkpoints.get(method),
+               "method": method} for method, cells in zip(board.methods, board.rows,
+                                                          strict=True)]
+    images = []
+    if board.plot:
+        with Image.open(board.plot) as picture:
+            images.append(("Accuracy drop against background share",
+                           np.asarray(picture.convert("RGB"))))
+    return record_view(ctx, session, "arena", f"Arena: {board.folder.name}", numbers,
+                       board.settings, [], images, None, models=models,
+                       table=(HEADERS[:-1], [cells[:-1] for cells in board.rows]))
 
 
 def load_method(ctx: AppContext, session: str | None, board: Leaderboard,

@@ -1,9 +1,11 @@
 """Export what a view shows, and a report of the whole session.
 
-Each time the Explain, Bias lab or Audit tab shows a result, :func:`record_view` keeps a small
-plain record of it in :attr:`explorer.state.AppContext.views` — its numbers, settings, models,
-the pictures shown (as PNG files) and the raw heatmaps (one ``.npy`` file), all in the session's
-folder. :func:`export_view` then writes, for the newest view of a kind:
+Each time the Explain, Bias lab, Audit or Arena tab shows a result, :func:`record_view` keeps a
+small plain record of it in :attr:`explorer.state.AppContext.views` — its numbers, settings,
+models, the pictures shown (as PNG files), a table if the view showed one, and the raw heatmaps
+(one ``.npy`` file), all in the session's folder. (The Arena's leaderboard has no heatmaps; its
+checkpoints are listed with their hashes.) :func:`export_view` then writes, for the newest view
+of a kind:
 
 * ``figure``: a PNG figure of the pictures with captions, the colour scale with tick values and
   the numbers (:func:`explorer.media.audit_plots.view_figure`);
@@ -37,7 +39,7 @@ from explorer.state import AppContext, ModelEntry
 from isnet.io.atomic import write_atomically
 from isnet.io.export import file_sha256, plain, write_json, write_report
 
-VIEW_KINDS = ("explain", "bias", "audit", "strategies")
+VIEW_KINDS = ("explain", "bias", "audit", "strategies", "arena")
 """The views that can be exported (the tab each comes from)."""
 
 
@@ -83,7 +85,9 @@ def models_of(entries: Sequence[ModelEntry]) -> list[dict]:
 def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
                 numbers: Mapping[str, Any], settings: Mapping[str, Any],
                 entries: Sequence[ModelEntry], images: Sequence[tuple[str, np.ndarray]],
-                heatmaps: np.ndarray | None, scale: float | None = None) -> dict:
+                heatmaps: np.ndarray | None, scale: float | None = None,
+                models: Sequence[Mapping[str, Any]] | None = None,
+                table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None) -> dict:
     """Keep one view of the session: pictures as PNG files, heatmaps as ``.npy``.
 
     Files are named by their content (:mod:`explorer.media.stored`): recording the same
@@ -96,6 +100,9 @@ def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
         images: (caption, (H, W, 3) uint8) pictures the view showed.
         heatmaps: the raw relevance maps, e.g. (models, S, S) float.
         scale: the shared colour-scale bound of the pictures, if they are heatmaps.
+        models: the models as plain records (``label``, ``id``, ``file``, …) instead of
+            ``entries`` (for models the session has not loaded, such as the arena's).
+        table: (headers, rows) the view showed as a table; the figure draws it.
 
     Returns:
         The plain view record (also appended to ``ctx.views``).
@@ -109,9 +116,13 @@ def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
             heatmap_path = stored_npy(np.asarray(heatmaps, dtype=np.float32), folder)
         view = {"kind": kind, "title": title, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "stamp": stamp, "numbers": plain(dict(numbers)),
-                "settings": plain(dict(settings)), "models": models_of(entries),
+                "settings": plain(dict(settings)),
+                "models": [dict(m) for m in models] if models is not None else
+                models_of(entries),
                 "images": pictures, "heatmaps": heatmap_path,
-                "scale": None if scale is None else float(scale)}
+                "scale": None if scale is None else float(scale),
+                "table": None if table is None else plain({"headers": list(table[0]),
+                                                           "rows": [list(r) for r in table[1]]})}
         dropped = ctx.views.add(session, view)  # views past the log's capacity
         in_use = {path for kept in ctx.views.of(session) for path in _files(kept)}
         for old in dropped:  # their files go, unless a newer view shows the same content
@@ -159,6 +170,7 @@ def numbers_record(view: Mapping[str, Any]) -> dict:
     """What the JSON export holds: the numbers, the settings and the models with hashes."""
     return {"view": view["kind"], "title": view["title"], "time": view["time"],
             "numbers": view["numbers"], "settings": view["settings"],
+            **({"table": view["table"]} if view.get("table") else {}),
             "models": _hashed(view["models"]), "colour_scale": view.get("scale"),
             "isnet_version": getattr(isnet, "__version__", None)}
 
@@ -176,7 +188,11 @@ def export_view(ctx: AppContext, session: str | None, request: ExportRequest) ->
     pictures = [(caption, _picture(path)) for caption, path in view["images"]]
     flat = {**{f"{k}": v for k, v in view["numbers"].items() if not isinstance(v, (list, dict))},
             **_flat_models(view["numbers"])}
-    figure = audit_plots.view_figure(view["title"], pictures, view.get("scale"), flat)
+    table = view.get("table")
+    if table:  # the table carries the per-model numbers
+        flat = {k: v for k, v in flat.items() if " · " not in k}
+    figure = audit_plots.view_figure(view["title"], pictures, view.get("scale"), flat,
+                                     table=(table["headers"], table["rows"]) if table else None)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     png = write_atomically(folder / f"{stem}-figure.png", buffer.getvalue(), overwrite=True)

@@ -78,25 +78,32 @@ def figure_png(figure: Figure) -> np.ndarray:
 
 
 def view_figure(title: str, images: Sequence[tuple[str, np.ndarray]], scale: float | None,
-                numbers: Mapping[str, object], cmap: str = "bwr") -> Figure:
+                numbers: Mapping[str, object], cmap: str = "bwr",
+                table: tuple[Sequence[str], Sequence[Sequence[object]]] | None = None) -> Figure:
     """The export figure of a view: its pictures with captions, the colour scale with tick
-    values (when the view has heatmaps) and its numbers as text.
+    values (when the view has heatmaps), a table (when the view showed one) and its numbers as
+    text.
 
     Args:
         images: (caption, (H, W, 3) uint8) pairs, at most 8 are drawn.
         scale: the shared colour-scale bound (relevance ±scale), or None.
         numbers: shown as ``key: value`` lines.
+        table: (headers, rows), drawn full width under the pictures (None cells as "–").
     """
     shown = list(images)[:8]
     columns = max(1, min(4, len(shown)))
     rows = max(1, int(np.ceil(len(shown) / columns)))
     lines = [f"{key}: {value}" for key, value in numbers.items()]
     text_height = 0.18 * len(lines) + 0.4
-    figure = Figure(figsize=(3.0 * columns, 3.0 * rows + text_height + 0.8), dpi=100,
-                    layout="constrained")
+    table_height = 0.0 if table is None else 0.28 * (len(table[1]) + 1) + 0.3
+    width = 3.0 * columns if table is None else max(3.0 * columns, 1.3 * len(table[0]))
+    picture_height = 3.0 if table is None else min(width * 0.5, 6.0)
+    figure = Figure(figsize=(width, picture_height * rows + table_height + text_height + 0.8),
+                    dpi=100, layout="constrained")
     figure.suptitle(title, fontsize=11)
-    grid = figure.add_gridspec(rows + 2, columns,
-                               height_ratios=[3.0] * rows + [0.25, text_height])
+    grid = figure.add_gridspec(rows + 3, columns,
+                               height_ratios=[picture_height] * rows +
+                               [0.25, max(table_height, 0.01), text_height])
     for index, (caption, image) in enumerate(shown):
         axes = figure.add_subplot(grid[index // columns, index % columns])
         axes.imshow(image, interpolation="nearest")
@@ -108,7 +115,17 @@ def view_figure(title: str, images: Sequence[tuple[str, np.ndarray]], scale: flo
                         orientation="horizontal",
                         label="relevance (blue = against the class, red = for it)")
         bar.tick_params(labelsize=7)
-    notes = figure.add_subplot(grid[rows + 1, :])
+    if table is not None:
+        board = figure.add_subplot(grid[rows + 1, :])
+        board.set_axis_off()
+        cells = [["–" if cell is None else str(cell) for cell in row] for row in table[1]]
+        drawn = board.table(cellText=cells or [["–"] * len(table[0])],
+                            colLabels=[str(h) for h in table[0]], loc="upper center",
+                            cellLoc="center")
+        drawn.auto_set_font_size(False)
+        drawn.set_fontsize(7)
+        drawn.auto_set_column_width(list(range(len(table[0]))))  # columns fit their text
+    notes = figure.add_subplot(grid[rows + 2, :])
     notes.set_axis_off()
     notes.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=8, family="monospace")
     return figure

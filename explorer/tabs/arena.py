@@ -28,8 +28,9 @@ def _board(folder: Path) -> ha.Leaderboard:
         return ha.Leaderboard(folder, summary=str(error))
 
 
-def build(ctx: AppContext, w: ExplainWidgets) -> gr.Dataframe:
-    """Create the Arena tab inside the current ``gr.Tab``; returns the leaderboard widget."""
+def build(ctx: AppContext, w: ExplainWidgets, tab: gr.Tab) -> gr.Dataframe:
+    """Create the Arena tab inside ``tab`` (the current ``gr.Tab``); returns the leaderboard
+    widget."""
     folders = ha.results_folders(ctx)
     board = _board(folders[0])
     gr.Markdown("The paper's comparison: every method trained on the same biased split, then "
@@ -58,15 +59,25 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Dataframe:
     refresh = gr.Button("Reload results", size="sm")
 
     @guarded
-    def on_refresh(results_folder):
-        """The leaderboard, plot and summary of a results folder as they are on disk now."""
+    def on_refresh(results_folder, request: gr.Request):
+        """The leaderboard, plot and summary of a results folder as they are on disk now (kept
+        as the session's Arena view, for Export)."""
         fresh = ha.read_leaderboard(ha.chosen_folder(ctx, results_folder))
+        ha.record_leaderboard(ctx, session_of(request), fresh)
         return ordered({"table": fresh.rows, "plot": fresh.plot, "summary": fresh.summary},
                        ARENA_OUTPUTS)
 
     refresh.click(on_refresh, [results_folder], [table, plot, summary], api_name="arena_results")
     results_folder.change(on_refresh, [results_folder], [table, plot, summary],
                           api_visibility="private")
+
+    @guarded
+    def on_open(results_folder, request: gr.Request):
+        """Opening the tab keeps the leaderboard shown as the session's Arena view."""
+        ha.record_leaderboard(ctx, session_of(request),
+                              ha.read_leaderboard(ha.chosen_folder(ctx, results_folder)))
+
+    tab.select(on_open, [results_folder], None, api_visibility="private")
 
     @guarded
     def on_row(event: gr.SelectData, results_folder, request: gr.Request):

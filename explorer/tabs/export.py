@@ -2,7 +2,8 @@
 :mod:`explorer.handlers.export`).
 
 Shown below the tabs, so it serves every view: choose a view (the newest result of the Explain,
-Bias lab or Audit tab, or the last strategy discovery), press Export, then download its figure
+Bias lab or Audit tab, the last strategy discovery, or the leaderboard last shown in the Arena
+tab), press Export, then download its figure
 (PNG), numbers and settings (JSON) and raw heatmaps (``.npy``). "Session report" writes one HTML
 file with everything this session has looked at, which opens offline.
 """
@@ -17,7 +18,7 @@ from explorer.handlers import export as hx
 from explorer.state import AppContext
 
 VIEW_CHOICES = [("Explain", "explain"), ("Bias lab", "bias"), ("Audit", "audit"),
-                ("Audit strategies", "strategies")]
+                ("Audit strategies", "strategies"), ("Arena", "arena")]
 
 
 def build(ctx: AppContext) -> None:
