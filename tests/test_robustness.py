@@ -90,3 +90,44 @@ def test_robustness_table_lists_every_kind_once():
                         "tint: drop (points) |")
     assert lines[2] == "| a | 80.0 | 5.0 | – |"
     assert lines[3] == "| b | 90.0 | 0.0 | 50.0 |"
+
+
+def test_bias_lab_measures_both_models_and_exports_the_table(tmp_path):
+    from ui_fixtures import write_samples
+
+    from explorer.app import make_context
+    from explorer.errors import InputError
+    from explorer.handlers import export as hx
+    from explorer.handlers import robustness as hr
+    from isnet.data.fashion_mnist import FASHION_MNIST_CLASSES
+
+    models = {}
+    for seed, kind in enumerate(("standard", "isnet")):
+        torch.manual_seed(seed)
+        models[f"F {kind}"] = (tiny_densenet(num_classes=10).eval(),
+                               {"class_names": list(FASHION_MNIST_CLASSES), "input_size": 32,
+                                "trained_as": kind, "model_name": "tiny_densenet"})
+    torch.manual_seed(2)
+    models["Three"] = (tiny_densenet(num_classes=3).eval(),
+                       {"class_names": ["a", "b", "c"], "input_size": 32})
+    images, masks = write_samples(tmp_path / "assets")
+    ctx = make_context(models=models, samples_dir=images, masks_dir=masks,
+                       work_dir=tmp_path / "work")
+    ids = {entry.label: entry.model_id for entry in ctx.store.visible(None)}
+    view = hr.measure(ctx, "s", hr.RobustnessRequest((ids["F standard"], ids["F isnet"]), 12))
+    data = ExperimentData(size=32, test_limit=12)
+    for label, row in zip(("F standard", "F isnet"), view.rows, strict=True):
+        expected = robustness(ctx.store.get(ids[label], "s").model, data)
+        assert view.results[label] == expected
+        assert row == [label, round(100 * expected["shape"]["clean"], 1),
+                       *(expected[kind]["drop_points"] for kind in BIAS_KINDS)]
+    assert view.markdown.count("| F ") == 2
+    record = json.loads(open(hx.export_view(ctx, "s", hx.ExportRequest("robustness")).numbers)
+                        .read())
+    assert record["table"]["rows"] == view.rows and record["settings"]["images"] == 12
+    with pytest.raises(InputError, match="other classes than Fashion-MNIST"):
+        hr.measure(ctx, "s", hr.RobustnessRequest((ids["Three"],), 12))
+    with pytest.raises(InputError, match="between 1 and"):
+        hr.measure(ctx, "s", hr.RobustnessRequest((ids["F isnet"],), hr.MAX_IMAGES + 1))
+    same = hr.measure(ctx, "s", hr.RobustnessRequest((ids["F isnet"], ids["F isnet"]), 12))
+    assert len(same.rows) == 1  # the same model twice is measured once

@@ -39,7 +39,7 @@ from explorer.state import AppContext, ModelEntry
 from isnet.io.atomic import write_atomically
 from isnet.io.export import file_sha256, plain, write_json, write_report
 
-VIEW_KINDS = ("explain", "bias", "audit", "strategies", "arena")
+VIEW_KINDS = ("explain", "bias", "audit", "strategies", "robustness", "arena")
 """The views that can be exported (the tab each comes from)."""
 
 

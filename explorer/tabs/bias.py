@@ -1,8 +1,9 @@
 """The Bias lab tab: widgets and wiring only (the work is in :mod:`explorer.handlers.bias`).
 
-Uses the Explain tab's image, mask, true class and model choice. Three experiments: inject one
+Uses the Explain tab's image, mask, true class and model choice. Four experiments: inject one
 mark and compare heatmaps; a stress test sweeping the mark's opacity or size; a counterfactual
-putting each class's mark on this image.
+putting each class's mark on this image; and, over bundled test images, each model's accuracy
+drop under every kind of mark planted with a random class.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from explorer.components import (
 from explorer.errors import guarded, notify
 from explorer.handlers import bias as hb
 from explorer.handlers import export as hx
+from explorer.handlers import robustness as hr
 from explorer.state import AppContext
 
 
@@ -73,6 +75,16 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         counter = gr.Button("Try every class's mark")
         counter_plot = gr.Plot(label="P(A) after adding A's mark")
         counter_summary = gr.Markdown()
+    with gr.Accordion("Over the test set: background changes the models never saw", open=False):
+        gr.Markdown("Plants every kind of mark, with a random other class, into the background "
+                    "of bundled Fashion-MNIST test images and measures each model's accuracy "
+                    "drop against the clean images (Fashion-MNIST models only; ~10 s per model "
+                    "for 200 images).")
+        with gr.Row():
+            test_images = gr.Slider(20, hr.MAX_IMAGES, value=200, step=20, label="Test images",
+                                    scale=3)
+            measure = gr.Button("Measure robustness", scale=1)
+        drops = gr.Markdown()
 
     def on_true_class(true_name, left_model, request: gr.Request):
         """Default the mark to another class than the image's (a confounding mark)."""
@@ -165,4 +177,14 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
 
     counter.click(on_counterfactual, shared + settings_inputs + mask_inputs,
                   [counter_plot, counter_summary], api_name="counterfactual",
+                  concurrency_id="explain")
+
+    @guarded
+    def on_robustness(left_model, right_model, images, request: gr.Request):
+        """Both models' accuracy drop (points) under each kind of mark planted with a random
+        other class into bundled test images; a Markdown table."""
+        return hr.measure(ctx, session_of(request), hr.RobustnessRequest(
+            (left_model, right_model), int(images))).markdown
+
+    measure.click(on_robustness, [w.left, w.right, test_images], [drops], api_name="robustness",
                   concurrency_id="explain")

@@ -18,7 +18,8 @@ from explorer.handlers import export as hx
 from explorer.state import AppContext
 
 VIEW_CHOICES = [("Explain", "explain"), ("Bias lab", "bias"), ("Audit", "audit"),
-                ("Audit strategies", "strategies"), ("Arena", "arena")]
+                ("Audit strategies", "strategies"), ("Robustness", "robustness"),
+                ("Arena", "arena")]
 
 
 def build(ctx: AppContext) -> None:

@@ -18,12 +18,12 @@ data description; ``python -m isnet.evaluate CKPT --robustness`` prints it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from isnet.data.bias.config import BIAS_KINDS, REGION_KINDS
@@ -65,21 +65,27 @@ def planted_set(data: ExperimentData, kind: str, limit: int | None = None) -> Im
     return ImageSet(images, base.masks, base.labels, list(base.class_names))
 
 
-def accuracy(model: nn.Module, images: ImageSet, batch_size: int = 250) -> float:
-    """Top-1 accuracy of ``model`` (put in ``eval()`` mode) on ``images``: a forward pass only."""
+def accuracy(model: nn.Module, images: ImageSet, batch_size: int = 250,
+             transform: Callable[[Tensor], Tensor] | None = None) -> float:
+    """Top-1 accuracy of ``model`` (put in ``eval()`` mode) on ``images``: a forward pass only.
+    ``transform`` maps each batch of [0, 1] pixels to the model's input (e.g. its
+    normalisation)."""
     model.eval()
     reference = next(model.parameters())
     correct = 0
     with torch.inference_mode():
         for batch, _, labels in DataLoader(as_dataset(images), batch_size):
-            logits = model(batch.to(reference.device, reference.dtype))
+            batch = batch.to(reference.device, reference.dtype)
+            logits = model(transform(batch) if transform is not None else batch)
             correct += int((logits.argmax(1).cpu() == labels).sum())
     return correct / len(images)
 
 
 def robustness(model: nn.Module, data: ExperimentData, kinds: Sequence[str] = BIAS_KINDS,
                limit: int | None = None, batch_size: int = 250,
-               clean: float | None = None) -> dict[str, dict[str, float]]:
+               clean: float | None = None,
+               transform: Callable[[Tensor], Tensor] | None = None,
+               ) -> dict[str, dict[str, float]]:
     """Accuracy on clean test images against the same images with each kind planted.
 
     Args:
@@ -89,16 +95,17 @@ def robustness(model: nn.Module, data: ExperimentData, kinds: Sequence[str] = BI
         limit: test images (default ``data.test_limit``).
         batch_size: images per forward pass.
         clean: the clean accuracy if already measured on the same images (saves a pass).
+        transform: maps each batch of [0, 1] pixels to the model's input (normalisation).
 
     Returns:
         ``{kind: {"clean", "planted", "drop_points"}}`` with accuracies in [0, 1] and the drop
         in points rounded to 0.1.
     """
     if clean is None:
-        clean = accuracy(model, _clean_set(data, limit), batch_size)
+        clean = accuracy(model, _clean_set(data, limit), batch_size, transform)
     result = {}
     for kind in kinds:
-        planted = accuracy(model, planted_set(data, kind, limit), batch_size)
+        planted = accuracy(model, planted_set(data, kind, limit), batch_size, transform)
         result[kind] = {"clean": clean, "planted": planted,
                         "drop_points": round(100 * (clean - planted), 1)}
     return result
