@@ -219,7 +219,7 @@ def test_endpoints_have_api_names(tmp_path):
                       work_dir=tmp_path / "work")
     names = {dependency.get("api_name") for dependency in demo.config["dependencies"]}
     assert {"audit", "stop_audit", "audit_strategies", "audit_fine_tune_set", "export",
-            "session_report"} <= names
+            "session_report", "robustness", "arena_results"} <= names
 
 
 def test_arena_plot_has_a_caption_and_no_label_badge_over_it(tmp_path):
