@@ -90,8 +90,10 @@ def measure(ctx: AppContext, session: str | None, request: RobustnessRequest) ->
     lines = ["| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * (len(HEADERS) - 1)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in view.rows]
     view.markdown = (f"{int(request.images)} bundled test images, each kind planted with a "
-                     "random other class (local marks at random places). A model that decides "
-                     "by the object drops 0 points.\n\n" + "\n".join(lines))
+                     "random other class (local marks at random places). *Clean* is the same "
+                     "images without any mark (a model that needs its training mark is near "
+                     "chance there). A model that decides by the object drops 0 points.\n\n"
+                     + "\n".join(lines))
     record_view(ctx, session, "robustness", "Robustness to unseen background changes",
                 {"per_model": {label: {kind: values["drop_points"]
                                        for kind, values in result.items()}
