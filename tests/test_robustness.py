@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,12 +123,18 @@ def test_bias_lab_measures_both_models_and_exports_the_table(tmp_path):
         assert row == [label, round(100 * expected["shape"]["clean"], 1),
                        *(expected[kind]["drop_points"] for kind in BIAS_KINDS)]
     assert view.markdown.count("| F ") == 2
-    record = json.loads(open(hx.export_view(ctx, "s", hx.ExportRequest("robustness")).numbers)
-                        .read())
+    exported = hx.export_view(ctx, "s", hx.ExportRequest("robustness"))
+    record = json.loads(Path(exported.numbers).read_text())
     assert record["table"]["rows"] == view.rows and record["settings"]["images"] == 12
     with pytest.raises(InputError, match="other classes than Fashion-MNIST"):
         hr.measure(ctx, "s", hr.RobustnessRequest((ids["Three"],), 12))
     with pytest.raises(InputError, match="between 1 and"):
         hr.measure(ctx, "s", hr.RobustnessRequest((ids["F isnet"],), hr.MAX_IMAGES + 1))
+    large = ctx.store.get(ids["F isnet"], "s")
+    large.metadata["input_size"] = 224  # fewer images for larger inputs (same pixels)
+    assert hr.most_images(large) == int(hr.MAX_IMAGES * (64 / 224) ** 2)
+    with pytest.raises(InputError, match="at most 81 test images"):
+        hr.measure(ctx, "s", hr.RobustnessRequest((ids["F isnet"],), 100))
+    large.metadata["input_size"] = 32
     same = hr.measure(ctx, "s", hr.RobustnessRequest((ids["F isnet"], ids["F isnet"]), 12))
     assert len(same.rows) == 1  # the same model twice is measured once

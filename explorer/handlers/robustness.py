@@ -21,7 +21,8 @@ from isnet.training.experiment import ExperimentData
 from isnet.training.robustness import robustness
 
 MAX_IMAGES = 1000
-"""Most test images per run: 6 passes over 1,000 images take a DenseNet121 ~40 s on 2 cores."""
+"""Most test images per run at 64 px: 6 passes over 1,000 images take a DenseNet121 ~40 s on 2
+cores. Larger inputs get proportionally fewer (:func:`most_images`)."""
 HEADERS = ["Model", "Clean accuracy %", *(f"{kind}: drop (points)" for kind in BIAS_KINDS)]
 
 
@@ -53,11 +54,20 @@ class RobustnessView:
     markdown: str = ""
 
 
-def _check(entry: ModelEntry) -> None:
+def most_images(entry: ModelEntry) -> int:
+    """The most test images for a model: :data:`MAX_IMAGES` at 64 px, fewer for larger inputs
+    (the same number of pixels), at least 20."""
+    return max(20, int(MAX_IMAGES * (64 / max(entry.input_size, 64)) ** 2))
+
+
+def _check(entry: ModelEntry, images: int) -> None:
     if list(entry.class_names) != list(FASHION_MNIST_CLASSES):
         raise InputError(f"{entry.label} knows other classes than Fashion-MNIST's ten, so the "
                          "bundled test images cannot measure it; fine-tune it on Fashion-MNIST "
                          "or choose a bundled model.")
+    if images > most_images(entry):
+        raise InputError(f"{entry.label} sees {entry.input_size} px images; measure it on at "
+                         f"most {most_images(entry)} test images.")
 
 
 def measure(ctx: AppContext, session: str | None, request: RobustnessRequest) -> RobustnessView:
@@ -73,7 +83,7 @@ def measure(ctx: AppContext, session: str | None, request: RobustnessRequest) ->
     if not entries:
         raise InputError("Choose a model first.")
     for entry in entries:
-        _check(entry)
+        _check(entry, int(request.images))
     view = RobustnessView()
     for entry in entries:
         data = ExperimentData(size=entry.input_size, test_limit=int(request.images))
