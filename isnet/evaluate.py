@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--input-rule", choices=["trained", "zb", "epsilon"], default="trained",
                         help="LRP rule at the input layer for the background share (default: "
                              "each model's training rule)")
+    parser.add_argument("--data-seed", type=int, default=None,
+                        help="rebuild the test images with this seed instead of each "
+                             "checkpoint's own (compare runs on the same images)")
     parser.add_argument("--robustness", action="store_true",
                         help="measure the accuracy drop under unseen background changes instead")
     parser.add_argument("--kinds", nargs="+", default=list(BIAS_KINDS), choices=BIAS_KINDS,
@@ -70,13 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.robustness:
         results = {path.stem: checkpoint_robustness(path, args.kinds, args.limit,
-                                                    max(args.batch_size, 1))
+                                                    max(args.batch_size, 1), args.data_seed)
                    for path in args.checkpoints}
         sys.stdout.write((json.dumps(results, indent=2) if args.json
                           else format_robustness(results)) + "\n")
         return 0
     zb = {"trained": None, "zb": True, "epsilon": False}[args.input_rule]
-    results = {path.stem: evaluate_checkpoint(path, args.split, args.limit, args.batch_size, zb)
+    results = {path.stem: evaluate_checkpoint(path, args.split, args.limit, args.batch_size, zb,
+                                              args.data_seed)
                for path in args.checkpoints}
     sys.stdout.write((json.dumps(results, indent=2) if args.json else format_table(results))
                      + "\n")

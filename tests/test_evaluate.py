@@ -86,6 +86,22 @@ def test_evaluation_uses_the_input_rule_the_model_was_trained_with(tmp_path, cap
     assert "| z^B |" in capsys.readouterr().out
 
 
+def test_data_seed_rebuilds_the_test_images_of_another_draw(tmp_path):
+    from dataclasses import replace
+
+    from isnet.training.evaluate import measure
+
+    torch.manual_seed(0)
+    model = tiny_densenet(num_classes=10)
+    path = isnet.save_checkpoint(tmp_path / "tiny.safetensors", model, data=SMALL.to_dict())
+    other = evaluate_checkpoint(path, ["unbiased"], limit=6, data_seed=3)["unbiased"]
+    expected = measure(model.eval(), evaluation_set(replace(SMALL, seed=3), "unbiased", 6))
+    assert other["accuracy"] == expected["accuracy"]
+    assert other["background_share"] == pytest.approx(expected["background_share"], rel=1e-5)
+    assert not torch.equal(evaluation_set(replace(SMALL, seed=3), "unbiased", 6).images,
+                           evaluation_set(SMALL, "unbiased", 6).images)
+
+
 def test_checkpoint_without_data_description_is_explained(tmp_path):
     path = isnet.save_checkpoint(tmp_path / "bare.safetensors", tiny_densenet(10))
     with pytest.raises(ValueError, match="no 'data' description"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,11 @@ def test_robustness_command_and_table(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "| checkpoint | clean accuracy (%) | decoy: drop (points) |" in table
     assert table.strip().splitlines()[-1].startswith("| tiny | ")
+    # --data-seed: the same model on another draw of the test images
+    assert main([str(path), "--robustness", "--kinds", "tint", "--data-seed", "3", "--json"]) == 0
+    other = json.loads(capsys.readouterr().out)["tiny"]
+    model, _ = isnet.load_checkpoint(path)
+    assert other == robustness(model, replace(SMALL, seed=3), kinds=("tint",))
     bare = isnet.save_checkpoint(tmp_path / "bare.safetensors", tiny_densenet(num_classes=10))
     with pytest.raises(ValueError, match="no 'data' description"):
         checkpoint_robustness(bare)

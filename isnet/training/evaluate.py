@@ -15,6 +15,7 @@ attention rollout), and any network can be measured on a given ``explainer``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
 def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "unbiased",
                                                                     "confounding"),
                         limit: int | None = None, batch_size: int = 64,
-                        zb: bool | None = None) -> dict[str, dict]:
+                        zb: bool | None = None, data_seed: int | None = None) -> dict[str, dict]:
     """Measure one checkpoint on each test condition rebuilt from its data description.
 
     Args:
@@ -96,6 +97,8 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         batch_size: images per forward pass.
         zb: the input layer's rule for the background share (None: the one the model was
             trained with, ``config.zb``; z^B when the checkpoint does not say).
+        data_seed: rebuild the test images with this seed instead of the description's (to
+            compare runs trained on different draws of the data on the same test images).
 
     Returns:
         ``{split: {"accuracy", "background_share", "count", "zb"}}``.
@@ -108,6 +111,8 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         raise ValueError(f"{path}: the checkpoint has no 'data' description; evaluate it with "
                          "isnet.evaluate.measure(model, image_set) on your own images")
     data = ExperimentData.from_dict(metadata["data"])
+    if data_seed is not None:
+        data = replace(data, seed=int(data_seed))
     trained = LRPConfig.as_trained(metadata.get("config"))
     epsilon, zb = trained.epsilon, trained.zb if zb is None else zb
     return {split: {**measure(model, evaluation_set(data, split, limit), batch_size, epsilon, zb),

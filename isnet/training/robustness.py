@@ -112,9 +112,10 @@ def robustness(model: nn.Module, data: ExperimentData, kinds: Sequence[str] = BI
 
 
 def checkpoint_robustness(path: str | Path, kinds: Sequence[str] = BIAS_KINDS,
-                          limit: int | None = None,
-                          batch_size: int = 250) -> dict[str, dict[str, float]]:
-    """:func:`robustness` of a checkpoint on the test images of its saved data description.
+                          limit: int | None = None, batch_size: int = 250,
+                          data_seed: int | None = None) -> dict[str, dict[str, float]]:
+    """:func:`robustness` of a checkpoint on the test images of its saved data description
+    (rebuilt with ``data_seed`` instead of its own seed when given).
 
     Raises:
         ValueError: the checkpoint has no data description.
@@ -124,5 +125,7 @@ def checkpoint_robustness(path: str | Path, kinds: Sequence[str] = BIAS_KINDS,
         raise ValueError(f"{path}: the checkpoint has no 'data' description, so its test images "
                          "cannot be rebuilt; use isnet.training.robustness.robustness(model, "
                          "data) with an ExperimentData of your own")
-    return robustness(model, ExperimentData.from_dict(metadata["data"]), kinds, limit,
-                      batch_size)
+    data = ExperimentData.from_dict(metadata["data"])
+    if data_seed is not None:
+        data = replace(data, seed=int(data_seed))
+    return robustness(model, data, kinds, limit, batch_size)
