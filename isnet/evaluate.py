@@ -25,6 +25,16 @@ from isnet.training.evaluate import evaluate_checkpoint
 from isnet.training.robustness import checkpoint_robustness
 
 
+def row_names(paths: Sequence[Path]) -> list[str]:
+    """A name per checkpoint for the table and the JSON: the file's stem, or ``folder/stem`` when
+    two files share a stem (so no result overwrites another)."""
+    stems = [path.stem for path in paths]
+    names = [f"{path.parent.name}/{path.stem}" if stems.count(path.stem) > 1 else path.stem
+             for path in paths]
+    return [name if names.count(name) == 1 else str(path.with_suffix(""))
+            for name, path in zip(names, paths, strict=True)]
+
+
 def format_table(results: dict[str, dict[str, dict]]) -> str:
     """Markdown table: one row per (checkpoint, split)."""
     lines = ["| checkpoint | split | accuracy (%) | background share | input rule | images |",
@@ -71,17 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", default=list(BIAS_KINDS), choices=BIAS_KINDS,
                         help="bias kinds to plant with --robustness (default: all)")
     args = parser.parse_args(argv)
+    names = row_names(args.checkpoints)
     if args.robustness:
-        results = {path.stem: checkpoint_robustness(path, args.kinds, args.limit,
-                                                    max(args.batch_size, 1), args.data_seed)
-                   for path in args.checkpoints}
+        results = {name: checkpoint_robustness(path, args.kinds, args.limit,
+                                               max(args.batch_size, 1), args.data_seed)
+                   for name, path in zip(names, args.checkpoints, strict=True)}
         sys.stdout.write((json.dumps(results, indent=2) if args.json
                           else format_robustness(results)) + "\n")
         return 0
     zb = {"trained": None, "zb": True, "epsilon": False}[args.input_rule]
-    results = {path.stem: evaluate_checkpoint(path, args.split, args.limit, args.batch_size, zb,
-                                              args.data_seed)
-               for path in args.checkpoints}
+    results = {name: evaluate_checkpoint(path, args.split, args.limit, args.batch_size, zb,
+                                         args.data_seed)
+               for name, path in zip(names, args.checkpoints, strict=True)}
     sys.stdout.write((json.dumps(results, indent=2) if args.json else format_table(results))
                      + "\n")
     return 0

@@ -106,3 +106,25 @@ def test_checkpoint_without_data_description_is_explained(tmp_path):
     path = isnet.save_checkpoint(tmp_path / "bare.safetensors", tiny_densenet(10))
     with pytest.raises(ValueError, match="no 'data' description"):
         evaluate_checkpoint(path)
+
+
+def test_checkpoints_with_the_same_file_name_keep_their_own_results(tmp_path, capsys):
+    from pathlib import Path
+
+    from isnet.evaluate import row_names
+
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        folder = tmp_path / f"run{seed}"
+        folder.mkdir()
+        paths.append(isnet.save_checkpoint(folder / "model.safetensors",
+                                           tiny_densenet(num_classes=10), data=SMALL.to_dict()))
+    assert main([str(p) for p in paths] + ["--json", "--split", "biased", "--limit", "6"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert set(values) == {"run0/model", "run1/model"}
+    for name, path in zip(("run0/model", "run1/model"), paths, strict=True):
+        assert values[name]["biased"]["accuracy"] == evaluate_checkpoint(
+            path, ["biased"], limit=6)["biased"]["accuracy"]
+    assert row_names([Path("a/x.pt"), Path("b/y.pt")]) == ["x", "y"]
+    assert len(set(row_names([Path("a/b/x.pt"), Path("c/b/x.pt")]))) == 2
