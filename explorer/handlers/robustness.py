@@ -93,9 +93,11 @@ def measure(ctx: AppContext, session: str | None, request: RobustnessRequest) ->
         except (OSError, ValueError) as error:
             raise InputError(f"The bundled test images cannot be read here: {error}") \
                 from error
-        view.results[entry.label] = result
+        name = entry.label if entry.label not in view.results else \
+            f"{entry.label} ({entry.model_id})"  # two models with one label keep both rows
+        view.results[name] = result
         clean = next(iter(result.values()))["clean"]
-        view.rows.append([entry.label, round(100 * clean, 1),
+        view.rows.append([name.replace("|", "/"), round(100 * clean, 1),
                           *(result[kind]["drop_points"] for kind in BIAS_KINDS)])
     lines = ["| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * (len(HEADERS) - 1)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in view.rows]
