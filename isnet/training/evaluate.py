@@ -15,7 +15,6 @@ attention rollout), and any network can be measured on a given ``explainer``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from isnet.io.checkpoints import load_checkpoint
 from isnet.loss import background_share
 from isnet.lrp.config import LRPConfig
 from isnet.lrp.registry import is_lrp_ready
-from isnet.training.experiment import ExperimentData, evaluation_set
+from isnet.training.experiment import checkpoint_data, evaluation_set
 from isnet.training.methods import native_explainer_for
 from isnet.wrapper import explain
 
@@ -107,12 +106,7 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         ValueError: if the checkpoint has no data description to rebuild its test images.
     """
     model, metadata = load_checkpoint(path)
-    if not metadata.get("data"):
-        raise ValueError(f"{path}: the checkpoint has no 'data' description; evaluate it with "
-                         "isnet.evaluate.measure(model, image_set) on your own images")
-    data = ExperimentData.from_dict(metadata["data"])
-    if data_seed is not None:
-        data = replace(data, seed=int(data_seed))
+    data = checkpoint_data(metadata, path, data_seed)
     trained = LRPConfig.as_trained(metadata.get("config"))
     epsilon, zb = trained.epsilon, trained.zb if zb is None else zb
     return {split: {**measure(model, evaluation_set(data, split, limit), batch_size, epsilon, zb),

@@ -17,7 +17,7 @@ and stay unmarked.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from isnet.data.bias.config import BiasConfig
@@ -117,6 +117,23 @@ def evaluation_set(data: ExperimentData, split: str, limit: int | None = None) -
     images = make_split(base.images, base.masks, base.labels, base.num_classes, split=split,
                         bias=data.bias, seed=data.seed + 1).images
     return ImageSet(images, base.masks, base.labels, list(base.class_names))
+
+
+def checkpoint_data(metadata: dict[str, Any], source: Any,
+                    seed: int | None = None) -> ExperimentData:
+    """The data description saved in a checkpoint's metadata (``source`` names the file in the
+    error), with its seed replaced by ``seed`` when given (the test images of another draw).
+
+    Raises:
+        ValueError: the checkpoint has no data description, so its test images cannot be rebuilt.
+    """
+    if not metadata.get("data"):
+        raise ValueError(f"{source}: the checkpoint has no 'data' description, so its test images "
+                         "cannot be rebuilt; measure it on your own images instead "
+                         "(isnet.measure(model, image_set), isnet.training.robustness.robustness"
+                         "(model, data))")
+    data = ExperimentData.from_dict(metadata["data"])
+    return data if seed is None else replace(data, seed=int(seed))
 
 
 def _jsonable(value: Any) -> Any:

@@ -31,7 +31,7 @@ from isnet.data.bias.splits import make_split
 from isnet.data.fashion_mnist import load_fashion_mnist
 from isnet.data.image_set import ImageSet, as_dataset
 from isnet.io.checkpoints import load_checkpoint
-from isnet.training.experiment import DEMO_BIAS, ExperimentData
+from isnet.training.experiment import DEMO_BIAS, ExperimentData, checkpoint_data
 
 
 def _clean_set(data: ExperimentData, limit: int | None = None) -> ImageSet:
@@ -121,11 +121,5 @@ def checkpoint_robustness(path: str | Path, kinds: Sequence[str] = BIAS_KINDS,
         ValueError: the checkpoint has no data description.
     """
     model, metadata = load_checkpoint(path)
-    if not metadata.get("data"):
-        raise ValueError(f"{path}: the checkpoint has no 'data' description, so its test images "
-                         "cannot be rebuilt; use isnet.training.robustness.robustness(model, "
-                         "data) with an ExperimentData of your own")
-    data = ExperimentData.from_dict(metadata["data"])
-    if data_seed is not None:
-        data = replace(data, seed=int(data_seed))
-    return robustness(model, data, kinds, limit, batch_size)
+    return robustness(model, checkpoint_data(metadata, path, data_seed), kinds, limit,
+                      batch_size)
