@@ -28,16 +28,9 @@ from torch.utils.data import DataLoader
 
 from isnet.data.bias.config import BIAS_KINDS, REGION_KINDS
 from isnet.data.bias.splits import make_split
-from isnet.data.fashion_mnist import load_fashion_mnist
 from isnet.data.image_set import ImageSet, as_dataset
 from isnet.io.checkpoints import load_checkpoint
-from isnet.training.experiment import DEMO_BIAS, ExperimentData, checkpoint_data
-
-
-def _clean_set(data: ExperimentData, limit: int | None = None) -> ImageSet:
-    """The experiment's test images without any mark (the unbiased condition's images)."""
-    return load_fashion_mnist(data.root, split="test", size=data.size,
-                              limit=limit or data.test_limit, seed=data.seed)
+from isnet.training.experiment import DEMO_BIAS, ExperimentData, checkpoint_data, evaluation_set
 
 
 def planted_set(data: ExperimentData, kind: str, limit: int | None = None) -> ImageSet:
@@ -57,7 +50,7 @@ def planted_set(data: ExperimentData, kind: str, limit: int | None = None) -> Im
     """
     if kind not in BIAS_KINDS:
         raise ValueError(f"kind must be one of {', '.join(BIAS_KINDS)}, got {kind!r}")
-    base = _clean_set(data, limit)
+    base = evaluation_set(data, "unbiased", limit)  # the clean images
     bias = replace(DEMO_BIAS, kind=kind, strength=0.0,
                    position="corner" if kind in REGION_KINDS else "random")
     images = make_split(base.images, base.masks, base.labels, base.num_classes, split="biased",
@@ -102,7 +95,8 @@ def robustness(model: nn.Module, data: ExperimentData, kinds: Sequence[str] = BI
         in points rounded to 0.1.
     """
     if clean is None:
-        clean = accuracy(model, _clean_set(data, limit), batch_size, transform)
+        clean = accuracy(model, evaluation_set(data, "unbiased", limit), batch_size,
+                         transform)
     result = {}
     for kind in kinds:
         planted = accuracy(model, planted_set(data, kind, limit), batch_size, transform)
