@@ -13,6 +13,10 @@ exactly marked / unmarked; 0 = no relation). Prints a Markdown table.
 bundled models on the bundled "mixed" split of 2 × ``--images`` images, with loading the set,
 chunks, progress and writing the audit folder), as a user of the Audit tab waits for it.
 
+``--layouts contiguous channels_last`` audits each model in each memory layout and adds the
+time's ratio to the first layout's (measured in the same run); the default, ``auto``, is the
+family's preferred layout (:mod:`isnet.analysis.layout`), as the explorer audits.
+
 ``--threads`` is torch's threads per operation and ``--workers`` the batches explained at once,
 each on its own thread (default: cores ÷ threads, as the explorer does; see
 :mod:`isnet.analysis.workers`). ``--threads 2 --workers 1`` is how the audit ran before workers.
@@ -29,6 +33,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import isnet
 from isnet.analysis.audit import audit_images, lrp_explainer, rank_by_background
+from isnet.analysis.layout import LAYOUTS
 from isnet.analysis.strategies import find_strategies
 from isnet.analysis.workers import default_workers
 from isnet.training.experiment import ExperimentData, evaluation_set
@@ -46,6 +51,8 @@ def main() -> int:
                         help="batches at once (default: cores ÷ threads)")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS),
                         help="which bundled models to audit (default: both)")
+    parser.add_argument("--layouts", nargs="+", choices=["auto", *LAYOUTS], default=["auto"],
+                        help="memory layouts to audit in (auto: the family's preferred one)")
     parser.add_argument("--app", action="store_true",
                         help="time the explorer's audit of both models (see above)")
     args = parser.parse_args()
@@ -60,16 +67,19 @@ def main() -> int:
     masks = torch.cat([marked.masks, clean.masks])
     labels = torch.cat([marked.labels, clean.labels])
     has_mark = np.r_[np.ones(len(marked)), np.zeros(len(clean))].astype(bool)
-    print("| model | images | audit s | images/s | marked in top half | clusters per class "
-          "| ARI (clusters vs has-mark), mean over classes | clustering s |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|")
-    for name in args.models:
+    print("| model | layout | images | audit s | × first layout | images/s | marked in top half "
+          "| clusters per class | ARI (clusters vs has-mark), mean over classes | clustering s |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|")
+    first = 1.0  # the first layout's seconds, per model
+    for name, layout in [(n, layout) for n in args.models for layout in args.layouts]:
         model, metadata = isnet.load_checkpoint(MODELS[name])
         lrp = isnet.LRPConfig.as_trained(metadata.get("config"))  # as the app explains it
         start = time.perf_counter()
         result = audit_images(model, images, masks, labels, batch_size=64,
-                              explainer=lrp_explainer(lrp), workers=workers)
+                              explainer=lrp_explainer(lrp), workers=workers,
+                              memory_format=LAYOUTS.get(layout))
         seconds = time.perf_counter() - start
+        first = seconds if layout == args.layouts[0] else first
         top = rank_by_background(result)[: len(images) // 2].numpy()
         start = time.perf_counter()
         counts, scores = [], []
@@ -81,7 +91,8 @@ def main() -> int:
             counts.append(found.num_clusters)
             scores.append(adjusted_rand_score(has_mark[members], found.labels))
         cluster_seconds = time.perf_counter() - start
-        print(f"| {name} | {len(images)} | {seconds:.1f} | {len(images) / seconds:.0f} | "
+        print(f"| {name} | {layout} | {len(images)} | {seconds:.1f} | {seconds / first:.2f} | "
+              f"{len(images) / seconds:.0f} | "
               f"{has_mark[top].mean():.3f} | {counts} | {np.mean(scores):.3f} | "
               f"{cluster_seconds:.1f} |", flush=True)
     return 0

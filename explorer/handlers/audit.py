@@ -30,6 +30,7 @@ from explorer.media import masking
 from explorer.media.tensors import normalise
 from explorer.state import AppContext, ModelEntry
 from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
+from isnet.analysis.layout import in_layout, preferred_layout
 from isnet.analysis.workers import default_workers, ordered_map
 from isnet.data.folders import load_image_folder
 from isnet.io.export import write_json, write_npy
@@ -248,8 +249,10 @@ def _chunk_auditor(entries: list[ModelEntry], image_set: isnet.ImageSet,
                    ) -> Callable[[tuple[int, int]], AuditResult]:
     """``audit((model number, first image))``: one chunk of :data:`CHUNK` images audited with
     one model, each model at its own input size, normalisation and LRP settings."""
-    inputs, scaled_masks, labels, explainers = [], [], [], []
+    inputs, scaled_masks, labels, explainers, models = [], [], [], [], []
     for entry in entries:
+        device = next(entry.model.parameters()).device  # each in its fastest layout, once
+        models.append(in_layout(entry.model, preferred_layout(entry.model, device)))
         scaled = _at_size(isnet.ImageSet(image_set.images, masks if masks is not None else
                                          image_set.masks, image_set.labels,
                                          list(image_set.class_names)), entry.input_size)
@@ -262,7 +265,7 @@ def _chunk_auditor(entries: list[ModelEntry], image_set: isnet.ImageSet,
     def audit(task: tuple[int, int]) -> AuditResult:
         number, first = task
         chunk = slice(first, first + CHUNK)
-        return audit_images(entries[number].model, inputs[number][chunk],
+        return audit_images(models[number], inputs[number][chunk],
                             None if scaled_masks[number] is None else scaled_masks[number][chunk],
                             None if labels[number] is None else labels[number][chunk],
                             batch_size=batch_size(request.batch_size,

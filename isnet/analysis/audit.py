@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from isnet.analysis.layout import in_layout, preferred_layout
 from isnet.analysis.workers import ordered_map
 from isnet.loss import background_share
 from isnet.lrp.config import LRPConfig
@@ -73,7 +74,8 @@ def audit_images(model: nn.Module, images: Tensor, masks: Tensor | None = None,
                  explainer: Explainer | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,
-                 workers: int = 1) -> AuditResult:
+                 workers: int = 1,
+                 memory_format: torch.memory_format | None = None) -> AuditResult:
     """Explain every image's prediction and measure its background reliance.
 
     Args:
@@ -88,6 +90,9 @@ def audit_images(model: nn.Module, images: Tensor, masks: Tensor | None = None,
             keeping the batches reported to ``on_progress`` so far.
         workers: batches explained at once, each on its own thread (see
             :func:`isnet.analysis.workers.default_workers`); the results do not depend on it.
+        memory_format: the layout to explain in (None: the model family's preference, see
+            :mod:`isnet.analysis.layout`); the model is copied when its weights are in
+            another layout. The results agree to rounding across layouts.
 
     Returns:
         An :class:`AuditResult`.
@@ -106,9 +111,12 @@ def audit_images(model: nn.Module, images: Tensor, masks: Tensor | None = None,
     explainer = explainer or lrp_explainer()
     reference = next(model.parameters())
     model.eval()
+    layout = memory_format or preferred_layout(model, reference.device)
+    model = in_layout(model, layout)
 
     def one_batch(start: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         batch = images[start:start + batch_size].to(reference.device, reference.dtype)
+        batch = batch.contiguous(memory_format=layout)
         with torch.inference_mode():  # no graph: the cheaper explaining path of the LRP walk
             logits, heatmaps = explainer(model, batch)  # (B, K), (B, 1, C, H, W)
         probabilities = torch.softmax(logits.float(), dim=1)

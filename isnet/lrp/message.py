@@ -61,7 +61,7 @@ class _EpsilonMessage(torch.autograd.Function):
     @staticmethod
     def forward(ctx, activation: Tensor, transposed: Tensor, inputs: Tensor,
                 scale: Tensor | None, shift: Tensor | None, epsilon: float) -> Tensor:
-        out = torch.empty(transposed.shape, dtype=inputs.dtype, device=inputs.device)
+        out = torch.empty_like(transposed, dtype=inputs.dtype)  # keeps its memory layout
         single = out[:, 0] if out.shape[1] == 1 else torch.empty_like(inputs)
         inverse = _inverse_denominator(inputs, scale, shift, epsilon, single)  # u (B, C, H, W)
         ratio = torch.mul(activation, inverse, out=single)  # a·u

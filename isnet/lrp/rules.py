@@ -31,7 +31,7 @@ from torch import Tensor
 from isnet.lrp.config import ZB_BIAS_CONVENTIONS
 from isnet.lrp.message import epsilon_message, relu_epsilon_message
 
-__all__ = ["avg_pool_transpose", "conv_transpose", "epsilon_message", "epsilon_ratio",
+__all__ = ["avg_pool_transpose", "channels_last", "conv_transpose", "epsilon_message", "epsilon_ratio",
            "last_window_mask", "max_pool_transpose", "relu_epsilon_message", "stabilize",
            "zbox_bias", "zbox_rule"]
 
@@ -86,14 +86,19 @@ def conv_transpose(ratio: Tensor, weight: Tensor, input_size: tuple[int, int],
 def _pointwise_transpose(ratio: Tensor, weight: Tensor, input_size: tuple[int, int],
                          stride: tuple[int, int]) -> Tensor:
     """Transpose of a 1×1 convolution without padding: ``c = wᵀ s`` at the strided positions,
-    zero elsewhere. Shapes: ratio (N, C_out, h, w) → (N, C_in, H, W).
+    zero elsewhere. Shapes: ratio (N, C_out, h, w) → (N, C_in, H, W), in ratio's memory layout.
 
     Few positions against a large weight (deep layers) run fastest as a matrix product with
     the transposed view of the weight (no copy of it, forward or backward); many positions as a
-    convolution with ``wᵀ`` (measured on the CPU, one thread).
+    convolution with ``wᵀ`` (measured on the CPU, one thread). In the channels-last layout the
+    matrix product runs over the channel axis, which is then the innermost one.
     """
     rows, (c_out, c_in) = ratio.shape[0] * ratio.shape[2] * ratio.shape[3], weight.shape[:2]
-    if rows * 128 < c_out * c_in:
+    last = channels_last(ratio)
+    if last:  # (N, h, w, C_out) @ (C_out, C_in), as fast as or faster than a convolution
+        transposed = torch.matmul(ratio.permute(0, 2, 3, 1), weight.view(c_out, c_in)).permute(
+            0, 3, 1, 2)  # (N, C_in, h, w), channels-last
+    elif rows * 128 < c_out * c_in:
         flat = ratio.reshape(ratio.shape[0], c_out, -1)  # (N, C_out, h·w)
         transposed = torch.matmul(weight.view(c_out, c_in).t(), flat).view(
             ratio.shape[0], c_in, *ratio.shape[2:])  # (N, C_in, h, w)
@@ -101,21 +106,31 @@ def _pointwise_transpose(ratio: Tensor, weight: Tensor, input_size: tuple[int, i
         transposed = F.conv2d(ratio, weight.transpose(0, 1))  # (N, C_in, h, w)
     if stride == (1, 1) and tuple(input_size) == tuple(transposed.shape[-2:]):
         return transposed
-    out = transposed.new_zeros(*transposed.shape[:2], *input_size)  # (N, C_in, H, W)
+    layout = torch.channels_last if last else torch.contiguous_format
+    out = torch.zeros(*transposed.shape[:2], *input_size, dtype=transposed.dtype,
+                      device=transposed.device).contiguous(memory_format=layout)
     h, w = transposed.shape[-2:]
     out[..., : (h - 1) * stride[0] + 1: stride[0], : (w - 1) * stride[1] + 1: stride[1]] = \
         transposed
     return out
 
 
+def channels_last(tensor: Tensor) -> bool:
+    """Whether a 4-D tensor is laid out channels-last (and not also plain contiguous, as
+    tensors with one channel or one pixel are)."""
+    return (tensor.dim() == 4 and not tensor.is_contiguous()
+            and tensor.is_contiguous(memory_format=torch.channels_last))
+
+
 def avg_pool_transpose(ratio: Tensor, input_size: tuple[int, int], kernel: int) -> Tensor:
     """Transpose of non-overlapping average pooling (kernel = stride): spread each value over its
     window with weight 1/kernel². Rows/columns the pooling dropped (odd sizes) get zero.
 
-    Shapes: ratio (B, M, C, h, w) → (B, M, C, H, W).
+    Shapes: ratio (B, M, C, h, w) → (B, M, C, H, W), in ratio's memory layout (nearest-neighbour
+    upsampling keeps channels-last; repeating along the axes would not).
     """
-    spread = ratio.repeat_interleave(kernel, dim=-2).repeat_interleave(kernel, dim=-1)
-    spread = spread / (kernel * kernel)  # (B, M, C, h·k, w·k)
+    spread = F.interpolate(_fold(ratio), scale_factor=kernel, mode="nearest")  # (B·M, C, hk, wk)
+    spread = _unfold(spread / (kernel * kernel), ratio.shape[0])  # (B, M, C, h·k, w·k)
     pad_h, pad_w = input_size[0] - spread.shape[-2], input_size[1] - spread.shape[-1]
     return F.pad(spread, (0, pad_w, 0, pad_h)) if pad_h or pad_w else spread
 

@@ -160,6 +160,9 @@ class DenseNet(nn.Module):
         in_channels: input image channels.
     """
 
+    cpu_inference_layout = torch.channels_last
+    """Explaining on the CPU runs ~30 % faster channels-last (see :mod:`isnet.analysis.layout`)."""
+
     def __init__(
         self,
         growth_rate: int = 32,
