@@ -4,6 +4,8 @@
     python -m benchmarks.lrp_speed --models resnet50 vgg16_bn --classes 10 --variants selective \
         --threads 1 --repeats 2 --no-memory
     python -m benchmarks.lrp_speed --models densenet121 --sizes 128 --batches 8 --repeats 2
+    python -m benchmarks.lrp_speed --models densenet121 --sizes 128 --batches 8 --classes 10 \
+        --variants selective --repeats 7 --no-memory --layout channels_last
 
 Measured per (model, size, batch):
 
@@ -15,6 +17,9 @@ Measured per (model, size, batch):
   for the one-map variants and for all maps with K = 2 and K = 10; the two steps alternate and
   the ratio is the median of the per-pair ratios (robust to a slow spell of the machine);
 * peak memory growth of a training step (each in a fresh process), ISNet vs plain.
+
+``--layout channels_last`` puts every model and input of the run in that memory layout (both
+sides of each ratio; see :mod:`isnet.analysis.layout`).
 
 Goals on a 2-core CPU (from the engine issue): heatmap ≤ 1.5× forward+backward; one-map ISNet
 step ≤ 2.5× plain step for any K; heatmap ≤ 0.7× zennit; training memory ≤ 1.6× plain.
@@ -31,6 +36,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from isnet.analysis.layout import LAYOUTS
 from isnet.loss import isnet_loss
 from isnet.models import create_model, family_of
 from isnet.wrapper import ISNet, explain
@@ -103,12 +109,13 @@ def _batch(size: int, batch: int, classes: int):
     return x, masks, labels
 
 
-def _train_step(name: str, variant: str, classes: int, size: int,
-                batch: int) -> Callable[[], None]:
+def _train_step(name: str, variant: str, classes: int, size: int, batch: int,
+                layout: torch.memory_format = torch.contiguous_format) -> Callable[[], None]:
     torch.manual_seed(0)
-    model = create_model(name, num_classes=classes).train()
+    model = create_model(name, num_classes=classes).train().to(memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x, masks, labels = _batch(size, batch, classes)
+    x = x.contiguous(memory_format=layout)
     net = None if variant == "plain" else ISNet(model, explain=variant)
 
     def step() -> None:
@@ -192,21 +199,26 @@ def _zennit_heatmap(name: str, model: torch.nn.Module, x: torch.Tensor, classes:
 
 
 def run(models: list[str], sizes: list[int], batches: list[int], repeats: int, memory: bool,
-        class_counts: list[int], variants: list[str]) -> Iterator[str]:
+        class_counts: list[int], variants: list[str], layout: str = "contiguous"
+        ) -> Iterator[str]:
     """Run every measurement, yielding report lines as they are measured."""
-    yield f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU"
+    yield (f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU, "
+           f"{layout} layout")
     for name in models:
         for size in sizes:
             for batch in batches:
-                yield from _measure(name, size, batch, repeats, memory, class_counts, variants)
+                yield from _measure(name, size, batch, repeats, memory, class_counts, variants,
+                                    LAYOUTS[layout])
 
 
 def _measure(name: str, size: int, batch: int, repeats: int, memory: bool,
-             class_counts: list[int], variants: list[str]) -> Iterator[str]:
+             class_counts: list[int], variants: list[str],
+             layout: torch.memory_format = torch.contiguous_format) -> Iterator[str]:
     yield f"\n== {name}, {size} px, batch {batch} =="
     torch.manual_seed(0)
-    model = create_model(name, num_classes=10).eval()
+    model = create_model(name, num_classes=10).eval().to(memory_format=layout)
     x, masks, _ = _batch(size, batch, 10)
+    x = x.contiguous(memory_format=layout)
     classes = model(x).argmax(1)
 
     def forward_backward() -> None:
@@ -227,11 +239,10 @@ def _measure(name: str, size: int, batch: int, repeats: int, memory: bool,
     except ImportError:
         yield "zennit not installed: skipped"
     for classes_k in class_counts:
-        plain_step = _train_step(name, "plain", classes_k, size, batch)
+        plain_step = _train_step(name, "plain", classes_k, size, batch, layout)
         for variant in variants:
-            plain, t, ratio = _interleaved(plain_step,
-                                           _train_step(name, variant, classes_k, size, batch),
-                                           repeats)
+            plain, t, ratio = _interleaved(
+                plain_step, _train_step(name, variant, classes_k, size, batch, layout), repeats)
             goal = "(goal <= 2.5)" if variant != "all" else "(K maps)"
             yield (f"K={classes_k:<2} ISNet {variant:<10} {t} | plain train step {plain} | "
                    f"ratio {ratio.wall:5.2f} (CPU-time ratio {ratio.cpu:5.2f}; medians of "
@@ -258,11 +269,13 @@ def main() -> None:
                         choices=["selective", "stochastic", "predicted", "all"])
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads (default: torch's choice)")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="contiguous",
+                        help="memory layout of every model and input")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     for line in run(args.models, args.sizes, args.batches, args.repeats, not args.no_memory,
-                    args.classes, args.variants):
+                    args.classes, args.variants, args.layout):
         print(line, flush=True)
 
 

@@ -205,18 +205,21 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
     inbox = _Inbox(len(slots))  # summed messages per producer (block input, layers)
     readers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # kept for the quirky lookup
 
-    def post(message: Tensor) -> None:
-        for slot, part in enumerate(message.split(slots[: _count_slots(message, slots)], dim=2)):
+    batch = end_message.shape[0]
+
+    def post(message: Tensor) -> None:  # kept 4-D, (B·M, C, h, w), so that autograd's backward
+        folded = message.flatten(0, 1)  # of the split keeps a channels-last layout
+        for slot, part in enumerate(folded.split(slots[: _count_slots(message, slots)], dim=1)):
             inbox.add(slot, part)
 
     post(end_message)
     for index in reversed(range(len(modules))):
         layer, t = modules[index], layers[index]
         if config.reference_quirks:
-            message = inbox.first[index + 1] + _quirky_messages(index + 1, len(modules), t,
+            message = inbox.first[index + 1].unflatten(0, (batch, -1)) + _quirky_messages(index + 1, len(modules), t,
                                                                 slots, readers, config)
         else:
-            message = inbox.total[index + 1]  # (B, M, growth, h, w)
+            message = inbox.total[index + 1].unflatten(0, (batch, -1))  # (B, M, growth, h, w)
         size = tuple(t.relu2.shape[-2:])
         transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
                                     layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
@@ -227,7 +230,7 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
         if config.reference_quirks:
             readers[index + 1] = (t.relu1, transposed, scale, shift)
         post(_message(t.relu1, transposed, t.concat, scale, shift, config))
-    return inbox.total[0]
+    return inbox.total[0].unflatten(0, (batch, -1))
 
 
 class _Inbox:

@@ -55,13 +55,26 @@ def _inverse_denominator(inputs: Tensor, scale: Tensor | None, shift: Tensor | N
     return z.add_(scratch).reciprocal_()
 
 
+def _message_buffer(activation: Tensor, maps: int) -> Tensor:
+    """An uninitialised (B, M, C, …) message in the memory layout of ``activation`` (B, C, …):
+    channels-last activations give channels-last maps (whatever layout the message from above
+    came in), so that every later operation sees one layout."""
+    shape = (activation.shape[0] * maps, *activation.shape[1:])
+    last = (activation.dim() == 4 and not activation.is_contiguous()
+            and activation.is_contiguous(memory_format=torch.channels_last))
+    layout = torch.channels_last if last else torch.contiguous_format
+    buffer = torch.empty(shape, dtype=activation.dtype, device=activation.device,
+                         memory_format=layout)
+    return buffer.unflatten(0, (activation.shape[0], maps))
+
+
 class _EpsilonMessage(torch.autograd.Function):
     """``m = t · a · s / (s·x + b + ε·sign(s·x + b))``; see the module docstring."""
 
     @staticmethod
     def forward(ctx, activation: Tensor, transposed: Tensor, inputs: Tensor,
                 scale: Tensor | None, shift: Tensor | None, epsilon: float) -> Tensor:
-        out = torch.empty_like(transposed, dtype=inputs.dtype)  # keeps its memory layout
+        out = _message_buffer(activation, transposed.shape[1])  # (B, M, C, H, W)
         single = out[:, 0] if out.shape[1] == 1 else torch.empty_like(inputs)
         inverse = _inverse_denominator(inputs, scale, shift, epsilon, single)  # u (B, C, H, W)
         ratio = torch.mul(activation, inverse, out=single)  # a·u
@@ -84,7 +97,10 @@ class _EpsilonMessage(torch.autograd.Function):
                                                shift, ctx.epsilon, ctx.needs_input_grad), None)
         s = _channels(scale, inputs) if scale is not None else None
         if grad.shape[1] == 1:
-            return (*_single_map_gradients(grad[:, 0], activation, transposed[:, 0], inputs, s,
+            single = grad[:, 0]
+            if inverse.dim() == 4 and not inverse.is_contiguous() and single.is_contiguous():
+                single = single.contiguous(memory_format=torch.channels_last)  # as the saved
+            return (*_single_map_gradients(single, activation, transposed[:, 0], inputs, s,
                                            inverse, ctx.needs_input_grad), None)
         weighted = (grad * transposed).sum(1)  # w, summed over the M maps
         grad_scale = grad_shift = grad_inputs = None
