@@ -15,7 +15,7 @@ chunks, progress and writing the audit folder), as a user of the Audit tab waits
 
 ``--layouts contiguous channels_last`` audits each model in each memory layout and adds the
 time's ratio to the first layout's (measured in the same run); the default, ``auto``, is the
-family's preferred layout (:mod:`isnet.analysis.layout`), as the explorer audits.
+family's preferred layout (:mod:`isnet.models.layout`), as the explorer audits.
 
 ``--threads`` is torch's threads per operation and ``--workers`` the batches explained at once,
 each on its own thread (default: cores ÷ threads, as the explorer does; see
@@ -33,7 +33,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import isnet
 from isnet.analysis.audit import audit_images, lrp_explainer, rank_by_background
-from isnet.analysis.layout import LAYOUTS
+from isnet.models.layout import LAYOUTS
 from isnet.analysis.strategies import find_strategies
 from isnet.analysis.workers import default_workers
 from isnet.training.experiment import ExperimentData, evaluation_set

@@ -19,7 +19,7 @@ Measured per (model, size, batch):
 * peak memory growth of a training step (each in a fresh process), ISNet vs plain.
 
 ``--layout channels_last`` puts every model and input of the run in that memory layout (both
-sides of each ratio; see :mod:`isnet.analysis.layout`).
+sides of each ratio; see :mod:`isnet.models.layout`).
 
 Goals on a 2-core CPU (from the engine issue): heatmap ≤ 1.5× forward+backward; one-map ISNet
 step ≤ 2.5× plain step for any K; heatmap ≤ 0.7× zennit; training memory ≤ 1.6× plain.
@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from isnet.analysis.layout import LAYOUTS
+from isnet.models.layout import LAYOUTS
 from isnet.loss import isnet_loss
 from isnet.models import create_model, family_of
 from isnet.wrapper import ISNet, explain

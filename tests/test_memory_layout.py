@@ -9,7 +9,7 @@ import torch
 
 import isnet
 from isnet.analysis.audit import audit_images
-from isnet.analysis.layout import in_layout, preferred_layout
+from isnet.models.layout import in_layout, preferred_layout
 from isnet.lrp.rules import avg_pool_transpose, channels_last, conv_transpose
 from tests.conftest import SEED, randomize_batchnorm
 
@@ -100,3 +100,38 @@ def test_audit_gives_the_same_results_in_either_layout(tiny_model, generator):
     torch.testing.assert_close(last.relevance, first.relevance)
     torch.testing.assert_close(last.background_share, first.background_share)
     assert tiny_model.features.conv0.weight.is_contiguous()  # audited on a copy
+
+
+def test_fit_trains_a_densenet_channels_last_like_channels_first_and_hands_it_back(generator):
+    from isnet.training.config import TrainConfig
+    from isnet.training.loop import fit
+
+    images = torch.rand(8, 3, 32, 32, generator=generator, dtype=torch.float64)
+    masks = torch.zeros(8, 1, 32, 32, dtype=torch.float64)
+    masks[..., 8:24, 8:24] = 1
+    data = isnet.ImageSet(images, masks, torch.arange(8) % 3, ["a", "b", "c"])
+    config = TrainConfig(model="tiny_densenet", num_classes=3, method="selective", epochs=1,
+                         batch_size=4, input_size=32, seed=3)
+    states, seen = {}, []
+    for name, layout in (("first", torch.contiguous_format), ("auto", None)):
+        torch.manual_seed(SEED)
+        model = isnet.create_model("tiny_densenet", num_classes=3).double()
+        hook = model.features.conv0.register_forward_pre_hook(
+            lambda module, args: seen.append((name, channels_last(args[0]))))
+        result = fit(model, data, None, config, memory_format=layout)
+        hook.remove()
+        assert result.model.features.conv0.weight.is_contiguous()  # handed back channels-first
+        states[name] = result.model.state_dict()
+    assert {flag for name, flag in seen if name == "auto"} == {True}  # the DenseNet's layout
+    assert {flag for name, flag in seen if name == "first"} == {False}
+    for key, value in states["first"].items():  # 2 steps: rounding only, in float64
+        torch.testing.assert_close(states["auto"][key], value, rtol=1e-9, atol=1e-12)
+
+
+def test_layout_of_reads_the_weights(generator):
+    from isnet.models.layout import layout_of
+
+    model = _tiny("tiny_densenet", generator)
+    assert layout_of(model) == torch.contiguous_format
+    assert layout_of(model.to(memory_format=LAST)) == LAST  # 1×1 kernels are both layouts
+    assert layout_of(torch.nn.Linear(2, 2)) == torch.contiguous_format

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from isnet.analysis.layout import in_layout, preferred_layout
+from isnet.models.layout import in_layout, preferred_layout
 from isnet.analysis.workers import ordered_map
 from isnet.loss import background_share
 from isnet.lrp.config import LRPConfig
@@ -91,7 +91,7 @@ def audit_images(model: nn.Module, images: Tensor, masks: Tensor | None = None,
         workers: batches explained at once, each on its own thread (see
             :func:`isnet.analysis.workers.default_workers`); the results do not depend on it.
         memory_format: the layout to explain in (None: the model family's preference, see
-            :mod:`isnet.analysis.layout`); the model is copied when its weights are in
+            :mod:`isnet.models.layout`); the model is copied when its weights are in
             another layout. The results agree to rounding across layouts.
 
     Returns:

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from isnet.data.image_set import as_dataset
 from isnet.loss import LossTerms, background_share, isnet_loss
+from isnet.models.layout import layout_of, preferred_layout
 from isnet.training.augment import tint_backgrounds
 from isnet.training.balance import balanced_backward, heat_weight_at
 from isnet.training.config import TrainConfig
@@ -217,8 +218,9 @@ def recalibrate_batchnorm(model: nn.Module, loader: Any) -> None:
     was_training = model.training
     model.train()
     with torch.no_grad():
+        layout, device = layout_of(model), next(model.parameters()).device  # as it trains
         for batch in loader:
-            model(batch[0])
+            model(batch[0].to(device).contiguous(memory_format=layout))
     for norm, momentum in zip(norms, momenta, strict=False):
         norm.momentum = momentum
     model.train(was_training)
@@ -241,8 +243,13 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
 
 def fit(model: nn.Module, train_set: Any, val_set: Any = None,
         config: TrainConfig = TrainConfig(), on_progress: ProgressCallback | None = None,
-        should_stop: Callable[[], bool] | None = None) -> FitResult:
+        should_stop: Callable[[], bool] | None = None,
+        memory_format: torch.memory_format | None = None) -> FitResult:
     """Train ``model`` in place for ``config.epochs`` epochs.
+
+    On the CPU the steps run in the family's fastest memory layout
+    (:func:`isnet.models.layout.preferred_layout`: channels-last for DenseNets, ~20 % faster);
+    the model is handed back channels-first, as models are by default.
 
     Args:
         model: the nn.Module to train (wrapped in an ISNet here when the variant needs it).
@@ -253,6 +260,7 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
             metrics hold ``epoch`` and the :func:`train_step` values, and at the last step of an
             epoch also ``val_accuracy`` and ``val_background_share``.
         should_stop: checked before every step; returning True ends the run (status "stopped").
+        memory_format: the layout to train in (None: the family's preferred one, see above).
 
     Returns:
         A :class:`FitResult`; its model holds the last good weights.
@@ -270,6 +278,8 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
         raise ValueError("fit: train_set is empty")
     sampler = EpochShuffle(len(dataset), config.seed)
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler)
+    layout = memory_format or preferred_layout(model, next(model.parameters()).device)
+    model.to(memory_format=layout)  # the family's fastest layout; given back at the end
     network, optimizer = build_network(model, config), make_optimizer(model, config)
     result = FitResult(model=model)
     total, start, first_loss = config.epochs * len(loader), time.perf_counter(), None
@@ -286,10 +296,11 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
                 break
             weight = heat_weight_at(config.heat_weight, config.heat_warmup_epochs,
                                     epoch - 1 + index / len(loader))
+            images, masks, labels = batch
             if config.background_tint > 0:
-                images, masks, labels = batch
-                batch = (tint_backgrounds(images, masks, config.background_tint, config.seed,
-                                          result.steps), masks, labels)
+                images = tint_backgrounds(images, masks, config.background_tint, config.seed,
+                                          result.steps)
+            batch = (images.contiguous(memory_format=layout), masks, labels)
             metrics = {**train_step(network, batch, optimizer, config, weight),
                        "learning_rate": optimizer.param_groups[0]["lr"], "heat_weight": weight}
             scheduler.step()
@@ -320,7 +331,7 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
         recalibrate_batchnorm(model, DataLoader(dataset, config.batch_size))  # mid-epoch stop
     _fail_if_non_finite(result, model, good_state, config)
     result.seconds = time.perf_counter() - start
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()
     return result
 
 
