@@ -33,9 +33,9 @@ from sklearn.metrics import adjusted_rand_score
 
 import isnet
 from isnet.analysis.audit import audit_images, lrp_explainer, rank_by_background
-from isnet.models.layout import LAYOUTS
 from isnet.analysis.strategies import find_strategies
 from isnet.analysis.workers import default_workers
+from isnet.models.layout import LAYOUTS
 from isnet.training.experiment import ExperimentData, evaluation_set
 
 MODELS = {"standard": "assets/checkpoints/standard_densenet121.safetensors",

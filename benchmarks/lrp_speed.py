@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from isnet.models.layout import LAYOUTS
 from isnet.loss import isnet_loss
 from isnet.models import create_model, family_of
+from isnet.models.layout import LAYOUTS
 from isnet.wrapper import ISNet, explain
 
 MODELS = ("densenet121", "resnet50", "vgg16_bn")

@@ -9,8 +9,8 @@ import torch
 
 import isnet
 from isnet.analysis.audit import audit_images
-from isnet.models.layout import in_layout, preferred_layout
 from isnet.lrp.rules import avg_pool_transpose, channels_last, conv_transpose
+from isnet.models.layout import in_layout, preferred_layout
 from tests.conftest import SEED, randomize_batchnorm
 
 LAST = torch.channels_last
@@ -50,7 +50,7 @@ def test_heatmaps_and_heatmap_loss_gradients_agree_across_layouts(name, train, g
 
 @pytest.mark.parametrize("stride", [1, 2])
 def test_pointwise_transpose_keeps_channels_last_and_matches_the_naive_sum(stride, generator):
-    ratio = torch.rand(2, 1, 5, 4, 4, generator=generator, dtype=torch.float64)  # (B, M, C_out, h, w)
+    ratio = torch.rand(2, 1, 5, 4, 4, generator=generator, dtype=torch.float64)  # (B, M, K, h, w)
     weight = torch.randn(5, 3, 1, 1, generator=generator, dtype=torch.float64)
     size = (4 * stride, 4 * stride) if stride == 1 else (8, 8)
     last = ratio.flatten(0, 1).contiguous(memory_format=LAST).unflatten(0, (2, 1))
@@ -117,7 +117,7 @@ def test_fit_trains_a_densenet_channels_last_like_channels_first_and_hands_it_ba
         torch.manual_seed(SEED)
         model = isnet.create_model("tiny_densenet", num_classes=3).double()
         hook = model.features.conv0.register_forward_pre_hook(
-            lambda module, args: seen.append((name, channels_last(args[0]))))
+            lambda module, args, name=name: seen.append((name, channels_last(args[0]))))
         result = fit(model, data, None, config, memory_format=layout)
         hook.remove()
         assert result.model.features.conv0.weight.is_contiguous()  # handed back channels-first

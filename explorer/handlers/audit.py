@@ -30,10 +30,10 @@ from explorer.media import masking
 from explorer.media.tensors import normalise
 from explorer.state import AppContext, ModelEntry
 from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
-from isnet.models.layout import in_layout, preferred_layout
 from isnet.analysis.workers import default_workers, ordered_map
 from isnet.data.folders import load_image_folder
 from isnet.io.export import write_json, write_npy
+from isnet.models.layout import in_layout, preferred_layout
 from isnet.training.experiment import ExperimentData, evaluation_set
 
 BUNDLED = ("biased", "unbiased", "confounding", "mixed")

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from isnet.models.layout import in_layout, preferred_layout
 from isnet.analysis.workers import ordered_map
 from isnet.loss import background_share
 from isnet.lrp.config import LRPConfig
+from isnet.models.layout import in_layout, preferred_layout
 from isnet.wrapper import explain
 
 Explainer = Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]

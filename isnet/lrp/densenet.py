@@ -216,8 +216,8 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
     for index in reversed(range(len(modules))):
         layer, t = modules[index], layers[index]
         if config.reference_quirks:
-            message = inbox.first[index + 1].unflatten(0, (batch, -1)) + _quirky_messages(index + 1, len(modules), t,
-                                                                slots, readers, config)
+            message = inbox.first[index + 1].unflatten(0, (batch, -1)) + _quirky_messages(
+                index + 1, len(modules), t, slots, readers, config)
         else:
             message = inbox.total[index + 1].unflatten(0, (batch, -1))  # (B, M, growth, h, w)
         size = tuple(t.relu2.shape[-2:])

@@ -33,6 +33,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from isnet.models.layout import channels_last
+
 
 def _channels(vector: Tensor, like: Tensor) -> Tensor:
     """A per-channel vector (C,) as a view broadcasting against ``like`` (B, C, …)."""
@@ -60,9 +62,7 @@ def _message_buffer(activation: Tensor, maps: int) -> Tensor:
     channels-last activations give channels-last maps (whatever layout the message from above
     came in), so that every later operation sees one layout."""
     shape = (activation.shape[0] * maps, *activation.shape[1:])
-    last = (activation.dim() == 4 and not activation.is_contiguous()
-            and activation.is_contiguous(memory_format=torch.channels_last))
-    layout = torch.channels_last if last else torch.contiguous_format
+    layout = torch.channels_last if channels_last(activation) else torch.contiguous_format
     buffer = torch.empty(shape, dtype=activation.dtype, device=activation.device,
                          memory_format=layout)
     return buffer.unflatten(0, (activation.shape[0], maps))
@@ -98,7 +98,7 @@ class _EpsilonMessage(torch.autograd.Function):
         s = _channels(scale, inputs) if scale is not None else None
         if grad.shape[1] == 1:
             single = grad[:, 0]
-            if inverse.dim() == 4 and not inverse.is_contiguous() and single.is_contiguous():
+            if channels_last(inverse) and single.is_contiguous():
                 single = single.contiguous(memory_format=torch.channels_last)  # as the saved
             return (*_single_map_gradients(single, activation, transposed[:, 0], inputs, s,
                                            inverse, ctx.needs_input_grad), None)

@@ -30,10 +30,11 @@ from torch import Tensor
 
 from isnet.lrp.config import ZB_BIAS_CONVENTIONS
 from isnet.lrp.message import epsilon_message, relu_epsilon_message
+from isnet.models.layout import channels_last
 
-__all__ = ["avg_pool_transpose", "channels_last", "conv_transpose", "epsilon_message", "epsilon_ratio",
-           "last_window_mask", "max_pool_transpose", "relu_epsilon_message", "stabilize",
-           "zbox_bias", "zbox_rule"]
+__all__ = ["avg_pool_transpose", "channels_last", "conv_transpose", "epsilon_message",
+           "epsilon_ratio", "last_window_mask", "max_pool_transpose", "relu_epsilon_message",
+           "stabilize", "zbox_bias", "zbox_rule"]
 
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
@@ -113,13 +114,6 @@ def _pointwise_transpose(ratio: Tensor, weight: Tensor, input_size: tuple[int, i
     out[..., : (h - 1) * stride[0] + 1: stride[0], : (w - 1) * stride[1] + 1: stride[1]] = \
         transposed
     return out
-
-
-def channels_last(tensor: Tensor) -> bool:
-    """Whether a 4-D tensor is laid out channels-last (and not also plain contiguous, as
-    tensors with one channel or one pixel are)."""
-    return (tensor.dim() == 4 and not tensor.is_contiguous()
-            and tensor.is_contiguous(memory_format=torch.channels_last))
 
 
 def avg_pool_transpose(ratio: Tensor, input_size: tuple[int, int], kernel: int) -> Tensor:

@@ -32,6 +32,13 @@ LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channel
 """Layout names for command lines and records."""
 
 
+def channels_last(tensor: torch.Tensor) -> bool:
+    """Whether a 4-D tensor is laid out channels-last (and not also channels-first, as tensors
+    with one channel or one pixel are)."""
+    return (tensor.dim() == 4 and not tensor.is_contiguous()
+            and tensor.is_contiguous(memory_format=torch.channels_last))
+
+
 def preferred_layout(model: nn.Module, device: torch.device | str = "cpu") -> torch.memory_format:
     """The layout ``model`` runs fastest in on ``device``: its family's ``cpu_memory_format``
     on the CPU, channels-first elsewhere (not measured there)."""
