@@ -115,8 +115,8 @@ def audit_images(model: nn.Module, images: Tensor, masks: Tensor | None = None,
     model = in_layout(model, layout)
 
     def one_batch(start: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        batch = images[start:start + batch_size].to(reference.device, reference.dtype)
-        batch = batch.contiguous(memory_format=layout)
+        batch = images[start:start + batch_size].to(reference.device, reference.dtype,
+                                                     memory_format=layout)
         with torch.inference_mode():  # no graph: the cheaper explaining path of the LRP walk
             logits, heatmaps = explainer(model, batch)  # (B, K), (B, 1, C, H, W)
         probabilities = torch.softmax(logits.float(), dim=1)

@@ -108,8 +108,8 @@ def _pointwise_transpose(ratio: Tensor, weight: Tensor, input_size: tuple[int, i
     if stride == (1, 1) and tuple(input_size) == tuple(transposed.shape[-2:]):
         return transposed
     layout = torch.channels_last if last else torch.contiguous_format
-    out = torch.zeros(*transposed.shape[:2], *input_size, dtype=transposed.dtype,
-                      device=transposed.device).contiguous(memory_format=layout)
+    out = torch.empty(*transposed.shape[:2], *input_size, dtype=transposed.dtype,
+                      device=transposed.device, memory_format=layout).zero_()
     h, w = transposed.shape[-2:]
     out[..., : (h - 1) * stride[0] + 1: stride[0], : (w - 1) * stride[1] + 1: stride[1]] = \
         transposed

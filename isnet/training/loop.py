@@ -220,7 +220,7 @@ def recalibrate_batchnorm(model: nn.Module, loader: Any) -> None:
     with torch.no_grad():
         layout, device = layout_of(model), next(model.parameters()).device  # as it trains
         for batch in loader:
-            model(batch[0].to(device).contiguous(memory_format=layout))
+            model(batch[0].to(device, memory_format=layout))
     for norm, momentum in zip(norms, momenta, strict=False):
         norm.momentum = momentum
     model.train(was_training)
