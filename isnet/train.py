@@ -29,7 +29,7 @@ import torch
 from isnet.io.checkpoints import load_checkpoint, save_checkpoint
 from isnet.models import MODEL_NAMES
 from isnet.training.balance import GRADIENT_BALANCES
-from isnet.training.config import TRAINING_METHODS, TrainConfig
+from isnet.training.config import OPTIMIZERS, TRAINING_METHODS, TrainConfig
 from isnet.training.evaluate import measure
 from isnet.training.experiment import (
     DEMO_BIAS,
@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=base.epochs)
     parser.add_argument("--batch-size", type=int, default=base.batch_size)
     parser.add_argument("--lr", type=float, default=base.learning_rate, help="learning rate")
-    parser.add_argument("--momentum", type=float, default=base.momentum)
+    parser.add_argument("--momentum", type=float, default=base.momentum,
+                        help="SGD momentum, or AdamW's beta1")
+    parser.add_argument("--optimizer", default=base.optimizer, choices=list(OPTIMIZERS),
+                        help="sgd (the authors') or adamw (wants --lr near 1e-3)")
     parser.add_argument("--schedule", default=base.schedule, choices=["constant", "cosine"])
     parser.add_argument("--heat-weight", type=float, default=base.heat_weight, help="P")
     parser.add_argument("--decay", type=float, default=base.decay, help="GWRP decay d")
@@ -120,7 +123,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
     model = comparison.model_name(args.model) if comparison else args.model
     config = TrainConfig(model=model, num_classes=10, method=args.method,
                          epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         momentum=args.momentum, schedule=args.schedule,
+                         momentum=args.momentum, optimizer=args.optimizer,
+                         schedule=args.schedule,
                          heat_weight=args.heat_weight, decay=args.decay,
                          epsilon=args.epsilon, zb=args.input_rule == "zb",
                          foreground_range=tuple(args.foreground_range),

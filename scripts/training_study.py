@@ -108,6 +108,12 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "isnet_bundled_text_random": ("biased", BUNDLED, TEXT_RANDOM),
     "isnet_bundled_decoy": ("biased", BUNDLED, DECOY),
     "standard_decoy": ("biased", dict(method="standard"), DECOY),
+    # the bundled recipe with AdamW (each parameter's step scaled by its own gradient history,
+    # so the heatmap gradient cannot crowd the classification gradient out of a shared step;
+    # the (1 − P) learning-rate scaling means nothing to it), and with E and d moved
+    "isnet_bundled_adamw": ("biased", dict(BUNDLED, optimizer="adamw", learning_rate=1e-3), {}),
+    "isnet_bundled_E10": ("biased", dict(BUNDLED, saturation=10.0), {}),
+    "isnet_bundled_d0.99": ("biased", dict(BUNDLED, decay=0.99), {}),
     "standard_tint": ("biased", dict(method="standard"), TINT),
     "isnet_clip10_tint": ("biased", dict(grad_clip_norm=10.0), TINT),
     "isnet_separate_tint": ("biased", SEPARATE, TINT),

@@ -202,13 +202,14 @@ def test_recalibrate_batchnorm_gives_exact_averages():
     torch.testing.assert_close(norm0.running_var, (halves[0] + halves[1]) / 2)
 
 
-def test_mask_margin_and_background_tint_reach_the_config_through_the_command_line():
+def test_mask_margin_background_tint_and_optimiser_reach_the_config_through_the_command_line():
     from isnet.train import build_parser, config_from_args
 
-    args = ["--out", "x", "--mask-margin", "2", "--background-tint", "0.25"]
+    args = ["--out", "x", "--mask-margin", "2", "--background-tint", "0.25", "--optimizer", "adamw"]
     config, _ = config_from_args(build_parser().parse_args(args))
-    assert (config.mask_margin, config.background_tint) == (2, 0.25)
-    assert config_from_args(build_parser().parse_args(["--out", "x"]))[0].mask_margin == 0
+    assert (config.mask_margin, config.background_tint, config.optimizer) == (2, 0.25, "adamw")
+    default = config_from_args(build_parser().parse_args(["--out", "x"]))[0]
+    assert (default.mask_margin, default.optimizer) == (0, "sgd")
     with pytest.raises(ValueError, match="mask_margin"):
         config_from_args(build_parser().parse_args(["--out", "x", "--mask-margin", "-1"]))
 
@@ -228,3 +229,47 @@ def test_the_heatmap_loss_shape_reaches_the_config_through_the_command_line():
     with pytest.raises(ValueError, match="foreground_range"):
         config_from_args(build_parser().parse_args(["--out", "x", "--foreground-range", "5",
                                                     "2"]))
+
+
+def test_adamw_takes_the_adamw_step_with_momentum_as_beta1():
+    """Two AdamW steps against the update written out (β₁ = momentum, β₂ = 0.999, decoupled
+    weight decay), with a β₁ other than AdamW's default so that the wiring shows."""
+    config = tiny_config(optimizer="adamw", learning_rate=1e-3, momentum=0.8, weight_decay=0.1)
+    model = tiny()
+    optimizer = make_optimizer(model, config)
+    parameter = next(model.parameters())
+    start = parameter.detach().clone()
+    gradients = [torch.randn_like(start), torch.randn_like(start)]
+    for gradient in gradients:
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        parameter.grad = gradient.clone()
+        optimizer.step()
+    beta1, beta2, lr, decay = 0.8, 0.999, 1e-3, 0.1
+    expected, first, second = start.clone(), torch.zeros_like(start), torch.zeros_like(start)
+    for step, gradient in enumerate(gradients, 1):
+        expected = expected * (1 - lr * decay)
+        first = beta1 * first + (1 - beta1) * gradient
+        second = beta2 * second + (1 - beta2) * gradient**2
+        corrected = (first / (1 - beta1**step)) / ((second / (1 - beta2**step)).sqrt() + 1e-8)
+        expected = expected - lr * corrected
+    torch.testing.assert_close(parameter.detach(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_sgd_stays_the_default_and_an_unknown_optimiser_is_refused():
+    assert isinstance(make_optimizer(tiny(), tiny_config()), torch.optim.SGD)
+    with pytest.raises(ValueError, match="optimizer must be one of sgd, adamw, got 'adam'"):
+        tiny_config(optimizer="adam")
+
+
+def test_an_adamw_isnet_trains_and_its_checkpoint_keeps_the_optimiser(tmp_path):
+    config = tiny_config(optimizer="adamw", learning_rate=1e-3, epochs=2)
+    result = fit(tiny(), image_set(), None, config)
+    assert result.status == "completed" and result.steps == 6
+    path = tmp_path / "adamw.safetensors"
+    isnet.save_checkpoint(path, result.model, model_name="tiny_densenet",
+                          class_names=["a", "b", "c"], input_size=32, config=config.to_dict())
+    _, metadata = isnet.load_checkpoint(path)
+    assert TrainConfig.from_dict(metadata["config"]).optimizer == "adamw"
+    assert TrainConfig.from_dict({k: v for k, v in config.to_dict().items()
+                                  if k != "optimizer"}).optimizer == "sgd"  # older checkpoints

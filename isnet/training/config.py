@@ -22,6 +22,8 @@ ISNET_METHODS: tuple[str, ...] = ("all", "selective", "stochastic")
 HEATMAP_LOSS_METHODS: tuple[str, ...] = (*ISNET_METHODS, "gradient_input")
 """Methods trained with ``(1 − P)·CE + P·L_heatmap`` on any map (LRP or gradient × input)."""
 
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
+"""Optimisers a run can use (:func:`isnet.training.loop.make_optimizer`)."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,13 @@ class TrainConfig:
             :mod:`isnet.training.loop`).
         epochs: passes over the training set.
         batch_size: images per step.
-        learning_rate: SGD learning rate.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay (0 in the paper).
+        learning_rate: the optimiser's learning rate.
+        momentum: SGD momentum, or AdamW's β₁ (the first moment's decay; AdamW's usual 0.9).
+        weight_decay: weight decay (0 in the paper): L2 for SGD, decoupled for AdamW.
+        optimizer: ``"sgd"`` (the authors' choice) or ``"adamw"`` (Loshchilov & Hutter; β₂ =
+            0.999). AdamW scales each parameter's step by its own gradient history, so the
+            heatmap loss's large gradient (see ``grad_clip_norm``) does not crowd classification
+            out of a shared step size; it wants a learning rate near 1e-3, not SGD's 1e-2.
         heat_weight: P, the heatmap-loss share in ``(1 − P)·CE + P·L`` (paper: 0.7).
         decay: d, the GWRP decay of the background term (paper: 0.9; higher = smoother, more
             stable; lower = closer to a max, more bias resistance).
@@ -104,6 +110,7 @@ class TrainConfig:
     learning_rate: float = 1e-2
     momentum: float = 0.9
     weight_decay: float = 0.0
+    optimizer: str = "sgd"
     heat_weight: float = 0.7
     decay: float = 0.9
     epsilon: float = 0.01
@@ -145,6 +152,9 @@ class TrainConfig:
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"TrainConfig.schedule must be 'constant' or 'cosine', got "
                              f"{self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                             f"{self.optimizer!r}")
         if self.gradient_balance not in GRADIENT_BALANCES:
             raise ValueError(f"TrainConfig.gradient_balance must be one of "
                              f"{', '.join(GRADIENT_BALANCES)}, got {self.gradient_balance!r}")

@@ -140,7 +140,7 @@ class ISNetLightningModule(L.LightningModule):
             recalibrate_batchnorm(self.model, ((b[0].to(self.device),) for b in loader))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """SGD with the configured learning rate and momentum, and the per-step schedule."""
+        """The configured optimiser (:func:`make_optimizer`) and the per-step schedule."""
         optimizer = make_optimizer(self.network, self.config)
         scheduler = make_scheduler(optimizer, self.config,
                                    int(self.trainer.estimated_stepping_batches))

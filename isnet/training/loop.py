@@ -227,9 +227,14 @@ def recalibrate_batchnorm(model: nn.Module, loader: Any) -> None:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD over the trainable parameters with the configured learning rate and momentum."""
-    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
-                           lr=config.learning_rate, momentum=config.momentum,
+    """``config.optimizer`` over the trainable parameters: SGD with the configured learning rate,
+    momentum and weight decay, or AdamW with β = (momentum, 0.999)."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.learning_rate,
+                                 betas=(config.momentum, 0.999),
+                                 weight_decay=config.weight_decay)
+    return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum,
                            weight_decay=config.weight_decay)
 
 
