@@ -440,3 +440,25 @@ def test_a_model_trained_with_the_epsilon_input_rule_is_explained_audited_and_re
     record = json.loads(Path(hx.export_view(ctx, "s", hx.ExportRequest("audit")).numbers)
                         .read_text())
     assert record["settings"]["lrp"]["zb"] == [True, False]
+
+
+def test_two_models_show_the_first_ones_results_while_the_second_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(ha, "CHUNK", 2)
+    ctx = make_context(tmp_path)
+    request = ha.AuditRequest(tuple(ctx.default_pair), source="upload",
+                              paths=(str(planted_zip(tmp_path, count=5)),))
+    updates = list(ha.run_audit(ctx, "s", request))
+    interims = [u for u in updates if u.interim]
+    assert len(interims) == 1 and 0 < interims[0].fraction < 1
+    first, last = interims[0].record, updates[-1].record
+    assert [m["label"] for m in first["models"]] == [last["models"][0]["label"]]
+    assert first["count"] == 5 and not first["complete"] and last["complete"]
+    assert "its results are below" in interims[0].status
+    assert updates.index(interims[0]) == 3  # right after the first model's third chunk
+    # the final record repeats the first model's results, and the interim folder is gone
+    shown, final = ha.read_audit({**first, "dir": last["dir"]}), ha.read_audit(last)
+    np.testing.assert_array_equal(shown.relevance[0], final.relevance[0])
+    assert not Path(first["dir"]).exists() and Path(last["dir"]).exists()
+    # one model: no interim update
+    single = ha.AuditRequest((ctx.default_pair[0],), source="upload", paths=request.paths)
+    assert not any(u.interim for u in ha.run_audit(ctx, "s", single))

@@ -8,11 +8,13 @@ chunks. The results do not stay in memory: the set and every model's maps are wr
 ``.npy`` files into an ``audit-…`` folder of the session's folder (through
 :mod:`isnet.io.atomic`), and the small, plain *audit record* (a dict for ``gr.State``) says where
 they are. :mod:`explorer.handlers.audit_views` reads them back for the histogram, the gallery,
-strategy discovery and the fine-tuning set.
+strategy discovery and the fine-tuning set. With two models, the first one's results come as
+soon as it is done (an *interim* record), so the user reads them while the second one runs.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,14 +83,18 @@ class AuditUpdate:
     Attributes:
         fraction: progress in [0, 1].
         status: Markdown status line.
-        record: the audit record (last update only; see :func:`save_audit`).
+        record: the audit record (see :func:`save_audit`): on the last update, and, when two
+            models are audited, on the update that finishes the first one (``interim``).
         notices: things the user should know (class sets that differ, skipped files, …).
+        interim: the record holds the first model alone, shown while the second one runs;
+            the last update's record replaces it.
     """
 
     fraction: float
     status: str
     record: dict | None = None
     notices: list[str] = field(default_factory=list)
+    interim: bool = False
 
 
 def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.ImageSet, list[str]]:
@@ -223,14 +229,22 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
              for first in range(0, len(image_set), CHUNK)]
     audit_chunk = _chunk_auditor(entries, image_set, masks, request)
     workers = workers or default_workers(next(entries[0].model.parameters()).device)
-    done = 0
+    done, interim = 0, None
     for (number, _), part in zip(tasks, ordered_map(audit_chunk, tasks, workers, stop.is_set),
                             strict=False):  # a stop ends the results early
         parts[number].append(part)
         done += len(part)
-        entry = entries[number]
-        yield AuditUpdate(done / total, f"{entry.label}: {sum(map(len, parts[number]))}/"
-                          f"{len(image_set)} images ({time.perf_counter() - start:.1f} s)")
+        entry, finished = entries[number], sum(map(len, parts[number]))
+        status = (f"{entry.label}: {finished}/{len(image_set)} images "
+                  f"({time.perf_counter() - start:.1f} s)")
+        if number == 0 and len(entries) == 2 and finished == len(image_set):
+            interim = save_audit(ctx.session_dir(session), entries[:1], image_set, masks,
+                                 [_joined(parts[0])], request, time.perf_counter() - start,
+                                 finished)  # the first model's results, while the second runs
+            yield AuditUpdate(done / total, f"{status}: its results are below; auditing "
+                              f"{entries[1].label}…", interim, interim=True)
+            continue
+        yield AuditUpdate(done / total, status)
     results = [_joined(model_parts) for model_parts in parts if model_parts]
     count = min(len(r) for r in results) if results else 0
     if count == 0:
@@ -239,6 +253,8 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
     seconds = time.perf_counter() - start
     record = save_audit(ctx.session_dir(session), entries[:len(results)], image_set, masks,
                         results, request, seconds, count)
+    if interim is not None:  # the final record holds the first model's results too
+        shutil.rmtree(interim["dir"], ignore_errors=True)
     state = "Stopped early" if not record["complete"] else "Done"
     yield AuditUpdate(1.0, f"{state}: {count} images × {len(results)} model(s) in "
                       f"{seconds:.1f} s.", record, notices)

@@ -152,7 +152,8 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                           class_name=gr.update(choices=update.record["class_names"],
                                                value=update.record["class_names"][0]),
                           cluster_model=gr.update(choices=labels, value=labels[0]))
-            _record_audit(ctx, session_of(request), data, pictures)
+            if not update.interim:  # the first model alone, shown while the second runs
+                _record_audit(ctx, session_of(request), data, pictures)
             yield [update.record, ranked] + ordered(values, AUDIT_OUTPUTS)
 
     outputs = dict(zip(AUDIT_OUTPUTS, [status, summary, histogram, gallery, rank_by, class_name,
