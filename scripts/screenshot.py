@@ -54,16 +54,17 @@ def _paint_stroke(page) -> None:
     page.mouse.up()
 
 
-def _open_app(page, url: str, attempts: int = 2) -> None:
+def _open_app(page, url: str, attempts: int = 2, timeout_ms: float = 60_000) -> None:
     """Load the app until its mask editor is drawn (a page whose WebGL canvas never appears,
-    which a starved software renderer sometimes does, is loaded once more)."""
+    which a starved software renderer sometimes does, is loaded once more); each try waits up to
+    ``timeout_ms`` (a busy machine draws slowly)."""
     from playwright.sync_api import expect
 
     for attempt in range(attempts):
         page.goto(url) if attempt == 0 else page.reload()
         try:
-            expect(page.locator("#mask-editor canvas").last).to_be_visible()
-            expect(page.locator("#explain-button")).to_be_visible()
+            expect(page.locator("#mask-editor canvas").last).to_be_visible(timeout=timeout_ms)
+            expect(page.locator("#explain-button")).to_be_visible(timeout=timeout_ms)
             return
         except AssertionError:
             if attempt == attempts - 1:
@@ -119,7 +120,7 @@ def journey(url: str, image: str | Path, screenshot: str | Path | None = None,
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1250})
             page.set_default_timeout(timeout_ms)
-            _open_app(page, url)
+            _open_app(page, url, timeout_ms=timeout_ms)
             page.locator("#image-upload input[type=file]").set_input_files(str(image))
             time.sleep(1.0)  # let the editor lay the background out (a lost stroke is redrawn)
             if auto_mask:
@@ -188,10 +189,10 @@ def tour(url: str, sample: str, folder: str | Path, widths: tuple[int, ...] = (1
         try:
             page = browser.new_page(viewport={"width": widths[0], "height": 1000})
             page.set_default_timeout(timeout_ms)
-            _open_app(page, url)
+            _open_app(page, url, timeout_ms=timeout_ms)
             page.get_by_label("Sample image").click()
             page.get_by_role("option", name=sample, exact=True).click()
-            time.sleep(1.5)
+            expect(page.get_by_label("True class (if known)")).not_to_have_value("")  # loaded
             page.locator("#explain-button").click()
             expect(page.locator("#explain-summary")).to_contain_text("background share")
             saved = _both_widths(page, folder, "explain", widths, suffix)

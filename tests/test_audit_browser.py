@@ -4,7 +4,6 @@ the image in Explain, and no label or button covers the biased image."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -90,7 +89,9 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                 # a sample with its mask, then the Bias lab's biased image
                 page.get_by_label("Sample image").click()
                 page.get_by_role("option", name="square_0").click()
-                time.sleep(1.0)
+                # loaded when its true class shows (no fixed wait: a busy machine is slower)
+                expect(page.get_by_label("True class (if known)")).to_have_value(
+                    "square", timeout=60_000)
                 page.get_by_role("tab", name="Bias lab").click()
                 page.locator("#inject-button").click()
                 expect(page.locator("#biased-image img")).to_be_visible(timeout=60_000)
