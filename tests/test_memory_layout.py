@@ -9,8 +9,8 @@ import torch
 
 import isnet
 from isnet.analysis.audit import audit_images
-from isnet.lrp.rules import avg_pool_transpose, channels_last, conv_transpose
-from isnet.models.layout import in_layout, preferred_layout
+from isnet.lrp.rules import avg_pool_transpose, conv_transpose
+from isnet.models.layout import channels_last, in_layout, preferred_layout
 from tests.conftest import SEED, randomize_batchnorm
 
 LAST = torch.channels_last

@@ -32,9 +32,9 @@ from isnet.lrp.config import ZB_BIAS_CONVENTIONS
 from isnet.lrp.message import epsilon_message, relu_epsilon_message
 from isnet.models.layout import channels_last
 
-__all__ = ["avg_pool_transpose", "channels_last", "conv_transpose", "epsilon_message",
-           "epsilon_ratio", "last_window_mask", "max_pool_transpose", "relu_epsilon_message",
-           "stabilize", "zbox_bias", "zbox_rule"]
+__all__ = ["avg_pool_transpose", "conv_transpose", "epsilon_message", "epsilon_ratio",
+           "last_window_mask", "max_pool_transpose", "relu_epsilon_message", "stabilize",
+           "zbox_bias", "zbox_rule"]
 
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
