@@ -17,6 +17,23 @@ CSS = """
 #audit-summary td:not(:first-child), #audit-summary th { white-space: nowrap; }
 #audit-summary table { font-size: 0.85em; }
 .caption p { font-size: 0.85em; opacity: 0.8; margin: 0.1em 0 0.6em 0; }
+/* Gallery captions sit below their picture, whole, never on it (Gradio draws them over the
+   picture's lower corner, where a mark or the relevance it draws may be). */
+.thumbnail-item.thumbnail-lg { aspect-ratio: auto !important; height: auto !important;
+                               display: flex !important; flex-direction: column; }
+.thumbnail-item.thumbnail-lg > img { aspect-ratio: 1 / 1; height: auto !important;
+                                     flex: none; }
+.thumbnail-item.thumbnail-lg .caption-label {
+    position: static !important; max-width: none !important; border: none !important;
+    border-radius: 0 !important; background: transparent !important; white-space: normal !important;
+    overflow-wrap: anywhere; text-align: center !important; padding: 2px 4px !important;
+    line-height: 1.25; }
+.grid-container { grid-template-rows: none !important; grid-auto-rows: auto !important; }
+/* the samples: five to a row in the left column (Gradio's 100 px minimum overflows it), and
+   no empty space under them (Gradio keeps a 450 px minimum even at height="auto") */
+#sample-gallery .grid-container {
+    grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; }
+#sample-gallery .grid-wrap { min-height: 0 !important; max-height: none !important; }
 @media (max-width: 600px) {
   .gradio-container { padding: 4px !important; }
   .tab-help p { font-size: 0.9em; }

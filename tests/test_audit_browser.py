@@ -53,13 +53,13 @@ def test_session_report_opens_offline(tmp_path):
 
 
 def _covering(page, image_selector: str) -> list[str]:
-    """Visible labels, badges and buttons whose box overlaps the image's box (the image's own
-    wrappers, which contain it, do not count)."""
+    """Visible labels, badges, buttons and gallery captions whose box overlaps the image's box
+    (the image's own wrappers, which contain it, do not count)."""
     return page.eval_on_selector(image_selector, """image => {
         const box = image.getBoundingClientRect();
         const found = [];
         for (const e of document.querySelectorAll(
-                "[data-testid='block-label'], label, button, .icon-button")) {
+                "[data-testid='block-label'], label, button, .icon-button, .caption-label")) {
             if (e.contains(image)) continue;
             const r = e.getBoundingClientRect();
             const shown = r.width > 0 && r.height > 0
@@ -92,6 +92,7 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                 # loaded when its true class shows (no fixed wait: a busy machine is slower)
                 expect(page.get_by_label("True class (if known)")).to_have_value(
                     "square", timeout=60_000)
+                assert _covering(page, "#sample-gallery img") == []  # captions below
                 page.get_by_role("tab", name="Bias lab").click()
                 page.locator("#inject-button").click()
                 expect(page.locator("#biased-image img")).to_be_visible(timeout=60_000)
@@ -110,6 +111,7 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                                                                        timeout=60_000)
                 expect(page.locator("#audit-gallery img").first).to_be_visible(timeout=60_000)
                 assert page.locator("#audit-gallery img").count() == 24  # the top 24 of 40
+                assert _covering(page, "#audit-gallery img") == []
                 page.locator("#audit-gallery img").first.click()
                 expect(page.get_by_role("tab", name="Explain")).to_have_attribute(
                     "aria-selected", "true", timeout=60_000)

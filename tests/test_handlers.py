@@ -148,6 +148,27 @@ def test_explain_returns_plain_types_on_one_scale(ctx, value):
     assert pair.colorbar.dtype == np.uint8
 
 
+def test_colour_scale_has_tick_values_and_the_heatmaps_colours():
+    from explorer.media.plots import colour_scale_picture, colour_scale_ticks
+    from isnet import viz
+
+    ticks = colour_scale_ticks(0.435)
+    assert [value for value, _ in ticks] == pytest.approx([-0.435, -0.2175, 0.0, 0.2175, 0.435])
+    assert [text for _, text in ticks] == ["\u22120.435", "\u22120.217", "0", "0.217", "0.435"]
+    picture = colour_scale_picture(0.435)
+    assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+    # the bar's middle row runs through the engine's ramp: its end colours (blue at −s, red at
+    # +s, to within one of the ramp's 256 steps) at the two ends of the bar, white in between
+    ramp = viz.colorbar(0.435, width=256, height=1)[0].astype(int)
+    row = picture[picture.shape[0] // 4].astype(int)
+    coloured = np.flatnonzero(np.abs(row[:, 0] - row[:, 2]) > 50)  # blue or red, not grey
+    bar = row[coloured[0]: coloured[-1] + 1]
+    assert np.abs(bar[0] - ramp[0]).sum() <= 16 and np.abs(bar[-1] - ramp[-1]).sum() <= 16
+    assert (np.abs(bar - 255).sum(axis=1) <= 6).any()  # white at 0
+    # below the bar, dark tick text on white
+    assert (picture[picture.shape[0] // 2:] < 100).all(axis=2).sum() > 50
+
+
 def test_share_is_the_engine_share_of_the_explained_map(ctx, value):
     from isnet import background_share
     from isnet import explain as isnet_explain

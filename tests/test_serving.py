@@ -32,6 +32,7 @@ from explorer.handlers import train as handlers_train
 from explorer.handlers.explain import ExplainRequest, explain
 from explorer.media.decode import decode_image, decode_mask
 from explorer.media.editor import EditorInput, editor_value
+from explorer.media.plots import colour_scale_picture
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -421,7 +422,8 @@ def test_concurrent_clients_get_answers_without_errors(served):
         thread.join()
     assert errors == [] and len(answers) == 20
     bars = {Path(answer["colorbar"]).read_bytes() for answer in answers}
-    assert len(bars) == 1 and np.asarray(Image.open(answers[0]["colorbar"])).shape[1] == 256
+    width = colour_scale_picture(1.0).shape[1]
+    assert len(bars) == 1 and np.asarray(Image.open(answers[0]["colorbar"])).shape[1] == width
 
 
 @pytest.mark.slow

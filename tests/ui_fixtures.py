@@ -91,7 +91,8 @@ def free_port() -> int:
 
 def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", max_epochs: int = 20,
                     attempts: int = 5):
-    """Build the explorer on tiny models, launch it on a free port of 127.0.0.1.
+    """Build the explorer on tiny models, launch it on a free port of 127.0.0.1, with the app's
+    theme and CSS (as ``app.py`` launches it).
 
     Never a fixed port (tests may run side by side); should another process take the port
     between asking and binding, the launch is retried on a new one.
@@ -101,6 +102,7 @@ def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", max_epochs: int
     """
     from explorer.app import build_demo
     from explorer.state import Limits
+    from explorer.theme import CSS, THEME
 
     images, masks = write_samples(tmp_path / "assets")
     demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
@@ -110,7 +112,7 @@ def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", max_epochs: int
     for attempt in range(attempts):
         try:
             _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
-                                    server_port=free_port(), quiet=True,
+                                    server_port=free_port(), quiet=True, theme=THEME, css=CSS,
                                     max_file_size=demo.explorer_context.limits.max_file_size)
             return demo, url
         except OSError:

@@ -44,6 +44,7 @@ from explorer.handlers.lrp_modes import (
 )
 from explorer.media import masking
 from explorer.media.editor import EditorInput
+from explorer.media.plots import colour_scale_picture
 from explorer.media.tensors import display_image, mask_tensor, model_input
 from explorer.state import AppContext, ModelEntry, image_digest
 from isnet import viz
@@ -346,7 +347,7 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
             probabilities=dict(zip(names, probabilities, strict=True)),
             relevance=viz.relevance_map(answer.heatmap), input_rule=rule))
     preview = viz.mask_overlay(image, mask) if mask is not None else image
-    return PairView(views, float(scale), viz.colorbar(scale), preview,
+    return PairView(views, float(scale), colour_scale_picture(scale), preview,
                     _summary(views, scale, true_class), notices)
 
 

@@ -1,5 +1,5 @@
-"""Matplotlib figures for the explorer: the bias stress test, the counterfactual bars and the
-fine-tuning curves.
+"""Matplotlib figures for the explorer: the bias stress test, the counterfactual bars, the
+fine-tuning curves and the Explain tab's colour scale.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot``), so nothing is
 registered in a global figure manager and concurrent sessions cannot draw into each other's
@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg", force=False)
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from isnet import viz  # noqa: E402
 
 COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
 
@@ -107,3 +111,32 @@ def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=7)
     return figure
+
+
+def colour_scale_ticks(scale: float) -> list[tuple[float, str]]:
+    """The tick values of the colour scale ±``scale`` and their labels: −s, −s/2, 0, s/2, s."""
+    values = [-scale, -scale / 2, 0.0, scale / 2, scale]
+    return [(value, "0" if value == 0 else f"{value:.3g}".replace("-", "\u2212"))
+            for value in values]
+
+
+def colour_scale_picture(scale: float, cmap: str = viz.DEFAULT_CMAP,
+                         width_px: int = 520) -> np.ndarray:
+    """The shared colour scale as a picture with tick values, (h, w, 3) uint8.
+
+    The bar is the engine's own ramp (:func:`isnet.viz.colorbar`), so its colours are exactly
+    those of the heatmaps beside it; the ticks are :func:`colour_scale_ticks`.
+    """
+    dpi = 100
+    figure = Figure(figsize=(width_px / dpi, 0.95), dpi=dpi, layout="constrained")
+    axes = figure.add_subplot()
+    extent = max(float(scale), 1e-12)
+    axes.imshow(viz.colorbar(extent, cmap, width=256, height=1), aspect="auto",
+                extent=(-extent, extent, 0, 1), interpolation="nearest")
+    ticks = colour_scale_ticks(extent)
+    axes.set_xticks([value for value, _ in ticks], [text for _, text in ticks], fontsize=8)
+    axes.set_yticks([])
+    axes.set_xlabel("relevance: blue = against the class, red = for it", fontsize=8)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

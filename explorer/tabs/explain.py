@@ -58,7 +58,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
             gr.Markdown("#### 1 · Image and foreground mask")
             gr.Markdown("Samples (click one):", elem_classes=["caption", "wide-only"],
                         visible=bool(ctx.samples))
-            gallery = gr.Gallery([(s.image_path, s.label or s.name) for s in ctx.samples],
+            gallery = gr.Gallery([(s.image_path, s.label or s.name.replace("_", " "))
+                                  for s in ctx.samples],
                                  label="Samples", show_label=False, columns=5, height="auto",
                                  allow_preview=False, visible=bool(ctx.samples), buttons=[],
                                  elem_id="sample-gallery", elem_classes=["wide-only"])
@@ -118,9 +119,9 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 left_side = model_column("Left model", "left")
                 right_side = model_column("Right model", "right")
             colorbar = output_image(label="Shared colour scale", show_label=False, type="numpy",
-                                format="png", interactive=False, height=60, buttons=[])
-            gr.Markdown("Shared colour scale: blue −s … white 0 … red +s (s in the summary).",
-                        elem_classes=["caption"])
+                                format="png", interactive=False, height=100, buttons=[],
+                                elem_id="colour-scale")
+            gr.Markdown("Shared colour scale of both heatmaps.", elem_classes=["caption"])
             summary = gr.Markdown(elem_id="explain-summary")
 
     widgets = ExplainWidgets(editor, record, brush_mode, true_class, left, right, target, opacity,
