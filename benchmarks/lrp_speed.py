@@ -93,9 +93,9 @@ def _interleaved(baseline: Callable[[], None], step: Callable[[], None],
             function()
             measured += [time.perf_counter() - wall, time.process_time() - cpu]
         times.append(tuple(measured))
-    column = list(zip(*times))
-    ratios = Timing((statistics.median(s / b for b, s in zip(column[0], column[2])),
-                     statistics.median(s / b for b, s in zip(column[1], column[3]))))
+    column = list(zip(*times, strict=True))
+    ratios = Timing((statistics.median(s / b for b, s in zip(column[0], column[2], strict=True)),
+                     statistics.median(s / b for b, s in zip(column[1], column[3], strict=True))))
     return (Timing((statistics.median(column[0]), statistics.median(column[1]))),
             Timing((statistics.median(column[2]), statistics.median(column[3]))), ratios)
 

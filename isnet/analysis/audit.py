@@ -131,8 +131,9 @@ def audit_images(model: nn.Module, images: Tensor, masks: Tensor | None = None,
 
     parts: dict[str, list[Tensor]] = {"pred": [], "conf": [], "rel": [], "share": []}
     starts = range(0, len(images), batch_size)
-    for start, results in zip(starts, ordered_map(one_batch, starts, workers, should_stop)):
-        for key, value in zip(("pred", "conf", "rel", "share"), results):
+    answers = ordered_map(one_batch, starts, workers, should_stop)  # shorter after a Stop
+    for start, results in zip(starts, answers, strict=False):
+        for key, value in zip(("pred", "conf", "rel", "share"), results, strict=True):
             parts[key].append(value)
         if on_progress is not None:
             on_progress(min(start + batch_size, len(images)), len(images))
