@@ -1,6 +1,7 @@
 """Audit speed and how cleanly strategy discovery (SpRAy) finds the shortcut.
 
-``python -m benchmarks.audit [--images 1000] [--threads 1] [--workers N] [--models standard isnet]``
+``python -m benchmarks.audit [--images 1000] [--threads 1] [--workers N] [--models standard isnet]
+[--batch-sizes 64]``
 
 Takes the bundled experiment's test images twice: with the class mark (biased split) and without
 it (unbiased split), audits both halves with the bundled standard DenseNet121 (which learned the
@@ -17,6 +18,8 @@ when the first model's results appear (they are shown while the second model run
 ``--layouts contiguous channels_last`` audits each model in each memory layout and adds the
 time's ratio to the first layout's (measured in the same run); the default, ``auto``, is the
 family's preferred layout (:mod:`isnet.models.layout`), as the explorer audits.
+``--batch-sizes 16 32 64`` does the same for the images per batch (default 64, as the explorer):
+each row's "× first" is its time over the model's first layout and batch size, same run.
 
 ``--threads`` is torch's threads per operation and ``--workers`` the batches explained at once,
 each on its own thread (default: cores ÷ threads, as the explorer does; see
@@ -54,6 +57,8 @@ def main() -> int:
                         help="which bundled models to audit (default: both)")
     parser.add_argument("--layouts", nargs="+", choices=["auto", *LAYOUTS], default=["auto"],
                         help="memory layouts to audit in (auto: the family's preferred one)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64],
+                        help="images per batch to audit with (default: 64, as the explorer)")
     parser.add_argument("--app", action="store_true",
                         help="time the explorer's audit of both models (see above)")
     args = parser.parse_args()
@@ -68,19 +73,21 @@ def main() -> int:
     masks = torch.cat([marked.masks, clean.masks])
     labels = torch.cat([marked.labels, clean.labels])
     has_mark = np.r_[np.ones(len(marked)), np.zeros(len(clean))].astype(bool)
-    print("| model | layout | images | audit s | × first layout | images/s | marked in top half "
+    print("| model | layout | batch | images | audit s | × first | images/s | marked in top half "
           "| clusters per class | ARI (clusters vs has-mark), mean over classes | clustering s |")
-    print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|")
-    first = 1.0  # the first layout's seconds, per model
-    for name, layout in [(n, layout) for n in args.models for layout in args.layouts]:
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    first = 1.0  # the seconds of the model's first layout and batch size
+    runs = [(n, layout, b) for n in args.models for layout in args.layouts
+            for b in args.batch_sizes]
+    for name, layout, batch in runs:
         model, metadata = isnet.load_checkpoint(MODELS[name])
         lrp = isnet.LRPConfig.as_trained(metadata.get("config"))  # as the app explains it
         start = time.perf_counter()
-        result = audit_images(model, images, masks, labels, batch_size=64,
+        result = audit_images(model, images, masks, labels, batch_size=batch,
                               explainer=lrp_explainer(lrp), workers=workers,
                               memory_format=LAYOUTS.get(layout))
         seconds = time.perf_counter() - start
-        first = seconds if layout == args.layouts[0] else first
+        first = seconds if (layout, batch) == (args.layouts[0], args.batch_sizes[0]) else first
         top = rank_by_background(result)[: len(images) // 2].numpy()
         start = time.perf_counter()
         counts, scores = [], []
@@ -92,7 +99,8 @@ def main() -> int:
             counts.append(found.num_clusters)
             scores.append(adjusted_rand_score(has_mark[members], found.labels))
         cluster_seconds = time.perf_counter() - start
-        print(f"| {name} | {layout} | {len(images)} | {seconds:.1f} | {seconds / first:.2f} | "
+        print(f"| {name} | {layout} | {batch} | {len(images)} | {seconds:.1f} | "
+              f"{seconds / first:.2f} | "
               f"{len(images) / seconds:.0f} | "
               f"{has_mark[top].mean():.3f} | {counts} | {np.mean(scores):.3f} | "
               f"{cluster_seconds:.1f} |", flush=True)

@@ -16,6 +16,9 @@ CSS = """
 #explain-summary table { font-size: 0.9em; }
 #audit-summary td:not(:first-child), #audit-summary th { white-space: nowrap; }
 #audit-summary table { font-size: 0.85em; }
+#audit-summary { overflow-x: auto; }
+/* long model names ("standard_densenet121") may break anywhere rather than run out of their box */
+#audit-summary td:first-child, fieldset label span { overflow-wrap: anywhere; }
 .caption p { font-size: 0.85em; opacity: 0.8; margin: 0.1em 0 0.6em 0; }
 /* Gallery captions sit below their picture, whole, never on it (Gradio draws them over the
    picture's lower corner, where a mark or the relevance it draws may be). */
@@ -38,5 +41,6 @@ CSS = """
   .gradio-container { padding: 4px !important; }
   .tab-help p { font-size: 0.9em; }
   .wide-only { display: none !important; }
+  #audit-summary table { font-size: 0.72em; }
 }
 """

@@ -58,8 +58,10 @@ def build(ctx: AppContext) -> ExplainWidgets:
             gr.Markdown("#### 1 · Image and foreground mask")
             gr.Markdown("Samples (click one):", elem_classes=["caption", "wide-only"],
                         visible=bool(ctx.samples))
-            gallery = gr.Gallery([(s.image_path, s.label or s.name.replace("_", " "))
-                                  for s in ctx.samples],
+            # captions: the class, or the sample's name without its "synthetic_" prefix (the
+            # dropdown below has the full names)
+            gallery = gr.Gallery([(s.image_path, s.label or s.name.removeprefix("synthetic_")
+                                   .replace("_", " ")) for s in ctx.samples],
                                  label="Samples", show_label=False, columns=5, height="auto",
                                  allow_preview=False, visible=bool(ctx.samples), buttons=[],
                                  elem_id="sample-gallery", elem_classes=["wide-only"])
