@@ -1,6 +1,7 @@
 """The Audit tab, the session report and the labels, in a real browser (Debian's Chromium via
 Playwright): the report opens with no network, an audit fills the gallery and a click opens
-the image in Explain, and no label or button covers the biased image."""
+the image in Explain, no label, button or caption covers the biased image or a gallery picture,
+and no upload zone is cut off."""
 
 from __future__ import annotations
 
@@ -71,6 +72,28 @@ def _covering(page, image_selector: str) -> list[str]:
     }""")
 
 
+def _clipped_upload_text(page) -> list[str]:
+    """Text of visible upload drop zones ("Drop File Here", "Click to Upload") that runs out of
+    its block's box, where the block cuts it off."""
+    return page.evaluate("""() => {
+        const found = [];
+        for (const zone of document.querySelectorAll(".upload-container")) {
+            const box = zone.closest(".block").getBoundingClientRect();
+            if (box.width === 0 || box.height === 0) continue;
+            const walker = document.createTreeWalker(zone, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                if (!node.textContent.trim()) continue;
+                const range = document.createRange();
+                range.selectNodeContents(node);
+                const r = range.getBoundingClientRect();
+                if (r.height > 0 && (r.bottom > box.bottom + 1 || r.top < box.top - 1))
+                    found.push(node.textContent.trim());
+            }
+        }
+        return found;
+    }""")
+
+
 def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
     pytest.importorskip("playwright")
     from playwright.sync_api import expect, sync_playwright
@@ -86,6 +109,11 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                 page = browser.new_page(viewport={"width": 1500, "height": 1250})
                 page.set_default_timeout(90_000)
                 _open_app(page, url)
+                for tab in ("Fine-tune", "Models", "Audit", "Explain"):  # uploads drawn whole
+                    page.get_by_role("tab", name=tab).click()
+                    expect(page.get_by_role("tab", name=tab)).to_have_attribute(
+                        "aria-selected", "true")
+                    assert _clipped_upload_text(page) == [], tab
                 # a sample with its mask, then the Bias lab's biased image
                 page.get_by_label("Sample image").click()
                 page.get_by_role("option", name="square_0").click()

@@ -42,7 +42,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
                 "models are visible to your session only.")
     with gr.Row():
         upload = gr.File(label="Checkpoint file", file_types=CHECKPOINT_TYPES, type="filepath",
-                         height=100)
+                         height=140)
         with gr.Column():
             bundled = gr.Dropdown(bundled_checkpoints(ctx.bundled_dir), value=None,
                                   label="…or a bundled checkpoint (assets/checkpoints)")
@@ -56,7 +56,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
                           "(none = raw [0, 1])")
         std = gr.Textbox(label="Std per channel", placeholder="0.229, 0.224, 0.225")
         class_file = gr.File(label="Class names (.txt, one per line)", file_types=[".txt"],
-                             type="filepath", height=80)
+                             type="filepath", height=140)
     load = gr.Button("Load checkpoint", variant="primary")
     loaded_card = gr.Markdown()
     with gr.Row():

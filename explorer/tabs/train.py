@@ -36,7 +36,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                label="Start from", allow_custom_value=True)
             source = gr.Radio(["samples", "upload"], value="samples", label="Training data")
             files = gr.File(label="Zip or image/mask files", file_count="multiple",
-                            type="filepath", height=100)
+                            type="filepath", height=140)
             method = gr.Dropdown([(label, key) for key, label in ht.METHOD_LABELS.items()],
                                  value="selective", label="Training method",
                                  info="standard: cross-entropy only; ISNet: also a loss on the "
