@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from explorer.handlers.explain import ModelView, PairView
+from explorer.handlers.explain_views import ModelView, PairView
 from explorer.handlers.lrp_modes import LRP_MODES, OWN
 from explorer.media.editor import EditorInput
 from explorer.media.widgets import output_image

@@ -22,6 +22,7 @@ from explorer.components import (
     LOAD_SAMPLE_OUTPUTS,
     MODEL_CARDS_OUTPUTS,
 )
+from explorer.handlers.explain_views import OWN_SCALES
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -79,11 +80,12 @@ def _resend(editor):
         "layers": [__import__("gradio_client").handle_file(p) for p in editor["layers"]]}
 
 
-def _explain(client, editor, left="standard", right="isnet", target="predicted class"):
+def _explain(client, editor, left="standard", right="isnet", target="predicted class",
+             **settings):
     """The /explain endpoint, inputs and outputs by name."""
     return named(EXPLAIN_OUTPUTS, client.predict(
         image_and_mask=editor, left_model=left, right_model=right, explain_class=target,
-        overlay_opacity=0.6, top_predictions=3, api_name="/explain"))
+        overlay_opacity=0.6, top_predictions=3, **settings, api_name="/explain"))
 
 
 def _inject(client, editor, true_class="square", kind="shape", **mark):
@@ -124,6 +126,8 @@ def test_explain_gives_two_heatmaps_and_float_shares(client, app):
     for name in ("left_share", "right_share"):
         assert isinstance(out[name], float) and 0 <= out[name] <= 1
     assert "background share" in out["summary"]
+    own = _explain(client, _editor(image, layer), colour_scale=OWN_SCALES)
+    assert "own colour scale" in own["summary"] and own["left_share"] == out["left_share"]
 
 
 def test_the_input_layer_rule_is_each_models_own_unless_one_is_chosen(client, app):

@@ -16,7 +16,8 @@ from explorer.handlers import image as handlers_image
 from explorer.handlers import models as handlers_models
 from explorer.handlers import train as handlers_train
 from explorer.handlers import train_data
-from explorer.handlers.explain import ExplainRequest, Explanation, explain
+from explorer.handlers.explain import ExplainRequest, explain
+from explorer.handlers.explain_views import Explanation
 from explorer.media import editor, masking
 from explorer.media.decode import decode_image, decode_mask, mask_from_array
 from explorer.media.editor import EditorInput, editor_value
@@ -148,10 +149,39 @@ def test_explain_returns_plain_types_on_one_scale(ctx, value):
     assert pair.colorbar.dtype == np.uint8
 
 
+def test_each_model_on_its_own_colour_scale(ctx, value):
+    from explorer.handlers.explain_views import OWN_SCALES
+    from isnet import viz
+
+    shared = explain_pair(ctx, value)
+    own = explain_pair(ctx, value, colour_scale=OWN_SCALES)
+    assert all(v.scale == shared.scale for v in shared.views) and own.scale is None
+    for view, before in zip(own.views, shared.views, strict=True):
+        # the scale of its own map alone, and the same map and numbers as before
+        assert view.scale == pytest.approx(viz.shared_scale([view.relevance]))
+        assert np.array_equal(view.relevance, before.relevance) and view.share == before.share
+        assert view.scale <= shared.scale + 1e-12
+    weaker = min(range(2), key=lambda i: own.views[i].scale)
+    assert own.views[weaker].scale < shared.scale  # the tiny models' maps differ in strength
+    # the weaker model's map is drawn stronger on its own scale: further from white
+    def colour(view):
+        return np.abs(view.heatmap.astype(int) - 255).sum()
+    assert colour(own.views[weaker]) > colour(shared.views[weaker])
+    assert "own colour scale" in own.summary and "Shared colour scale" in shared.summary
+    assert not np.array_equal(own.colorbar, shared.colorbar)  # ticks in percent
+
+
+def test_unknown_colour_scale_is_refused(ctx, value):
+    with pytest.raises(InputError, match="colour scale"):
+        explain_pair(ctx, value, colour_scale="rainbow")
+
+
 def test_colour_scale_has_tick_values_and_the_heatmaps_colours():
     from explorer.media.plots import colour_scale_picture, colour_scale_ticks
     from isnet import viz
 
+    assert [t for _, t in colour_scale_ticks(2.0, relative=True)] == [
+        "\u2212100 %", "\u221250 %", "0", "50 %", "100 %"]
     ticks = colour_scale_ticks(0.435)
     assert [value for value, _ in ticks] == pytest.approx([-0.435, -0.2175, 0.0, 0.2175, 0.435])
     assert [text for _, text in ticks] == ["\u22120.435", "\u22120.217", "0", "0.217", "0.435"]

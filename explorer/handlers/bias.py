@@ -19,7 +19,8 @@ import torch
 
 import isnet
 from explorer.errors import InputError
-from explorer.handlers.explain import PREDICTED, PairView, explain_models, predict_models
+from explorer.handlers.explain import PREDICTED, explain_models, predict_models
+from explorer.handlers.explain_views import PairView
 from explorer.media import plots
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import enlarge, resize_image, resize_mask

@@ -7,8 +7,8 @@
 2. :func:`isnet.explain` gives logits and heatmaps; the heatmaps stay tensors (cached per model,
    image, class and ε in :class:`Explanation`), and :func:`isnet.background_share` measures them
    against the mask;
-3. :func:`render` hands all heatmaps to :mod:`isnet.viz` once, which draws them on one shared
-   colour scale as ``uint8`` images.
+3. :func:`explorer.handlers.explain_views.render` hands all heatmaps to :mod:`isnet.viz` once,
+   which draws them on one shared colour scale (or each on its own) as ``uint8`` images.
 
 The whole answer is cached too (:attr:`explorer.state.AppContext.answers`, keyed by the image's
 and the mask's content, both models and every setting): asking again for the same view (two
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,6 +34,14 @@ from torch import Tensor
 import isnet
 from explorer.errors import InputError
 from explorer.handlers import domain
+from explorer.handlers.explain_views import (
+    COLOUR_SCALES,
+    OWN_SCALES,
+    SHARED_SCALE,
+    Explanation,
+    PairView,
+    render,
+)
 from explorer.handlers.lrp_modes import (
     AUTHORS,
     CORRECTED,
@@ -44,10 +52,8 @@ from explorer.handlers.lrp_modes import (
 )
 from explorer.media import masking
 from explorer.media.editor import EditorInput
-from explorer.media.plots import colour_scale_picture
 from explorer.media.tensors import display_image, mask_tensor, model_input
 from explorer.state import AppContext, ModelEntry, image_digest
-from isnet import viz
 from isnet.lrp.registry import is_lrp_ready
 
 PREDICTED = "predicted class"
@@ -70,6 +76,7 @@ class ExplainRequest:
         true_class: the image's true class, when known (right/wrong marks, domain notice).
         lrp_mode: which LRP (:data:`explorer.handlers.lrp_modes.LRP_MODES`; None: each model's
             own).
+        colour_scale: :data:`SHARED_SCALE` or :data:`OWN_SCALES`.
     """
 
     editor: EditorInput
@@ -82,82 +89,7 @@ class ExplainRequest:
     zb: bool | None = None
     true_class: str | None = None
     lrp_mode: str | None = None
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """One model's answer on one image, still as the engine's tensors (what the cache keeps).
-
-    Attributes:
-        probabilities: (K,) float64 class probabilities.
-        heatmap: (C, S, S) relevance of the explained class at the model's input size.
-        explained: index of the explained class.
-    """
-
-    probabilities: Tensor
-    heatmap: Tensor
-    explained: int
-
-
-@dataclass
-class ModelView:
-    """What one model says about one image, ready for widgets.
-
-    Attributes:
-        label: model name.
-        top: top-k {class name: probability} (plain floats).
-        predicted: name of the top class.
-        target: name of the explained class.
-        heatmap: (h, w, 3) uint8, the map alone (shared scale).
-        overlay: (H, W, 3) uint8, the map over the image.
-        share: background relevance share in [0, 1], or None without a usable mask.
-        probabilities: {class name: probability} for every class.
-        relevance: (S, S) float64, the raw relevance map (summed over colour channels) at
-            the model's input size — what the exports save.
-        input_rule: how the map treats the input layer ("z^B", "ε" or "native map").
-    """
-
-    label: str
-    top: dict[str, float]
-    predicted: str
-    target: str
-    heatmap: np.ndarray
-    overlay: np.ndarray
-    share: float | None
-    probabilities: dict[str, float] = field(default_factory=dict)
-    relevance: np.ndarray | None = None
-    input_rule: str = ""
-
-
-@dataclass
-class PairView:
-    """Both models' views on one colour scale, plus what to tell the user.
-
-    Attributes:
-        views: one :class:`ModelView` per model (left, right).
-        scale: the shared colour-scale bound (relevance ±scale is fully red / blue).
-        colorbar: (h, w, 3) uint8 colour bar of that scale.
-        mask_preview: (H, W, 3) uint8, the image with the mask the share used tinted in.
-        summary: Markdown table of predictions and shares.
-        notices: warnings for the user (empty or full mask).
-    """
-
-    views: list[ModelView]
-    scale: float
-    colorbar: np.ndarray
-    mask_preview: np.ndarray
-    summary: str
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def left(self) -> ModelView:
-        """The first (left) model's view."""
-        return self.views[0]
-
-    @property
-    def right(self) -> ModelView:
-        """The second (right) model's view."""
-        return self.views[-1]
+    colour_scale: str = SHARED_SCALE
 
 
 def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> PairView:
@@ -170,12 +102,16 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
     entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
     if request.epsilon is not None and not 0 <= float(request.epsilon) <= 100:
         raise InputError("ε must lie between 0 and 100 (the training value is usually 0.01).")
+    if request.colour_scale not in COLOUR_SCALES:
+        raise InputError(f"Unknown colour scale {request.colour_scale!r}; choose one of "
+                         f"{', '.join(map(repr, COLOUR_SCALES))}.")
     key = answer_key(ctx, entries, image, mask, request)
     pair = ctx.answers.get(key)
     if pair is None:
         overrides = LRPOverrides(request.epsilon, request.zb, request.lrp_mode)
         pair = explain_models(ctx, entries, image, mask, request.target, float(request.opacity),
-                              int(request.top_k), lrp=overrides, true_class=request.true_class)
+                              int(request.top_k), lrp=overrides, true_class=request.true_class,
+                              own_scales=request.colour_scale == OWN_SCALES)
         pair.notices.extend(domain.notices(entries, image, request.true_class))
         ctx.answers.put(key, pair)
     return replace(pair, notices=list(pair.notices))  # callers may add notices to their copy
@@ -190,7 +126,8 @@ def answer_key(ctx: AppContext, entries: Sequence[ModelEntry], image: np.ndarray
     for what it was."""
     content = image_digest(image) + ("" if mask is None else image_digest(mask))
     settings = (request.target, float(request.opacity), int(request.top_k), request.epsilon,
-                request.zb, request.true_class, request.lrp_mode, ctx.limits.display_side)
+                request.zb, request.true_class, request.lrp_mode, request.colour_scale,
+                ctx.limits.display_side)
     models = [(e.model_id, id(e.model), e.label,
                hashlib.sha1(repr(sorted(e.metadata.items())).encode()).hexdigest())
               for e in entries]
@@ -216,8 +153,9 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
                    mask: np.ndarray | None, target: str | None = PREDICTED,
                    opacity: float = 0.6, top_k: int = 3,
                    display: np.ndarray | None = None, lrp: LRPOverrides | None = None,
-                   true_class: str | None = None) -> PairView:
-    """Explain ``image`` with every model in ``entries`` and draw all maps on one scale.
+                   true_class: str | None = None, own_scales: bool = False) -> PairView:
+    """Explain ``image`` with every model in ``entries`` and draw all maps on one scale (or,
+    with ``own_scales``, each on its own).
 
     Args:
         entries: usually two (left, right).
@@ -229,6 +167,7 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
         display: the picture to draw overlays on (default: ``image``, fitted for display).
         lrp: LRP settings chosen in the UI (default: each model's training settings).
         true_class: the image's true class, for right/wrong marks in the summary.
+        own_scales: draw each map on its own colour scale (:data:`OWN_SCALES`).
     """
     _, warning = masking.describe_mask(mask)
     usable = mask if mask is not None and mask.any() and not mask.all() else None
@@ -244,7 +183,8 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
                       _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
     picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
     return render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
-                  ctx.limits.display_side, [warning] if warning else [], true_class, rules)
+                  ctx.limits.display_side, [warning] if warning else [], true_class, rules,
+                  own_scales)
 
 
 def input_rule_name(entry: ModelEntry, config: isnet.LRPConfig) -> str:
@@ -319,59 +259,6 @@ def _target_index(entry: ModelEntry, target: str | None) -> int | str | None:
 def _share(heatmap: Tensor, mask: Tensor) -> float:
     """Background share of one (C, S, S) heatmap against a (1, 1, S, S) mask."""
     return round(float(isnet.background_share(heatmap[None, None], mask.double())[0]), 4)
-
-
-def render(entries: list[ModelEntry], explanations: list[Explanation],
-           shares: list[float | None], image: np.ndarray, mask: np.ndarray | None,
-           picture: np.ndarray, opacity: float, top_k: int, side: int,
-           notices: list[str], true_class: str | None = None,
-           rules: list[str] | None = None) -> PairView:
-    """The one trip to :mod:`isnet.viz`: every heatmap on one shared colour scale.
-
-    Args:
-        picture: the (H, W, 3) uint8 image the overlays are drawn on.
-        side: heatmaps are enlarged to side × side pixels.
-        rules: each model's input-layer rule, for the summary (:func:`input_rule_name`).
-    """
-    scale = viz.shared_scale([viz.relevance_map(e.heatmap) for e in explanations])
-    views = []
-    rules = rules or [""] * len(entries)
-    for entry, answer, share, rule in zip(entries, explanations, shares, rules, strict=True):
-        names = entry.class_names
-        probabilities = answer.probabilities.tolist()
-        views.append(ModelView(
-            label=entry.label, top=_top(probabilities, names, top_k),
-            predicted=names[int(answer.probabilities.argmax())], target=names[answer.explained],
-            heatmap=viz.heatmap_to_rgb(answer.heatmap, scale, size=(side, side)),
-            overlay=viz.overlay(picture, answer.heatmap, scale, opacity), share=share,
-            probabilities=dict(zip(names, probabilities, strict=True)),
-            relevance=viz.relevance_map(answer.heatmap), input_rule=rule))
-    preview = viz.mask_overlay(image, mask) if mask is not None else image
-    return PairView(views, float(scale), colour_scale_picture(scale), preview,
-                    _summary(views, scale, true_class), notices)
-
-
-def _top(probabilities: list[float], names: list[str], k: int) -> dict[str, float]:
-    order = sorted(range(len(names)), key=lambda i: -probabilities[i])[:max(1, k)]
-    return {names[i]: float(probabilities[i]) for i in order}
-
-
-def _summary(views: list[ModelView], scale: float, true_class: str | None = None) -> str:
-    """A Markdown table: model, prediction (✓/✗ against a known true class), explained class,
-    background share."""
-    lines = ["| model | predicts | explained class | background share | input rule |",
-             "|---|---|---|---|---|"]
-    for view in views:
-        share = "—" if view.share is None else f"{view.share:.1%}"
-        mark = ""
-        if true_class and true_class in view.probabilities:
-            mark = " ✓" if view.predicted == true_class else f" ✗ (true: {true_class})"
-        lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}){mark} "
-                     f"| {view.target} | {share} | {view.input_rule or '—'} |")
-    lines.append(f"\nShared colour scale: ±{scale:.3g} relevance (red = for the class, "
-                 f"blue = against). z^B credits dark pixels too; the ε-rule gives black pixels "
-                 f"no relevance, so compare shares under one rule.")
-    return "\n".join(lines)
 
 
 def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) -> np.ndarray:

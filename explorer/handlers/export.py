@@ -235,10 +235,12 @@ def session_report(ctx: AppContext, session: str | None) -> str:
 
 
 def explain_numbers(views: Sequence[Any]) -> dict:
-    """The numbers of an Explain-like pair of :class:`~explorer.handlers.explain.ModelView`."""
+    """The numbers of an Explain-like pair of
+    :class:`~explorer.handlers.explain_views.ModelView`."""
     return {"per_model": {v.label: {"predicted": v.predicted, "explained_class": v.target,
                                     "background_share": v.share,
-                                    "probability": v.probabilities.get(v.predicted)}
+                                    "probability": v.probabilities.get(v.predicted),
+                                    "colour_scale": getattr(v, "scale", None) or None}
                           for v in views},
             "probabilities": {v.label: v.probabilities for v in views}}
 
@@ -262,11 +264,14 @@ def record_pair(ctx: AppContext, session: str | None, kind: str, title: str, pai
                 entries: Sequence[ModelEntry], settings: Mapping[str, Any],
                 extra: Sequence[tuple[str, np.ndarray]] = (),
                 lrp: Sequence[isnet.LRPConfig] | None = None) -> dict:
-    """Keep an Explain-like view (a :class:`~explorer.handlers.explain.PairView`): both
+    """Keep an Explain-like view (a :class:`~explorer.handlers.explain_views.PairView`): both
     overlays and heatmaps, the predictions and shares, the raw maps, and the LRP settings
-    (``lrp``: one per model; default each model's own, as the view computed them)."""
+    (``lrp``: one per model; default each model's own, as the view computed them). Maps drawn
+    on their own colour scales (``pair.scale`` None) say each scale in their captions."""
+    own = pair.scale is None
     images = list(extra) + [(f"{v.label}: {v.target}", v.overlay) for v in pair.views] + \
-        [(f"{v.label}: heatmap", v.heatmap) for v in pair.views]
+        [(f"{v.label}: heatmap" + (f" (own scale ±{v.scale:.3g})" if own else ""), v.heatmap)
+         for v in pair.views]
     configs = lrp if lrp is not None else [lrp_config(e) for e in entries]
     return record_view(ctx, session, kind, title, explain_numbers(pair.views),
                        {"lrp": lrp_record(configs), **settings}, entries, images,

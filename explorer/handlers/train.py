@@ -28,7 +28,8 @@ import torch
 
 import isnet
 from explorer.errors import InputError
-from explorer.handlers.explain import PairView, explain_models
+from explorer.handlers.explain import explain_models
+from explorer.handlers.explain_views import PairView
 from explorer.handlers.train_data import check_set, samples_set, split, uploaded_set
 from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots

@@ -113,19 +113,24 @@ def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
     return figure
 
 
-def colour_scale_ticks(scale: float) -> list[tuple[float, str]]:
-    """The tick values of the colour scale ±``scale`` and their labels: −s, −s/2, 0, s/2, s."""
+def colour_scale_ticks(scale: float, relative: bool = False) -> list[tuple[float, str]]:
+    """The tick values of the colour scale ±``scale`` and their labels: −s, −s/2, 0, s/2, s
+    (``relative``: in percent of s)."""
     values = [-scale, -scale / 2, 0.0, scale / 2, scale]
+    if relative:
+        return [(v, "0" if v == 0 else f"{100 * v / scale:.0f} %".replace("-", "\u2212"))
+                for v in values]
     return [(value, "0" if value == 0 else f"{value:.3g}".replace("-", "\u2212"))
             for value in values]
 
 
-def colour_scale_picture(scale: float, cmap: str = viz.DEFAULT_CMAP,
-                         width_px: int = 520) -> np.ndarray:
-    """The shared colour scale as a picture with tick values, (h, w, 3) uint8.
+def colour_scale_picture(scale: float, cmap: str = viz.DEFAULT_CMAP, width_px: int = 520,
+                         relative: bool = False) -> np.ndarray:
+    """The colour scale as a picture with tick values, (h, w, 3) uint8.
 
     The bar is the engine's own ramp (:func:`isnet.viz.colorbar`), so its colours are exactly
-    those of the heatmaps beside it; the ticks are :func:`colour_scale_ticks`.
+    those of the heatmaps beside it; the ticks are :func:`colour_scale_ticks` (``relative``:
+    in percent of each model's own scale, for maps drawn on their own scales).
     """
     dpi = 100
     figure = Figure(figsize=(width_px / dpi, 0.95), dpi=dpi, layout="constrained")
@@ -133,10 +138,11 @@ def colour_scale_picture(scale: float, cmap: str = viz.DEFAULT_CMAP,
     extent = max(float(scale), 1e-12)
     axes.imshow(viz.colorbar(extent, cmap, width=256, height=1), aspect="auto",
                 extent=(-extent, extent, 0, 1), interpolation="nearest")
-    ticks = colour_scale_ticks(extent)
+    ticks = colour_scale_ticks(extent, relative)
     axes.set_xticks([value for value, _ in ticks], [text for _, text in ticks], fontsize=8)
     axes.set_yticks([])
-    axes.set_xlabel("relevance: blue = against the class, red = for it", fontsize=8)
+    what = "relevance in % of each model's own largest" if relative else "relevance"
+    axes.set_xlabel(f"{what}: blue = against the class, red = for it", fontsize=8)
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -32,6 +32,7 @@ from explorer.handlers.explain import (
     class_choices,
     explain,
 )
+from explorer.handlers.explain_views import COLOUR_SCALES, SHARED_SCALE
 from explorer.handlers.image import LoadedImage
 from explorer.media import editor as editor_state
 from explorer.media.decode import IMAGE_EXTENSIONS
@@ -116,6 +117,10 @@ def build(ctx: AppContext) -> ExplainWidgets:
                               info="z^B credits dark pixels too (bounds: the pixel range); "
                                    "ε gives black pixels no relevance")
             lrp_mode = lrp_mode_radio()
+            colour_scale = gr.Radio(list(COLOUR_SCALES), value=SHARED_SCALE, label="Colour scale",
+                                    info="shared: colours compare across models, and a weak "
+                                         "model's map may look faint; own: each map uses the "
+                                         "whole range")
             domain_notice = gr.Markdown(elem_id="domain-notice")
             with gr.Row():
                 left_side = model_column("Left model", "left")
@@ -123,7 +128,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
             colorbar = output_image(label="Shared colour scale", show_label=False, type="numpy",
                                 format="png", interactive=False, height=100, buttons=[],
                                 elem_id="colour-scale")
-            gr.Markdown("Shared colour scale of both heatmaps.", elem_classes=["caption"])
+            gr.Markdown("Colour scale of the heatmaps (values in the summary below).",
+                        elem_classes=["caption"])
             summary = gr.Markdown(elem_id="explain-summary")
 
     widgets = ExplainWidgets(editor, record, brush_mode, true_class, left, right, target, opacity,
@@ -147,9 +153,10 @@ def build(ctx: AppContext) -> ExplainWidgets:
     def on_explain(image_and_mask, left_model, right_model, explain_class, overlay_opacity,
                    top_predictions, brush_strokes, editor_record, lrp_epsilon=None,
                    input_zb_rule=AS_TRAINED, true_class_name=None, lrp=None,
-                   request: gr.Request = None):
-        """Explain the editor's image with the left and right models (heatmaps on one scale;
-        ε and the input rule default to each model's training settings)."""
+                   colour_scale=SHARED_SCALE, request: gr.Request = None):
+        """Explain the editor's image with the left and right models (heatmaps on one shared
+        colour scale, or each on its own; ε and the input rule default to each model's
+        training settings)."""
         session = session_of(request)
         chosen = LRPOverrides(None if lrp_epsilon is None else float(lrp_epsilon),
                               input_rule(input_zb_rule), lrp)
@@ -158,13 +165,14 @@ def build(ctx: AppContext) -> ExplainWidgets:
             left_id=left_model, right_id=right_model, target=explain_class,
             opacity=float(overlay_opacity), top_k=int(top_predictions),
             epsilon=chosen.epsilon, zb=chosen.zb, true_class=true_class_name or None,
-            lrp_mode=lrp))
+            lrp_mode=lrp, colour_scale=colour_scale or SHARED_SCALE))
         notify(pair.notices)
         entries = [ctx.store.get(left_model, session), ctx.store.get(right_model, session)]
         export_handlers.record_pair(
             ctx, session, "explain", "Explain", pair, entries,
             {"explained_class": explain_class, "overlay_opacity": float(overlay_opacity),
-             "true_class": true_class_name, "lrp_mode": lrp},
+             "true_class": true_class_name, "lrp_mode": lrp,
+             "colour_scale": colour_scale or SHARED_SCALE},
             lrp=[chosen.config(e) for e in entries])
         return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
                         "mask_preview": pair.mask_preview,
@@ -174,9 +182,10 @@ def build(ctx: AppContext) -> ExplainWidgets:
 
     outputs = dict(zip(EXPLAIN_OUTPUTS, left_side.outputs() + right_side.outputs()
                        + [colorbar, summary, preview, domain_notice], strict=True))
-    gr.on([run.click, opacity.release, target.input, lrp_mode.input], on_explain,
+    gr.on([run.click, opacity.release, target.input, lrp_mode.input, colour_scale.input],
+          on_explain,
           inputs=[editor, left, right, target, opacity, top_k, brush_mode, record, epsilon, zb,
-                  true_class, lrp_mode],
+                  true_class, lrp_mode, colour_scale],
           outputs=ordered(outputs, EXPLAIN_OUTPUTS),
           api_name="explain", concurrency_id="explain", concurrency_limit=2)
 
