@@ -82,10 +82,10 @@ def model_column(title: str, prefix: str) -> SideWidgets:
                            format="png", interactive=False, height=280, buttons=[],
                            elem_id=f"{prefix}-overlay")
         gr.Markdown("Heatmap over the image", elem_classes=["caption"])
-        heatmap = output_image(label="Heatmap (shared scale)", show_label=False, type="numpy",
+        heatmap = output_image(label="Heatmap alone", show_label=False, type="numpy",
                            format="png", interactive=False, height=220, buttons=[],
                            elem_id=f"{prefix}-heatmap")
-        gr.Markdown("Heatmap alone (shared colour scale)", elem_classes=["caption"])
+        gr.Markdown("Heatmap alone (its colour scale: in the summary)", elem_classes=["caption"])
         share = gr.Number(label="Background relevance share (0 = all on the object)",
                           value=None, precision=4, interactive=False)
     return SideWidgets(top, overlay, heatmap, share)

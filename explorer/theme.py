@@ -42,5 +42,8 @@ CSS = """
   .tab-help p { font-size: 0.9em; }
   .wide-only { display: none !important; }
   #audit-summary table { font-size: 0.72em; }
+  #audit-summary th { white-space: normal !important; }
+  #audit-summary td, #audit-summary th { padding: 4px !important; }
+  #audit-summary td:first-child { min-width: 8em; }
 }
 """
