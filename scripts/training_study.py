@@ -120,6 +120,9 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # room to give classification more of each step without letting the mark in?
     "isnet_bundled_P0.5": ("biased", dict(BUNDLED, heat_weight=0.5, learning_rate=0.1,
                                           grad_clip_norm=5.0), {}),
+    # the bundled recipe with 1.5× its learning rate (0.25; largest step lr·c = 0.75): both
+    # losses keep their balance, and the classification steps are larger (run 11)
+    "isnet_bundled_lr1.5x": ("biased", dict(BUNDLED, learning_rate=0.25), {}),
     "standard_tint": ("biased", dict(method="standard"), TINT),
     "isnet_clip10_tint": ("biased", dict(grad_clip_norm=10.0), TINT),
     "isnet_separate_tint": ("biased", SEPARATE, TINT),
