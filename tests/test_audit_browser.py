@@ -113,6 +113,7 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                     page.get_by_role("tab", name=tab).click()
                     expect(page.get_by_role("tab", name=tab)).to_have_attribute(
                         "aria-selected", "true")
+                    expect(page.locator(".upload-container:visible").first).to_be_visible()
                     assert _clipped_upload_text(page) == [], tab
                 # a sample with its mask, then the Bias lab's biased image
                 page.get_by_label("Sample image").click()
