@@ -32,7 +32,7 @@ def side_names(prefix: str) -> tuple[str, ...]:
 
 PAIR_OUTPUTS = side_names("left") + side_names("right")
 EXPLAIN_OUTPUTS = PAIR_OUTPUTS + ("colorbar", "summary", "mask_preview", "notices")
-INJECT_BIAS_OUTPUTS = ("biased", "comparison") + PAIR_OUTPUTS + ("summary",)
+INJECT_BIAS_OUTPUTS = ("biased", "comparison") + PAIR_OUTPUTS + ("colorbar", "summary")
 STRESS_TEST_OUTPUTS = ("plot", "table")
 COUNTERFACTUAL_OUTPUTS = ("plot", "summary")
 FINE_TUNE_OUTPUTS = ("runs", "status", "curves", "checkpoint", "before", "after", "comparison",

@@ -165,6 +165,7 @@ def test_sample_and_inject_bias(client):
     assert np.asarray(Image.open(out["biased"])).shape == (256, 256, 3)
     assert "P(square)" in out["comparison"] and "P(circle)" in out["comparison"]
     assert isinstance(out["left_share"], float)
+    assert np.asarray(Image.open(out["colorbar"])).shape[2] == 3  # the scale with its ticks
 
 
 def test_tiny_fine_tune_joins_the_models_of_its_session(client, app):

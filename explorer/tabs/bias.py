@@ -26,6 +26,7 @@ from explorer.errors import guarded, notify
 from explorer.handlers import bias as hb
 from explorer.handlers import export as hx
 from explorer.handlers import robustness as hr
+from explorer.media.widgets import output_image
 from explorer.state import AppContext
 
 
@@ -62,6 +63,9 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             with gr.Row():
                 left_side = model_column("Left model", "bias-left")
                 right_side = model_column("Right model", "bias-right")
+            colorbar = output_image(label="Shared colour scale", show_label=False, type="numpy",
+                                    format="png", interactive=False, height=100, buttons=[],
+                                    elem_id="bias-colour-scale")
             summary = gr.Markdown()
     with gr.Accordion("Stress test: sweep the mark", open=True):
         with gr.Row():
@@ -137,11 +141,12 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                            "size": mark_size, "opacity": mark_opacity, "seed": mark_seed}},
                        [("biased image", view.biased)])
         return ordered({"biased": view.biased, "comparison": view.comparison,
-                        **pair_values(view.pair), "summary": view.pair.summary},
+                        **pair_values(view.pair), "colorbar": view.pair.colorbar,
+                        "summary": view.pair.summary},
                        INJECT_BIAS_OUTPUTS)
 
     outputs = dict(zip(INJECT_BIAS_OUTPUTS, [biased, comparison] + left_side.outputs()
-                       + right_side.outputs() + [summary], strict=True))
+                       + right_side.outputs() + [colorbar, summary], strict=True))
     run.click(on_inject, shared + settings_inputs + [w.opacity, w.top_k] + mask_inputs,
               ordered(outputs, INJECT_BIAS_OUTPUTS), api_name="inject_bias",
               concurrency_id="explain")
