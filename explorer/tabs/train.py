@@ -43,6 +43,13 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                       "heatmaps' background relevance (selective = one map, "
                                       "fast; all = one per class; stochastic = one random)")
             epochs = gr.Slider(1, ctx.limits.max_epochs, value=2, step=1, label="Epochs")
+            # the main action before the finer settings (at 420 px it would sit ~1,900 px down)
+            with gr.Row():
+                start = gr.Button("Fine-tune", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+            status = gr.Markdown("Idle.")  # beside the buttons, at any width
+            gr.Markdown("Finer settings (ISNet methods use P, d and the mask margin):",
+                        elem_classes=["caption"])
             heat_weight = gr.Slider(0, 1, value=0.7, step=0.05,
                                     label="P: heatmap-loss share (ISNet)",
                                     info="loss = (1 − P)·classification + P·heatmap; higher P "
@@ -61,11 +68,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                          "so relevance along the object's edge (and a loose or "
                                          "tight mask) is not penalised; 0 = the paper's loss")
             learning_rate = gr.Number(value=0.01, label="Learning rate")
-            with gr.Row():
-                start = gr.Button("Fine-tune", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=2):
-            status = gr.Markdown("Idle.")
             curves = gr.Plot(label="Losses and background share")
             checkpoint = gr.File(label="Fine-tuned checkpoint", interactive=False)
             gr.Markdown("**Before / after** on one validation image (same colour scale):")
