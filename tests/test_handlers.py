@@ -177,7 +177,7 @@ def test_unknown_colour_scale_is_refused(ctx, value):
 
 
 def test_colour_scale_has_tick_values_and_the_heatmaps_colours():
-    from explorer.media.plots import colour_scale_picture, colour_scale_ticks
+    from explorer.media.colour_scale import colour_scale_picture, colour_scale_ticks
     from isnet import viz
 
     assert [t for _, t in colour_scale_ticks(2.0, relative=True)] == [

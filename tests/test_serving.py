@@ -30,9 +30,9 @@ from explorer.components import EXPLAIN_OUTPUTS, FINE_TUNE_OUTPUTS
 from explorer.errors import InputError
 from explorer.handlers import train as handlers_train
 from explorer.handlers.explain import ExplainRequest, explain
+from explorer.media.colour_scale import colour_scale_picture
 from explorer.media.decode import decode_image, decode_mask
 from explorer.media.editor import EditorInput, editor_value
-from explorer.media.plots import colour_scale_picture
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import Tensor
 
-from explorer.media.plots import colour_scale_picture
+from explorer.media.colour_scale import colour_scale_picture
 from explorer.state import ModelEntry
 from isnet import viz
 
@@ -120,15 +120,16 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
     Args:
         picture: the (H, W, 3) uint8 image the overlays are drawn on.
         side: heatmaps are enlarged to side × side pixels.
-        rules: each model's input-layer rule, for the summary (:func:`input_rule_name`).
+        rules: each model's input-layer rule, for the summary
+            (:func:`explorer.handlers.explain.input_rule_name`).
     """
     maps = [viz.relevance_map(e.heatmap) for e in explanations]
     scale = viz.shared_scale(maps)
     scales = [viz.shared_scale([m]) for m in maps] if own_scales else [scale] * len(maps)
     views = []
     rules = rules or [""] * len(entries)
-    for entry, answer, share, rule, own in zip(entries, explanations, shares, rules, scales,
-                                               strict=True):
+    for entry, answer, relevance, share, rule, own in zip(entries, explanations, maps, shares,
+                                                          rules, scales, strict=True):
         names = entry.class_names
         probabilities = answer.probabilities.tolist()
         views.append(ModelView(
@@ -137,7 +138,7 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
             heatmap=viz.heatmap_to_rgb(answer.heatmap, own, size=(side, side)),
             overlay=viz.overlay(picture, answer.heatmap, own, opacity), share=share,
             probabilities=dict(zip(names, probabilities, strict=True)),
-            relevance=viz.relevance_map(answer.heatmap), input_rule=rule, scale=float(own)))
+            relevance=relevance, input_rule=rule, scale=float(own)))
     preview = viz.mask_overlay(image, mask) if mask is not None else image
     shared = None if own_scales else float(scale)
     bar = colour_scale_picture(1.0, relative=True) if own_scales else colour_scale_picture(scale)

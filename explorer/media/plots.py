@@ -1,5 +1,5 @@
-"""Matplotlib figures for the explorer: the bias stress test, the counterfactual bars, the
-fine-tuning curves and the Explain tab's colour scale.
+"""Matplotlib figures for the explorer: the bias stress test, the counterfactual bars and the
+fine-tuning curves.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot``), so nothing is
 registered in a global figure manager and concurrent sessions cannot draw into each other's
@@ -11,13 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg", force=False)
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-
-from isnet import viz  # noqa: E402
 
 COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
 
@@ -112,37 +108,3 @@ def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
             axes.legend(fontsize=7)
     return figure
 
-
-def colour_scale_ticks(scale: float, relative: bool = False) -> list[tuple[float, str]]:
-    """The tick values of the colour scale ±``scale`` and their labels: −s, −s/2, 0, s/2, s
-    (``relative``: in percent of s)."""
-    values = [-scale, -scale / 2, 0.0, scale / 2, scale]
-    if relative:
-        return [(v, "0" if v == 0 else f"{100 * v / scale:.0f} %".replace("-", "\u2212"))
-                for v in values]
-    return [(value, "0" if value == 0 else f"{value:.3g}".replace("-", "\u2212"))
-            for value in values]
-
-
-def colour_scale_picture(scale: float, cmap: str = viz.DEFAULT_CMAP, width_px: int = 520,
-                         relative: bool = False) -> np.ndarray:
-    """The colour scale as a picture with tick values, (h, w, 3) uint8.
-
-    The bar is the engine's own ramp (:func:`isnet.viz.colorbar`), so its colours are exactly
-    those of the heatmaps beside it; the ticks are :func:`colour_scale_ticks` (``relative``:
-    in percent of each model's own scale, for maps drawn on their own scales).
-    """
-    dpi = 100
-    figure = Figure(figsize=(width_px / dpi, 0.95), dpi=dpi, layout="constrained")
-    axes = figure.add_subplot()
-    extent = max(float(scale), 1e-12)
-    axes.imshow(viz.colorbar(extent, cmap, width=256, height=1), aspect="auto",
-                extent=(-extent, extent, 0, 1), interpolation="nearest")
-    ticks = colour_scale_ticks(extent, relative)
-    axes.set_xticks([value for value, _ in ticks], [text for _, text in ticks], fontsize=8)
-    axes.set_yticks([])
-    what = "relevance in % of each model's own largest" if relative else "relevance"
-    axes.set_xlabel(f"{what}: blue = against the class, red = for it", fontsize=8)
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
