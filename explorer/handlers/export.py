@@ -240,7 +240,7 @@ def explain_numbers(views: Sequence[Any]) -> dict:
     return {"per_model": {v.label: {"predicted": v.predicted, "explained_class": v.target,
                                     "background_share": v.share,
                                     "probability": v.probabilities.get(v.predicted),
-                                    "colour_scale": getattr(v, "scale", None) or None}
+                                    "colour_scale": v.scale}
                           for v in views},
             "probabilities": {v.label: v.probabilities for v in views}}
 

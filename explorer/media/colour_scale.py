@@ -27,12 +27,11 @@ BAR_TOP, BAR_HEIGHT = 4, 20
 def colour_scale_ticks(scale: float, relative: bool = False) -> list[tuple[float, str]]:
     """The tick values of the colour scale ±``scale`` and their labels: −s, −s/2, 0, s/2, s
     (``relative``: in percent of s)."""
-    values = [-scale, -scale / 2, 0.0, scale / 2, scale]
-    if relative:
-        return [(v, "0" if v == 0 else f"{100 * v / scale:.0f} %".replace("-", "\u2212"))
-                for v in values]
-    return [(value, "0" if value == 0 else f"{value:.3g}".replace("-", "\u2212"))
-            for value in values]
+    def label(value: float) -> str:
+        text = f"{100 * value / scale:.0f} %" if relative else f"{value:.3g}"
+        return "0" if value == 0 else text.replace("-", "\u2212")
+
+    return [(value, label(value)) for value in (-scale, -scale / 2, 0.0, scale / 2, scale)]
 
 
 def colour_scale_picture(scale: float, cmap: str = viz.DEFAULT_CMAP,
