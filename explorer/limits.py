@@ -42,6 +42,15 @@ class Limits:
         return max(self.max_file_size, self.max_checkpoint_size, key=size_bytes)
 
 
+def readable_size(text: str | int) -> str:
+    """A size limit as people write it: ``"1gb"`` → ``"1 GB"``, ``26214400`` → ``"25 MB"``."""
+    count = size_bytes(text)
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
 def size_bytes(text: str | int) -> int:
     """A size such as ``"25mb"``, ``"1gb"``, ``"300kb"`` or a number of bytes, in bytes
     (binary multiples, as Gradio reads them)."""

@@ -36,7 +36,12 @@ CSS = """
    no empty space under them (Gradio keeps a 450 px minimum even at height="auto") */
 #sample-gallery .grid-container {
     grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; }
-#sample-gallery .grid-wrap { min-height: 0 !important; max-height: none !important; }
+#sample-gallery .grid-wrap, #audit-strategies .grid-wrap {
+    min-height: 0 !important; max-height: none !important; }
+/* the arena's headers break between words, never inside one ("Acc. unbias|ed") */
+#arena-table th, #arena-table th * {
+    word-break: normal !important; overflow-wrap: normal !important;
+    font-family: ui-sans-serif, system-ui, sans-serif; font-size: 0.95em; }
 @media (max-width: 600px) {
   .gradio-container { padding: 4px !important; }
   .tab-help p { font-size: 0.9em; }

@@ -94,6 +94,38 @@ def _clipped_upload_text(page) -> list[str]:
     }""")
 
 
+def _words_split(page, selector: str) -> list[str]:
+    """Words inside ``selector`` that the browser breaks over two lines ("unbias|ed")."""
+    return page.eval_on_selector_all(selector, """cells => {
+        const found = [];
+        for (const cell of cells) {
+            const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                for (const match of node.textContent.matchAll(/\\S+/g)) {
+                    const range = document.createRange();
+                    range.setStart(node, match.index);
+                    range.setEnd(node, match.index + match[0].length);
+                    const lines = new Set([...range.getClientRects()]
+                        .filter(r => r.width > 0).map(r => Math.round(r.top)));
+                    if (lines.size > 1) found.push(match[0]);
+                }
+            }
+        }
+        return found;
+    }""")
+
+
+def _clipped_captions(page, gallery: str) -> list[str]:
+    """Gallery captions that run out of the gallery's visible box (cut off or scrolled away)."""
+    return page.eval_on_selector(gallery, """gallery => {
+        const box = gallery.getBoundingClientRect();
+        return [...gallery.querySelectorAll(".caption-label")].filter(c => {
+            const r = c.getBoundingClientRect();
+            return r.bottom > box.bottom + 1 || r.top < box.top - 1;
+        }).map(c => c.textContent.trim());
+    }""")
+
+
 def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
     pytest.importorskip("playwright")
     from playwright.sync_api import expect, sync_playwright
@@ -141,6 +173,20 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                 expect(page.locator("#audit-gallery img").first).to_be_visible(timeout=60_000)
                 assert page.locator("#audit-gallery img").count() == 24  # the top 24 of 40
                 assert _covering(page, "#audit-gallery img") == []
+                # strategies: each mean heatmap's caption shows whole, below its picture
+                page.get_by_role("button", name="Find strategies").click()
+                expect(page.locator("#audit-strategies img").first).to_be_visible(
+                    timeout=60_000)
+                expect(page.locator("#audit-strategies .caption-label").first).to_contain_text(
+                    "strategy 1")
+                assert _clipped_captions(page, "#audit-strategies") == []
+                assert _covering(page, "#audit-strategies img") == []
+                # the arena's headers break between words, never inside one
+                page.get_by_role("tab", name="Arena").click()
+                expect(page.locator("#arena-table th").first).to_be_visible(timeout=60_000)
+                assert page.locator("#arena-table th").count() >= 10
+                assert _words_split(page, "#arena-table th") == []
+                page.get_by_role("tab", name="Audit").click()
                 page.locator("#audit-gallery img").first.click()
                 expect(page.get_by_role("tab", name="Explain")).to_have_attribute(
                     "aria-selected", "true", timeout=60_000)

@@ -523,3 +523,13 @@ def test_bundled_checkpoints_load_by_name_only(ctx, tmp_path):
     for name in ("nope.safetensors", "../bundled/resnet_pair.safetensors"):
         with pytest.raises(InputError, match="not a bundled checkpoint.*resnet_pair"):
             hm.load_model(shared, "ivy", hm.LoadRequest(bundled=name))
+
+
+@pytest.mark.parametrize(("limit", "words"), [("1gb", "1 GB"), ("25mb", "25 MB"),
+                                               (1536, "1.5 kB"), ("300b", "300 bytes"),
+                                               ("1.5gb", "1.5 GB")])
+def test_upload_limits_read_as_people_write_them(limit, words):
+    from explorer.limits import readable_size, size_bytes
+
+    assert readable_size(limit) == words
+    assert size_bytes(words.replace(" ", "").replace("bytes", "b")) == size_bytes(limit)

@@ -45,8 +45,8 @@ SPLITS = ("biased", "unbiased", "confounding")
 HEADERS = ["Method", "Network", "Acc. biased %", "Acc. unbiased %", "Acc. confounding %",
            "BG share, LRP (input rule)", "BG share, native (map)", "Train s/epoch",
            "Inference ms/image", "Parameters", "Status", "Checkpoint"]
-COLUMN_WIDTHS = ["165px", "120px", "70px", "70px", "70px", "115px", "160px", "70px", "75px",
-                 "90px", "100px", "80px"]
+COLUMN_WIDTHS = ["140px", "110px", "72px", "80px", "100px", "110px", "145px", "75px", "85px",
+                 "95px", "95px", "95px"]
 """Column widths: all fit at 1500 px; narrower screens scroll the table sideways."""
 MAX_RESULTS_BYTES = 4 << 20
 _METHOD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

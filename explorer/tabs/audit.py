@@ -103,7 +103,7 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                 gr.Markdown("Mean heatmap per strategy (click one to see its members)",
                             elem_classes=["caption"])
                 means = gr.Gallery(label="Mean heatmap per strategy", show_label=False,
-                                   columns=4, height=220, allow_preview=False, buttons=[],
+                                   columns=4, height="auto", allow_preview=False, buttons=[],
                                    object_fit="contain", fit_columns=False,
                                    elem_id="audit-strategies")
             with gr.Column(scale=1, min_width=240):

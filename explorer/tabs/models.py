@@ -23,6 +23,7 @@ from explorer.errors import guarded
 from explorer.handlers import lrp_compare
 from explorer.handlers import models as hm
 from explorer.handlers.lrp_modes import AUTHORS, CORRECTED
+from explorer.limits import readable_size
 from explorer.state import AppContext
 
 CHECKPOINT_TYPES = [".safetensors", ".pt", ".pth", ".ckpt", ".bin"]
@@ -38,8 +39,9 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
                 "the ISNet authors' files, or a `state_dict` of a DenseNet, ResNet or VGG "
                 "(torchvision layout; the architecture is read from the weights; a 1000-class "
                 "file gets ImageNet's classes, 224 px input and normalisation). Files are read "
-                f"with `weights_only=True`, up to {ctx.limits.max_checkpoint_size}. Loaded "
-                "models are visible to your session only.")
+                "with `weights_only=True`, up to "
+                f"{readable_size(ctx.limits.max_checkpoint_size)}. Loaded models are visible to "
+                "your session only.")
     with gr.Row():
         upload = gr.File(label="Checkpoint file", file_types=CHECKPOINT_TYPES, type="filepath",
                          height=140)
@@ -60,15 +62,17 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
     load = gr.Button("Load checkpoint", variant="primary")
     loaded_card = gr.Markdown()
     with gr.Row():
-        pick = gr.Dropdown(ctx.store.choices(None), label="Model (download, override, LRP)")
-        download = gr.File(label="Checkpoint", interactive=False)
+        # min widths: on a phone the two stack instead of squeezing the model name
+        pick = gr.Dropdown(ctx.store.choices(None), label="Model (download, override, LRP)",
+                           min_width=320)
+        download = gr.File(label="Checkpoint", interactive=False, min_width=320)
     apply = gr.Button("Apply the overrides to this model", size="sm")
     gr.Markdown("#### LRP: corrected vs the authors' block as published\nThe authors' "
                 "checkpoints were trained against their LRP block, errors included; files in "
                 "their format open in that mode. The comparison uses the Explain tab's image.")
     with gr.Row():
         mode = lrp_mode_radio((CORRECTED, AUTHORS), CORRECTED, "This model's LRP")
-        compare = gr.Button("Compare both LRP modes", size="sm")
+        compare = gr.Button("Compare both LRP modes", size="sm", min_width=320)
     with gr.Row():
         corrected = gr.Image(label="Corrected LRP", type="numpy", interactive=False, height=220)
         authors = gr.Image(label="Authors' LRP (as published)", type="numpy", interactive=False,
