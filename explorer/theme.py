@@ -19,6 +19,10 @@ CSS = """
 #audit-summary { overflow-x: auto; }
 /* long model names ("standard_densenet121") may break anywhere rather than run out of their box */
 #audit-summary td:first-child, fieldset label span { overflow-wrap: anywhere; }
+/* an upload block's label takes its own line above the drop zone (Gradio floats it over the
+   zone, where a long label covered the upload icon) */
+.block:has(> .upload-container) > label.float { position: static !important;
+                                                margin: 4px 0 0 4px; }
 .caption p { font-size: 0.85em; opacity: 0.8; margin: 0.1em 0 0.6em 0; }
 /* Gallery captions sit below their picture, whole, never on it (Gradio draws them over the
    picture's lower corner, where a mark or the relevance it draws may be). */

@@ -94,6 +94,22 @@ def _clipped_upload_text(page) -> list[str]:
     }""")
 
 
+def _covered_upload_icons(page) -> list[str]:
+    """Labels of visible upload blocks whose floating label covers the drop zone's upload icon."""
+    return page.evaluate("""() => {
+        const found = [];
+        for (const icon of document.querySelectorAll("[data-testid='upload-icon']")) {
+            const label = icon.closest(".block")?.querySelector("[data-testid='block-label']");
+            const a = icon.getBoundingClientRect();
+            if (!label || a.width === 0 || a.height === 0) continue;
+            const b = label.getBoundingClientRect();
+            if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+                found.push(label.textContent.trim());
+        }
+        return found;
+    }""")
+
+
 def _words_split(page, selector: str) -> list[str]:
     """Words inside ``selector`` that the browser breaks over two lines ("unbias|ed")."""
     return page.eval_on_selector_all(selector, """cells => {
@@ -147,6 +163,7 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                         "aria-selected", "true")
                     expect(page.locator(".upload-container:visible").first).to_be_visible()
                     assert _clipped_upload_text(page) == [], tab
+                    assert _covered_upload_icons(page) == [], tab
                 # a sample with its mask, then the Bias lab's biased image
                 page.get_by_label("Sample image").click()
                 page.get_by_role("option", name="square_0").click()

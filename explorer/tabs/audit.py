@@ -71,8 +71,10 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             limit = gr.Slider(10, ha.MAX_IMAGES, value=200, step=10,
                               label="Images from the bundled split",
                               info="200 take ~8 s per model; 2,000 ~45 s per model (2 CPU cores)")
-            upload = gr.File(label="Zip of <class>/<name>.png (+ <name>.mask.png)",
-                             file_types=[".zip"], type="filepath", height=140)
+            upload = gr.File(label="Zip of class folders", file_types=[".zip"],
+                             type="filepath", height=140)
+            gr.Markdown("`<class>/<name>.png`, with masks as `<class>/<name>.mask.png` "
+                        "(optional)", elem_classes=["caption"])
             folder = gr.Textbox(label="Folder path (same layout; local use only)",
                                 placeholder="/data/my-set")
             masks = gr.Radio(MASK_CHOICES, value="set", label="Masks",
