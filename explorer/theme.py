@@ -13,12 +13,15 @@ THEME = gr.themes.Soft(primary_hue="red", secondary_hue="blue",
 CSS = """
 #notice { border-left: 4px solid #e8a33d; padding: 0.4em 0.8em;
           background: color-mix(in srgb, #e8a33d 14%, transparent); }
-#explain-summary table { font-size: 0.9em; }
+/* tables of numbers in text (summaries): words and numbers wrap between words, never inside
+   one ("predict|s", "Trous|er"); a table wider than its box scrolls sideways; long model names
+   ("standard_densenet121") in the first column may break anywhere rather than run out */
+.table-text { overflow-x: auto; }
+.table-text th, .table-text td { word-break: normal !important; overflow-wrap: normal !important; }
+.table-text td:first-child, fieldset label span { overflow-wrap: anywhere !important; }
+.table-text table { font-size: 0.9em; }
 #audit-summary td:not(:first-child), #audit-summary th { white-space: nowrap; }
 #audit-summary table { font-size: 0.85em; }
-#audit-summary { overflow-x: auto; }
-/* long model names ("standard_densenet121") may break anywhere rather than run out of their box */
-#audit-summary td:first-child, fieldset label span { overflow-wrap: anywhere; }
 /* an upload block's label takes its own line above the drop zone (Gradio floats it over the
    zone, where a long label covered the upload icon) */
 .block:has(> .upload-container) > label.float { position: static !important;
@@ -50,9 +53,9 @@ CSS = """
   .gradio-container { padding: 4px !important; }
   .tab-help p { font-size: 0.9em; }
   .wide-only { display: none !important; }
-  #audit-summary table { font-size: 0.72em; }
+  .table-text table { font-size: 0.72em !important; }
   #audit-summary th { white-space: normal !important; }
-  #audit-summary td, #audit-summary th { padding: 4px !important; }
-  #audit-summary td:first-child { min-width: 8em; }
+  .table-text td, .table-text th { padding: 4px !important; }
+  .table-text td:first-child { min-width: 8em; }
 }
 """

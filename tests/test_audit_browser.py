@@ -178,6 +178,17 @@ def test_audit_tab_and_no_label_covers_the_biased_image(tmp_path, monkeypatch):
                 for selector in ("#biased-image img", "#bias-left-overlay img",
                                  "#bias-right-heatmap img"):
                     assert _covering(page, selector) == [], selector
+                # on a phone, the summary tables wrap between words, never inside one
+                page.set_viewport_size({"width": 420, "height": 900})
+                expect(page.locator(".table-text td").first).to_be_visible(timeout=60_000)
+                cells = ".table-text th, .table-text td:not(:first-child)"
+                assert _words_split(page, cells) == []
+                # (the tiny app's names are short: check the rule too, which real names need)
+                assert page.eval_on_selector_all(cells, """cells => cells.filter(c => {
+                    const style = getComputedStyle(c);
+                    return style.overflowWrap !== "normal" || style.wordBreak !== "normal";
+                }).length""") == 0
+                page.set_viewport_size({"width": 1500, "height": 1250})
                 # the Audit tab: audit a small bundled split, open the top image in Explain
                 page.get_by_role("tab", name="Audit").click()
                 count = page.get_by_role("spinbutton", name="number input for Images from")

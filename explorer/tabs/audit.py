@@ -70,7 +70,8 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             source = gr.Dropdown(SOURCE_CHOICES, value="biased", label="Images")
             limit = gr.Slider(10, ha.MAX_IMAGES, value=200, step=10,
                               label="Images from the bundled split",
-                              info="200 take ~8 s per model; 2,000 ~45 s per model (2 CPU cores)")
+                              info="measured on 2 idle CPU cores, per model: 200 take ~3 s, "
+                                   "2,000 ~20 s")
             upload = gr.File(label="Zip of class folders", file_types=[".zip"],
                              type="filepath", height=140)
             gr.Markdown("`<class>/<name>.png`, with masks as `<class>/<name>.mask.png` "
@@ -82,7 +83,8 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                                   "upload without masks: choose automatic masks or none")
         with gr.Column(scale=2, min_width=300):
             status = gr.Markdown("Idle.", elem_id="audit-status")
-            summary = gr.Markdown(elem_id="audit-summary")
+            summary = gr.Markdown(elem_id="audit-summary",
+                                  elem_classes=["table-text"])
             histogram = gr.Plot(label="Background share per class", show_label=False)
             rank_by = gr.Radio([], label="Rank by model", type="index")
             gr.Markdown("**Most background-reliant first** (heatmap over each image, own colour "

@@ -59,14 +59,14 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                               format="png", interactive=False, height=256, buttons=[],
                               elem_id="biased-image")
             gr.Markdown("Biased image (at model resolution)", elem_classes=["caption"])
-            comparison = gr.Markdown()
+            comparison = gr.Markdown(elem_classes=["table-text"])
             with gr.Row():
                 left_side = model_column("Left model", "bias-left")
                 right_side = model_column("Right model", "bias-right")
             colorbar = output_image(label="Shared colour scale", show_label=False, type="numpy",
                                     format="png", interactive=False, height=100, buttons=[],
                                     elem_id="bias-colour-scale")
-            summary = gr.Markdown()
+            summary = gr.Markdown(elem_classes=["table-text"])
     with gr.Accordion("Stress test: sweep the mark", open=True):
         with gr.Row():
             sweep = gr.Radio(list(hb.SWEEPS), value="opacity", label="Sweep")
@@ -88,7 +88,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             test_images = gr.Slider(20, hr.MAX_IMAGES, value=200, step=20, label="Test images",
                                     scale=3)
             measure = gr.Button("Measure robustness", scale=1)
-        drops = gr.Markdown()
+        drops = gr.Markdown(elem_classes=["table-text"])
 
     def on_true_class(true_name, left_model, request: gr.Request):
         """Default the mark to another class than the image's (a confounding mark)."""

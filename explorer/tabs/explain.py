@@ -98,10 +98,11 @@ def build(ctx: AppContext) -> ExplainWidgets:
         with gr.Column(scale=2):
             gr.Markdown("#### 2 · Compare two models")
             with gr.Row():
+                # min widths: on a phone the two stack instead of cutting the model names
                 left = gr.Dropdown(choices, value=ctx.default_pair[0], label="Left model",
-                                   allow_custom_value=True)
+                                   allow_custom_value=True, min_width=300)
                 right = gr.Dropdown(choices, value=ctx.default_pair[1], label="Right model",
-                                    allow_custom_value=True)
+                                    allow_custom_value=True, min_width=300)
             with gr.Row():
                 target = gr.Dropdown([PREDICTED, SELECTIVE] + classes, value=PREDICTED,
                                      label="Explain class",
@@ -130,7 +131,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                 elem_id="colour-scale")
             gr.Markdown("Colour scale of the heatmaps (values in the summary below).",
                         elem_classes=["caption"])
-            summary = gr.Markdown(elem_id="explain-summary")
+            summary = gr.Markdown(elem_id="explain-summary",
+                                  elem_classes=["table-text"])
 
     widgets = ExplainWidgets(editor, record, brush_mode, true_class, left, right, target, opacity,
                              top_k)

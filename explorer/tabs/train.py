@@ -77,7 +77,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                   height=220)
                 after = output_image(label="After", type="numpy", format="png", interactive=False,
                                  height=220)
-            comparison = gr.Markdown()
+            comparison = gr.Markdown(elem_classes=["table-text"])
             janitor = ctx.sessions  # a plain function below: Gradio deep-copies a bound method
             record = gr.State(new_record(), time_to_live=ctx.limits.session_ttl_s,
                               delete_callback=lambda value: janitor.forget_runs(value))
