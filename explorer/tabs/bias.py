@@ -67,7 +67,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                     format="png", interactive=False, height=100, buttons=[],
                                     elem_id="bias-colour-scale")
             summary = gr.Markdown(elem_classes=["table-text"])
-    with gr.Accordion("Stress test: sweep the mark", open=True):
+    with gr.Accordion("Stress test: sweep the mark", open=False):
         with gr.Row():
             sweep = gr.Radio(list(hb.SWEEPS), value="opacity", label="Sweep")
             steps = gr.Slider(2, 12, value=6, step=1, label="Steps")
@@ -75,7 +75,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         stress_plot = gr.Plot(label="P(true class) as the mark grows")
         stress_table = gr.Dataframe(headers=["value", "left P(true)", "right P(true)"],
                                     label="Values", interactive=False)
-    with gr.Accordion("Counterfactual: the mark of class A on this image of class B", open=True):
+    with gr.Accordion("Counterfactual: the mark of class A on this image of class B",
+                      open=False):
         counter = gr.Button("Try every class's mark")
         counter_plot = gr.Plot(label="P(A) after adding A's mark")
         counter_summary = gr.Markdown()
