@@ -37,6 +37,11 @@ from isnet.io.atomic import write_atomically
 from isnet.training.experiment import ExperimentData, evaluation_set
 
 
+def _others(values: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """(B, K) values → (B, K − 1): every class but each image's own (``own`` (B, K) bool)."""
+    return values[~own].view(len(own), -1)
+
+
 def mark_channels(path: str | Path, images: int, batch_size: int = 50) -> dict[str, float]:
     """The logit effect of the mark and the relevance on it, for one checkpoint (see above):
     means over ``images`` test images of the bundled experiment (:class:`ExperimentData`)."""
@@ -59,18 +64,17 @@ def mark_channels(path: str | Path, images: int, batch_size: int = 50) -> dict[s
         own = torch.nn.functional.one_hot(labels, logits.shape[1]).bool()  # (B, K)
         change = logits - clean_logits
         sums["true"] += float(change[own].sum())
-        sums["others"] += float(change[~own].view(len(labels), -1).mean(1).sum())
-        margin = [z[own] - z[~own].view(len(labels), -1).max(1).values  # (B,)
-                  for z in (logits, clean_logits)]
+        sums["others"] += float(_others(change, own).mean(1).sum())
+        margin = [z[own] - _others(z, own).max(1).values for z in (logits, clean_logits)]  # (B,)
         sums["margin"] += float((margin[0] - margin[1]).sum())
-        total = relevance.abs().flatten(2).sum(2).clamp_min(1e-12)  # (B, K)
         mark = on_mark.unsqueeze(1)
+        credited = (relevance * mark).flatten(2).sum(2)  # (B, K): Σ_mark R
+        total = relevance.abs().flatten(2).sum(2).clamp_min(1e-12)  # (B, K): Σ |R|
         share = (relevance.abs() * mark).flatten(2).sum(2) / total
-        signed = (relevance * mark).flatten(2).sum(2) / total
-        sums["credited_true"] += float((relevance * mark).flatten(2).sum(2)[own].sum())
-        for name, value in (("share", share), ("signed", signed)):
+        sums["credited_true"] += float(credited[own].sum())
+        for name, value in (("share", share), ("signed", credited / total)):
             sums[f"{name}_true"] += float(value[own].sum())
-            sums[f"{name}_others"] += float(value[~own].view(len(labels), -1).mean(1).sum())
+            sums[f"{name}_others"] += float(_others(value, own).mean(1).sum())
     return {key: value / images for key, value in sums.items()}
 
 
