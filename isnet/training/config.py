@@ -44,9 +44,10 @@ class TrainConfig:
             0.999). AdamW scales each parameter's step by its own gradient history, so the
             heatmap loss's large gradient (see ``grad_clip_norm``) does not crowd classification
             out of a shared step size; it wants a learning rate near 1e-3, not SGD's 1e-2.
-            Measured on the bundled recipe (``docs/training-isnet.md``, run 10): 95.1 % of the
-            ceiling on clean images, but it read the corner mark on part of the images (14
-            points between biased and confounding data, against ≤ 0.5 with SGD).
+            Measured on the bundled experiment (``docs/training-isnet.md``): with the selective
+            variant it read the corner mark on part of the images (run 10: 14 points between
+            biased and confounding data); with the stochastic variant it kept the mark out and
+            reached 96–99 % of the ceiling (run 13), the bundled ISNet's recipe.
         heat_weight: P, the heatmap-loss share in ``(1 − P)·CE + P·L`` (paper: 0.7).
         decay: d, the GWRP decay of the background term (paper: 0.9; higher = smoother, more
             stable; lower = closer to a max, more bias resistance).
