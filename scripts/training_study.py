@@ -132,6 +132,8 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # colour (:func:`tint_augmented`): does it bring the tint and texture drops to ≤ 5 points at
     # the recipe's accuracy? (run 3 did it for an older recipe: 5.2 / 7.5 points at 64.5 %)
     "isnet_bundled_tint_augmented": ("biased", BUNDLED, {}),
+    "isnet_bundled_stochastic_adamw_tint_augmented": ("biased", dict(
+        BUNDLED, method="stochastic", optimizer="adamw", learning_rate=1e-3), {}),
     "standard_tint": ("biased", dict(method="standard"), TINT),
     "isnet_clip10_tint": ("biased", dict(grad_clip_norm=10.0), TINT),
     "isnet_separate_tint": ("biased", SEPARATE, TINT),
@@ -141,7 +143,7 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 }
 SPLIT_NAMES = ("biased", "unbiased", "confounding")
 TINT_AUGMENTED = {"isnet_lr_scaled_tint_augmented", "isnet_clip10_tint_augmented",
-                  "isnet_bundled_tint_augmented"}
+                  "isnet_bundled_tint_augmented", "isnet_bundled_stochastic_adamw_tint_augmented"}
 """Rows whose training images get, half of them, a background tint of a random class under the
 corner mark (:func:`tint_augmented`): does seeing whole-background changes during training make
 the ISNet robust to them, and to the texture it never saw?"""
