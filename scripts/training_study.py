@@ -45,6 +45,7 @@ from isnet.io.atomic import write_atomically
 from isnet.training.experiment import DEMO_BIAS, ExperimentData, evaluation_set, training_sets
 from isnet.training.loop import seed_everything
 from isnet.training.methods import create_network
+from isnet.training.recipes import ADAMW_LEARNING_RATE
 from isnet.training.robustness import robustness
 
 BASE = TrainConfig(model="densenet121", num_classes=10, method="selective", epochs=15,
@@ -60,7 +61,8 @@ BUNDLED = dict(LR_SCALED, zb=False, foreground_range=(1.0, 250.0), foreground_fo
 DECOY = dict(kind="decoy")
 # the bundled ISNet's recipe since run 13 (isnet.training.recipes.bundled_recipe, trained with the
 # stochastic variant)
-STOCHASTIC_ADAMW = dict(BUNDLED, method="stochastic", optimizer="adamw", learning_rate=1e-3)
+STOCHASTIC_ADAMW = dict(BUNDLED, method="stochastic", optimizer="adamw",
+                        learning_rate=ADAMW_LEARNING_RATE)
 RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # name: (training condition, TrainConfig changes, DEMO_BIAS changes)
     "standard": ("biased", dict(method="standard"), {}),

@@ -3,7 +3,7 @@
 ``"bundled"`` is the recipe of the bundled ISNet (``assets/checkpoints/isnet_densenet121``, trained
 with the *stochastic* variant; the ``isnet_bundled_stochastic_adamw`` row of
 ``docs/training-isnet.md``, run 13). It is ``"sgd-scaled"`` with AdamW at a learning rate of 1e-3
-instead of SGD: over its seeds it reached 97–99 % of the unbiased-trained ceiling with the
+instead of SGD: over five seeds it reached 96–99 % of the unbiased-trained ceiling with the
 stochastic variant and kept the corner mark out; with the selective variant it let the mark in
 (run 10), so train it with ``method="stochastic"``.
 
