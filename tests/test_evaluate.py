@@ -128,3 +128,57 @@ def test_checkpoints_with_the_same_file_name_keep_their_own_results(tmp_path, ca
             path, ["biased"], limit=6)["biased"]["accuracy"]
     assert row_names([Path("a/x.pt"), Path("b/y.pt")]) == ["x", "y"]
     assert len(set(row_names([Path("a/b/x.pt"), Path("c/b/x.pt")]))) == 2
+
+
+def test_the_recorded_data_folder_is_a_hint_and_data_root_overrides_it(tmp_path, capsys):
+    from dataclasses import replace
+
+    from isnet.training.experiment import checkpoint_data
+
+    elsewhere = replace(SMALL, root=str(tmp_path / "the-trainers-machine")).to_dict()
+    assert checkpoint_data({"data": elsewhere}, "x").root is None  # not there: the default
+    assert checkpoint_data({"data": elsewhere}, "x", root=tmp_path).root == str(tmp_path)
+    torch.manual_seed(0)
+    path = isnet.save_checkpoint(tmp_path / "moved.safetensors", tiny_densenet(num_classes=10),
+                                 data=elsewhere)
+    assert evaluate_checkpoint(path, ["biased"], limit=3)["biased"]["count"] == 3
+    with pytest.raises(ValueError, match="not found in"):
+        evaluate_checkpoint(path, ["biased"], limit=3, data_root=tmp_path)  # no files there
+    bare = isnet.save_checkpoint(tmp_path / "bare.safetensors", tiny_densenet(10))
+    assert main([str(bare), str(path), "--limit", "3", "--split", "biased"]) == 1
+    captured = capsys.readouterr()
+    assert "| moved | biased |" in captured.out  # a failure does not stop the others
+    assert "bare: " in captured.err and "1 of 2 checkpoints" in captured.err
+
+
+def test_progress_follows_each_batch_and_leaves_the_results_unchanged(tmp_path):
+    torch.manual_seed(0)
+    path = isnet.save_checkpoint(tmp_path / "tiny.safetensors", tiny_densenet(num_classes=10),
+                                 data=SMALL.to_dict())
+    calls: list[tuple[int, int]] = []
+    batched = evaluate_checkpoint(path, ["biased", "unbiased"], limit=5, batch_size=2,
+                                  progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 10), (4, 10), (5, 10), (7, 10), (9, 10), (10, 10)]
+    whole = evaluate_checkpoint(path, ["biased", "unbiased"], limit=5, batch_size=2)
+    for split, values in whole.items():
+        assert batched[split]["accuracy"] == values["accuracy"]
+        assert batched[split]["count"] == values["count"] == 5
+        assert batched[split]["background_share"] == pytest.approx(values["background_share"],
+                                                                   rel=1e-9)
+
+
+def test_the_readme_evaluate_command_measures_every_bundled_checkpoint(capsys):
+    """The README's own command, at ``--limit 4``: every bundled checkpoint prints its rows."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    command = "python -m isnet.evaluate assets/checkpoints/*.safetensors"
+    assert f"`{command}`" in (root / "README.md").read_text(encoding="utf-8").replace("\n", " ")
+    paths = sorted(root.glob(command.split()[-1]))
+    assert len(paths) >= 5
+    assert main([str(path) for path in paths] + ["--limit", "4"]) == 0
+    out = capsys.readouterr().out
+    for path in paths:
+        for split in ("biased", "unbiased", "confounding"):
+            assert f"| {path.stem} | {split} |" in out
+    assert out.count("| 4 |") == 3 * len(paths)

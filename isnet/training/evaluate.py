@@ -86,7 +86,9 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
 def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "unbiased",
                                                                     "confounding"),
                         limit: int | None = None, batch_size: int = 64,
-                        zb: bool | None = None, data_seed: int | None = None) -> dict[str, dict]:
+                        zb: bool | None = None, data_seed: int | None = None,
+                        data_root: str | Path | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> dict[str, dict]:
     """Measure one checkpoint on each test condition rebuilt from its data description.
 
     Args:
@@ -98,6 +100,11 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
             trained with, ``config.zb``; z^B when the checkpoint does not say).
         data_seed: rebuild the test images with this seed instead of the description's (to
             compare runs trained on different draws of the data on the same test images).
+        data_root: folder of the Fashion-MNIST files (default: the checkpoint's recorded folder
+            if it holds them, else the loader's default; see
+            :func:`isnet.training.experiment.checkpoint_data`).
+        progress: called as ``progress(images measured, images in all splits)`` after each
+            batch (the splits are then measured batch by batch; the results are the same).
 
     Returns:
         ``{split: {"accuracy", "background_share", "count", "zb"}}``.
@@ -106,8 +113,23 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         ValueError: if the checkpoint has no data description to rebuild its test images.
     """
     model, metadata = load_checkpoint(path)
-    data = checkpoint_data(metadata, path, data_seed)
+    data = checkpoint_data(metadata, path, data_seed, data_root)
     trained = LRPConfig.as_trained(metadata.get("config"))
     epsilon, zb = trained.epsilon, trained.zb if zb is None else zb
-    return {split: {**measure(model, evaluation_set(data, split, limit), batch_size, epsilon, zb),
-                    "zb": zb} for split in splits}
+    sets = {split: evaluation_set(data, split, limit) for split in splits}
+    total, done, results = sum(len(images) for images in sets.values()), 0, {}
+    for split, images in sets.items():
+        step = batch_size if progress is not None else len(images)
+        parts = []  # one measure per step; counts weight the means
+        for start in range(0, len(images), step):
+            chunk = images.subset(list(range(start, min(start + step, len(images)))))
+            parts.append(measure(model, chunk, batch_size, epsilon, zb))
+            done += parts[-1]["count"]
+            if progress is not None:
+                progress(done, total)
+        count = sum(part["count"] for part in parts)
+        correct = round(sum(part["accuracy"] * part["count"] for part in parts))
+        share = sum(part["background_share"] * part["count"] for part in parts)
+        results[split] = {"accuracy": correct / count, "background_share": share / count,
+                          "count": count, "zb": zb}
+    return results

@@ -18,6 +18,7 @@ and stay unmarked.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from isnet.data.bias.config import BiasConfig
@@ -119,10 +120,15 @@ def evaluation_set(data: ExperimentData, split: str, limit: int | None = None) -
     return ImageSet(images, base.masks, base.labels, list(base.class_names))
 
 
-def checkpoint_data(metadata: dict[str, Any], source: Any,
-                    seed: int | None = None) -> ExperimentData:
+def checkpoint_data(metadata: dict[str, Any], source: Any, seed: int | None = None,
+                    root: str | Path | None = None) -> ExperimentData:
     """The data description saved in a checkpoint's metadata (``source`` names the file in the
     error), with its seed replaced by ``seed`` when given (the test images of another draw).
+
+    The recorded data folder is a hint, never a requirement: it names a folder on the machine
+    that trained the model. ``root`` replaces it when given; otherwise it is kept only when it
+    holds the Fashion-MNIST test files, and the loader's default (Debian's package) is used
+    instead.
 
     Raises:
         ValueError: the checkpoint has no data description, so its test images cannot be rebuilt.
@@ -133,6 +139,9 @@ def checkpoint_data(metadata: dict[str, Any], source: Any,
                          "(isnet.measure(model, image_set), isnet.training.robustness.robustness"
                          "(model, data))")
     data = ExperimentData.from_dict(metadata["data"])
+    if root is not None or (data.root is not None
+                            and not any(Path(data.root).glob("t10k-images*"))):
+        data = replace(data, root=None if root is None else str(root))
     return data if seed is None else replace(data, seed=int(seed))
 
 

@@ -107,13 +107,15 @@ def robustness(model: nn.Module, data: ExperimentData, kinds: Sequence[str] = BI
 
 def checkpoint_robustness(path: str | Path, kinds: Sequence[str] = BIAS_KINDS,
                           limit: int | None = None, batch_size: int = 250,
-                          data_seed: int | None = None) -> dict[str, dict[str, float]]:
+                          data_seed: int | None = None, data_root: str | Path | None = None,
+                          ) -> dict[str, dict[str, float]]:
     """:func:`robustness` of a checkpoint on the test images of its saved data description
-    (rebuilt with ``data_seed`` instead of its own seed when given).
+    (rebuilt with ``data_seed`` instead of its own seed when given, read from ``data_root``
+    when given: see :func:`isnet.training.experiment.checkpoint_data`).
 
     Raises:
         ValueError: the checkpoint has no data description.
     """
     model, metadata = load_checkpoint(path)
-    return robustness(model, checkpoint_data(metadata, path, data_seed), kinds, limit,
+    return robustness(model, checkpoint_data(metadata, path, data_seed, data_root), kinds, limit,
                       batch_size)
