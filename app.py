@@ -1,8 +1,10 @@
 """Launch the ISNet Explorer: ``python app.py [--share] [--host H] [--port P]
-[--checkpoint STANDARD ISNET] [--inbrowser] [--auth USER:PASSWORD | --auth-file FILE]``.
+[--checkpoint STANDARD ISNET] [--inbrowser] [--auth USER:PASSWORD | --auth-file FILE]
+[--device auto|cpu|cuda|cuda:N]``.
 
 Exit status 2, with a one-line message and no traceback, when the explorer cannot start (a
-checkpoint that cannot be used, a malformed ``--auth``).
+checkpoint that cannot be used, a malformed ``--auth``, ``--device cuda`` on a machine without
+a CUDA GPU).
 
 This file only parses flags, builds the demo (:func:`explorer.app.build_demo`) and launches it.
 Importing it loads no model and starts no server.
@@ -46,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="torch threads per computation (default 1: each request already "
                              "runs in its own thread, and more threads per small image only "
                              "spin-wait for each other on a busy machine)")
+    from isnet.devices import DEVICE_CHOICES  # here: importing app.py loads no torch
+
+    parser.add_argument("--device", default="auto",
+                        metavar="{" + ",".join((*DEVICE_CHOICES, "cuda:N")) + "}",
+                        help="where Explain, Audit and Fine-tune run (default auto: the first "
+                             "CUDA GPU when torch sees one, else the CPU)")
     return parser.parse_args(argv)
 
 
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from explorer.app import build_demo, warm_up
+    from isnet.devices import choose_device, device_label
 
     torch.set_num_threads(max(1, args.threads))
     from explorer.state import Limits
@@ -92,12 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     local = not args.share and args.host in ("127.0.0.1", "localhost", "::1")
     try:
         logins = read_logins(args.auth, args.auth_file)
+        device = choose_device(args.device)  # before any model loads: a missing GPU fails fast
         demo = build_demo(checkpoints=args.checkpoint, limits=Limits(local_paths=local),
-                          arena_dir=args.arena_dir)
+                          arena_dir=args.arena_dir, device=device)
     except (ValueError, OSError, KeyError, RecursionError) as error:  # CheckpointError: ValueError
         print(f"Cannot start the explorer: {error}", file=sys.stderr)
         return 2
     limits = demo.explorer_context.limits
+    print(f"Models run on {device_label(device)}.", flush=True)
     print("Preparing both default models' heatmaps of the bundled samples (a few seconds)…",
           flush=True)
     warm_up(demo.explorer_context)  # before serving: the first visitors' clicks are answered

@@ -2,7 +2,8 @@
 
 Nothing happens at import time. Models are loaded when :func:`build_demo` runs: the ones given
 (tests inject tiny models), else ``--checkpoint`` files, else the bundled checkpoints, else
-untrained demo models with a visible notice.
+untrained demo models with a visible notice. They all run on one device (``app.py --device``),
+which the :class:`explorer.state.AppContext` carries to every handler.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+import torch
 from PIL import Image
 
 from explorer import catalog
@@ -32,6 +34,7 @@ from explorer.tabs import explain as explain_tab
 from explorer.tabs import export as export_tab
 from explorer.tabs import models as models_tab
 from explorer.tabs import train as train_tab
+from isnet.devices import choose_device
 from isnet.io.leftovers import sweep_partial_files
 
 logger = logging.getLogger(__name__)
@@ -77,9 +80,15 @@ def _entries(models: Mapping[str, Any] | Sequence[ModelEntry]) -> list[ModelEntr
 def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                  checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
                  masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
-                 limits: Limits | None = None,
-                 arena_dir: str | Path | None = None) -> AppContext:
-    """Load the models and samples and build the handlers' shared :class:`AppContext`."""
+                 limits: Limits | None = None, arena_dir: str | Path | None = None,
+                 device: str | torch.device = "cpu") -> AppContext:
+    """Load the models and samples and build the handlers' shared :class:`AppContext`.
+
+    Raises:
+        ValueError: fewer than two models, or a ``device`` this machine does not have
+            (:func:`isnet.devices.choose_device`).
+    """
+    store = ModelStore(choose_device(device))  # a missing GPU fails before any model loads
     notice = ""
     if models is not None:
         entries = _entries(models)
@@ -87,7 +96,6 @@ def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
         entries, notice = catalog.default_models(checkpoints)
     if len(entries) < 2:
         raise ValueError("the explorer compares two models; got fewer")
-    store = ModelStore()
     for entry in entries:
         store.add(entry)
     images = Path(samples_dir) if samples_dir else catalog.ASSETS / "images"
@@ -136,7 +144,8 @@ def warm_up(ctx: AppContext) -> None:
 def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                checkpoints: Sequence[str] | None = None, samples_dir: str | Path | None = None,
                masks_dir: str | Path | None = None, work_dir: str | Path | None = None,
-               limits: Limits | None = None, arena_dir: str | Path | None = None) -> gr.Blocks:
+               limits: Limits | None = None, arena_dir: str | Path | None = None,
+               device: str | torch.device = "cpu") -> gr.Blocks:
     """Build the explorer.
 
     Args:
@@ -148,11 +157,17 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
         limits: size limits (upload size, image side, fine-tuning caps).
         arena_dir: the results folder the Arena tab shows first (default
             ``results/arena-h200-full``).
+        device: where the models run: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or
+            ``"auto"`` (:func:`isnet.devices.choose_device`; ``app.py --device`` passes it).
 
     Returns:
         The ``gr.Blocks``; launch it with ``max_file_size=ctx.limits.upload_limit`` (app.py does).
+
+    Raises:
+        ValueError: a checkpoint that cannot be used, or a device this machine does not have.
     """
-    ctx = make_context(models, checkpoints, samples_dir, masks_dir, work_dir, limits, arena_dir)
+    ctx = make_context(models, checkpoints, samples_dir, masks_dir, work_dir, limits, arena_dir,
+                       device)
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         if ctx.notice:
@@ -182,5 +197,5 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
 
         demo.unload(forget_session)
     ctx.sessions.start_thread()
-    demo.explorer_context = ctx  # for launchers and tests (limits, notice); not used by handlers
+    demo.explorer_context = ctx  # for launchers and tests (limits, notice, device); not handlers
     return demo

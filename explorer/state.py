@@ -3,10 +3,11 @@
 * :class:`ModelEntry` — one model the explorer can compare: a read-only ``eval()`` network of any
   registered family plus the metadata the UI needs (class names, input size, training method,
   training facts).
-* :class:`ModelStore` — every model of the process, keyed by id. Bundled models are shared by
-  all sessions; a model a user loads or fine-tunes belongs to that user's session only (its
-  ``owner`` is the session hash) and is dropped when the session ends. Nothing here is in
-  ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are too big for that.
+* :class:`ModelStore` — every model of the process, keyed by id, each moved to the one device the
+  explorer runs on (``app.py --device``). Bundled models are shared by all sessions; a model a
+  user loads or fine-tunes belongs to that user's session only (its ``owner`` is the session
+  hash) and is dropped when the session ends. Nothing here is in ``gr.State``: a ``gr.State``
+  value is deep-copied per session, and models are too big for that.
 * :class:`HeatmapCache` — a small LRU of explanation results (and of whole Explain answers), so
   moving the opacity slider or switching tabs reruns nothing.
 * :class:`AppContext` — the one object handed to every handler (no module-level globals);
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import isnet
 from explorer.errors import InputError
@@ -43,8 +45,8 @@ class ModelEntry:
     Attributes:
         model_id: unique key in the store (also the dropdown value).
         label: human-readable name (shown in dropdowns and cards).
-        model: an LRP-ready network (any registered family) in ``eval()`` mode; never trained
-            in place.
+        model: an LRP-ready network (any registered family) in ``eval()`` mode, on the store's
+            device once added; never trained in place.
         metadata: checkpoint metadata (``class_names``, ``input_size``, ``config``, ``data``,
             ``metrics``, ``provenance``, …) — see :mod:`isnet.io.checkpoints`.
         owner: the session hash that may use it, or None for everyone.
@@ -63,6 +65,11 @@ class ModelEntry:
         """One name per logit (falls back to "0", "1", …)."""
         names = self.metadata.get("class_names")
         return list(names) if names else [str(i) for i in range(self.model.num_classes)]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (inputs follow it; results come back to the CPU)."""
+        return next(self.model.parameters(), torch.empty(0)).device
 
     @property
     def input_size(self) -> int:
@@ -153,9 +160,14 @@ def trained_as(metadata: Mapping[str, Any]) -> str:
 
 
 class ModelStore:
-    """Thread-safe map of model id → :class:`ModelEntry`, with per-session visibility."""
+    """Thread-safe map of model id → :class:`ModelEntry`, with per-session visibility.
 
-    def __init__(self) -> None:
+    Args:
+        device: where every added model runs (:func:`isnet.devices.choose_device` resolves it).
+    """
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
         self._counter = 0
@@ -163,7 +175,9 @@ class ModelStore:
         """Called with the session whenever it uses one of its own models (keeps it alive)."""
 
     def add(self, entry: ModelEntry) -> ModelEntry:
-        """Register ``entry`` (replacing one with the same id) and return it."""
+        """Move ``entry``'s model to the store's device, register ``entry`` (replacing one with
+        the same id) and return it."""
+        entry.model = entry.model.to(self.device)
         with self._lock:
             self._entries[entry.model_id] = entry
         return entry
@@ -309,7 +323,7 @@ class AppContext:
     """Everything the handlers share across events and sessions (built once by build_demo).
 
     Attributes:
-        store: the models.
+        store: the models (and :attr:`device`, the one device they all run on).
         samples: bundled sample images.
         work_dir: where fine-tuned checkpoints and unpacked uploads go (one folder per session).
         cache: explanation cache (engine results: probabilities and heatmaps per model).
@@ -343,6 +357,11 @@ class AppContext:
             self.sessions = SessionJanitor(self.store, self.work_dir, self.limits.session_ttl_s)
         self.store.on_use = self.sessions.touch
 
+    @property
+    def device(self) -> torch.device:
+        """The device every model of the store runs on (``app.py --device``)."""
+        return self.store.device
+
     def session_dir(self, session: str | None) -> Path:
         """This session's private folder under ``work_dir`` (created on demand; using it keeps
         the session alive for another ``Limits.session_ttl_s`` seconds)."""
@@ -371,30 +390,3 @@ def plain_metadata(metadata: Mapping[str, Any] | None) -> dict:
     data.setdefault("metrics", {})
     data.setdefault("provenance", {})
     return data
-
-
-def new_record() -> dict:
-    """The per-session record kept in ``gr.State``: small and plain (deep-copied per session).
-
-    ``runs`` lists this session's finished fine-tunes as plain dicts (model id, name,
-    checkpoint path, training method, epochs, validation metrics); the models themselves live in the
-    :class:`ModelStore` under the session's hash.
-    """
-    return {"runs": []}
-
-
-def record_run(record: dict | None, entry: ModelEntry, checkpoint: str | None) -> dict:
-    """A copy of ``record`` with one more finished run."""
-    config = entry.metadata.get("config", {})
-    metrics = entry.metadata.get("metrics", {})
-    run = {"model_id": entry.model_id, "name": entry.label, "checkpoint": checkpoint,
-           "method": entry.method, "epochs": config.get("epochs"),
-           "val_accuracy": metrics.get("val_accuracy"),
-           "val_background_share": metrics.get("val_background_share")}
-    return {**(record or new_record()), "runs": list((record or {}).get("runs", [])) + [run]}
-
-
-def runs_table(record: dict | None) -> list[list]:
-    """Rows for a table of the session's runs: name, method, epochs, accuracy, share."""
-    return [[r["name"], r["method"], r["epochs"], r["val_accuracy"], r["val_background_share"]]
-            for r in (record or {}).get("runs", [])]

@@ -389,7 +389,7 @@ def test_uploaded_sets_from_zip_and_loose_files(ctx, tmp_path):
 def test_session_record_is_plain_and_grows_by_copy(ctx):
     import copy
 
-    from explorer.state import new_record, record_run, runs_table
+    from explorer.handlers.train import new_record, record_run, runs_table
 
     record = new_record()
     entry = ctx.store.get("isnet", None)

@@ -34,6 +34,7 @@ from explorer.state import AppContext, ModelEntry
 from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
 from isnet.analysis.workers import default_workers, ordered_map
 from isnet.data.folders import load_image_folder
+from isnet.devices import device_label
 from isnet.io.export import write_json, write_npy
 from isnet.models.layout import in_layout, preferred_layout
 from isnet.training.experiment import ExperimentData, evaluation_set
@@ -218,8 +219,8 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
     image_set, notices = load_set(request, entries[0].input_size, local)
     masks = _masks_for(image_set, request.masks)
     total = len(image_set) * len(entries)
-    yield AuditUpdate(0.0, f"Auditing {len(image_set)} images with {len(entries)} model(s)…",
-                      notices=notices)
+    yield AuditUpdate(0.0, f"Auditing {len(image_set)} images with {len(entries)} model(s) on "
+                      f"{device_label(entries[0].device)}…", notices=notices)
     for entry in entries:
         if list(image_set.class_names) != entry.class_names:
             notices.append(f"{entry.label} knows other classes than the set "
@@ -257,7 +258,7 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
         shutil.rmtree(interim["dir"], ignore_errors=True)
     state = "Stopped early" if not record["complete"] else "Done"
     yield AuditUpdate(1.0, f"{state}: {count} images × {len(results)} model(s) in "
-                      f"{seconds:.1f} s.", record, notices)
+                      f"{seconds:.1f} s on {device_label(entries[0].device)}.", record, notices)
 
 
 def _chunk_auditor(entries: list[ModelEntry], image_set: isnet.ImageSet,

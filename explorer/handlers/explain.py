@@ -54,6 +54,7 @@ from explorer.media import masking
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import display_image, mask_tensor, model_input
 from explorer.state import AppContext, ModelEntry, image_digest
+from isnet.devices import device_label
 from isnet.lrp.registry import is_lrp_ready
 
 PREDICTED = "predicted class"
@@ -168,6 +169,8 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
         lrp: LRP settings chosen in the UI (default: each model's training settings).
         true_class: the image's true class, for right/wrong marks in the summary.
         own_scales: draw each map on its own colour scale (:data:`OWN_SCALES`).
+
+    The summary ends with the device the models ran on (``app.py --device``).
     """
     _, warning = masking.describe_mask(mask)
     usable = mask if mask is not None and mask.any() and not mask.all() else None
@@ -182,9 +185,11 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
         shares.append(None if usable is None or difference else
                       _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
     picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
-    return render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
+    pair = render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
                   ctx.limits.display_side, [warning] if warning else [], true_class, rules,
                   own_scales)
+    devices = sorted({device_label(entry.device) for entry in entries})
+    return replace(pair, summary=f"{pair.summary} Computed on {' and '.join(devices)}.")
 
 
 def input_rule_name(entry: ModelEntry, config: isnet.LRPConfig) -> str:
@@ -265,14 +270,15 @@ def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) 
     """Class probabilities of every model for every image, without heatmaps.
 
     Returns:
-        float64 array (models, images, K) — all models must share K.
+        float64 array (models, images, K) — all models must share K (computed on each model's
+        device, returned from the CPU).
     """
     out = []
     for entry in entries:
         batch = torch.cat([model_input(img, entry.input_size, entry.normalisation)
-                           for img in images])
+                           for img in images]).to(entry.device)
         with torch.no_grad():
-            out.append(torch.softmax(entry.model(batch).double(), dim=1).numpy())
+            out.append(torch.softmax(entry.model(batch).double(), dim=1).cpu().numpy())
     return np.stack(out)
 
 

@@ -90,7 +90,8 @@ def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
                config: isnet.LRPConfig) -> tuple[Tensor, Tensor]:
     """Logits and one heatmap: LRP with ``config`` where the network has an LRP walk, else the
     method's native map (predicted mask, attention, …; not class-specific), as
-    :func:`isnet.training.evaluate.measure` falls back.
+    :func:`isnet.training.evaluate.measure` falls back. ``x`` goes to the model's device; the
+    logits and the heatmap come back on the CPU (for the pictures).
 
     Shapes:
         x: (1, C, S, S) → logits (1, K), heatmaps (1, 1, C or 1, S, S).
@@ -98,9 +99,11 @@ def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
     Raises:
         InputError: a network with neither an LRP walk nor a native map.
     """
+    x = x.to(entry.device)
     if is_lrp_ready(entry.model):
         with torch.no_grad():
-            return isnet.explain(entry.model, x, target=target, lrp=config)
+            logits, maps = isnet.explain(entry.model, x, target=target, lrp=config)
+        return logits.cpu(), maps.cpu()
     from isnet.training.methods import native_explainer_for
 
     explainer = native_explainer_for(entry.model)
@@ -108,7 +111,7 @@ def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
         raise InputError(f"{entry.label} ({type(entry.model).__name__}) has neither an LRP walk "
                          "nor a native map to explain it with.")
     logits, maps = explainer(entry.model, x)
-    return logits.detach(), maps.detach()
+    return logits.detach().cpu(), maps.detach().cpu()
 
 
 def authors_layout(path: str | Path) -> bool:

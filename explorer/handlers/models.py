@@ -27,6 +27,7 @@ from explorer.handlers.lrp_modes import mode_note
 from explorer.limits import size_bytes
 from explorer.media.tensors import normalised_bounds
 from explorer.state import SHARED, AppContext, ModelEntry
+from isnet.devices import device_label
 from isnet.io.limits import CheckpointLimits
 
 MAX_CLASS_FILE_BYTES = 1 << 20
@@ -285,8 +286,9 @@ def robustness_line(entry: ModelEntry) -> list[str]:
 
 
 def model_card(entry: ModelEntry) -> str:
-    """A Markdown card: family and architecture, input (size, normalisation, z^B bounds),
-    classes, LRP mode, training data and bias, metrics and provenance."""
+    """A Markdown card: family and architecture, the device it runs on, input (size,
+    normalisation, z^B bounds), classes, LRP mode, training data and bias, metrics and
+    provenance."""
     meta = entry.metadata
     parameters = sum(p.numel() for p in entry.model.parameters())
     arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})
@@ -294,7 +296,8 @@ def model_card(entry: ModelEntry) -> str:
                       for key, v in arch.items() if key not in ("num_classes", "in_channels"))
     trained = TRAINED_AS.get(entry.trained_as, "not recorded")
     lines = [f"### {entry.label}", summary_line(entry), "",
-             f"- **Family:** {entry.family}", *input_lines(entry),
+             f"- **Family:** {entry.family}", f"- **Runs on:** {device_label(entry.device)}",
+             *input_lines(entry),
              f"- **LRP:** {mode_note(entry)}", *robustness_line(entry), "",
              "<details><summary>Full configuration</summary>", "",
              f"- **Trained as:** {trained}"

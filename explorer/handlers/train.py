@@ -9,7 +9,9 @@ between two steps; a killed worker is reported as a failure. Only a completed ru
 weights is saved (atomically, by the worker) and listed; a stopped, diverged or failed run saves
 nothing, so no run ever damages a checkpoint saved before. Every number is used as sent:
 :class:`isnet.TrainConfig` refuses non-finite or out-of-range settings, and the message names the
-setting. The set itself comes from :mod:`explorer.handlers.train_data`.
+setting. The set itself comes from :mod:`explorer.handlers.train_data`. The run trains on the
+explorer's device (``app.py --device``), and every status line names it. The session's record
+of finished runs (:func:`new_record`, kept in ``gr.State``) is plain and small.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots
 from explorer.state import AppContext, ModelEntry, plain_metadata
 from isnet import viz
+from isnet.devices import device_label
 from isnet.training.transfer import for_classes
 
 METHOD_LABELS = {"standard": "standard (cross-entropy only)",
@@ -105,8 +108,9 @@ class TrainUpdate:
 
 
 def _prepare_model(base: ModelEntry, class_names: list[str]) -> tuple[Any, list[str]]:
-    """A trainable copy of the base model, with a new classifier head if the classes differ
-    (transfer learning, any family: :func:`isnet.training.transfer.for_classes`)."""
+    """A trainable float32 copy of the base model on the CPU (the worker moves it to the
+    device), with a new classifier head if the classes differ (transfer learning, any family:
+    :func:`isnet.training.transfer.for_classes`)."""
     try:
         model, replaced = for_classes(copy.deepcopy(base.model), base.class_names,
                                       list(class_names))
@@ -118,7 +122,7 @@ def _prepare_model(base: ModelEntry, class_names: list[str]) -> tuple[Any, list[
                        f"for {len(class_names)} classes is trained.")
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    return model.float(), notices
+    return model.float().cpu(), notices
 
 
 SETTING_NAMES = {"learning_rate": "Learning rate", "epochs": "Epochs", "batch_size": "Batch size",
@@ -203,9 +207,10 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
                 data={"source": "explorer fine-tune", "images": len(image_set.labels)},
                 provenance={"base_model": base.label, "tool": "ISNet Explorer"})
     intro = (f"{len(train_set.labels)} training / {len(val_set.labels)} validation images, "
-             f"{len(image_set.class_names)} classes. " + " ".join(notices + head_notices))
+             f"{len(image_set.class_names)} classes, on {device_label(ctx.device)}. "
+             + " ".join(notices + head_notices))
     worker = FitWorker(WorkerJob(model, train_set, val_set, config, str(path), save,
-                                 threads=torch.get_num_threads()))
+                                 threads=torch.get_num_threads(), device=str(ctx.device)))
     del model, train_set  # the worker gets its own copies
     stop = stop or threading.Event()
     yield TrainUpdate(0.0, f"Starting: {intro}")
@@ -289,7 +294,7 @@ def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model_id: st
     """Load the saved model, register it for this session, explain one image before/after."""
     label = f"{base.label} → fine-tuned ({config.method}, {config.epochs} ep) #{model_id[6:]}"
     path = summary["checkpoint"]
-    model = isnet.load_checkpoint(path).model
+    model = isnet.load_checkpoint(path).model  # on the CPU; the store moves it to ctx.device
     metadata = plain_metadata({"class_names": list(image_set.class_names),
                                "input_size": config.input_size, "model_name": config.model,
                                "family": base.family, "config": config.to_dict(),
@@ -301,6 +306,34 @@ def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model_id: st
     mask = val_set.masks[0, 0].numpy() > 0
     pair = explain_models(ctx, [base, entry], image, mask) \
         if base.class_names == entry.class_names else None
-    done = (f"Done in {summary['seconds']:.1f} s ({summary['steps']} steps, "
-            f"{summary['status']}). Saved as **{label}**; it is now in the model lists.")
+    done = (f"Done in {summary['seconds']:.1f} s on {device_label(ctx.device)} "
+            f"({summary['steps']} steps, {summary['status']}). Saved as **{label}**; it is now "
+            "in the model lists.")
     return TrainUpdate(1.0, done, plots.training_figure(history), str(path), entry, pair, history)
+
+
+def new_record() -> dict:
+    """The per-session record kept in ``gr.State``: small and plain (deep-copied per session).
+
+    ``runs`` lists this session's finished fine-tunes as plain dicts (model id, name,
+    checkpoint path, training method, epochs, validation metrics); the models themselves live in
+    the :class:`explorer.state.ModelStore` under the session's hash.
+    """
+    return {"runs": []}
+
+
+def record_run(record: dict | None, entry: ModelEntry, checkpoint: str | None) -> dict:
+    """A copy of ``record`` with one more finished run."""
+    config = entry.metadata.get("config", {})
+    metrics = entry.metadata.get("metrics", {})
+    run = {"model_id": entry.model_id, "name": entry.label, "checkpoint": checkpoint,
+           "method": entry.method, "epochs": config.get("epochs"),
+           "val_accuracy": metrics.get("val_accuracy"),
+           "val_background_share": metrics.get("val_background_share")}
+    return {**(record or new_record()), "runs": list((record or {}).get("runs", [])) + [run]}
+
+
+def runs_table(record: dict | None) -> list[list]:
+    """Rows for a table of the session's runs: name, method, epochs, accuracy, share."""
+    return [[r["name"], r["method"], r["epochs"], r["val_accuracy"], r["val_background_share"]]
+            for r in (record or {}).get("runs", [])]

@@ -6,9 +6,12 @@ process made it grow by a gigabyte per run. Here every run gets a fresh process 
 inherits no threads or locks of the server), and everything it allocated is gone when it ends.
 
 * :class:`WorkerJob` — what the process needs: the model to train (a copy), the two sets, the
-  :class:`isnet.TrainConfig`, where to save, and the checkpoint's metadata;
-* :func:`run_job` — the process's entry point: fit, save atomically only a usable result
-  (:attr:`isnet.training.loop.FitResult.usable`), report;
+  :class:`isnet.TrainConfig`, where to save, the checkpoint's metadata, and the device to train
+  on (the explorer's ``--device``; the job itself travels on the CPU, since CUDA tensors do not
+  cross process boundaries safely);
+* :func:`run_job` — the process's entry point: move the model and the sets to the device, fit,
+  save atomically only a usable result (:attr:`isnet.training.loop.FitResult.usable`), from CPU
+  tensors, report;
 * :class:`FitWorker` — the server's handle: start, read reports, stop between two steps, kill.
 
 Reports travel over a queue as ``("progress", step, total, metrics)``, then one
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -50,6 +53,8 @@ class WorkerJob:
         save: keyword arguments for :func:`isnet.save_checkpoint` besides the model, the path
             and ``metrics`` (which the worker fills in).
         threads: torch threads in the worker.
+        device: where the worker trains (``"cpu"``, ``"cuda"``, ``"cuda:N"``); the model and the
+            sets arrive on the CPU and move there in the worker.
     """
 
     model: torch.nn.Module
@@ -59,6 +64,13 @@ class WorkerJob:
     checkpoint: str
     save: dict[str, Any] = field(default_factory=dict)
     threads: int = 1
+    device: str = "cpu"
+
+
+def on_device(image_set: ImageSet, device: torch.device) -> ImageSet:
+    """``image_set`` with its tensors on ``device`` (so every batch of it is there too)."""
+    return replace(image_set, images=image_set.images.to(device),
+                   masks=image_set.masks.to(device), labels=image_set.labels.to(device))
 
 
 def run_job(job: WorkerJob, reports: Any, stop: Any) -> None:
@@ -71,7 +83,10 @@ def run_job(job: WorkerJob, reports: Any, stop: Any) -> None:
     """
     torch.set_num_threads(max(1, job.threads))
     try:
-        result = fit(job.model, job.train_set, job.val_set, job.config,
+        device = torch.device(job.device)
+        model = job.model.to(device)
+        train_set, val_set = on_device(job.train_set, device), on_device(job.val_set, device)
+        result = fit(model, train_set, val_set, job.config,
                      on_progress=lambda step, total, metrics: reports.put(
                          ("progress", step, total, _plain(metrics))),
                      should_stop=stop.is_set)
@@ -79,7 +94,7 @@ def run_job(job: WorkerJob, reports: Any, stop: Any) -> None:
                    if isinstance(v, (int, float))}
         saved = None
         if result.usable:
-            saved = str(save_checkpoint(job.checkpoint, result.model,
+            saved = str(save_checkpoint(job.checkpoint, result.model.cpu(),
                                         metrics={**metrics, "status": result.status},
                                         **job.save))
         reports.put(("end", {"status": result.status, "advice": result.advice,

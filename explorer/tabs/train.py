@@ -15,7 +15,7 @@ from explorer.components import FINE_TUNE_OUTPUTS, ExplainWidgets, ordered, sess
 from explorer.errors import guarded, guarded_stream
 from explorer.handlers import train as ht
 from explorer.media.widgets import output_image
-from explorer.state import AppContext, new_record, record_run, runs_table
+from explorer.state import AppContext
 
 
 def build(ctx: AppContext, w: ExplainWidgets) -> None:
@@ -79,7 +79,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                  height=220)
             comparison = gr.Markdown(elem_classes=["table-text"])
             janitor = ctx.sessions  # a plain function below: Gradio deep-copies a bound method
-            record = gr.State(new_record(), time_to_live=ctx.limits.session_ttl_s,
+            record = gr.State(ht.new_record(), time_to_live=ctx.limits.session_ttl_s,
                               delete_callback=lambda value: janitor.forget_runs(value))
             runs = gr.Dataframe(headers=["model", "method", "epochs", "val. accuracy",
                                          "val. background share"], value=[],
@@ -108,10 +108,10 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             if update.figure is not None:
                 values["curves"] = update.figure
             if update.entry:
-                session_record = record_run(session_record, update.entry, update.checkpoint)
+                session_record = ht.record_run(session_record, update.entry, update.checkpoint)
                 choices = gr.update(choices=ctx.store.choices(session))
                 # after a run, the right-hand model becomes the fine-tuned one (before/after)
-                values.update(runs=runs_table(session_record), checkpoint=update.checkpoint,
+                values.update(runs=ht.runs_table(session_record), checkpoint=update.checkpoint,
                               left_model=choices, base_model=choices,
                               right_model=gr.update(choices=ctx.store.choices(session),
                                                     value=update.entry.model_id))
