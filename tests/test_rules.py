@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -120,6 +121,50 @@ def test_fused_epsilon_message_equals_the_plain_expression_and_its_gradients(gen
         torch.testing.assert_close(mine.grad, reference.grad)
     assert torch.autograd.gradcheck(lambda *ins: epsilon_message(*ins, 0.1),
                                     [t.detach().requires_grad_(True) for t in tensors()])
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("affine", [True, False], ids=["batchnorm", "identity"])
+def test_fused_epsilon_message_with_one_map_has_the_plain_gradients(layout, affine):
+    """One map (M = 1), as the bundled recipe trains, takes its own backward
+    (``_single_map_gradients``): its gradients must be autograd's of the plain expression."""
+    from isnet.lrp.rules import epsilon_message
+
+    def tensors():
+        torch.manual_seed(4)
+        layout_of = {"contiguous": torch.contiguous_format,
+                     "channels_last": torch.channels_last}[layout]
+        activation, inputs = (torch.randn(2, 3, 4, 5, dtype=torch.float64)
+                              .contiguous(memory_format=layout_of) for _ in range(2))
+        transposed = torch.randn(2, 1, 3, 4, 5, dtype=torch.float64)  # M = 1
+        scale = torch.rand(3, dtype=torch.float64) + 0.5 if affine else None
+        shift = torch.randn(3, dtype=torch.float64) * 0.2 if affine else None
+        return [activation.relu(), transposed, inputs, scale, shift]
+
+    fused_inputs = [t.requires_grad_(True) if t is not None else None for t in tensors()]
+    plain_inputs = [t.requires_grad_(True) if t is not None else None for t in tensors()]
+    a, t, x, s, b = plain_inputs
+    z = x * s.view(1, -1, 1, 1) + b.view(1, -1, 1, 1) if affine else x
+    plain = (a.unsqueeze(1) * t) / stabilize(z, 0.1).unsqueeze(1)
+    if affine:
+        plain = plain * s.view(1, 1, -1, 1, 1)
+    fused = epsilon_message(*fused_inputs, 0.1)
+    assert fused.shape == (2, 1, 3, 4, 5)
+    torch.testing.assert_close(fused, plain)
+    weights = torch.randn(plain.shape, dtype=torch.float64)
+    (plain * weights).sum().backward()
+    (fused * weights).sum().backward()
+    for mine, reference in zip(fused_inputs, plain_inputs, strict=True):
+        if reference is not None:
+            torch.testing.assert_close(mine.grad, reference.grad)
+    used = [t.detach().requires_grad_(True) if t is not None else None for t in tensors()]
+    assert torch.autograd.gradcheck(lambda *ins: epsilon_message(*ins, 0.1), used)
+    for only in range(5 if affine else 3):  # each gradient on its own (the others not asked)
+        alone = [t.detach().requires_grad_(i == only) if t is not None else None
+                 for i, t in enumerate(tensors())]
+        (gradient,) = torch.autograd.grad((epsilon_message(*alone, 0.1) * weights).sum(),
+                                          alone[only])
+        torch.testing.assert_close(gradient, plain_inputs[only].grad)
 
 
 def test_relu_epsilon_message_equals_the_epsilon_message_when_the_activation_is_the_relu():
