@@ -305,6 +305,7 @@ def test_fine_tune_saves_and_registers_for_the_session_only(ctx):
     updates = _run(ctx, "alice", background_tint=0.5, mask_margin=2)
     last = updates[-1]
     assert last.entry is not None and last.checkpoint and last.fraction == 1.0
+    assert "on CPU" in updates[0].status and "on CPU" in last.status  # the device it ran on
     model, metadata = load_checkpoint(last.checkpoint)
     assert metadata["class_names"] == CLASSES and metadata["config"]["method"] == "selective"
     assert metadata["config"]["background_tint"] == 0.5  # the UI's settings reached the run
@@ -537,3 +538,26 @@ def test_explorer_layout_tabs_stay_apart_and_files_stay_small():
         if layer in ("handlers", "media"):  # the work never reaches up into the widgets
             assert not {m for m in imported if m.startswith(("explorer.tabs",
                                                              "explorer.components"))}, path
+
+
+def test_explaining_another_class_of_the_same_image_gives_that_class_s_map(ctx, value):
+    """Both caches (whole answers and engine results) are keyed by the target class: changing
+    only the class must never show the previous class's picture."""
+    from explorer.handlers.explain import engine_explain
+    from isnet import viz
+
+    first = explain_pair(ctx, value, target=CLASSES[0])
+    second = explain_pair(ctx, value, target=CLASSES[1])
+    x = model_tensor(EditorInput(value).read()[0], SIZE)
+    for pair, index in ((first, 0), (second, 1)):
+        for view, model_id in zip(pair.views, ("standard", "isnet"), strict=True):
+            assert view.target == CLASSES[index]
+            fresh = engine_explain(ctx.store.get(model_id, None), x, index)  # no cache
+            np.testing.assert_allclose(view.relevance, viz.relevance_map(fresh.heatmap),
+                                       rtol=1e-6, atol=1e-12)
+    for before, after in zip(first.views, second.views, strict=True):
+        assert not np.allclose(before.relevance, after.relevance)
+        assert not np.array_equal(before.heatmap, after.heatmap)
+    again = explain_pair(ctx, value, target=CLASSES[0])  # back to the first class: its picture
+    assert all(np.array_equal(a.heatmap, b.heatmap) for a, b in zip(again.views, first.views,
+                                                                    strict=True))
