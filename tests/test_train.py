@@ -273,3 +273,29 @@ def test_an_adamw_isnet_trains_and_its_checkpoint_keeps_the_optimiser(tmp_path):
     assert TrainConfig.from_dict(metadata["config"]).optimizer == "adamw"
     assert TrainConfig.from_dict({k: v for k, v in config.to_dict().items()
                                   if k != "optimizer"}).optimizer == "sgd"  # older checkpoints
+
+
+@pytest.mark.parametrize("balance", ["joint", "separate"])
+@pytest.mark.parametrize(("optimizer", "bad"), [("sgd", float("nan")), ("adamw", float("inf"))])
+def test_a_step_on_non_finite_gradients_leaves_the_weights_alone(optimizer, bad, balance):
+    """A finite loss with a NaN or infinite gradient skips the update and says so. ``fit``
+    would hide a step taken anyway (it restores the last good weights), so the step is tested
+    alone; then a finite step trains as usual."""
+    config = tiny_config(method="selective", gradient_balance=balance, optimizer=optimizer,
+                         learning_rate=0.01, momentum=0.9)
+    model = tiny()
+    network, optimizer_ = build_network(model, config), make_optimizer(model, config)
+    before = copy.deepcopy(dict(model.named_parameters()))
+    hook = model.classifier.weight.register_hook(lambda grad: torch.full_like(grad, bad))
+    metrics = train_step(network, biased_batch(), optimizer_, config)
+    hook.remove()
+    assert metrics["finite"] is False and torch.isfinite(torch.tensor(metrics["loss"]))
+    assert not torch.isfinite(torch.tensor(metrics["grad_norm"]))
+    for name, parameter in model.named_parameters():
+        assert torch.equal(parameter, before[name]), name
+        assert parameter.grad is None, name
+    assert not optimizer_.state  # no momentum or moments from the bad gradient
+    metrics = train_step(network, biased_batch(), optimizer_, config)
+    assert metrics["finite"] is True
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not torch.equal(model.classifier.weight, before["classifier.weight"])
