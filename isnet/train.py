@@ -1,8 +1,18 @@
 """Command line training: ``python -m isnet.train --out FILE [options]``.
 
-Trains a DenseNet (standard or an ISNet training method) on the Fashion-MNIST background-bias
-experiment (:mod:`isnet.training.experiment`), evaluates it on the biased, unbiased and confounding
-test images and writes one checkpoint (:mod:`isnet.io.checkpoints`) with the configuration, data
+Two sources of images:
+
+* ``--data PATH`` (your own dataset): a folder or CSV manifest in any layout of
+  :mod:`isnet.data.layouts`, streamed from disk by ``--workers`` processes, split by the
+  source, by ``--val-data`` / ``--test-data`` or by seeded stratified ratios; always trained
+  through Lightning (:mod:`isnet.training.files_run`): ``--device``, ``--precision``,
+  ``--resume``, a progress bar, per-epoch metrics (CSV) and a resume checkpoint in
+  ``--run-dir``;
+* otherwise the bundled Fashion-MNIST background-bias experiment
+  (:mod:`isnet.training.experiment`), evaluated on the biased, unbiased and confounding test
+  images.
+
+Each run writes one checkpoint (:mod:`isnet.io.checkpoints`) with the configuration, data
 description, metrics and the command line that made it. A run that diverged or ended with
 non-finite weights saves nothing and exits with status 1.
 
@@ -26,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from isnet.devices import DEVICE_CHOICES
 from isnet.io.checkpoints import load_checkpoint, save_checkpoint
 from isnet.models import MODEL_NAMES
 from isnet.training.balance import GRADIENT_BALANCES
@@ -39,6 +50,7 @@ from isnet.training.experiment import (
 )
 from isnet.training.loop import FitResult, fit
 from isnet.training.methods import create_network, get_method
+from isnet.training.recipes import RECIPES
 
 logger = logging.getLogger("isnet.train")
 
@@ -93,8 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="probability that a training image's background gets a random "
                              "colour for one step (robustness to whole-background changes, "
                              "which LRP cannot see; 0 = off)")
+    parser.add_argument("--recipe", default="engine", choices=list(RECIPES),
+                        help="named settings applied after the options above "
+                             "(isnet.training.recipes; bundled = the bundled ISNet's)")
     parser.add_argument("--seed", type=int, default=base.seed)
-    parser.add_argument("--size", type=int, default=data.size, help="image side in pixels")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"image side in pixels (default {data.size} for the experiment; "
+                             "for --data the --init checkpoint's size, else 224)")
     parser.add_argument("--train-limit", type=int, default=data.train_limit)
     parser.add_argument("--val-limit", type=int, default=data.val_limit)
     parser.add_argument("--test-limit", type=int, default=data.test_limit)
@@ -104,6 +121,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--deterministic", action="store_true",
                         help="torch.use_deterministic_algorithms(True) (the authors' advice)")
+    files = parser.add_argument_group("your own dataset (--data)")
+    files.add_argument("--data", type=Path, help="training images: a folder (class folders "
+                       "with x.mask.png, or images/ + masks/ trees) or a CSV manifest (image, "
+                       "mask, label[, split])")
+    files.add_argument("--val-data", type=Path, help="validation images (default: the "
+                       "source's val split, else --val-ratio of --data)")
+    files.add_argument("--test-data", type=Path, help="test images (default: the source's "
+                       "test split, else --test-ratio of --data)")
+    files.add_argument("--val-ratio", type=float, default=0.1)
+    files.add_argument("--test-ratio", type=float, default=0.1)
+    files.add_argument("--layout", default="auto",
+                       choices=["auto", "class-folders", "mask-tree", "manifest"])
+    files.add_argument("--workers", type=int, default=2, help="decoding processes per device")
+    files.add_argument("--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or "
+                       "cuda:N (sets --accelerator and --devices)")
+    files.add_argument("--precision", default=None,
+                       choices=["32-true", "32", "bf16-mixed", "16-mixed", "64-true"],
+                       help="bf16-mixed / 16-mixed on GPU; 64-true for exact checks")
+    files.add_argument("--run-dir", type=Path, help="metrics.csv and the resume checkpoint "
+                       "(default: --out with .run instead of its suffix)")
+    files.add_argument("--resume", action="store_true",
+                       help="continue the stopped run in --run-dir from its last epoch, with "
+                            "its optimiser and schedule state")
+    files.add_argument("--normalise", default="auto", choices=["auto", "imagenet", "none"],
+                       help="input normalisation (auto: the --init checkpoint's, ImageNet's "
+                            "for torchvision weights, else none)")
+    files.add_argument("--resize", default="squeeze", choices=["squeeze", "crop"],
+                       help="evaluation resize: the whole image to size x size, or "
+                            "torchvision's resize-and-centre-crop")
+    files.add_argument("--flip", type=float, default=0.5, help="horizontal flip probability "
+                       "in training (0 for images whose sides differ, e.g. chest X-rays)")
+    files.add_argument("--jitter", type=float, default=0.1, help="colour jitter (0 = off)")
+    files.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
+    files.add_argument("--recalibrate-batchnorm", action="store_true",
+                       help="re-estimate BatchNorm statistics over the training set after each "
+                            "epoch (an extra pass; the experiment does it by default)")
     scale = parser.add_argument_group("Lightning scale-out (any of these switches it on)")
     scale.add_argument("--devices", default=None, help="devices per node (int or 'auto')")
     scale.add_argument("--num-nodes", type=int, default=None)
@@ -116,8 +169,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
     """The run's TrainConfig and data description from parsed arguments."""
     from dataclasses import replace
 
-    data = ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=args.val_limit,
-                          test_limit=args.test_limit, train_split=args.train_split,
+    data = ExperimentData(size=args.size or ExperimentData().size, train_limit=args.train_limit,
+                          val_limit=args.val_limit, test_limit=args.test_limit,
+                          train_split=args.train_split,
                           bias=replace(DEMO_BIAS, kind=args.bias_kind), seed=args.seed)
     comparison = get_method(args.method)  # a comparison method may bring its own network
     model = comparison.model_name(args.model) if comparison else args.model
@@ -129,13 +183,13 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
                          epsilon=args.epsilon, zb=args.input_rule == "zb",
                          foreground_range=tuple(args.foreground_range),
                          foreground_form=args.foreground_form, saturation=args.saturation,
-                         seed=args.seed, input_size=args.size,
+                         seed=args.seed, input_size=data.size,
                          grad_clip_norm=args.grad_clip or None,
                          gradient_balance=args.gradient_balance,
                          heat_warmup_epochs=args.heat_warmup_epochs,
                          background_tint=args.background_tint, mask_margin=args.mask_margin,
                          deterministic=args.deterministic)
-    return config, data
+    return RECIPES[args.recipe](config), data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.out.exists() and not args.overwrite:
         raise SystemExit(f"{args.out} exists; pass --overwrite or choose another --out")
+    if args.data is not None:
+        from isnet.training.files_run import train_on_files
+
+        return train_on_files(args, config_from_args(args)[0], _command(argv), _git_commit())
     config, data = config_from_args(args)
     train, val = training_sets(data)
     model = create_network(config)
@@ -176,8 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     class_names=list(train.class_names), input_size=config.input_size,
                     seed=config.seed, config=config.to_dict(), data=data.to_dict(),
                     metrics=metrics, half=args.half, overwrite=args.overwrite,
-                    provenance={"command": "python -m isnet.train " + " ".join(
-                        sys.argv[1:] if argv is None else argv),
+                    provenance={"command": _command(argv),
                         "git_commit": _git_commit(), "trainer": "lightning" if lightning
                         else "isnet.fit", "world_size": world_size,
                         "advice": result.advice})
@@ -203,6 +260,10 @@ def _log_progress(step: int, total: int, metrics: dict) -> None:
     if step % 10 == 0 or "val_accuracy" in metrics:
         shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
         logger.info("step %d/%d epoch %d %s", step, total, metrics["epoch"], shown)
+
+
+def _command(argv: Sequence[str] | None) -> str:
+    return "python -m isnet.train " + " ".join(sys.argv[1:] if argv is None else argv)
 
 
 def _git_commit() -> str | None:

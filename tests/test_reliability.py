@@ -25,7 +25,8 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 import isnet.io.checkpoints as checkpoints
-from isnet.data.folders import load_image_folder, orient
+from isnet.data.decode import orient
+from isnet.data.folders import load_image_folder
 from isnet.data.image_set import ImageSet
 from isnet.io.checkpoints import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from isnet.io.leftovers import sweep_partial_files, sweep_stale_folders

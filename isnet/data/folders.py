@@ -24,7 +24,7 @@ Uploads are untrusted: :class:`isnet.io.limits.UploadLimits` bounds the number o
 bytes (a zip member's declared *and* decompressed size), the zip compression ratio, each image's
 pixels (read from its header before decoding) and the pixels kept in the set; exceeding one is a
 :class:`isnet.io.limits.LimitError`. Images are decoded with OpenCV and turned upright by their
-EXIF orientation (:func:`orient`), as ``PIL.ImageOps.exif_transpose`` would.
+EXIF orientation (:func:`isnet.data.decode.orient`), as ``PIL.ImageOps.exif_transpose`` would.
 """
 
 from __future__ import annotations
@@ -36,15 +36,10 @@ import cv2
 import numpy as np
 import torch
 
+from isnet.data.decode import DecodeError, binary_mask, decode_image, to_rgb
 from isnet.data.image_set import ImageSet
 from isnet.io.atomic import write_atomically
-from isnet.io.limits import (
-    LimitError,
-    UploadLimits,
-    check_image_header,
-    read_zip_members,
-    size_text,
-)
+from isnet.io.limits import LimitError, UploadLimits, read_zip_members, size_text
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_SUFFIX = ".mask.png"
@@ -115,49 +110,17 @@ def _list_folder(source: Path, limits: UploadLimits) -> dict[PurePosixPath, byte
 
 def _decode(name: PurePosixPath, content: bytes | Path, grey: bool, max_pixels: int,
             problems: list[str], skipped: str) -> np.ndarray | None:
-    """Decode an image file with OpenCV after checking its header (pixel count); None, with a
-    problem ending in ``skipped``, if it cannot be used. EXIF orientation is applied; extra
-    frames are reported and ignored."""
+    """Decode an image file (:func:`isnet.data.decode.decode_image`); None, with a problem
+    ending in ``skipped``, if it cannot be used. Notices (extra frames) become problems too."""
     raw = content if isinstance(content, bytes) else content.read_bytes()
     try:
-        header = check_image_header(raw, max_pixels, name=str(name))
-    except LimitError as error:
+        image, notice = decode_image(raw, str(name), grey, max_pixels)
+    except (LimitError, DecodeError) as error:
         problems.append(f"{error} - {skipped}")
         return None
-    except ValueError:
-        header = None
-    flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_UNCHANGED) | \
-        cv2.IMREAD_IGNORE_ORIENTATION
-    image = None if header is None else cv2.imdecode(np.frombuffer(raw, np.uint8), flags)
-    if image is None:
-        problems.append(f"{name}: cannot be read as an image - {skipped}")
-        return None
-    if header.notice:
-        problems.append(f"{name}: {header.notice}")
-    return orient(image, header.orientation)
-
-
-def orient(image: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1–8) to an image array, as ``PIL.ImageOps.exif_transpose``.
-
-    Shapes: (H, W[, C]) → (H, W[, C]), or (W, H[, C]) for orientations 5–8.
-    """
-    swapped = image.swapaxes(0, 1)  # (W, H[, C]): the transpose
-    return {2: image[:, ::-1], 3: image[::-1, ::-1], 4: image[::-1],
-            5: swapped, 6: swapped[:, ::-1], 7: swapped[::-1, ::-1],
-            8: swapped[::-1]}.get(orientation, image).copy()
-
-
-def _to_rgb(image: np.ndarray) -> np.ndarray:
-    """Any decoded image (grey, BGR, BGRA; 8 or 16 bit) as float32 RGB (H, W, 3) in [0, 1]."""
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image.astype(np.float32) / scale
+    if notice:
+        problems.append(notice)
+    return image
 
 
 def _load_pair(name: PurePosixPath, image_content: bytes | Path,
@@ -186,12 +149,10 @@ def _load_pair(name: PurePosixPath, image_content: bytes | Path,
         problems.append(f"{mask_name}: size {mask.shape[1]}x{mask.shape[0]} differs from its "
                         f"image {image.shape[1]}x{image.shape[0]} - {name} skipped")
         return None
-    values = np.unique(mask)
-    if not set(values.tolist()) <= {0, 1, 255}:
-        problems.append(f"{mask_name}: not binary ({len(values)} grey levels); thresholded at "
-                        f"128 - save it with only black and white to silence this")
-    binary = (mask >= 128) if values.max() > 1 else (mask >= 1)
-    rgb = _to_rgb(image)
+    binary, notice = binary_mask(mask)
+    if notice:
+        problems.append(f"{mask_name}: {notice}")
+    rgb = to_rgb(image)
     if size is not None:
         rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
         binary = cv2.resize(binary.astype(np.uint8), (size, size),

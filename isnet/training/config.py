@@ -104,6 +104,9 @@ class TrainConfig:
             the default is 0.001 (the authors' P = 0.5 on a 1/B-scaled gradient at B = 32 is
             λ ≈ 0.0005).
         segmentation_weight: weight of the segmentation loss of the U-Net methods.
+        normalisation: ((mean per channel), (std per channel)) the images were normalised with
+            before the network (e.g. ImageNet's for torchvision weights), or None for raw [0, 1]
+            pixels; sets the z^B bounds of the training heatmaps (:attr:`bounds`).
     """
 
     model: str = "densenet121"
@@ -138,6 +141,7 @@ class TrainConfig:
     deterministic: bool = False
     rrr_weight: float = 0.001
     segmentation_weight: float = 1.0
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         """Reject settings that cannot train, naming the field and what is allowed.
@@ -180,7 +184,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary of every field."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        return json_ready(asdict(self))
+
+    @property
+    def bounds(self) -> tuple[Any, Any]:
+        """The z^B input range (low, high) of the images the model sees: (0, 1) for raw pixels,
+        ``(0 − mean) / std`` and ``(1 − mean) / std`` per channel with ``normalisation``."""
+        if self.normalisation is None:
+            return 0.0, 1.0
+        mean, std = self.normalisation
+        return ([-m / s for m, s in zip(mean, std, strict=True)],
+                [(1 - m) / s for m, s in zip(mean, std, strict=True)])
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -197,9 +211,21 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"TrainConfig: unknown settings {unknown}")
         values = dict(values)
+        if values.get("normalisation") is not None:
+            mean, std = values["normalisation"]
+            values["normalisation"] = (tuple(mean), tuple(std))
         if "foreground_range" in values:
             values["foreground_range"] = tuple(values["foreground_range"])
         return cls(**values)
+
+
+def json_ready(value: Any) -> Any:
+    """Tuples (at any depth) as lists, for JSON."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [json_ready(item) for item in value]
+    return value
 
 
 NUMBER_RANGES: dict[str, tuple[type, float, float, str]] = {

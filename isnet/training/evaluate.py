@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from isnet.data.image_set import as_dataset
+from isnet.data.streaming import batch_parts, stream_loader
 from isnet.io.checkpoints import load_checkpoint
 from isnet.loss import background_share
 from isnet.lrp.config import LRPConfig
@@ -35,7 +35,7 @@ from isnet.wrapper import explain
 def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 0.01,
             zb: bool = True, limit_batches: int | None = None,
             explainer: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]] | None = None,
-            ) -> dict[str, float]:
+            bounds: tuple[Any, Any] = (0.0, 1.0), workers: int = 0) -> dict[str, float]:
     """Accuracy and mean background share of ``model`` (in ``eval()`` mode) on ``data``.
 
     Args:
@@ -48,6 +48,10 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
         explainer: ``(model, images) -> (logits (B, K), maps (B, M, C, H, W))`` used instead of
             LRP (e.g. ``isnet.training.methods.as_explainer(method.native_map)``); None = LRP,
             or the registered native map for a network without an LRP walk.
+        bounds: the z^B input range (normalised pixels need theirs, e.g.
+            :attr:`isnet.training.config.TrainConfig.bounds`).
+        workers: decoding processes for a :class:`isnet.data.streaming.StreamingDataset`
+            (images it cannot read are left out of the count).
 
     Returns:
         ``{"accuracy": float, "background_share": float, "count": int}``.
@@ -66,20 +70,25 @@ def measure(model: nn.Module, data: Any, batch_size: int = 64, epsilon: float = 
     model.eval()
     correct, share, count = 0, 0.0, 0
     with torch.no_grad():
-        for index, (images, masks, labels) in enumerate(DataLoader(dataset, batch_size)):
+        for index, batch in enumerate(stream_loader(dataset, batch_size, workers)):
             if limit_batches is not None and index >= limit_batches:
                 break
+            images, masks, labels, _ = batch_parts(batch)
+            if len(labels) == 0:
+                continue
             reference = next(model.parameters())  # batches follow the model's device and dtype
             images, masks, labels = (images.to(reference.device, reference.dtype),
                                      masks.to(reference.device, reference.dtype),
                                      labels.to(reference.device))
             if explainer is None:
-                logits, heatmaps = explain(model, images, epsilon=epsilon, zb=zb)
+                logits, heatmaps = explain(model, images, epsilon=epsilon, zb=zb, bounds=bounds)
             else:
                 logits, heatmaps = explainer(model, images)  # (B, M, C|1, H, W)
             correct += int((logits.argmax(1) == labels).sum())
             share += float(background_share(heatmaps, masks).sum())
             count += len(labels)
+    if count == 0:
+        raise ValueError("measure: no image of the data set could be read")
     return {"accuracy": correct / count, "background_share": share / count, "count": count}
 
 

@@ -40,9 +40,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import Sampler
 
 from isnet.data.image_set import as_dataset
+from isnet.data.streaming import batch_parts, stream_loader
 from isnet.loss import LossTerms, background_share, isnet_loss
 from isnet.models.layout import layout_of, preferred_layout
 from isnet.training.augment import tint_backgrounds
@@ -70,6 +71,7 @@ class FitResult:
         advice: what to try when the run diverged or failed, else None.
         steps: optimisation steps taken.
         seconds: wall time of the run.
+        skipped: streamed files that could not be used (display name → why), once each.
     """
 
     model: nn.Module
@@ -78,6 +80,7 @@ class FitResult:
     advice: str | None = None
     steps: int = 0
     seconds: float = 0.0
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -108,7 +111,7 @@ def build_network(model: nn.Module, config: TrainConfig) -> nn.Module:
     if config.method == "standard" or get_method(config.method) is not None:
         return model
     return ISNet(model, epsilon=config.epsilon, zb=config.zb, explain=config.method,
-                 seed=config.seed)
+                 seed=config.seed, bounds=config.bounds)
 
 
 def compute_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
@@ -220,7 +223,8 @@ def recalibrate_batchnorm(model: nn.Module, loader: Any) -> None:
     with torch.no_grad():
         layout, device = layout_of(model), next(model.parameters()).device  # as it trains
         for batch in loader:
-            model(batch[0].to(device, memory_format=layout))
+            if len(batch[0]):  # a streamed batch whose every file was unreadable is empty
+                model(batch[0].to(device, memory_format=layout))
     for norm, momentum in zip(norms, momenta, strict=False):
         norm.momentum = momentum
     model.train(was_training)
@@ -282,7 +286,7 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
     if len(dataset) == 0:
         raise ValueError("fit: train_set is empty")
     sampler = EpochShuffle(len(dataset), config.seed)
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler)
+    loader = stream_loader(dataset, config.batch_size, sampler=sampler)
     layout = memory_format or preferred_layout(model, next(model.parameters()).device)
     model.to(memory_format=layout)  # the family's fastest layout; given back at the end
     network, optimizer = build_network(model, config), make_optimizer(model, config)
@@ -301,7 +305,12 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
                 break
             weight = heat_weight_at(config.heat_weight, config.heat_warmup_epochs,
                                     epoch - 1 + index / len(loader))
-            images, masks, labels = batch
+            images, masks, labels, skipped = batch_parts(batch)
+            for name, reason in skipped:
+                if result.skipped.setdefault(name, reason) is reason:
+                    logger.warning("skipped %s: %s", name, reason)
+            if len(labels) == 0:
+                continue
             if config.background_tint > 0:
                 images = tint_backgrounds(images, masks, config.background_tint, config.seed,
                                           result.steps)
@@ -320,7 +329,7 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
                     sums[key] = sums.get(key, 0.0) + value
             if index == len(loader) - 1:
                 if config.recalibrate_batchnorm:
-                    recalibrate_batchnorm(model, DataLoader(dataset, config.batch_size))
+                    recalibrate_batchnorm(model, stream_loader(dataset, config.batch_size))
                 if val_set is not None:
                     validation = _validation(model, val_set, config)
             if on_progress is not None:
@@ -333,7 +342,7 @@ def fit(model: nn.Module, train_set: Any, val_set: Any = None,
             break  # reported as "failed" below
         good_state = copy.deepcopy(model.state_dict())
     if result.status == "stopped" and result.steps and config.recalibrate_batchnorm:
-        recalibrate_batchnorm(model, DataLoader(dataset, config.batch_size))  # mid-epoch stop
+        recalibrate_batchnorm(model, stream_loader(dataset, config.batch_size))  # mid-epoch stop
     _fail_if_non_finite(result, model, good_state, config)
     result.seconds = time.perf_counter() - start
     model.to(memory_format=torch.contiguous_format).eval()
@@ -366,7 +375,7 @@ def _fail_if_non_finite(result: FitResult, model: nn.Module, good_state: dict[st
 def _validation(model: nn.Module, val_set: Any, config: TrainConfig) -> dict[str, float]:
     """Validation accuracy and mean background share of the predicted class's heatmap."""
     values = measure(model, val_set, batch_size=max(config.batch_size, 64),
-                     epsilon=config.epsilon, zb=config.zb)
+                     epsilon=config.epsilon, zb=config.zb, bounds=config.bounds)
     return {"val_accuracy": values["accuracy"],
             "val_background_share": values["background_share"]}
 

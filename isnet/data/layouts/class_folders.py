@@ -1,0 +1,42 @@
+"""Layout ``class-folders``: ``root/<class>/x.png`` with its mask ``root/<class>/x.mask.png``.
+
+The folder name is the class name. An image without a mask is kept with no mask (its heatmap
+loss is then not computed; evaluation and audit sets need none); a mask without an image, and a
+file outside a class folder, are reported and left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from isnet.data.catalogue import Catalogue, from_rows
+from isnet.data.layouts.listing import IMAGE_SUFFIXES, MASK_SUFFIX, is_image, list_files
+
+
+def read_class_folders(root: Path, class_names: list[str] | None = None) -> Catalogue:
+    """List ``root/<class>/<name>.<ext>`` images and their ``<name>.mask.png`` masks.
+
+    Raises:
+        ValueError: no usable image.
+    """
+    files = list_files(root)
+    present = set(files)
+    problems: list[str] = []
+    rows = []
+    for name in files:
+        parts = name.split("/")
+        if name.lower().endswith(MASK_SUFFIX):
+            stem = name[: -len(MASK_SUFFIX)]
+            if not any(f"{stem}{suffix}" in present for suffix in IMAGE_SUFFIXES):
+                problems.append(f"{name}: mask without an image next to it - left out")
+            continue
+        if not is_image(name):
+            problems.append(f"{name}: not an image (.png, .jpg, .jpeg, .bmp, .tif) - left out")
+            continue
+        if len(parts) != 2:
+            problems.append(f"{name}: not inside a class folder (expected <class>/<name>.png) - "
+                            "left out")
+            continue
+        mask = name[: name.rindex(".")] + MASK_SUFFIX
+        rows.append((name, mask if mask in present else "", parts[0], "", name))
+    return from_rows(root, "class-folders", rows, problems, root, class_names)
