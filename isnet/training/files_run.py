@@ -12,7 +12,8 @@ The run, step by step (:func:`train_on_files`):
 4. the data, streamed (:func:`isnet.data.dataset_splits.open_splits`); every file or row left
    out is reported, and the summary is written into the checkpoint;
 5. Lightning trains (:func:`isnet.training.lightning.fit_lightning`), writing metrics
-   (``logs/attempt-N/metrics.csv``) and ``last.ckpt`` to the run folder every epoch; ``--resume`` continues from there;
+   (``logs/attempt-N/metrics.csv``) and ``last.ckpt`` to the run folder every epoch;
+   ``--resume`` continues from there;
 6. rank 0 measures the validation and test splits and writes the checkpoint: config, seed,
    class names, normalisation, bounds, the dataset's description (paths, layouts, counts, file
    list hashes, transforms), the skipped files, metrics and the command line.
