@@ -133,10 +133,10 @@ def evaluate_checkpoint(path: str | Path, splits: Sequence[str] = ("biased", "un
         for start in range(0, len(images), step):
             chunk = images.subset(list(range(start, min(start + step, len(images)))))
             parts.append(measure(model, chunk, batch_size, epsilon, zb))
-            done += parts[-1]["count"]
+            done += int(parts[-1]["count"])
             if progress is not None:
                 progress(done, total)
-        count = sum(part["count"] for part in parts)
+        count = sum(int(part["count"]) for part in parts)
         correct = round(sum(part["accuracy"] * part["count"] for part in parts))
         share = sum(part["background_share"] * part["count"] for part in parts)
         results[split] = {"accuracy": correct / count, "background_share": share / count,
