@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
     if failures:
         sys.stderr.write(f"{failures} of {len(args.checkpoints)} checkpoints could not be "
-                         "measured (see above)\n")
+                         "measured (see above; --data-root names a Fashion-MNIST folder)\n")
     return 1 if failures else 0
 
 
