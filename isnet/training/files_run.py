@@ -38,6 +38,7 @@ from isnet.io.imagenet import imagenet_preprocessing
 from isnet.training.config import TrainConfig
 from isnet.training.evaluate import measure
 from isnet.training.lightning import RunFiles, fit_lightning
+from isnet.training.loop import seed_everything
 from isnet.training.methods import create_network
 from isnet.training.transfer import for_classes
 
@@ -62,6 +63,7 @@ def train_on_files(args: argparse.Namespace, config: TrainConfig, command: str,
                      recalibrate_batchnorm=args.recalibrate_batchnorm,
                      model=start_metadata.get("model_name", config.model)
                      if start_model is not None else config.model)
+    seed_everything(config.seed, config.deterministic)  # the fresh weights and head are seeded
     model = _model(start_model, start_metadata, splits.class_names, config)
     logger.info("training %s (%s) on %d images of %d classes (val %d, test %d) on %s",
                 config.model, config.method, len(splits.train or ()), len(splits.class_names),
@@ -95,7 +97,8 @@ def train_on_files(args: argparse.Namespace, config: TrainConfig, command: str,
                     provenance={"command": command, "git_commit": git_commit,
                                 "trainer": "lightning", "world_size": trainer.world_size,
                                 "device": device_label(device), "precision": args.precision
-                                or "32-true", "run_dir": str(folder)})
+                                or "32-true", "run_dir": str(folder),
+                                "rank_shares": result.rank_shares})
     logger.info("wrote %s", args.out)
     return 0
 

@@ -67,6 +67,7 @@ class ISNetLightningModule(L.LightningModule):
         backbone = model if model is not None else create_network(config)
         self.network = build_network(backbone, config)
         self.skip_log = SkipLog()
+        self.share = {"images": 0, "index_sum": 0}
 
     @property
     def model(self) -> DenseNet:
@@ -86,6 +87,9 @@ class ISNetLightningModule(L.LightningModule):
         self._report(skipped)
         if len(labels) == 0:
             return None
+        if hasattr(batch, "indices"):  # which files this rank trained on (rank_shares)
+            self.share["images"] += len(labels)
+            self.share["index_sum"] += int(batch.indices.sum())
         if self.config.background_tint > 0:  # seeded per rank and step, as in the plain loop
             images = tint_backgrounds(images, masks, self.config.background_tint,
                                       self.config.seed + 7919 * self.global_rank,
@@ -300,6 +304,8 @@ def fit_lightning(model: DenseNet, train_set: Any, val_set: Any, config: TrainCo
                          "run without --resume (it writes one at the end of every epoch)")
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = ISNetLightningModule(config, model)
+    if str(precision).startswith("64"):  # so that a resumed float64 run restores its weights
+        module.double()                   # exactly (not through float32 parameters)
     history = _EpochHistory()
     callbacks: list[L.Callback] = [history]
     loggers: list[Any] | bool = False
@@ -325,7 +331,7 @@ def fit_lightning(model: DenseNet, train_set: Any, val_set: Any, config: TrainCo
         "completed"
     result = FitResult(model=module.model.eval(), history=history.history, status=status,
                        steps=trainer.global_step, seconds=time.perf_counter() - start)
-    result.skipped = _all_skipped(module.skip_log)
+    result.skipped, result.rank_shares = _gathered(module)
     return result, trainer
 
 
@@ -343,10 +349,13 @@ def _loggers(folder: Path) -> list[Any]:
     return found
 
 
-def _all_skipped(log: SkipLog) -> dict[str, str]:
-    """Every rank's skipped files (under DDP each rank reads its own share)."""
+def _gathered(module: ISNetLightningModule) -> tuple[dict[str, str], list[dict[str, int]]]:
+    """Every rank's skipped files and share of the streamed training files (under DDP each
+    rank reads its own share): (name → why, one ``{"images", "index_sum"}`` per rank)."""
+    mine = (dict(module.skip_log.skipped), dict(module.share))
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return dict(log.skipped)
+        return mine[0], [mine[1]]
     gathered: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(gathered, log.skipped)
-    return {name: reason for part in gathered for name, reason in (part or {}).items()}
+    torch.distributed.all_gather_object(gathered, mine)
+    return ({name: why for part in gathered for name, why in part[0].items()},
+            [part[1] for part in gathered])

@@ -72,6 +72,8 @@ class FitResult:
         steps: optimisation steps taken.
         seconds: wall time of the run.
         skipped: streamed files that could not be used (display name → why), once each.
+        rank_shares: per training process, the streamed training images it stepped on and the
+            sum of their dataset indices (Lightning runs; shows that DDP ranks split the files).
     """
 
     model: nn.Module
@@ -81,6 +83,7 @@ class FitResult:
     steps: int = 0
     seconds: float = 0.0
     skipped: dict[str, str] = field(default_factory=dict)
+    rank_shares: list[dict[str, int]] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
