@@ -10,6 +10,8 @@ chunks. The results do not stay in memory: the set and every model's maps are wr
 they are. :mod:`explorer.handlers.audit_views` reads them back for the histogram, the gallery,
 strategy discovery and the fine-tuning set. With two models, the first one's results come as
 soon as it is done (an *interim* record), so the user reads them while the second one runs.
+A folder on this machine (with its own masks, or none) is streamed from disk instead, without a
+cap on its size: :mod:`explorer.handlers.audit_stream`. Uploads keep :data:`MAX_IMAGES`.
 """
 
 from __future__ import annotations
@@ -131,8 +133,10 @@ def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.Image
         source = Path(request.paths[0])
     image_set, problems = _load_upload(source, size, request.masks)
     if len(image_set) > MAX_IMAGES:
+        hint = (" with automatic masks; with the set's own masks or none, a folder is streamed "
+                "from disk without a cap" if request.source == "folder" else "")
         raise InputError(f"The set has {len(image_set)} images; the audit takes at most "
-                         f"{MAX_IMAGES}.")
+                         f"{MAX_IMAGES}{hint}.")
     return image_set, list(problems)
 
 
@@ -215,6 +219,11 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
         raise InputError("Choose one or two models to audit.")
     entries = [ctx.store.get(model_id, session) for model_id in request.model_ids]
     stop = stop or threading.Event()
+    if request.source == "folder" and request.masks != "auto" and local:
+        from explorer.handlers.audit_stream import run_streamed  # it imports this module
+
+        yield from run_streamed(ctx, session, request, entries, stop)
+        return
     start = time.perf_counter()
     image_set, notices = load_set(request, entries[0].input_size, local)
     masks = _masks_for(image_set, request.masks)
@@ -373,6 +382,10 @@ def read_audit(record: dict | None) -> AuditData:
     """
     if not record or not record.get("dir"):
         raise InputError("Run an audit first.")
+    if record.get("streamed"):
+        from explorer.handlers.audit_stream import read_streamed  # it imports this module
+
+        return read_streamed(record)  # type: ignore[return-value]  # the views take either
     folder = Path(record["dir"])
     try:
         arrays = {name: [np.load(folder / f"{name}_{i}.npy")

@@ -1,6 +1,11 @@
 """What the Audit tab shows of a finished audit (read back by
 :func:`explorer.handlers.audit.read_audit`): the summary, the histogram, the most
 background-reliant images, strategies per class (SpRAy) and the set to fine-tune on.
+
+Each takes an in-memory :class:`~explorer.handlers.audit.AuditData` or a streamed
+:class:`~explorer.handlers.audit_stream.StreamedData` (a local folder of any size): there,
+strategies cluster the 16 px heatmaps (a seeded sample of :data:`SPRAY_LIMIT` per class), and
+an image the audit did not keep is re-read from the folder and shown with its 16 px heatmap.
 """
 
 from __future__ import annotations
@@ -17,6 +22,12 @@ import torch
 import isnet
 from explorer.errors import InputError
 from explorer.handlers.audit import AuditData
+from explorer.handlers.audit_stream import (
+    FINE_TUNE_LIMIT,
+    SPRAY_LIMIT,
+    StreamedData,
+    write_fine_tune_tree,
+)
 from explorer.media import audit_plots
 from explorer.media.tensors import display_image
 from isnet import viz
@@ -24,6 +35,7 @@ from isnet.analysis.strategies import find_strategies
 from isnet.data.folders import save_image_folder
 from isnet.io.atomic import write_atomically
 
+Audit = AuditData | StreamedData
 GALLERY_SIZE = 24
 THUMB = 128
 
@@ -56,7 +68,8 @@ def ranking(data: AuditData, model: int) -> np.ndarray:
     without masks, by the share of relevance outside the central half of the image)."""
     share = data.share[model].astype(np.float64)
     if not np.isfinite(share).any():
-        share = _outer_share(data.relevance[model])
+        share = _outer_share(np.asarray(data.maps[model], np.float32)
+                             if isinstance(data, StreamedData) else data.relevance[model])
     share = np.where(np.isfinite(share), share, -1.0)
     return np.argsort(-share, kind="stable")
 
@@ -71,7 +84,7 @@ def _outer_share(relevance: np.ndarray) -> np.ndarray:
     return 1.0 - inner / total
 
 
-def caption(data: AuditData, index: int, model: int) -> str:
+def caption(data: Audit, index: int, model: int) -> str:
     """``#index class → prediction ✓/✗ · share``."""
     names = data.record["class_names"]
     model_names = data.record["models"][model]["class_names"]
@@ -83,19 +96,33 @@ def caption(data: AuditData, index: int, model: int) -> str:
     return f"#{index} {names[int(data.labels[index])]} → {predicted}{mark}{share_text}"
 
 
-def overlay(data: AuditData, index: int, model: int, scale: float | None = None) -> np.ndarray:
-    """One image with one model's heatmap over it (its own scale unless ``scale`` is given)."""
-    relevance = data.relevance[model][index]
+def overlay(data: Audit, index: int, model: int,
+            scale: float | None = None) -> np.ndarray:
+    """One image with one model's heatmap over it (its own scale unless ``scale`` is given);
+    a streamed audit's image that was not kept: re-read, with its 16 px heatmap."""
+    if isinstance(data, StreamedData):
+        kept = data.kept(index, model)
+        image, relevance = ((kept[0], kept[1]) if kept is not None else
+                            (data.image(index)[0], np.asarray(data.maps[model][index], np.float32)))
+    else:
+        image, relevance = data.images[index], data.relevance[model][index]
     bound = scale or viz.shared_scale([relevance])
-    picture = display_image(data.images[index], THUMB)
-    return viz.overlay(picture, relevance, bound, 0.7)
+    return viz.overlay(display_image(image, THUMB), relevance, bound, 0.7)
+
+
+def shown(data: Audit, indices: list[int],
+          model: int) -> list[tuple[np.ndarray, str]]:
+    """(overlay, caption) of each image; "16 px map" marks a streamed image not kept."""
+    return [(overlay(data, i, model), caption(data, i, model)
+             + (" · 16 px map" if isinstance(data, StreamedData)
+                and data.kept(i, model) is None else "")) for i in indices]
 
 
 def top_gallery(data: AuditData, model: int,
                 count: int = GALLERY_SIZE) -> tuple[list[tuple[np.ndarray, str]], list[int]]:
     """The ``count`` most background-reliant images as (overlay, caption), and their indices."""
     order = [int(i) for i in ranking(data, model)[:count]]
-    return [(overlay(data, i, model), caption(data, i, model)) for i in order], order
+    return shown(data, order, model), order
 
 
 @dataclass
@@ -128,7 +155,17 @@ def strategies(data: AuditData, model: int, class_name: str) -> StrategyView:
     if len(members) < 3:
         raise InputError(f"Only {len(members)} image(s) of {class_name}: strategy discovery "
                          f"needs at least 3 (audit more images).")
-    found = find_strategies(torch.from_numpy(data.relevance[model][members]), seed=0)
+    total, note = len(members), ""
+    if isinstance(data, StreamedData):
+        if total > SPRAY_LIMIT:  # spectral clustering needs an N × N affinity
+            members = np.sort(np.random.default_rng(0).choice(members, SPRAY_LIMIT,
+                                                               replace=False))
+            note = f" (a seeded sample of {SPRAY_LIMIT})"
+        note += ", 16 px heatmaps"
+        heatmaps = torch.from_numpy(np.asarray(data.maps[model][members], np.float32))
+    else:
+        heatmaps = torch.from_numpy(data.relevance[model][members])
+    found = find_strategies(heatmaps, seed=0)
     means, groups = [], []
     share = data.share[model]
     for cluster in range(found.num_clusters):
@@ -138,7 +175,7 @@ def strategies(data: AuditData, model: int, class_name: str) -> StrategyView:
         mean_share = np.nanmean(share[chosen]) if np.isfinite(share[chosen]).any() else None
         extra = f" · mean bg {mean_share:.0%}" if mean_share is not None else ""
         means.append((picture, f"strategy {cluster + 1}: {len(chosen)} images{extra}"))
-    text = (f"**{class_name}**, {data.record['models'][model]['label']}: {len(members)} images, "
+    text = (f"**{class_name}**, {data.record['models'][model]['label']}: {total} images{note}, "
             f"{found.num_clusters} strateg{'y' if found.num_clusters == 1 else 'ies'} "
             f"(eigengap). Click a strategy to see its members.")
     return StrategyView(means, groups, audit_plots.eigengap_figure(found.eigenvalues,
@@ -148,18 +185,22 @@ def strategies(data: AuditData, model: int, class_name: str) -> StrategyView:
 def members_gallery(data: AuditData, model: int,
                     indices: list[int]) -> list[tuple[np.ndarray, str]]:
     """(overlay, caption) of up to 48 members of one strategy."""
-    return [(overlay(data, i, model), caption(data, i, model)) for i in indices[:48]]
+    return shown(data, indices[:48], model)
 
 
 def explain_input(data: AuditData, index: int) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(image, mask or None, true class) of one audited image, for the Explain tab."""
-    if not 0 <= index < len(data.images):
+    """(image, mask or None, true class) of one audited image, for the Explain tab (a
+    streamed audit's image: kept, or re-read from the folder)."""
+    if not 0 <= index < len(data.labels):
         raise InputError(f"No image #{index} in this audit.")
+    if isinstance(data, StreamedData):
+        image, mask = data.image(index)
+        return image, mask, data.record["class_names"][int(data.labels[index])]
     mask = None if data.masks is None else data.masks[index]
     return data.images[index], mask, data.record["class_names"][int(data.labels[index])]
 
 
-def fine_tune_selection(data: AuditData, model: int, threshold: float) -> np.ndarray:
+def fine_tune_selection(data: Audit, model: int, threshold: float) -> np.ndarray:
     """Indices of the images ``model`` got wrong or relied on the background for
     (share > ``threshold``)."""
     share = data.share[model]
@@ -170,29 +211,42 @@ def fine_tune_selection(data: AuditData, model: int, threshold: float) -> np.nda
     return np.flatnonzero(chosen)
 
 
-def fine_tune_zip(data: AuditData, model: int, threshold: float, folder: Path) -> tuple[str, int]:
+def fine_tune_zip(data: Audit, model: int, threshold: float,
+                  folder: Path) -> tuple[str, int]:
     """Write the :func:`fine_tune_selection` as a zip the Fine-tune tab reads
-    (``<class>/<name>.png`` + ``<class>/<name>.mask.png``); returns (path, images).
+    (``<class>/<name>.png`` + ``<class>/<name>.mask.png``); returns (path, images). A streamed
+    audit's images are re-read from the folder: those with a mask file, the most reliant
+    first, at most :data:`FINE_TUNE_LIMIT`.
 
     Raises:
         InputError: no masks (a fine-tune needs them), or nothing selected.
     """
-    if data.masks is None:
+    if (data.record["masks"] == "none" if isinstance(data, StreamedData)
+            else data.masks is None):
         raise InputError("This audit ran without masks; a fine-tuning set needs them (audit "
                          "with the set's masks or automatic masks).")
     chosen = fine_tune_selection(data, model, threshold)
+    if isinstance(data, StreamedData):
+        chosen = chosen[data.has_mask(chosen)]
+        chosen = chosen[np.argsort(-data.share[model][chosen], kind="stable")][:FINE_TUNE_LIMIT]
     if len(chosen) == 0:
         raise InputError(f"No image was wrong or above {threshold:.0%} background share.")
-    images = torch.from_numpy(data.images[chosen]).permute(0, 3, 1, 2).float() / 255.0
-    masks = torch.from_numpy(data.masks[chosen].astype(np.float32))[:, None]
-    image_set = isnet.ImageSet(images, masks, torch.from_numpy(data.labels[chosen]).long(),
-                               list(data.record["class_names"]))
     stamp = time.time_ns()
     tree = folder / f"fine-tune-set-{stamp}"
-    written = save_image_folder(image_set, tree)
+    if isinstance(data, StreamedData):
+        written = write_fine_tune_tree(data, chosen, tree)
+    else:
+        assert data.masks is not None  # refused above
+        images = torch.from_numpy(data.images[chosen]).permute(0, 3, 1, 2).float() / 255.0
+        masks = torch.from_numpy(data.masks[chosen].astype(np.float32))[:, None]
+        written = save_image_folder(isnet.ImageSet(
+            images, masks, torch.from_numpy(data.labels[chosen]).long(),
+            list(data.record["class_names"])), tree)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(tree.rglob("*.png")):
-            archive.write(path, path.relative_to(tree).as_posix())
+            parts = path.relative_to(tree).parts  # streamed: part-<k>/<class>/<name>
+            name = "/".join(parts) if len(parts) == 2 else f"{parts[1]}/{parts[0]}-{parts[2]}"
+            archive.write(path, name)
     target = write_atomically(folder / f"audit-fine-tune-set-{stamp}.zip", buffer.getvalue())
     return str(target), len(written)

@@ -7,6 +7,8 @@ or two models, a histogram of background share per class, the most background-re
 the images a model got wrong or solved through the background into a fine-tuning set. Audits run
 in their own queue (``concurrency_id="audit"``, one at a time); Stop sets the session's stop event,
 and the audit ends after its current chunk, showing what it has done ("Stopped early").
+A folder on this machine (offered only when the app runs locally and unshared) is streamed
+from disk without a size cap (:mod:`explorer.handlers.audit_stream`); uploads keep theirs.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ MASK_CHOICES = [("the set's own masks (<name>.mask.png)", "set"),
                 ("no masks (rank by relevance near the image border)", "none")]
 
 
-def _local(request: gr.Request | None) -> bool:
-    """Whether the browser runs on this machine (folder paths are read only then)."""
+def _local(ctx: AppContext, request: gr.Request | None) -> bool:
+    """Whether folder paths may be read: the app runs locally and unshared
+    (``Limits.local_paths``) and the browser runs on this machine."""
     host = getattr(getattr(request, "client", None), "host", None)
-    return host in ("127.0.0.1", "::1", "localhost")
+    return ctx.limits.local_paths and host in ("127.0.0.1", "::1", "localhost")
 
 
 def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> dict:
@@ -67,7 +70,8 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             with gr.Row():
                 start = gr.Button("Audit", variant="primary", elem_id="audit-button")
                 stop = gr.Button("Stop", variant="stop")
-            source = gr.Dropdown(SOURCE_CHOICES, value="biased", label="Images")
+            source = gr.Dropdown([c for c in SOURCE_CHOICES if c[1] != "folder"
+                                  or ctx.limits.local_paths], value="biased", label="Images")
             limit = gr.Slider(10, ha.MAX_IMAGES, value=200, step=10,
                               label="Images from the bundled split",
                               info="measured on 2 idle CPU cores, per model: 200 take ~3 s, "
@@ -76,8 +80,14 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                              type="filepath", height=140)
             gr.Markdown("`<class>/<name>.png`, with masks as `<class>/<name>.mask.png` "
                         "(optional)", elem_classes=["caption"])
-            folder = gr.Textbox(label="Folder path (same layout; local use only)",
-                                placeholder="/data/my-set")
+            folder = gr.Textbox(label="Folder path (local use only)",
+                                placeholder="/data/my-set", visible=ctx.limits.local_paths,
+                                info="Class folders, images/ + masks/, or a CSV manifest; any "
+                                     "size, streamed from disk (automatic masks: at most "
+                                     f"{ha.MAX_IMAGES:,} images). Only the "
+                                     "most background-reliant images are kept in full; others "
+                                     "are re-read from the folder when shown, with a 16 px "
+                                     "heatmap.")
             masks = gr.Radio(MASK_CHOICES, value="set", label="Masks",
                              info="Background share needs masks; strategies do not. An "
                                   "upload without masks: choose automatic masks or none")
@@ -138,7 +148,7 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             masks=mask_source)
         keep = gr.update()
         for update in ha.run_audit(ctx, session_of(request), audit_request, event,
-                                   _local(request)):
+                                   _local(ctx, request)):
             progress(update.fraction, desc="auditing")
             values = dict.fromkeys(AUDIT_OUTPUTS, keep)
             values["status"] = update.status
@@ -279,8 +289,15 @@ def _record_audit(ctx: AppContext, session: str | None, data: ha.AuditData,
                    entries, [("background share per class (histogram)",
                               audit_plots.figure_png(views.histogram(data)))]
                    + [(f"{c} (own scale)", p) for p, c in pictures[:7]],
-                   np.stack(data.relevance) if len({r.shape for r in data.relevance}) == 1
-                   else data.relevance[0])
+                   _heatmaps(data))
+
+
+def _heatmaps(data) -> np.ndarray:
+    """The audit's heatmaps for the export: every model's, when they share a size (a streamed
+    audit: its 16 px normalised maps)."""
+    maps = data.maps if getattr(data, "streamed", False) else data.relevance
+    return (np.stack([np.asarray(m, np.float32) for m in maps])
+            if len({m.shape for m in maps}) == 1 else np.asarray(maps[0], np.float32))
 
 
 def _record_strategies(ctx: AppContext, session: str | None, data: ha.AuditData,
