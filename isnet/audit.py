@@ -93,7 +93,7 @@ def audit_checkpoint(path: Path, args: argparse.Namespace, device: torch.device
     for line in problems[:20]:
         logger.warning("left out: %s", line)
     trained = LRPConfig.as_trained(metadata.get("config"))
-    low, high = preprocessing.bounds()
+    low, high = metadata.get("bounds") or preprocessing.bounds()  # as recorded at training
     explainer = lrp_explainer(LRPConfig(epsilon=trained.epsilon, zb=trained.zb, low=low,
                                         high=high))
     with tqdm(total=len(dataset), desc=path.stem, unit="img") as bar:
