@@ -228,6 +228,9 @@ class _EpochHistory(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         self.history.append({"epoch": trainer.current_epoch + 1, **metrics})
+        if trainer.is_global_zero:  # one line per epoch also where no progress bar is drawn
+            logger.info("epoch %d/%d %s", trainer.current_epoch + 1, trainer.max_epochs,
+                        {k: round(v, 4) for k, v in metrics.items()})
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
