@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from explorer.app import build_demo, warm_up
+    from explorer.serving import launch_options
     from isnet.devices import choose_device, device_label
 
     torch.set_num_threads(max(1, args.threads))
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.queue(default_concurrency_limit=2, max_size=64)
     options = dict(server_name=args.host, server_port=args.port, inbrowser=args.inbrowser,
                    max_file_size=limits.upload_limit, theme=THEME, css=CSS, show_error=True,
-                   auth=logins or None)
+                   auth=logins or None, **launch_options(demo))
     try:
         demo.launch(share=args.share, prevent_thread_lock=True, **options)
     except Exception as error:  # noqa: BLE001 — share server unreachable in a way Gradio raises

@@ -188,14 +188,13 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
         export_tab.build(ctx)
         audit_tab.hand_to_fine_tune(demo, audit)
 
-        def forget_session(request: gr.Request) -> None:
-            session = session_of(request)
-            ctx.store.drop_session(session)
-            ctx.views.drop(session)
-            if session:
-                ctx.sessions.forget(session)
+        def session_disconnected(request: gr.Request) -> None:
+            """Gradio fires unload whenever the heartbeat stream breaks (a network blip, a
+            client's read timeout): keep the session's work for a reconnect; the janitor
+            removes it after ``Limits.session_ttl_s`` seconds with no activity."""
+            ctx.sessions.disconnected(session_of(request))
 
-        demo.unload(forget_session)
+        demo.unload(session_disconnected)
     ctx.sessions.start_thread()
     demo.explorer_context = ctx  # for launchers and tests (limits, notice, device); not handlers
     return demo

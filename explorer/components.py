@@ -19,6 +19,7 @@ from explorer.handlers.explain_views import ModelView, PairView
 from explorer.handlers.lrp_modes import LRP_MODES, OWN
 from explorer.media.editor import EditorInput
 from explorer.media.widgets import output_image
+from explorer.sessions import session_key
 from explorer.state import AppContext
 
 SIDE_FIELDS = ("top", "overlay", "heatmap", "share")
@@ -136,8 +137,11 @@ def lrp_mode_radio(modes: tuple[str, ...] = tuple(LRP_MODES), value: str = OWN,
 
 
 def session_of(request: gr.Request | None) -> str | None:
-    """The session hash of a request (None outside a request, e.g. direct calls in tests)."""
-    return getattr(request, "session_hash", None) if request is not None else None
+    """The session key of a request: its session hash, joined to the login under ``--auth``
+    (:func:`explorer.sessions.session_key`; None outside a request, e.g. direct calls in tests)."""
+    if request is None:
+        return None
+    return session_key(getattr(request, "session_hash", None), getattr(request, "username", None))
 
 
 def model_dropdown_updates(ctx: AppContext, session: str | None, n: int = 2) -> list:

@@ -6,8 +6,8 @@
 * :class:`ModelStore` — every model of the process, keyed by id, each moved to the one device the
   explorer runs on (``app.py --device``). Bundled models are shared by all sessions; a model a
   user loads or fine-tunes belongs to that user's session only (its ``owner`` is the session
-  hash) and is dropped when the session ends. Nothing here is in ``gr.State``: a ``gr.State``
-  value is deep-copied per session, and models are too big for that.
+  key) and is dropped when the session idles past its time to live. Nothing here is in
+  ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are too big for it.
 * :class:`HeatmapCache` — a small LRU of explanation results (and of whole Explain answers), so
   moving the opacity slider or switching tabs reruns nothing.
 * :class:`AppContext` — the one object handed to every handler (no module-level globals);
@@ -31,7 +31,7 @@ import torch
 import isnet
 from explorer.errors import InputError
 from explorer.limits import Limits
-from explorer.sessions import SessionJanitor, safe_name
+from explorer.sessions import SessionJanitor
 from isnet.models import family_of
 from isnet.training.config import HEATMAP_LOSS_METHODS
 
@@ -180,7 +180,15 @@ class ModelStore:
         entry.model = entry.model.to(self.device)
         with self._lock:
             self._entries[entry.model_id] = entry
+        if entry.owner is not SHARED and self.on_use is not None:
+            self.on_use(entry.owner)  # a session's new model keeps it alive, even unused
         return entry
+
+    def owner_of(self, model_id: str | None) -> str | None:
+        """The session that owns a model (None: shared, or no such model)."""
+        with self._lock:
+            entry = self._entries.get(model_id or "")
+        return entry.owner if entry is not None else None
 
     def new_id(self, prefix: str) -> str:
         """A fresh, unused model id starting with ``prefix``."""
@@ -355,7 +363,7 @@ class AppContext:
     def __post_init__(self) -> None:
         if self.sessions is None:
             self.sessions = SessionJanitor(self.store, self.work_dir, self.limits.session_ttl_s)
-        self.store.on_use = self.sessions.touch
+        self.store.on_use, self.sessions.on_forget = self.sessions.touch, self.views.drop
 
     @property
     def device(self) -> torch.device:
@@ -366,7 +374,7 @@ class AppContext:
         """This session's private folder under ``work_dir`` (created on demand; using it keeps
         the session alive for another ``Limits.session_ttl_s`` seconds)."""
         self.sessions.touch(session)
-        folder = self.work_dir / safe_name(session)
+        folder = self.work_dir / self.sessions.folder_name(session)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

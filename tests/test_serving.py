@@ -206,12 +206,16 @@ def test_session_work_is_removed_when_the_session_ends_or_idles(ctx):
         (ctx.session_dir(session) / "tuned-1.safetensors").write_bytes(b"x")
         ctx.store.add(ModelEntry(f"m-{session}", session, ctx.store.get("standard", None).model,
                                  {}, owner=session))
-    ctx.sessions.forget("ended")  # demo.unload
-    assert not (ctx.work_dir / "ended").exists() and not ctx.store.choices("ended")[2:]
-    assert (ctx.work_dir / "idle").exists()
-    janitor = SessionJanitor(ctx.store, ctx.work_dir, ttl_s=0.0)  # every session is idle now
-    assert janitor.sweep() == ["idle", "raw-api-call"]
+    folders = {session: ctx.session_dir(session) for session in ("ended", "idle", "raw-api-call")}
+    assert all(session not in folder.name for session, folder in folders.items())  # keyed names
+    ctx.sessions.forget("ended")  # its time to live is over
+    assert not folders["ended"].exists() and not ctx.store.choices("ended")[2:]
+    assert folders["idle"].exists()
+    ctx.sessions.ttl_s = 0.0  # every session is idle now
+    assert ctx.sessions.sweep() == sorted([folders["idle"].name, folders["raw-api-call"].name])
     assert not list(ctx.work_dir.iterdir()) and len(ctx.store.visible("idle")) == 2
+    (ctx.work_dir / "from-before-a-restart").mkdir()  # no known session: aged by its time
+    assert SessionJanitor(ctx.store, ctx.work_dir, ttl_s=0.0).sweep() == ["from-before-a-restart"]
     assert isinstance(explain_pair(ctx).left.share, float)  # shared models untouched
 
 

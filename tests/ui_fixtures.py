@@ -90,9 +90,11 @@ def free_port() -> int:
 
 
 def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", max_epochs: int = 20,
-                    attempts: int = 5):
+                    attempts: int = 5, auth: list[tuple[str, str]] | None = None,
+                    work_dir: Path | None = None):
     """Build the explorer on tiny models, launch it on a free port of 127.0.0.1, with the app's
-    theme and CSS (as ``app.py`` launches it).
+    theme and CSS and :func:`explorer.serving.launch_options` (as ``app.py`` launches it), and
+    ``auth`` logins if given.
 
     Never a fixed port (tests may run side by side); should another process take the port
     between asking and binding, the launch is retried on a new one.
@@ -101,19 +103,21 @@ def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", max_epochs: int
         (demo, url).
     """
     from explorer.app import build_demo
+    from explorer.serving import launch_options
     from explorer.state import Limits
     from explorer.theme import CSS, THEME
 
     images, masks = write_samples(tmp_path / "assets")
     demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
-                      work_dir=tmp_path / "work", limits=Limits(max_file_size=max_file_size,
-                                    max_epochs=max_epochs))
+                      work_dir=work_dir or tmp_path / "work",
+                      limits=Limits(max_file_size=max_file_size, max_epochs=max_epochs))
     demo.queue(default_concurrency_limit=2)
     for attempt in range(attempts):
         try:
             _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
                                     server_port=free_port(), quiet=True, theme=THEME, css=CSS,
-                                    max_file_size=demo.explorer_context.limits.max_file_size)
+                                    max_file_size=demo.explorer_context.limits.max_file_size,
+                                    auth=auth, **launch_options(demo))
             return demo, url
         except OSError:
             if attempt == attempts - 1:

@@ -1,0 +1,96 @@
+"""What the server checks before Gradio's own routes see a request (an ASGI middleware).
+
+Under ``--auth`` Gradio asks for the login on every route but one: ``GET
+/gradio_api/heartbeat/<session hash>``, whose end fires ``demo.unload`` and cancels that
+session's queued events. :class:`LoginGuard` refuses it without a login (401). It also makes the
+files of a session's folder (:meth:`explorer.sessions.SessionJanitor.folder_name`: fine-tuned
+checkpoints, exports, editor pictures) belong to the login that made them: another login that
+asks for one by its URL gets 404, as for a file that does not exist.
+
+Without ``--auth`` there is no login to check; a session's folder name is then a keyed hash
+that reveals nothing of its session hash.
+
+``launch(..., **launch_options(demo))`` installs it (``app.py`` and the tests' launched apps).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection
+
+from explorer.sessions import SessionJanitor
+
+FILE_MARKERS = ("/file=", "/file/")
+"""Where Gradio's file routes put the file's path (``/gradio_api/file=<path>``)."""
+
+
+class LoginGuard:
+    """ASGI middleware: the heartbeat needs the login, and session files their owner's login.
+
+    Args:
+        app: the next ASGI application.
+        janitor: the sessions' janitor (folder names and login tags).
+    """
+
+    def __init__(self, app: Any, janitor: SessionJanitor) -> None:
+        self.app, self.janitor = app, janitor
+        self.work_dir = Path(janitor.work_dir).resolve()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        gradio_app = scope.get("app")
+        if scope.get("type") != "http" or getattr(gradio_app, "auth", None) is None:
+            await self.app(scope, receive, send)  # no login to check
+            return
+        path = scope.get("path", "")
+        user = current_user(gradio_app, scope)
+        if "/heartbeat/" in path and user is None:
+            await respond(send, 401, "Not authenticated")
+            return
+        folder = self.session_folder(path)
+        if folder is not None and not folder.startswith(self.janitor.login_tag(user) + "-"):
+            await respond(send, 404, "File not found")
+            return
+        await self.app(scope, receive, send)
+
+    def session_folder(self, path: str) -> str | None:
+        """The session folder a file route's path lies in, or None (another file or route)."""
+        for marker in FILE_MARKERS:
+            if marker in path:
+                target = unquote(path.split(marker, 1)[1])
+                break
+        else:
+            return None
+        try:
+            relative = Path(target).resolve().relative_to(self.work_dir)
+        except (ValueError, OSError, RuntimeError):
+            return None
+        return relative.parts[0] if relative.parts else None
+
+
+def current_user(gradio_app: Any, scope: dict) -> str | None:
+    """The login of a request, as Gradio's own ``get_current_user`` reads it (its cookie)."""
+    cookies = HTTPConnection(scope).cookies
+    cookie_id = getattr(gradio_app, "cookie_id", "")
+    token = cookies.get(f"access-token-{cookie_id}") or \
+        cookies.get(f"access-token-unsecure-{cookie_id}")
+    return getattr(gradio_app, "tokens", {}).get(token) if token else None
+
+
+async def respond(send: Any, status: int, detail: str) -> None:
+    """A small JSON error answer."""
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def launch_options(demo: Any) -> dict[str, Any]:
+    """Keyword arguments for ``demo.launch`` that install :class:`LoginGuard`."""
+    janitor = demo.explorer_context.sessions
+    return {"app_kwargs": {"middleware": [Middleware(LoginGuard, janitor=janitor)]}}
