@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from isnet.lrp.config import LRPConfig
+from isnet.lrp.conservation import BiasLedger, Conservation
 from isnet.lrp.registry import is_lrp_ready, relevance_from_messages
 from isnet.lrp.targets import check_mode, pooled_messages
 
@@ -102,7 +103,8 @@ class ISNet(nn.Module):
 def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = None,
             epsilon: float | None = None, zb: bool | None = None, bounds: Bounds | None = None,
             detach_bias: bool | None = None, lrp: LRPConfig | None = None,
-            e: float | None = None) -> tuple[Tensor, Tensor]:
+            e: float | None = None, return_conservation: bool = False,
+            ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, list[list[Conservation]]]:
     """LRP heatmap of one output per sample (for display and analysis).
 
     Args:
@@ -113,9 +115,13 @@ def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = Non
             mode name (``"all"``, ``"selective"``, …).
         epsilon, zb, bounds, detach_bias, lrp: LRP settings, as in :class:`ISNet`.
         e: deprecated alias of ``epsilon``.
+        return_conservation: also return, per sample and map, a
+            :class:`isnet.lrp.conservation.Conservation`: Σ R, the explained score (logit or
+            log-odds), their ratio and what the walk's biases and ε absorbed.
 
     Returns:
-        logits (B, K) and heatmaps (B, M, C, H, W), M = 1 unless ``target="all"``.
+        logits (B, K) and heatmaps (B, M, C, H, W), M = 1 unless ``target="all"``; with
+        ``return_conservation``, a third item: B lists of M :class:`Conservation`.
     """
     config = lrp_settings(lrp, epsilon, e, zb, bounds, detach_bias)
     logits, trace = model.forward_trace(x)  # type: ignore[operator]
@@ -125,5 +131,9 @@ def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = Non
         mode, classes = target, None
     else:
         mode, classes = "target", target
-    messages = pooled_messages(model, trace, mode, config, classes)
-    return logits, relevance_from_messages(model, trace, messages, config)
+    ledger = BiasLedger() if return_conservation else None
+    messages = pooled_messages(model, trace, mode, config, classes, ledger=ledger)
+    heatmaps = relevance_from_messages(model, trace, messages, config, ledger)
+    if ledger is None:
+        return logits, heatmaps
+    return logits, heatmaps, ledger.summary(heatmaps)

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from isnet.lrp.canonize import batch_statistics, batchnorm_affine, uses_batch_statistics
 from isnet.lrp.config import LRPConfig, channel_view
+from isnet.lrp.conservation import BiasLedger
 from isnet.lrp.registry import register_walk
 from isnet.lrp.rules import (
     avg_pool_transpose,
@@ -60,7 +61,7 @@ from isnet.models.densenet import (
 
 @register_walk(DenseNet, reference_quirks=True)
 def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
-                            config: LRPConfig) -> Tensor:
+                            config: LRPConfig, ledger: BiasLedger | None = None) -> Tensor:
     """The reverse walk from the pooled features to the input.
 
     Args:
@@ -69,14 +70,18 @@ def relevance_from_messages(model: DenseNet, trace: Trace, messages: Tensor,
         messages: (B, M, F) messages at the pooled features (from :func:`class_messages` or
             :func:`selective_messages`).
         config: LRP settings.
+        ledger: records what each step's BatchNorm shift and ε keep
+            (:mod:`isnet.lrp.conservation`; not the quirks of ``reference_quirks``).
 
     Returns:
         heatmaps (B, M, C, H, W): relevance per input pixel and channel.
     """
-    return stem_relevance(model, trace, stem_message(model, trace, messages, config), config)
+    message = stem_message(model, trace, messages, config, ledger)
+    return stem_relevance(model, trace, message, config, ledger)
 
 
-def stem_message(model: DenseNet, trace: Trace, messages: Tensor, config: LRPConfig) -> Tensor:
+def stem_message(model: DenseNet, trace: Trace, messages: Tensor, config: LRPConfig,
+                 ledger: BiasLedger | None = None) -> Tensor:
     """The walk from the pooled features down through every block and transition: the summed
     message of the first block's BatchNorms at the stem's max-pooling output.
 
@@ -85,6 +90,8 @@ def stem_message(model: DenseNet, trace: Trace, messages: Tensor, config: LRPCon
     e, detach, f = config.epsilon, config.detach_bias, model.features
     # global average pooling (ε): z = pooled features, input = relu5 output
     relevance_pooled = trace.pooled.unsqueeze(1) * messages  # (B, M, F)
+    if ledger is not None:
+        ledger.absorb("global average pooling", relevance_pooled, trace.pooled, None, e)
     ratio = epsilon_ratio(relevance_pooled, trace.pooled, e)  # (B, M, F)
     h, w = trace.final_relu.shape[-2:]
     transposed = ratio[..., None, None].expand(-1, -1, -1, h, w) / (h * w)  # (B, M, F, h, w)
@@ -101,13 +108,16 @@ def stem_message(model: DenseNet, trace: Trace, messages: Tensor, config: LRPCon
         if index < len(blocks) - 1:  # relevance coming down through the next transition
             activation = trace.transitions[index].relu
             transposed = _transition_transposed(transitions[index], trace.transitions[index],
-                                                message, config)
-        message = _consumer_message(norm, concat, activation, transposed, config, statistics)
-        message = _block_backward(blocks[index], trace.blocks[index], message, config, statistics)
+                                                message, config, ledger)
+        message = _consumer_message(norm, concat, activation, transposed, config, statistics,
+                                    ledger, f"block {index + 1} end reader")
+        message = _block_backward(blocks[index], trace.blocks[index], message, config, statistics,
+                                  ledger, f"block {index + 1}")
     return message
 
 
-def stem_relevance(model: DenseNet, trace: Trace, message: Tensor, config: LRPConfig) -> Tensor:
+def stem_relevance(model: DenseNet, trace: Trace, message: Tensor, config: LRPConfig,
+                   ledger: BiasLedger | None = None) -> Tensor:
     """From the message at the stem's max-pooling output to the input pixels: max pooling
     (winners get the sum of the messages of every window they won; with ``reference_quirks``
     the last window's only), then conv0 + norm0 by z^B (or ε when ``zb`` is off).
@@ -126,8 +136,10 @@ def stem_relevance(model: DenseNet, trace: Trace, message: Tensor, config: LRPCo
         low, high = channel_view(config.low, trace.inputs), channel_view(config.high, trace.inputs)
         return zbox_rule(trace.inputs, weight, shift, relevance, low, high,
                          conv.stride, conv.padding, e, bias_convention=config.zb_bias,
-                         weighted_inputs=trace.stem_conv * scale.view(1, -1, 1, 1))  # conv0 ∘ norm0
-    ratio = _message(trace.stem_relu, transposed, trace.stem_conv, scale, shift, config)
+                         weighted_inputs=trace.stem_conv * scale.view(1, -1, 1, 1),  # conv0 ∘ norm0
+                         ledger=ledger)
+    ratio = _message(trace.stem_relu, transposed, trace.stem_conv, scale, shift, config, ledger,
+                     "input layer (ε)")
     size = tuple(trace.inputs.shape[-2:])
     return trace.inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
                                                       conv.padding)
@@ -164,18 +176,20 @@ def _affine(norm: torch.nn.BatchNorm2d, inputs: Tensor, config: LRPConfig,
 
 def _consumer_message(norm: torch.nn.BatchNorm2d, inputs: Tensor, activation: Tensor,
                       transposed: Tensor, config: LRPConfig,
-                      statistics: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                      statistics: tuple[Tensor, Tensor] | None = None,
+                      ledger: BiasLedger | None = None, step: str = "") -> Tensor:
     """Message a BatchNorm consumer sends to the producers of its input: ``scale · R / z``,
     with ``R = activation · transposed`` the relevance at its ReLU and ``z`` its output.
 
     Shapes: inputs, activation (B, C, H, W); transposed (B, M, C, H, W) → (B, M, C, H, W).
     """
     scale, shift = _affine(norm, inputs, config, statistics)
-    return _message(activation, transposed, inputs, scale, shift, config)
+    return _message(activation, transposed, inputs, scale, shift, config, ledger, step)
 
 
 def _message(activation: Tensor, transposed: Tensor, inputs: Tensor, scale: Tensor | None,
-             shift: Tensor | None, config: LRPConfig) -> Tensor:
+             shift: Tensor | None, config: LRPConfig, ledger: BiasLedger | None = None,
+             step: str = "") -> Tensor:
     """The ε message into a BatchNorm (or bare conv) and its ReLU.
 
     ``activation`` is that ReLU's output; ``scale = shift = None`` stands for a bare conv
@@ -183,16 +197,20 @@ def _message(activation: Tensor, transposed: Tensor, inputs: Tensor, scale: Tens
     when no gradient is wanted (explaining, auditing) the cheaper
     :func:`isnet.lrp.rules.relu_epsilon_message` gives the same values (to rounding); training,
     ε = 0 and the reference quirks (whose fused variance differs from the forward's) take
-    :func:`isnet.lrp.rules.epsilon_message`. Shapes: as :func:`_consumer_message`.
+    :func:`isnet.lrp.rules.epsilon_message`. A ``ledger`` records the step as ``step``.
+    Shapes: as :func:`_consumer_message`.
     """
+    if ledger is not None:
+        ledger.epsilon_step(step, activation, transposed, inputs, scale, shift, config.epsilon)
     if torch.is_grad_enabled() or config.epsilon <= 0 or config.reference_quirks:
         return epsilon_message(activation, transposed, inputs, scale, shift, config.epsilon)
     return relu_epsilon_message(activation, transposed, scale, config.epsilon)
 
 
 def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Tensor,
-                    config: LRPConfig, statistics: tuple[Tensor, Tensor] | None) -> Tensor:
-    """Relevance through a dense block.
+                    config: LRPConfig, statistics: tuple[Tensor, Tensor] | None,
+                    ledger: BiasLedger | None = None, name: str = "block") -> Tensor:
+    """Relevance through a dense block (``ledger``: records its steps, named after ``name``).
 
     ``end_message`` (B, M, C_total, h, w) comes from the block's end reader (next transition's
     norm, or norm5); ``statistics`` are the batch statistics of the full concatenation (train
@@ -224,12 +242,14 @@ def _block_backward(block: DenseBlock, layers: list[LayerTrace], end_message: Te
         transposed = conv_transpose(message, layer.conv2.weight, size, layer.conv2.stride,
                                     layer.conv2.padding)  # (B, M, bn_size·growth, h, w)
         scale, shift = _affine(layer.norm2, t.bottleneck, config)
-        ratio = _message(t.relu2, transposed, t.bottleneck, scale, shift, config)
+        ratio = _message(t.relu2, transposed, t.bottleneck, scale, shift, config, ledger,
+                         f"{name} layer {index + 1} norm2")
         transposed = conv_transpose(ratio, layer.conv1.weight, size)  # (B, M, C_in, h, w)
         scale, shift = _affine(layer.norm1, t.concat, config, statistics)
         if config.reference_quirks:
             readers[index + 1] = (t.relu1, transposed, scale, shift)
-        post(_message(t.relu1, transposed, t.concat, scale, shift, config))
+        post(_message(t.relu1, transposed, t.concat, scale, shift, config, ledger,
+                      f"{name} layer {index + 1} norm1"))
     return inbox.total[0].unflatten(0, (batch, -1))
 
 
@@ -287,7 +307,7 @@ def _count_slots(message: Tensor, slots: list[int]) -> int:
 
 
 def _transition_transposed(transition: Transition, t: TransitionTrace, message: Tensor,
-                           config: LRPConfig) -> Tensor:
+                           config: LRPConfig, ledger: BiasLedger | None = None) -> Tensor:
     """Through a transition, from the message at its pooled output to the transposed message at
     its first ReLU (relevance there = ``t.relu · result``). The pooling is fused with the next
     block's BatchNorms (already in ``message``); the conv has no bias and is followed by the
@@ -295,5 +315,6 @@ def _transition_transposed(transition: Transition, t: TransitionTrace, message: 
     """
     size = tuple(t.relu2.shape[-2:])
     transposed = avg_pool_transpose(message, size, transition.pool.kernel_size)
-    ratio = _message(t.relu2, transposed, t.conv, None, None, config)  # z = conv
+    ratio = _message(t.relu2, transposed, t.conv, None, None, config, ledger,
+                     "transition conv")  # z = conv
     return conv_transpose(ratio, transition.conv.weight, size)

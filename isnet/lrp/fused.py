@@ -14,11 +14,16 @@ unchanged and the bias' gradient through the rule cancels, while activations kee
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
 from isnet.lrp.canonize import batch_statistics, batchnorm_affine, uses_batch_statistics
 from isnet.lrp.config import LRPConfig, channel_view
 from isnet.lrp.rules import conv_transpose, epsilon_message, zbox_rule
+
+if TYPE_CHECKING:
+    from isnet.lrp.conservation import BiasLedger
 
 
 def conv_affine(conv: nn.Conv2d | nn.Linear, norm: nn.BatchNorm2d | None, conv_out: Tensor,
@@ -50,7 +55,7 @@ def conv_affine(conv: nn.Conv2d | nn.Linear, norm: nn.BatchNorm2d | None, conv_o
 
 def input_layer_relevance(inputs: Tensor, conv: nn.Conv2d, scale: Tensor, shift: Tensor,
                           conv_out: Tensor, activation: Tensor, transposed: Tensor,
-                          config: LRPConfig) -> Tensor:
+                          config: LRPConfig, ledger: BiasLedger | None = None) -> Tensor:
     """Relevance at the input pixels through the first conv (+ fused BatchNorm) and its ReLU.
 
     z^B with the bounds ``config.low``/``config.high`` when ``config.zb``, else ε. The fused
@@ -58,7 +63,8 @@ def input_layer_relevance(inputs: Tensor, conv: nn.Conv2d, scale: Tensor, shift:
 
     Shapes: inputs (B, C, H, W); conv_out, activation (B, C_out, h, w) = the conv's output and
     the ReLU after it; transposed (B, M, C_out, h, w), relevance at the ReLU being
-    ``activation · transposed``. Returns (B, M, C, H, W).
+    ``activation · transposed``. Returns (B, M, C, H, W). A ``ledger`` records what the
+    layer's bias and ε keep (:mod:`isnet.lrp.conservation`).
     """
     size = tuple(inputs.shape[-2:])
     if config.zb:
@@ -70,7 +76,10 @@ def input_layer_relevance(inputs: Tensor, conv: nn.Conv2d, scale: Tensor, shift:
         low, high = channel_view(config.low, inputs), channel_view(config.high, inputs)
         return zbox_rule(inputs, weight, bias, relevance, low, high, conv.stride, conv.padding,
                          config.epsilon, bias_convention=config.zb_bias,
-                         weighted_inputs=unbiased * scale.view(1, -1, 1, 1))
+                         weighted_inputs=unbiased * scale.view(1, -1, 1, 1), ledger=ledger)
+    if ledger is not None:
+        ledger.epsilon_step("input layer (ε)", activation, transposed, conv_out, scale, shift,
+                            config.epsilon, conv)
     ratio = epsilon_message(activation, transposed, conv_out, scale, shift, config.epsilon)
     return inputs.unsqueeze(1) * conv_transpose(ratio, conv.weight, size, conv.stride,
                                                 conv.padding)

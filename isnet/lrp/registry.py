@@ -57,8 +57,11 @@ def walk_for(model: nn.Module) -> Walk:
 
 
 def relevance_from_messages(model: nn.Module, trace: Any, messages: Tensor,
-                            config: LRPConfig) -> Tensor:
+                            config: LRPConfig, ledger: Any = None) -> Tensor:
     """Heatmaps (B, M, C, H, W) from messages (B, M, F) at the classifier input.
+
+    A ``ledger`` (:class:`isnet.lrp.conservation.BiasLedger`) records what each step's bias and
+    ε keep; the walk then takes it as the keyword ``ledger``.
 
     Raises:
         ValueError: ``config.reference_quirks`` for a family whose walk has no reference mode
@@ -69,4 +72,6 @@ def relevance_from_messages(model: nn.Module, trace: Any, messages: Tensor,
         raise ValueError(f"reference_quirks reproduces the ISNet authors' DenseNet LRP block; "
                          f"{type(model).__name__} has no published block to reproduce. Use "
                          "LRPConfig(reference_quirks=False)")
-    return walk(model, trace, messages, config)
+    if ledger is None:
+        return walk(model, trace, messages, config)
+    return walk(model, trace, messages, config, ledger=ledger)

@@ -24,6 +24,8 @@ never copied.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -31,6 +33,9 @@ from torch import Tensor
 from isnet.lrp.config import ZB_BIAS_CONVENTIONS
 from isnet.lrp.message import epsilon_message, relu_epsilon_message
 from isnet.models.layout import channels_last
+
+if TYPE_CHECKING:
+    from isnet.lrp.conservation import BiasLedger
 
 __all__ = ["avg_pool_transpose", "conv_transpose", "epsilon_message", "epsilon_ratio",
            "last_window_mask", "max_pool_transpose", "relu_epsilon_message", "stabilize",
@@ -175,7 +180,8 @@ def epsilon_ratio(relevance: Tensor, z: Tensor, epsilon: float) -> Tensor:
 def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Tensor,
               low: Tensor, high: Tensor, stride: int | tuple[int, int],
               padding: int | tuple[int, int], epsilon: float, *,
-              bias_convention: str = "authors", weighted_inputs: Tensor | None = None) -> Tensor:
+              bias_convention: str = "authors", weighted_inputs: Tensor | None = None,
+              ledger: BiasLedger | None = None) -> Tensor:
     """z^B rule for a convolution whose inputs lie in the box [low, high] (per input channel).
 
     Zero padding contributes nothing: the bound images are padded with zeros like the input.
@@ -198,6 +204,7 @@ def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Te
     Args:
         weighted_inputs: ``Σ_j a_j w_jk``, the convolution of ``inputs`` without bias, when the
             caller already has it (the forward pass computed it); computed here otherwise.
+        ledger: records what the bias term and ε keep (:mod:`isnet.lrp.conservation`).
 
     Shapes: inputs (B, C, H, W); weight (C_out, C, kh, kw); bias (C_out,) or None;
     relevance (B, M, C_out, h, w); low/high broadcastable to (1, C, 1, 1); weighted_inputs
@@ -211,6 +218,8 @@ def zbox_rule(inputs: Tensor, weight: Tensor, bias: Tensor | None, relevance: Te
     bias_term = zbox_bias(bias, low, high, bias_convention)
     if bias_term is not None:
         z = z + bias_term.view(1, -1, 1, 1)
+    if ledger is not None:
+        ledger.absorb("input layer (z^B)", relevance, z, bias_term, epsilon)
     ratio = epsilon_ratio(relevance, z, epsilon)
     size = tuple(inputs.shape[-2:])
     both = conv_transpose(ratio, torch.cat([weight, bound_weight], dim=1), size, stride,

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from isnet.lrp.config import LRPConfig
+from isnet.lrp.conservation import BiasLedger
 from isnet.lrp.head import class_messages, selective_messages
 
 EXPLAIN_MODES: tuple[str, ...] = ("all", "target", "predicted", "selective", "stochastic")
@@ -60,8 +61,10 @@ def stochastic_classes(logits: Tensor, generator: torch.Generator) -> Tensor:
 
 def pooled_messages(model: nn.Module, trace: Any, mode: str, config: LRPConfig,
                     target: int | Tensor | None = None,
-                    generator: torch.Generator | None = None) -> Tensor:
-    """Messages at the pooled features for the chosen explanation mode.
+                    generator: torch.Generator | None = None,
+                    ledger: BiasLedger | None = None) -> Tensor:
+    """Messages at the pooled features for the chosen explanation mode (``ledger``: records
+    the explained score and the head's absorption, see :mod:`isnet.lrp.conservation`).
 
     Returns:
         (B, M, F) with M = K for ``"all"`` and M = 1 otherwise.
@@ -70,9 +73,10 @@ def pooled_messages(model: nn.Module, trace: Any, mode: str, config: LRPConfig,
     batch, num_classes = logits.shape
     check_mode(mode)
     if mode == "all":
-        return class_messages(model, trace, torch.diag_embed(logits), config)  # (B, K, K) start
+        return class_messages(model, trace, torch.diag_embed(logits), config,
+                              ledger)  # (B, K, K) start
     if mode == "selective":
-        return selective_messages(model, trace, logits.detach().argmin(1), config)
+        return selective_messages(model, trace, logits.detach().argmin(1), config, ledger)
     if mode == "target":
         if target is None:
             raise ValueError("explain='target' needs target= (one class, or one per sample)")
@@ -82,4 +86,5 @@ def pooled_messages(model: nn.Module, trace: Any, mode: str, config: LRPConfig,
     else:
         classes = stochastic_classes(logits, generator or torch.Generator().manual_seed(0))
     one_hot = torch.nn.functional.one_hot(classes, num_classes).to(logits.dtype)  # (B, K)
-    return class_messages(model, trace, (one_hot * logits).unsqueeze(1), config)  # (B, 1, F)
+    return class_messages(model, trace, (one_hot * logits).unsqueeze(1), config,
+                          ledger)  # (B, 1, F)

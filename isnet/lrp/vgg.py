@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from isnet.lrp.config import LRPConfig
+from isnet.lrp.conservation import BiasLedger
 from isnet.lrp.fused import conv_affine, input_layer_relevance
 from isnet.lrp.registry import register_walk
 from isnet.lrp.rules import conv_transpose, epsilon_message, max_pool_transpose
@@ -33,7 +34,7 @@ from isnet.models.vgg import VGG, ConvTrace, PoolTrace, Trace
 
 @register_walk(VGG)
 def relevance_from_messages(model: VGG, trace: Trace, messages: Tensor,
-                            config: LRPConfig) -> Tensor:
+                            config: LRPConfig, ledger: BiasLedger | None = None) -> Tensor:
     """The reverse walk from the input of the last linear layer to the input pixels.
 
     Args:
@@ -41,14 +42,17 @@ def relevance_from_messages(model: VGG, trace: Trace, messages: Tensor,
         trace: activations from ``model.forward_trace``.
         messages: (B, M, hidden) messages at ``trace.pooled`` (from :mod:`isnet.lrp.targets`).
         config: LRP settings.
+        ledger: records what each step's bias and ε keep (:mod:`isnet.lrp.conservation`).
 
     Returns:
         heatmaps (B, M, C, H, W): relevance per input pixel and channel.
     """
     e, detach = config.epsilon, config.detach_bias
-    message = _classifier_message(model, trace, messages, config)  # (B, M, C_f·p·p)
+    message = _classifier_message(model, trace, messages, config, ledger)  # (B, M, C_f·p·p)
     pooled = trace.avgpooled  # (B, C_f, p, p)
     message = message.unflatten(-1, pooled.shape[1:])  # (B, M, C_f, p, p)
+    if ledger is not None:
+        ledger.epsilon_step("average pooling", pooled, message, pooled, None, None, e)
     ratio = epsilon_message(pooled, message, pooled, None, None, e)  # ε at the pooling: z = pooled
     message = adaptive_avg_pool_transpose(ratio, tuple(trace.features.shape[-2:]))
     first = trace.stages[0]
@@ -58,6 +62,9 @@ def relevance_from_messages(model: VGG, trace: Trace, messages: Tensor,
             continue
         conv, norm = _conv_and_norm(model, stage)
         scale, shift = conv_affine(conv, norm, stage.conv, detach)
+        if ledger is not None:
+            ledger.epsilon_step(f"features.{stage.index}", stage.relu, message, stage.conv,
+                                scale, shift, e, conv)
         ratio = epsilon_message(stage.relu, message, stage.conv, scale, shift, e)
         message = conv_transpose(ratio, conv.weight, tuple(stage.inputs.shape[-2:]), conv.stride,
                                  conv.padding)
@@ -66,7 +73,7 @@ def relevance_from_messages(model: VGG, trace: Trace, messages: Tensor,
     conv, norm = _conv_and_norm(model, first)
     scale, shift = conv_affine(conv, norm, first.conv, detach)
     return input_layer_relevance(trace.inputs, conv, scale, shift, first.conv, first.relu,
-                                 message, config)
+                                 message, config, ledger)
 
 
 def _conv_and_norm(model: VGG, stage: ConvTrace):
@@ -74,7 +81,8 @@ def _conv_and_norm(model: VGG, stage: ConvTrace):
     return conv, (after if isinstance(after, torch.nn.BatchNorm2d) else None)
 
 
-def _classifier_message(model: VGG, trace: Trace, messages: Tensor, config: LRPConfig) -> Tensor:
+def _classifier_message(model: VGG, trace: Trace, messages: Tensor, config: LRPConfig,
+                        ledger: BiasLedger | None = None) -> Tensor:
     """ε through the hidden linear layers, top down: (B, M, hidden) at ``trace.pooled`` →
     (B, M, C_f·p·p) at the flattened pooled features. The relevance at a ReLU is that of its
     dropout's output (the dropped activation times the message)."""
@@ -83,6 +91,9 @@ def _classifier_message(model: VGG, trace: Trace, messages: Tensor, config: LRPC
     for linear, z, dropped in zip(reversed(linears), reversed(trace.hidden_z),
                                   reversed(trace.hidden_dropped), strict=True):
         scale, shift = conv_affine(linear, None, z, config.detach_bias)
+        if ledger is not None:
+            ledger.epsilon_step("classifier hidden layer", dropped, message, z, scale, shift,
+                                config.epsilon, linear)
         ratio = epsilon_message(dropped[..., None, None], message[..., None, None],
                                 z[..., None, None], scale, shift, config.epsilon)
         message = ratio[..., 0, 0] @ linear.weight  # (B, M, in)
