@@ -119,7 +119,7 @@ def write_results(folder: Path, record: dict[str, Any], overwrite: bool) -> None
         rows.append([names[audit.indices[i]], class_names[audit.labels[i]],
                      class_names[audit.predictions[i]], f"{audit.confidence[i]:.6f}",
                      "" if np.isnan(share) else f"{share:.6f}",
-                     int(audit.labels[i] == audit.predictions[i])])
+                     str(int(audit.labels[i] == audit.predictions[i]))])
     write_atomically(folder / "per_image.csv", _csv(rows), overwrite=overwrite)
     header = ["class", "images", "accuracy", "mean_share", "median_share", "reliant"]
     write_atomically(folder / "classes.csv", _csv([header] + [[row[k] for k in header]

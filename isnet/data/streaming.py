@@ -157,8 +157,9 @@ def collate(items: list[Any]) -> StreamBatch:
         return StreamBatch(torch.zeros(0, 3, 1, 1), torch.zeros(0, 1, 1, 1),
                            torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
                            torch.zeros(0, dtype=torch.bool), skipped)
-    columns = list(zip(*usable, strict=True))
-    return StreamBatch(*(torch.stack(column) for column in columns), skipped=skipped)
+    images, masks, labels, indices, has_mask = (torch.stack(column)
+                                                for column in zip(*usable, strict=True))
+    return StreamBatch(images, masks, labels, indices, has_mask, skipped)
 
 
 @dataclass

@@ -25,14 +25,13 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from isnet.data.image_set import as_dataset
 from isnet.data.streaming import SkipLog, Skipped, batch_parts, stream_loader
 from isnet.loss import background_share
 from isnet.lrp.registry import is_lrp_ready
-from isnet.models.densenet import DenseNet
 from isnet.training.augment import tint_backgrounds
 from isnet.training.balance import balanced_backward, heat_weight_at
 from isnet.training.config import TrainConfig
@@ -52,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 
 class ISNetLightningModule(L.LightningModule):
-    """A DenseNet trained as ``config.method`` (standard or an ISNet variant).
+    """A network of any family trained as ``config.method`` (standard or an ISNet variant).
 
     Args:
         config: the run's settings (saved as hyper-parameters).
@@ -60,7 +59,7 @@ class ISNetLightningModule(L.LightningModule):
             if None.
     """
 
-    def __init__(self, config: TrainConfig, model: DenseNet | None = None) -> None:
+    def __init__(self, config: TrainConfig, model: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
@@ -70,12 +69,12 @@ class ISNetLightningModule(L.LightningModule):
         self.share = {"images": 0, "index_sum": 0}
 
     @property
-    def model(self) -> DenseNet:
-        """The bare DenseNet being trained."""
+    def model(self) -> nn.Module:
+        """The bare network being trained."""
         return self.network.backbone if hasattr(self.network, "backbone") else self.network
 
     def forward(self, images: Tensor) -> Tensor:
-        """Logits (B, K) of the DenseNet for images (B, C, H, W)."""
+        """Logits (B, K) of the network for images (B, C, H, W)."""
         return self.model(images)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
@@ -260,7 +259,7 @@ class RunFiles:
         return self.folder / "last.ckpt"
 
 
-def fit_lightning(model: DenseNet, train_set: Any, val_set: Any, config: TrainConfig,
+def fit_lightning(model: nn.Module, train_set: Any, val_set: Any, config: TrainConfig,
                   devices: int | str | list[int] = 1, num_nodes: int = 1, strategy: str = "auto",
                   accelerator: str = "cpu", root_dir: str | None = None,
                   progress_bar: bool = False, workers: int = 0,
