@@ -25,6 +25,7 @@ from isnet.data.bias.config import BiasConfig
 from isnet.data.bias.splits import SPLITS, make_split
 from isnet.data.fashion_mnist import load_fashion_mnist
 from isnet.data.image_set import ImageSet
+from isnet.training.config import json_ready
 
 DEMO_BIAS = BiasConfig(kind="shape", position="corner", corner="top_left", size=8, margin=1,
                        strength=1.0, on_no_room="skip")
@@ -64,7 +65,7 @@ class ExperimentData:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (tuples become lists), with ``"dataset": "fashion-mnist"``."""
-        return {"dataset": "fashion-mnist", **_jsonable(asdict(self))}
+        return {"dataset": "fashion-mnist", **json_ready(asdict(self))}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ExperimentData:
@@ -143,11 +144,3 @@ def checkpoint_data(metadata: dict[str, Any], source: Any, seed: int | None = No
                             and not any(Path(data.root).glob("t10k-images*"))):
         data = replace(data, root=None if root is None else str(root))
     return data if seed is None else replace(data, seed=int(seed))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
