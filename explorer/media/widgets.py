@@ -4,8 +4,11 @@
   decodes it (background, layers, composite), refusing images over
   :data:`explorer.media.decode.MAX_PIXELS` as "too large" in microseconds. The stock editor decodes
   whatever it is sent before any event function runs, so a 10000 × 10000 PNG of 300 KB sent to
-  ``/explain`` cost seconds and gigabytes. EXIF orientation is applied, and a multi-frame file
-  gets a notice.
+  ``/explain`` cost seconds and gigabytes. One editor value is bounded as a whole too, before
+  any file of it is decoded: at most :data:`MAX_EDITOR_LAYERS` layers and
+  :data:`MAX_EDITOR_PIXELS` pixels over its background, layers and composite (sixteen
+  transparent 40-megapixel layers of 187 KB each once took 2.6 GB). EXIF orientation is
+  applied, and a multi-frame file gets a notice.
 * :func:`output_image` — a ``gr.Image`` for results: an array is encoded once as PNG and written
   atomically under a name made of its content's hash (:func:`explorer.media.stored.stored_png`),
   so an identical image in concurrent answers (the colour bar, the same overlay twice) is
@@ -28,8 +31,15 @@ from gradio.data_classes import FileData
 from PIL import Image
 
 from explorer.errors import InputError
-from explorer.media.decode import check_pixels
+from explorer.media.decode import MAX_PIXELS, check_pixels
 from explorer.media.stored import stored_png
+
+MAX_EDITOR_LAYERS = 4
+"""Most layers one editor value may hold (the explorer's editor sends one; a mask loaded with
+the image is one more)."""
+MAX_EDITOR_PIXELS = 4 * MAX_PIXELS
+"""Most pixels one editor value may hold over its background, layers and composite together:
+a largest image, its composite and two layers of its size."""
 
 IMAGE_FOLDER = "isnet-images"
 """Sub-folder of Gradio's cache holding the pictures of :func:`output_image` widgets."""
@@ -79,8 +89,49 @@ def checked_image_editor(**options: Any) -> gr.ImageEditor:
             value = orient(value, header.orientation)
         return value
 
+    stock_preprocess = editor.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        if payload is not None:
+            try:
+                check_editor_value(editor, payload)
+            except InputError as error:
+                raise gr.Error(str(error), title="Cannot do that") from None
+        return stock_preprocess(payload)
+
     editor.convert_and_format_image = convert_and_format_image  # this widget only
+    editor.preprocess = preprocess
     return editor
+
+
+def check_editor_value(editor: gr.ImageEditor, payload: Any) -> None:
+    """Refuse an editor value with more than :data:`MAX_EDITOR_LAYERS` layers or more than
+    :data:`MAX_EDITOR_PIXELS` pixels in all, from the files' headers (nothing is decoded).
+
+    Raises:
+        InputError: too many layers, too many pixels in all, or a file that is no image.
+    """
+    if getattr(payload, "id", None) is not None:  # the front end's blobs, uploaded beforehand
+        cached = editor.blob_storage.get(payload.id)
+        background, layers, composite = ((cached.background, cached.layers, cached.composite)
+                                         if cached else (None, [], None))
+    else:
+        background, layers, composite = payload.background, payload.layers, payload.composite
+    layers = [layer for layer in layers or [] if layer is not None]
+    if len(layers) > MAX_EDITOR_LAYERS:
+        raise InputError(f"The image editor sent {len(layers)} layers; at most "
+                         f"{MAX_EDITOR_LAYERS} are accepted.")
+    total = 0
+    for file in [background, *layers, composite]:
+        if file is None:
+            continue
+        source = file.path if isinstance(file, FileData) else bytes(file)
+        header = check_pixels(source)
+        total += header.width * header.height
+        if total > MAX_EDITOR_PIXELS:
+            raise InputError(f"The image editor's background and layers are too large "
+                             f"together: over {MAX_EDITOR_PIXELS / 1e6:.0f} megapixels in all "
+                             f"(at most {MAX_EDITOR_LAYERS} layers as large as the image).")
 
 
 def output_image(**options: Any) -> gr.Image:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from isnet.io.limits import CheckpointLimits
 from isnet.models import MODEL_NAMES, create_model, family_of
 from isnet.models.registry import families, family_spec
 
@@ -44,6 +45,37 @@ def infer_architecture(state: Mapping[str, Tensor]) -> tuple[str, dict[str, Any]
                      f"({', '.join(f.name for f in families())}). Closest: {closest.name}, "
                      f"which needs keys {missing[:6]} that the file lacks; the file has keys "
                      f"such as {others}")
+
+
+def check_declared_size(state: Mapping[str, Tensor], file_bytes: int,
+                        limits: CheckpointLimits = CheckpointLimits()) -> None:
+    """Refuse weights that declare a network too large to build, from their shapes alone.
+
+    Counted over the tensors themselves (nothing is built or copied): all their values (a
+    stride-0 ``expand``-ed tensor counts as large as it claims to be) against
+    ``limits.max_parameters`` and against ``file_bytes`` (2 bytes per value at least), the
+    tensors of two or more dimensions against ``limits.max_weight_layers``, and each
+    convolution's channels against ``limits.max_channels``.
+
+    Raises:
+        ValueError: the first bound exceeded, with the number and the limit.
+    """
+    values = sum(v.numel() for v in state.values() if v.is_floating_point())
+    if values > limits.max_parameters:
+        raise ValueError(f"the weights declare {values:,} parameters; at most "
+                         f"{limits.max_parameters:,} are accepted")
+    if 2 * values > file_bytes:
+        raise ValueError(f"the weights declare {values:,} parameters, more than a file of "
+                         f"{file_bytes:,} bytes can hold (tensors expanded from a few values "
+                         f"are refused)")
+    layers = [v for v in state.values() if v.ndim >= 2]
+    if len(layers) > limits.max_weight_layers:
+        raise ValueError(f"the weights declare {len(layers)} weight layers; at most "
+                         f"{limits.max_weight_layers} are accepted")
+    widest = max((max(v.shape[:2]) for v in layers if v.ndim == 4), default=0)
+    if widest > limits.max_channels:
+        raise ValueError(f"a convolution declares {widest:,} channels; at most "
+                         f"{limits.max_channels:,} are accepted")
 
 
 def build_model(family: str, architecture: Mapping[str, Any]) -> nn.Module:

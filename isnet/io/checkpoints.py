@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from isnet.io.architecture import (
     build_model,
+    check_declared_size,
     infer_architecture,
     load_weights,
     registered_name,
@@ -219,7 +220,7 @@ def load_checkpoint(path: str | os.PathLike,
                               f"is {size_text(limits.max_file_bytes)}")
     if _looks_like_safetensors(source):
         return _load_safetensors(source, limits)
-    return _load_foreign(source)
+    return _load_foreign(source, limits)
 
 
 def read_metadata(path: str | os.PathLike,
@@ -327,10 +328,10 @@ def _load_safetensors(path: Path, limits: CheckpointLimits) -> LoadedCheckpoint:
         tensors = safetensors_load(path.read_bytes())
     except SafetensorError as error:
         raise CheckpointError(f"{path.name}: corrupt safetensors data ({error})") from error
-    return LoadedCheckpoint(_build(path, family, architecture, tensors), metadata)
+    return LoadedCheckpoint(_build(path, family, architecture, tensors, limits), metadata)
 
 
-def _load_foreign(path: Path) -> LoadedCheckpoint:
+def _load_foreign(path: Path, limits: CheckpointLimits) -> LoadedCheckpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError, … all mean "refused"
@@ -360,12 +361,13 @@ def _load_foreign(path: Path) -> LoadedCheckpoint:
     }
     if architecture["num_classes"] == IMAGENET_CLASSES:  # names, size, normalisation, bounds
         metadata.update(imagenet_preprocessing(metadata["model_name"]).metadata())
-    return LoadedCheckpoint(_build(path, family, architecture, state), metadata)
+    return LoadedCheckpoint(_build(path, family, architecture, state, limits), metadata)
 
 
 def _build(path: Path, family: str, architecture: dict[str, Any],
-           tensors: Mapping[str, Tensor]) -> nn.Module:
+           tensors: Mapping[str, Tensor], limits: CheckpointLimits) -> nn.Module:
     try:
+        check_declared_size(tensors, path.stat().st_size, limits)  # before anything is built
         model = build_model(family, architecture)
         load_weights(model, {k: (v.float() if v.is_floating_point() else v)
                              for k, v in tensors.items()})

@@ -6,7 +6,8 @@ Everything a user can upload is bounded here, with defaults a caller can overrid
   actually decompressed), total bytes, number of files, zip compression ratio, pixels per image
   (read from the header, before decoding) and pixels kept in the whole set;
 * :class:`CheckpointLimits` — a checkpoint file: its size, the safetensors header, the metadata
-  and the nesting depth of their JSON;
+  and the nesting depth of their JSON, and the network its tensors declare (parameters, also
+  against the file's size, weight layers, channels), before the network is built;
 * :func:`check_image_header` — an image's pixel count (and frames, EXIF orientation) from its
   header alone, so a 30000×30000 PNG of a few hundred bytes is refused in microseconds;
 * :func:`read_zip_members` — a zip read under :class:`UploadLimits`, streaming each member with
@@ -80,12 +81,23 @@ class CheckpointLimits:
             DenseNet-121 header is about 90 KB.
         max_metadata_bytes: size of the header's string metadata (ours is about 7 KB).
         max_json_depth: nesting depth of the header and metadata JSON (ours is 4).
+        max_parameters: values in all the tensors a file declares (a VGG19 has 144 million).
+            A file must also be large enough to hold them at 2 bytes each (float16): a
+            ``torch.save`` file of stride-0 (``expand``-ed) tensors declares far more values
+            than it stores.
+        max_weight_layers: tensors of two or more dimensions (convolutions, linear layers;
+            DenseNet-201 has 201): an explanation's memory grows with the square of a
+            DenseNet's depth.
+        max_channels: input or output channels of one convolution (DenseNet-161 reaches 2208).
     """
 
     max_file_bytes: int = 1024 * MIB
     max_header_bytes: int = 8 * MIB
     max_metadata_bytes: int = 1 * MIB
     max_json_depth: int = 32
+    max_parameters: int = 200_000_000
+    max_weight_layers: int = 300
+    max_channels: int = 4096
 
 
 @dataclass(frozen=True)
