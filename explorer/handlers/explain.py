@@ -209,7 +209,7 @@ def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor, target: int | 
         corrected = explain_cached(ctx, entry, x, target, lrp.config(entry, CORRECTED))
         authors = explain_cached(ctx, entry, x, target, lrp.config(entry, AUTHORS))
         return Explanation(corrected.probabilities, corrected.heatmap - authors.heatmap,
-                           corrected.explained)
+                           corrected.explained)  # a difference has no score to conserve
     if isinstance(lrp, LRPOverrides):
         lrp = lrp.config(entry)
     lrp = lrp or lrp_config(entry)
@@ -236,7 +236,7 @@ def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
     Shapes:
         x: (1, 3, S, S), normalised as the model expects.
     """
-    logits, heatmaps = model_maps(entry, x, target, lrp or lrp_config(entry))
+    logits, heatmaps, conservation = model_maps(entry, x, target, lrp or lrp_config(entry))
     probabilities = torch.softmax(logits.double(), dim=1)[0]  # (K,)
     if target is None:
         explained = int(probabilities.argmax())
@@ -244,7 +244,8 @@ def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
         explained = int(probabilities.argmin())
     else:
         explained = int(target)
-    return Explanation(probabilities, heatmaps[0, 0].double(), explained)  # heatmap (C, S, S)
+    return Explanation(probabilities, heatmaps[0, 0].double(), explained,  # heatmap (C, S, S)
+                       conservation)
 
 
 def _target_index(entry: ModelEntry, target: str | None) -> int | str | None:

@@ -19,6 +19,7 @@ from torch import Tensor
 from explorer.media.colour_scale import colour_scale_picture
 from explorer.state import ModelEntry
 from isnet import viz
+from isnet.lrp.conservation import CONSERVED_TOLERANCE, Conservation
 
 SHARED_SCALE = "shared (compare strengths)"
 OWN_SCALES = "each model its own (compare where)"
@@ -36,11 +37,15 @@ class Explanation:
         probabilities: (K,) float64 class probabilities.
         heatmap: (C, S, S) relevance of the explained class at the model's input size.
         explained: index of the explained class.
+        conservation: Σ R against the explained score and what the biases absorbed
+            (:class:`isnet.lrp.conservation.Conservation`); None for a native map or a
+            difference of two maps.
     """
 
     probabilities: Tensor
     heatmap: Tensor
     explained: int
+    conservation: Conservation | None = None
 
 
 @dataclass
@@ -60,6 +65,9 @@ class ModelView:
             the model's input size — what the exports save.
         input_rule: how the map treats the input layer ("z^B", "ε" or "native map").
         scale: the colour-scale bound this view was drawn with (±scale is fully red / blue).
+        conservation: the conservation readout as plain numbers
+            (:meth:`isnet.lrp.conservation.Conservation.as_dict`: Σ R, score, ratio, bias
+            share, …), or None where there is none (native maps, differences).
     """
 
     label: str
@@ -73,6 +81,7 @@ class ModelView:
     relevance: np.ndarray | None = None
     input_rule: str = ""
     scale: float = 0.0
+    conservation: dict | None = None
 
 
 @dataclass
@@ -138,7 +147,8 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
             heatmap=viz.heatmap_to_rgb(answer.heatmap, own, size=(side, side)),
             overlay=viz.overlay(picture, answer.heatmap, own, opacity), share=share,
             probabilities=dict(zip(names, probabilities, strict=True)),
-            relevance=relevance, input_rule=rule, scale=float(own)))
+            relevance=relevance, input_rule=rule, scale=float(own),
+            conservation=None if answer.conservation is None else answer.conservation.as_dict()))
     preview = viz.mask_overlay(image, mask) if mask is not None else image
     shared = None if own_scales else float(scale)
     bar = colour_scale_picture(1.0, relative=True) if own_scales else colour_scale_picture(scale)
@@ -153,15 +163,16 @@ def _top(probabilities: list[float], names: list[str], k: int) -> dict[str, floa
 def _summary(views: list[ModelView], scale: float | None, true_class: str | None = None) -> str:
     """A Markdown table: model, prediction (✓/✗ against a known true class), explained class,
     background share; then the colour scale (shared, or each model's own: ``scale`` None)."""
-    lines = ["| model | predicts | explained class | background share | input rule |",
-             "|---|---|---|---|---|"]
+    lines = ["| model | predicts | explained class | background share | input rule | Σ R / score |",
+             "|---|---|---|---|---|---|"]
     for view in views:
         share = "—" if view.share is None else f"{view.share:.1%}"
         mark = ""
         if true_class and true_class in view.probabilities:
             mark = " ✓" if view.predicted == true_class else f" ✗ (true: {true_class})"
         lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}){mark} "
-                     f"| {view.target} | {share} | {view.input_rule or '—'} |")
+                     f"| {view.target} | {share} | {view.input_rule or '—'} "
+                     f"| {conservation_cell(view.conservation)} |")
     if scale is None:
         each = ", ".join(f"{v.label} ±{v.scale:.3g}" for v in views)
         scales = (f"Each model on its own colour scale: {each} relevance (red = for the class, "
@@ -171,4 +182,24 @@ def _summary(views: list[ModelView], scale: float | None, true_class: str | None
                   f"blue = against).")
     lines.append(f"\n{scales} z^B credits dark pixels too; the ε-rule gives black pixels no "
                  f"relevance, so compare shares under one rule.")
+    lines.extend(conservation_notice(view.label, view.conservation) for view in views
+                 if view.conservation is not None and not view.conservation["conserved"])
     return "\n".join(lines)
+
+
+def conservation_cell(numbers: dict | None) -> str:
+    """The summary's cell for one map: ``Σ R / score = ratio (biases absorbed x %)``."""
+    if numbers is None:
+        return "—"
+    return (f"{numbers['relevance_sum']:.3g} / {numbers['score']:.3g} = {numbers['ratio']:.2f} "
+            f"(biases {numbers['bias_share']:.0%})")
+
+
+def conservation_notice(label: str, numbers: dict) -> str:
+    """What a map that does not conserve the score means for reading it (one line)."""
+    return (f"\n⚠ {label}: the map sums to {numbers['relevance_sum']:.3g} but explains a score of "
+            f"{numbers['score']:.3g} (off by more than {CONSERVED_TOLERANCE:.0%}); the walk's "
+            f"biases kept {numbers['absorbed_by_bias']:.3g}. Much of the score comes from the "
+            f"network's constant terms, not from pixels, so red and blue show only how pixels "
+            f"shift it, and a mark can look blue while its class wins. See docs/trust.md "
+            f"(\"The Bag case\").")

@@ -240,7 +240,8 @@ def explain_numbers(views: Sequence[Any]) -> dict:
     return {"per_model": {v.label: {"predicted": v.predicted, "explained_class": v.target,
                                     "background_share": v.share,
                                     "probability": v.probabilities.get(v.predicted),
-                                    "colour_scale": v.scale}
+                                    "colour_scale": v.scale,
+                                    "conservation": getattr(v, "conservation", None)}
                           for v in views},
             "probabilities": {v.label: v.probabilities for v in views}}
 

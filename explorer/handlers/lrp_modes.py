@@ -19,6 +19,7 @@ from torch import Tensor
 import isnet
 from explorer.errors import InputError
 from explorer.state import ModelEntry
+from isnet.lrp.conservation import Conservation
 from isnet.lrp.registry import is_lrp_ready
 
 CORRECTED = "corrected"
@@ -87,8 +88,10 @@ def lrp_config(entry: ModelEntry, mode: str | None = None, epsilon: float | None
 
 
 def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
-               config: isnet.LRPConfig) -> tuple[Tensor, Tensor]:
-    """Logits and one heatmap: LRP with ``config`` where the network has an LRP walk, else the
+               config: isnet.LRPConfig) -> tuple[Tensor, Tensor, Conservation | None]:
+    """Logits, one heatmap and its conservation readout (Σ R against the explained score,
+    :mod:`isnet.lrp.conservation`; None for a native map): LRP with ``config`` where the
+    network has an LRP walk, else the
     method's native map (predicted mask, attention, …; not class-specific), as
     :func:`isnet.training.evaluate.measure` falls back. ``x`` goes to the model's device; the
     logits and the heatmap come back on the CPU (for the pictures).
@@ -102,8 +105,9 @@ def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
     x = x.to(entry.device)
     if is_lrp_ready(entry.model):
         with torch.no_grad():
-            logits, maps = isnet.explain(entry.model, x, target=target, lrp=config)
-        return logits.cpu(), maps.cpu()
+            logits, maps, books = isnet.explain(entry.model, x, target=target, lrp=config,
+                                                return_conservation=True)
+        return logits.cpu(), maps.cpu(), books[0][0]
     from isnet.training.methods import native_explainer_for
 
     explainer = native_explainer_for(entry.model)
@@ -111,7 +115,7 @@ def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
         raise InputError(f"{entry.label} ({type(entry.model).__name__}) has neither an LRP walk "
                          "nor a native map to explain it with.")
     logits, maps = explainer(entry.model, x)
-    return logits.detach().cpu(), maps.detach().cpu()
+    return logits.detach().cpu(), maps.detach().cpu(), None
 
 
 def authors_layout(path: str | Path) -> bool:
