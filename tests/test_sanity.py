@@ -74,3 +74,13 @@ def test_command_prints_similarity_and_the_flag(tmp_path, capsys):
     assert main([str(path), str(image), "--stages", "2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("untrained: all") and "spearman" in out and out.count("\n") >= 5
+
+
+def test_card_and_predictions_say_untrained(tmp_path):
+    from types import SimpleNamespace
+
+    from explorer.handlers.models import untrained_line
+
+    fresh = isnet.create_model("tiny_resnet", num_classes=3)
+    assert "Untrained?" in untrained_line(SimpleNamespace(model=fresh))[-1]
+    assert untrained_line(SimpleNamespace(model=_trained_tiny())) == []

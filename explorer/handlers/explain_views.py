@@ -19,6 +19,7 @@ from torch import Tensor
 from explorer.media.colour_scale import colour_scale_picture
 from explorer.state import ModelEntry
 from isnet import viz
+from isnet.analysis.sanity import untrained_signs
 from isnet.lrp.conservation import CONSERVED_TOLERANCE, Conservation
 
 SHARED_SCALE = "shared (compare strengths)"
@@ -65,6 +66,8 @@ class ModelView:
             the model's input size — what the exports save.
         input_rule: how the map treats the input layer ("z^B", "ε" or "native map").
         scale: the colour-scale bound this view was drawn with (±scale is fully red / blue).
+        untrained: the network looks untrained (BatchNorms at their initial values,
+            :func:`isnet.analysis.sanity.untrained_signs`).
         conservation: the conservation readout as plain numbers
             (:meth:`isnet.lrp.conservation.Conservation.as_dict`: Σ R, score, ratio, bias
             share, …), or None where there is none (native maps, differences).
@@ -82,6 +85,7 @@ class ModelView:
     input_rule: str = ""
     scale: float = 0.0
     conservation: dict | None = None
+    untrained: bool = False
 
 
 @dataclass
@@ -148,7 +152,8 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
             overlay=viz.overlay(picture, answer.heatmap, own, opacity), share=share,
             probabilities=dict(zip(names, probabilities, strict=True)),
             relevance=relevance, input_rule=rule, scale=float(own),
-            conservation=None if answer.conservation is None else answer.conservation.as_dict()))
+            conservation=None if answer.conservation is None else answer.conservation.as_dict(),
+            untrained=bool(untrained_signs(entry.model))))
     preview = viz.mask_overlay(image, mask) if mask is not None else image
     shared = None if own_scales else float(scale)
     bar = colour_scale_picture(1.0, relative=True) if own_scales else colour_scale_picture(scale)
@@ -170,6 +175,7 @@ def _summary(views: list[ModelView], scale: float | None, true_class: str | None
         mark = ""
         if true_class and true_class in view.probabilities:
             mark = " ✓" if view.predicted == true_class else f" ✗ (true: {true_class})"
+        mark += " ⚠ untrained?" if view.untrained else ""
         lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}){mark} "
                      f"| {view.target} | {share} | {view.input_rule or '—'} "
                      f"| {conservation_cell(view.conservation)} |")

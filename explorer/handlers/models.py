@@ -27,6 +27,7 @@ from explorer.handlers.lrp_modes import mode_note
 from explorer.limits import size_bytes
 from explorer.media.tensors import normalised_bounds
 from explorer.state import SHARED, AppContext, ModelEntry
+from isnet.analysis.sanity import untrained_signs
 from isnet.devices import device_label
 from isnet.io.limits import CheckpointLimits
 
@@ -285,6 +286,17 @@ def robustness_line(entry: ModelEntry) -> list[str]:
             "a random class into clean test images): " + " · ".join(drops)]
 
 
+def untrained_line(entry: ModelEntry) -> list[str]:
+    """A warning line when the network looks untrained
+    (:func:`isnet.analysis.sanity.untrained_signs`); none otherwise."""
+    signs = untrained_signs(entry.model)
+    if not signs:
+        return []
+    return ["", f"⚠ **Untrained?** {'; '.join(signs)}. Its maps will look plausible (edges) "
+            "without meaning anything: run the model-randomisation test "
+            "(`python -m isnet.sanity CHECKPOINT IMAGE`)."]
+
+
 def model_card(entry: ModelEntry) -> str:
     """A Markdown card: family and architecture, the device it runs on, input (size,
     normalisation, z^B bounds), classes, LRP mode, training data and bias, metrics and
@@ -295,7 +307,7 @@ def model_card(entry: ModelEntry) -> str:
     shape = ", ".join(f"{key.replace('_', ' ')} {tuple(v) if isinstance(v, list) else v}"
                       for key, v in arch.items() if key not in ("num_classes", "in_channels"))
     trained = TRAINED_AS.get(entry.trained_as, "not recorded")
-    lines = [f"### {entry.label}", summary_line(entry), "",
+    lines = [f"### {entry.label}", summary_line(entry), *untrained_line(entry), "",
              f"- **Family:** {entry.family}", f"- **Runs on:** {device_label(entry.device)}",
              *input_lines(entry),
              f"- **LRP:** {mode_note(entry)}", *robustness_line(entry), "",
