@@ -25,6 +25,7 @@ from explorer.components import session_of
 from explorer.handlers.explain import LRPOverrides, engine_explain, explain_cached
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import model_input, model_tensor
+from explorer.queues import limit_long_jobs
 from explorer.sessions import WORK_PREFIX, sweep_leftovers
 from explorer.state import AppContext, Limits, ModelEntry, ModelStore, plain_metadata
 from explorer.tabs import arena as arena_tab
@@ -195,6 +196,7 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
             ctx.sessions.disconnected(session_of(request))
 
         demo.unload(session_disconnected)
+    limit_long_jobs(demo)  # one fine-tune and one audit per session; never a full queue
     ctx.sessions.start_thread()
     demo.explorer_context = ctx  # for launchers and tests (limits, notice, device); not handlers
     return demo
