@@ -341,7 +341,7 @@ class AppContext:
         notice: a banner for the UI (e.g. "untrained demo models"), empty when all is well.
         default_pair: the two model ids compared by default (standard, ISNet).
         views: what each session looked at (for exports and the session report).
-        sessions: removes each session's models and files when it ends or idles (made here).
+        sessions: removes each session's models and files once it idles past its TTL (made here).
         arena_dir: the arena's results folder shown first (None: ``results/arena-h200-full``).
         bundled_dir: the bundled checkpoints offered in the Models tab (None:
             ``assets/checkpoints``).
