@@ -30,6 +30,10 @@ def user_message(error: Exception) -> tuple[str, str]:
     """
     if isinstance(error, InputError):
         return "Cannot do that", str(error)
+    if isinstance(error, ValueError | OverflowError) and str(error).startswith(
+            "cannot convert float"):  # int() of NaN or infinity: a whole-number field
+        return "Cannot do that", ("A whole-number setting was given NaN or infinity; enter a "
+                                  "finite whole number.")
     return "Something went wrong", (f"Unexpected {type(error).__name__}: {error}. The app is "
                                     f"still running; please try again or change the input.")
 

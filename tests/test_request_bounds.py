@@ -140,3 +140,53 @@ def test_a_too_wide_convolution_is_refused_and_usual_models_load(tmp_path):
         load_checkpoint(path)
     usual = save_checkpoint(tmp_path / "usual.safetensors", tiny_densenet(), input_size=32)
     assert load_checkpoint(usual).model.num_classes == 3
+
+
+# --- small ones (item 7) -----------------------------------------------------------------------
+
+def test_non_finite_normalisation_long_names_and_nan_whole_numbers_get_clear_messages(app):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    url, tmp = app
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp / "plain.safetensors", tiny_densenet(), input_size=32,
+                           overwrite=True)
+    client = Client(url, verbose=False)
+    for mean, std in (("nan", "1"), ("0.5", "inf")):
+        with pytest.raises(AppError, match="must be finite numbers"):
+            client.predict(checkpoint_file=handle_file(str(path)), display_name="n",
+                           norm_mean=mean, norm_std=std, api_name="/load_checkpoint")
+    with pytest.raises(AppError, match="at most 120 characters"):
+        client.predict(checkpoint_file=handle_file(str(path)), display_name="x" * 100_000,
+                       api_name="/load_checkpoint")
+    client.close()
+    image, _ = object_image(1)
+    Image.fromarray(image).save(tmp / "nan.png")
+    answer = raw_explain_with_nan_top_k(url, tmp / "nan.png")
+    assert "whole-number setting was given NaN" in answer, answer
+
+
+def raw_explain_with_nan_top_k(url: str, picture) -> str:
+    """``/explain`` through raw HTTP with NaN as the number of top predictions (JSON clients
+    such as gradio_client cannot send NaN; a raw request can); the answer's text."""
+    import json
+
+    import httpx
+
+    base = url.rstrip("/") + "/gradio_api"
+    with open(picture, "rb") as stream:
+        uploaded = httpx.post(f"{base}/upload", files={"files": stream}).json()[0]
+    background = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+    editor = json.dumps({"background": background, "layers": [], "composite": None})
+    info = httpx.get(f"{base}/info").json()["named_endpoints"]["/explain"]["parameters"]
+    values = [p.get("parameter_default") for p in info]
+    names = [p["parameter_name"] for p in info]
+    values[names.index("left_model")], values[names.index("right_model")] = "standard", "isnet"
+    texts = [json.dumps(v) for v in values]
+    texts[names.index("image_and_mask")] = editor
+    texts[names.index("top_predictions")] = "NaN"
+    body = '{"data": [' + ", ".join(texts) + "]}"
+    event = httpx.post(f"{base}/call/explain", content=body,
+                       headers={"content-type": "application/json"}).json()["event_id"]
+    return httpx.get(f"{base}/call/explain/{event}", timeout=60).text

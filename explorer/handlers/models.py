@@ -17,6 +17,7 @@ A file comes as an upload, or — only when the app runs locally and is not shar
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,13 @@ from explorer.limits import size_bytes
 from explorer.media.tensors import normalised_bounds
 from explorer.state import SHARED, AppContext, ModelEntry
 from isnet.analysis.sanity import untrained_signs
+from isnet.data.transforms import evaluation_record
 from isnet.devices import device_label
 from isnet.io.limits import CheckpointLimits
 
 MAX_CLASS_FILE_BYTES = 1 << 20
+MAX_DISPLAY_NAME = 120
+"""Longest display name of a loaded model (it is repeated in every card and report)."""
 SIZE_RANGE = (8, 1024)
 SHOWN_CLASSES = 20
 TRAINED_AS = {"isnet": "ISNet", "standard": "standard", "comparison": "comparison method"}
@@ -82,6 +86,9 @@ def load_model(ctx: AppContext, session: str | None, request: LoadRequest) -> Mo
         InputError: no file, a path on disk while the app is shared, too large, not a loadable
             safe checkpoint of a known model family, or an override that does not fit.
     """
+    if len((request.name or "").strip()) > MAX_DISPLAY_NAME:
+        raise InputError(f"A display name is at most {MAX_DISPLAY_NAME} characters; this one "
+                         f"has {len(request.name.strip()):,}.")
     path = _source(ctx, request)
     limit = size_bytes(ctx.limits.max_checkpoint_size)
     try:
@@ -178,6 +185,8 @@ def _floats(text: str, what: str, channels: int) -> list[float]:
     except ValueError:
         raise InputError(f"The {what} must be numbers separated by commas, e.g. "
                          f"0.485, 0.456, 0.406.") from None
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"The {what} must be finite numbers (not NaN or infinity).")
     if len(values) == 1:
         values = values * channels
     if len(values) != channels:
@@ -251,6 +260,7 @@ def input_lines(entry: ModelEntry) -> list[str]:
             "- **Normalisation:** " + ("none (pixels in [0, 1])" if norm is None else
                                        f"mean {_numbers(norm[0])}, std {_numbers(norm[1])}")
             + mark["normalisation"],
+            f"- **Preprocessing:** {evaluation_record(entry.preprocessing)['text']}",
             f"- **z^B bounds:** low {_numbers(low)}, high {_numbers(high)}",
             f"- **Classes ({len(names)}):** {shown}{mark['class_names']}"]
 
