@@ -23,7 +23,7 @@ from explorer.handlers.explain import PREDICTED, explain_models, predict_models
 from explorer.handlers.explain_views import PairView
 from explorer.media import plots
 from explorer.media.editor import EditorInput
-from explorer.media.tensors import enlarge, resize_image, resize_mask
+from explorer.media.tensors import enlarge, resize_image, resize_mask, resize_mode
 from explorer.state import AppContext, ModelEntry
 from isnet import viz
 
@@ -120,13 +120,14 @@ def _class_index(entry: ModelEntry, name: str | None, what: str) -> int:
                      f"({', '.join(entry.class_names)}); got {name!r}.")
 
 
-def at_model_resolution(image: np.ndarray, mask: np.ndarray | None, size: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Image (S, S, 3) uint8 and mask (S, S) bool at the model resolution; a mask is required."""
+def at_model_resolution(image: np.ndarray, mask: np.ndarray | None, size: int,
+                        resize: str = "squeeze") -> tuple[np.ndarray, np.ndarray]:
+    """Image (S, S, 3) uint8 and mask (S, S) bool at the model resolution (cropped where the
+    model crops, ``resize``); a mask is required."""
     if mask is None or not mask.any():
         raise InputError("The bias lab needs a foreground mask: the mark goes into the "
                          "background. Paint the object or use an automatic mask first.")
-    return resize_image(image, size), resize_mask(mask, size)
+    return resize_image(image, size, resize), resize_mask(mask, size, resize)
 
 
 def draw_mark(image: np.ndarray, mask: np.ndarray, true_index: int, mark_index: int,
@@ -221,7 +222,8 @@ def _bench(ctx: AppContext, session: str | None, request: BiasRequest) -> _Bench
     reference = entries[0]
     if entries[1].class_names != reference.class_names:
         raise InputError("The bias lab needs two models with the same classes.")
-    small, small_mask = at_model_resolution(image, mask, reference.input_size)
+    small, small_mask = at_model_resolution(image, mask, reference.input_size,
+                                            resize_mode(reference.metadata))
     return _Bench(entries, small, small_mask,
                   _class_index(reference, request.true_class, "image's true class"),
                   _class_index(reference, request.mark.mark_class, "mark's class"))
@@ -233,8 +235,9 @@ def inject(ctx: AppContext, session: str | None, request: BiasRequest) -> BiasVi
     biased = bench.draw(request.mark)
     display = enlarge(biased, ctx.limits.display_side)
     pair = explain_models(ctx, bench.entries, biased, bench.mask, PREDICTED,
-                          float(request.opacity), int(request.top_k), display=display)
-    before = predict_models(bench.entries, [bench.image])[:, 0]  # (models, K)
+                          float(request.opacity), int(request.top_k), display=display,
+                          at_input=True)
+    before = predict_models(bench.entries, [bench.image], at_input=True)[:, 0]  # (models, K)
     after = np.array([[v.probabilities[n] for n in bench.names] for v in pair.views])
     return BiasView(display, pair, _comparison(bench.entries, bench.names, bench.true_index,
                                                bench.mark_index, before, after))
@@ -278,7 +281,7 @@ def stress_test(ctx: AppContext, session: str | None, request: BiasRequest,
             notices.append(f"No room for a mark of size {v:.2f}; skipped.")
     if not images:
         raise InputError("The mark fits nowhere in this image's background at any size.")
-    probabilities = predict_models(bench.entries, images)  # (models, values, K)
+    probabilities = predict_models(bench.entries, images, at_input=True)  # (models, values, K)
     labels = [e.label for e in bench.entries]
     curves = {label: [float(p) for p in probabilities[i, :, bench.true_index]]
               for i, label in enumerate(labels)}
@@ -302,7 +305,7 @@ def counterfactual(ctx: AppContext, session: str | None,
     bench = _bench(ctx, session, probe)
     names = bench.names
     images = [bench.draw(request.mark, a) for a in range(len(names))]
-    probabilities = predict_models(bench.entries, images)  # (models, A, K)
+    probabilities = predict_models(bench.entries, images, at_input=True)  # (models, A, K)
     follow = {e.label: [float(probabilities[i, a, a]) for a in range(len(names))]
               for i, e in enumerate(bench.entries)}
     figure = plots.counterfactual_figure(names, follow, names[bench.true_index])

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from explorer.media.tensors import resize_mode
 from explorer.state import ModelEntry
 
 GREYSCALE_DATASETS = ("fashion-mnist", "mnist")
@@ -42,8 +43,10 @@ def notices(entries: Sequence[ModelEntry], image: np.ndarray,
         size = entry.input_size
         problems = []
         if max(height, width) / max(1, min(height, width)) > 1.5:
-            problems.append(f"the image is {width}×{height}, and it is squeezed to the square "
-                            f"{size}×{size} the model sees")
+            how = ("only its centre square is kept (the model's crop), then scaled to"
+                   if resize_mode(entry.metadata) == "crop" else "it is squeezed to the square")
+            problems.append(f"the image is {width}×{height}, and {how} {size}×{size} the model "
+                            f"sees")
         elif min(height, width) < size / 2:
             problems.append(f"the image is only {width}×{height}; the model takes {size}×{size}")
         dataset = str((entry.metadata.get("data") or {}).get("dataset", "")).lower()

@@ -52,7 +52,13 @@ from explorer.handlers.lrp_modes import (
 )
 from explorer.media import masking
 from explorer.media.editor import EditorInput
-from explorer.media.tensors import display_image, mask_tensor, model_input
+from explorer.media.tensors import (
+    display_image,
+    mask_tensor,
+    model_input,
+    model_view,
+    resize_mode,
+)
 from explorer.state import AppContext, ModelEntry, image_digest
 from isnet.devices import device_label
 from isnet.lrp.registry import is_lrp_ready
@@ -154,7 +160,8 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
                    mask: np.ndarray | None, target: str | None = PREDICTED,
                    opacity: float = 0.6, top_k: int = 3,
                    display: np.ndarray | None = None, lrp: LRPOverrides | None = None,
-                   true_class: str | None = None, own_scales: bool = False) -> PairView:
+                   true_class: str | None = None, own_scales: bool = False,
+                   at_input: bool = False) -> PairView:
     """Explain ``image`` with every model in ``entries`` and draw all maps on one scale (or,
     with ``own_scales``, each on its own).
 
@@ -169,23 +176,29 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
         lrp: LRP settings chosen in the UI (default: each model's training settings).
         true_class: the image's true class, for right/wrong marks in the summary.
         own_scales: draw each map on its own colour scale (:data:`OWN_SCALES`).
+        at_input: ``image`` is already what the models see (S × S, cropped where they crop,
+            as the Bias lab draws on it): only resized, never cropped again.
 
-    The summary ends with the device the models ran on (``app.py --device``).
+    Each overlay is drawn on what its model sees: the whole picture, or the centre its crop
+    keeps (:func:`explorer.media.tensors.resize_mode`). The summary ends with the device the
+    models ran on (``app.py --device``).
     """
     _, warning = masking.describe_mask(mask)
     usable = mask if mask is not None and mask.any() and not mask.all() else None
     lrp = lrp or LRPOverrides()
-    explanations, shares, rules = [], [], []
+    explanations, shares, rules, pictures = [], [], [], []
     for entry in entries:
-        x = model_input(image, entry.input_size, entry.normalisation)  # (1, 3, S, S)
+        resize = "squeeze" if at_input else resize_mode(entry.metadata)
+        x = model_input(image, entry.input_size, entry.normalisation, resize)  # (1, 3, S, S)
         answer = explain_cached(ctx, entry, x, _target_index(entry, target), lrp)
         rules.append(input_rule_name(entry, lrp.config(entry)))
         explanations.append(answer)
         difference = resolve(entry, lrp.mode) == DIFFERENCE
         shares.append(None if usable is None or difference else
-                      _share(answer.heatmap, mask_tensor(usable, entry.input_size)))
-    picture = display_image(image if display is None else display, ctx.limits.display_side * 2)
-    pair = render(list(entries), explanations, shares, image, usable, picture, opacity, top_k,
+                      _share(answer.heatmap, mask_tensor(usable, entry.input_size, resize)))
+        seen = model_view(image if display is None else display, entry.input_size, resize)
+        pictures.append(display_image(seen, ctx.limits.display_side * 2))
+    pair = render(list(entries), explanations, shares, image, usable, pictures, opacity, top_k,
                   ctx.limits.display_side, [warning] if warning else [], true_class, rules,
                   own_scales)
     devices = sorted({device_label(entry.device) for entry in entries})
@@ -267,8 +280,10 @@ def _share(heatmap: Tensor, mask: Tensor) -> float:
     return round(float(isnet.background_share(heatmap[None, None], mask.double())[0]), 4)
 
 
-def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) -> np.ndarray:
-    """Class probabilities of every model for every image, without heatmaps.
+def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray],
+                   at_input: bool = False) -> np.ndarray:
+    """Class probabilities of every model for every image, without heatmaps (``at_input``: the
+    images are already what the models see, see :func:`explain_models`).
 
     Returns:
         float64 array (models, images, K) — all models must share K (computed on each model's
@@ -276,7 +291,8 @@ def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray]) 
     """
     out = []
     for entry in entries:
-        batch = torch.cat([model_input(img, entry.input_size, entry.normalisation)
+        resize = "squeeze" if at_input else resize_mode(entry.metadata)
+        batch = torch.cat([model_input(img, entry.input_size, entry.normalisation, resize)
                            for img in images]).to(entry.device)
         with torch.no_grad():
             out.append(torch.softmax(entry.model(batch).double(), dim=1).cpu().numpy())

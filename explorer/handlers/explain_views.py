@@ -123,7 +123,7 @@ class PairView:
 
 def render(entries: list[ModelEntry], explanations: list[Explanation],
            shares: list[float | None], image: np.ndarray, mask: np.ndarray | None,
-           picture: np.ndarray, opacity: float, top_k: int, side: int,
+           picture: np.ndarray | list[np.ndarray], opacity: float, top_k: int, side: int,
            notices: list[str], true_class: str | None = None,
            rules: list[str] | None = None, own_scales: bool = False) -> PairView:
     """The one trip to :mod:`isnet.viz`: every heatmap on one shared colour scale, or each on
@@ -131,7 +131,8 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
     it for one map).
 
     Args:
-        picture: the (H, W, 3) uint8 image the overlays are drawn on.
+        picture: the (H, W, 3) uint8 image the overlays are drawn on, or one per model (what
+            each model sees: the centre a crop keeps).
         side: heatmaps are enlarged to side × side pixels.
         rules: each model's input-layer rule, for the summary
             (:func:`explorer.handlers.explain.input_rule_name`).
@@ -141,15 +142,16 @@ def render(entries: list[ModelEntry], explanations: list[Explanation],
     scales = [viz.shared_scale([m]) for m in maps] if own_scales else [scale] * len(maps)
     views = []
     rules = rules or [""] * len(entries)
-    for entry, answer, relevance, share, rule, own in zip(entries, explanations, maps, shares,
-                                                          rules, scales, strict=True):
+    pictures = picture if isinstance(picture, list) else [picture] * len(entries)
+    for entry, answer, relevance, share, rule, own, seen in zip(
+            entries, explanations, maps, shares, rules, scales, pictures, strict=True):
         names = entry.class_names
         probabilities = answer.probabilities.tolist()
         views.append(ModelView(
             label=entry.label, top=_top(probabilities, names, top_k),
             predicted=names[int(answer.probabilities.argmax())], target=names[answer.explained],
             heatmap=viz.heatmap_to_rgb(answer.heatmap, own, size=(side, side)),
-            overlay=viz.overlay(picture, answer.heatmap, own, opacity), share=share,
+            overlay=viz.overlay(seen, answer.heatmap, own, opacity), share=share,
             probabilities=dict(zip(names, probabilities, strict=True)),
             relevance=relevance, input_rule=rule, scale=float(own),
             conservation=None if answer.conservation is None else answer.conservation.as_dict(),

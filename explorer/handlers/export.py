@@ -36,6 +36,7 @@ from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import audit_plots
 from explorer.media.stored import stored_npy, stored_png
 from explorer.state import AppContext, ModelEntry
+from isnet.data.transforms import evaluation_record, preprocessing_of
 from isnet.io.atomic import write_atomically
 from isnet.io.export import file_sha256, plain, write_json, write_report
 
@@ -79,7 +80,8 @@ def models_of(entries: Sequence[ModelEntry]) -> list[dict]:
     """Label, id, file and training settings of each model (hashes are added on export)."""
     return [{"label": e.label, "id": e.model_id, "file": e.path, "family": e.family,
              "trained_as": e.trained_as, "method": e.method, "epsilon": e.epsilon,
-             "seed": e.metadata.get("seed"), "input_size": e.input_size} for e in entries]
+             "seed": e.metadata.get("seed"), "input_size": e.input_size,
+             "preprocessing": evaluation_record(preprocessing_of(e.metadata))} for e in entries]
 
 
 def record_view(ctx: AppContext, session: str | None, kind: str, title: str,

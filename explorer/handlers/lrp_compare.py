@@ -10,7 +10,7 @@ import numpy as np
 from explorer.errors import InputError
 from explorer.handlers.explain import engine_explain
 from explorer.handlers.lrp_modes import AUTHORS, CORRECTED, lrp_config, supports_authors
-from explorer.media.tensors import model_input
+from explorer.media.tensors import model_input, resize_mode
 from explorer.state import SHARED, AppContext, ModelEntry
 from isnet import viz
 
@@ -65,7 +65,8 @@ def compare_modes(ctx: AppContext, session: str | None, model_id: str, image: np
     if image is None:
         raise InputError("No image: load a sample or upload one in the Explain tab first.")
     entry = ctx.store.get(model_id, session)
-    x = model_input(image, entry.input_size, entry.normalisation)
+    x = model_input(image, entry.input_size, entry.normalisation,
+                    resize_mode(entry.metadata))
     corrected = engine_explain(entry, x, target, lrp_config(entry, CORRECTED))
     authors = engine_explain(entry, x, target, lrp_config(entry, AUTHORS))
     difference = corrected.heatmap - authors.heatmap

@@ -29,7 +29,7 @@ from explorer.limits import size_bytes
 from explorer.media.tensors import normalised_bounds
 from explorer.state import SHARED, AppContext, ModelEntry
 from isnet.analysis.sanity import untrained_signs
-from isnet.data.transforms import evaluation_record
+from isnet.data.transforms import evaluation_record, preprocessing_of
 from isnet.devices import device_label
 from isnet.io.limits import CheckpointLimits
 
@@ -260,7 +260,7 @@ def input_lines(entry: ModelEntry) -> list[str]:
             "- **Normalisation:** " + ("none (pixels in [0, 1])" if norm is None else
                                        f"mean {_numbers(norm[0])}, std {_numbers(norm[1])}")
             + mark["normalisation"],
-            f"- **Preprocessing:** {evaluation_record(entry.preprocessing)['text']}",
+            f"- **Preprocessing:** {evaluation_record(preprocessing_of(entry.metadata))['text']}",
             f"- **z^B bounds:** low {_numbers(low)}, high {_numbers(high)}",
             f"- **Classes ({len(names)}):** {shown}{mark['class_names']}"]
 

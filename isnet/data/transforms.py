@@ -21,6 +21,7 @@ needs the normalised pixel range, :meth:`Preprocessing.bounds`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms import functional as F
 
 RESIZE_MODES: tuple[str, ...] = ("squeeze", "crop")
 CROP_RATIO = 0.875
@@ -156,3 +158,103 @@ class PairTransform:
         if self.preprocessing.mean is None:
             picture = picture.clamp_(0.0, 1.0)  # resampling may overshoot [0, 1] by rounding
         return picture, region.as_subclass(Tensor)
+
+
+def preprocessing_of(metadata: dict[str, Any], default_size: int = 64) -> Preprocessing:
+    """The evaluation preprocessing a checkpoint records or implies.
+
+    In order: the transforms a run recorded (``data.transforms``, written by ``python -m
+    isnet.train --data``); torchvision's ImageNet preset (``resize="crop"``: short side to
+    S / 0.875, centre S × S) for a model with ImageNet metadata (:func:`has_imagenet_metadata`);
+    otherwise the whole picture squeezed to the recorded input size (``default_size`` when
+    none is recorded). Input size and normalisation always come from the metadata's own fields
+    (the explorer may override them).
+    """
+    recorded = (metadata.get("data") or {}).get("transforms") or {}
+    resize = recorded.get("resize") if recorded.get("resize") in RESIZE_MODES else None
+    if resize is None:
+        resize = "crop" if has_imagenet_metadata(metadata) else "squeeze"
+    return Preprocessing.from_metadata(metadata, int(metadata.get("input_size") or default_size),
+                                       resize=resize)
+
+
+def has_imagenet_metadata(metadata: dict[str, Any]) -> bool:
+    """Whether a checkpoint's metadata is torchvision's ImageNet-1k facts: the 1000 class names
+    and the ImageNet normalisation (what :mod:`isnet.io.imagenet` fills in for such weights)."""
+    names = metadata.get("class_names") or []
+    if len(names) != 1000:
+        return False
+    facts = _imagenet_facts()
+    norm = metadata.get("normalisation") or {}
+    mean, std = norm.get("mean"), norm.get("std")
+    return (list(names) == list(facts.class_names) and mean is not None and std is not None
+            and np.allclose(mean, facts.mean) and np.allclose(std, facts.std))
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_facts() -> Any:
+    from isnet.io.imagenet import imagenet_preprocessing  # lazy: isnet.io reads isnet.data
+
+    return imagenet_preprocessing()
+
+
+def crop_pixels(image: np.ndarray, mask: np.ndarray | None, size: int
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``"crop"`` evaluation resize on ``uint8`` pixels, exactly as torchvision's weight
+    transforms do it (``weights.transforms()``): the short side resized to round(S / 0.875)
+    by antialiased bilinear interpolation of the ``uint8`` tensor, then the centre S × S; the
+    mask by nearest neighbour through the same resize and crop.
+
+    :class:`PairTransform` resizes float pixels instead (the same steps; values differ from
+    these by at most the rounding to 1/255).
+
+    Shapes:
+        image: (H, W, 3) uint8 → (S, S, 3) uint8; mask: (H, W) bool → (S, S) bool.
+    """
+    picture = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    picture = F.center_crop(F.resize(picture, [round(size / CROP_RATIO)],
+                                     InterpolationMode.BILINEAR, antialias=True), [size, size])
+    return picture.permute(1, 2, 0).numpy(), None if mask is None else crop_mask(mask, size)
+
+
+def crop_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A mask through :func:`crop_pixels`' resize (nearest neighbour) and centre crop.
+
+    Shapes: mask (H, W) bool → (S, S) bool.
+    """
+    region = torch.from_numpy(np.ascontiguousarray(mask, np.uint8))[None]
+    region = F.center_crop(F.resize(region, [round(size / CROP_RATIO)],
+                                    InterpolationMode.NEAREST), [size, size])
+    return region[0].numpy().astype(bool)
+
+
+def crop_box(height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    """Where the ``"crop"`` evaluation's S × S centre lies in the original picture:
+    ``(top, left, box_height, box_width)`` in original pixels (for showing what the model
+    sees at the picture's own resolution)."""
+    side = round(size / CROP_RATIO)
+    if height <= width:  # torchvision: the short side becomes ``side``, the other is truncated
+        resized_h, resized_w = side, int(side * width / height)
+    else:
+        resized_h, resized_w = int(side * height / width), side
+    top, left = int(round((resized_h - size) / 2.0)), int(round((resized_w - size) / 2.0))
+    box_h, box_w = round(size * height / resized_h), round(size * width / resized_w)
+    return (round(top * height / resized_h), round(left * width / resized_w), box_h, box_w)
+
+
+def evaluation_record(preprocessing: Preprocessing) -> dict[str, Any]:
+    """JSON-ready record of how evaluation pictures reach the model (model cards, exports):
+    ``resize`` mode, input ``size``, the ``short_side`` a crop resizes to (None for squeeze),
+    the interpolation, normalisation and a one-line ``text``."""
+    size = preprocessing.size
+    if preprocessing.resize == "crop":
+        short = round(size / CROP_RATIO)
+        text = (f"short side resized to {short} (bilinear, antialiased), centre {size}×{size} "
+                f"cropped (torchvision's preset); masks follow the crop")
+        interpolation = "bilinear (antialiased); masks nearest"
+    else:
+        short = None
+        text = f"whole picture resized to {size}×{size} (area averaging; masks nearest)"
+        interpolation = "area; masks nearest"
+    return {"resize": preprocessing.resize, "size": size, "short_side": short,
+            "interpolation": interpolation, **preprocessing.normalisation, "text": text}
