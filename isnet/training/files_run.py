@@ -65,9 +65,10 @@ def train_on_files(args: argparse.Namespace, config: TrainConfig, command: str,
                      if start_model is not None else config.model)
     seed_everything(config.seed, config.deterministic)  # the fresh weights and head are seeded
     model = _model(start_model, start_metadata, splits.class_names, config)
-    logger.info("training %s (%s) on %d images of %d classes (val %d, test %d) on %s",
-                config.model, config.method, len(splits.train or ()), len(splits.class_names),
-                len(splits.val or ()), len(splits.test or ()), device_label(device))
+    logger.info("training %s (%s) at %d px on %d images of %d classes (val %d, test %d) on %s",
+                config.model, config.method, preprocessing.size, len(splits.train or ()),
+                len(splits.class_names), len(splits.val or ()), len(splits.test or ()),
+                device_label(device))
     folder = args.run_dir or args.out.with_suffix(".run")
     result, trainer = fit_lightning(
         model, splits.train, splits.val, config, devices=_devices(args.devices, device),
