@@ -232,8 +232,8 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
                       f"{device_label(entries[0].device)}…", notices=notices)
     for entry in entries:
         if list(image_set.class_names) != entry.class_names:
-            notices.append(f"{entry.label} knows other classes than the set "
-                           f"({', '.join(entry.class_names[:4])}…): no right/wrong marks.")
+            notices.append(f"{entry.label} knows other classes than the set ("
+                           f"{', '.join(entry.class_names[:3])}…): no accuracy; ranked by share.")
     parts: list[list[AuditResult]] = [[] for _ in entries]
     tasks = [(number, first) for number in range(len(entries))
              for first in range(0, len(image_set), CHUNK)]

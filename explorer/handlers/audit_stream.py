@@ -105,8 +105,8 @@ def run_streamed(ctx: AppContext, session: str | None, request: AuditRequest,
     catalogue, _, notices = open_folder(request.folder, entries[0], request.masks)
     for entry in entries:
         if entry.class_names != list(catalogue.class_names):
-            notices.append(f"{entry.label} knows other classes than the set "
-                           f"({', '.join(entry.class_names[:4])}…): no right/wrong marks.")
+            notices.append(f"{entry.label} knows other classes than the set ("
+                           f"{', '.join(entry.class_names[:3])}…): no accuracy; ranked by share.")
     count = len(catalogue)
     yield AuditUpdate(0.0, f"Streaming {count} images from the folder with {len(entries)} "
                       f"model(s) on {device_label(entries[0].device)}…", notices=notices)

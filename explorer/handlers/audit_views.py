@@ -40,8 +40,18 @@ GALLERY_SIZE = 24
 THUMB = 128
 
 
+def model_lists(choices: list[tuple[str, str]]) -> tuple[list[tuple[str, str]],
+                                                         list[tuple[str, str]]]:
+    """The Audit tab's two model lists from the store's (label, id) choices for a session:
+    every model it may use, whatever its classes (a loaded 1000-class ImageNet model too: an
+    audit of a set with other classes ranks by background share, without accuracy), and the
+    second list with "(none)" first."""
+    return list(choices), [("(none)", "(none)"), *choices]
+
+
 def summary(data: AuditData, threshold: float) -> str:
-    """A Markdown table per model: images, accuracy, mean share, images over ``threshold``."""
+    """A Markdown table per model: images, accuracy, mean share, images over ``threshold``;
+    a model whose classes differ from the set's has no accuracy, which a line below says."""
     lines = [f"| model | n | acc. | mean bg share | bg > {threshold:.0%} |",
              "|---|---:|---:|---:|---:|"]
     for index, model in enumerate(data.record["models"]):
@@ -53,6 +63,11 @@ def summary(data: AuditData, threshold: float) -> str:
         over = f"{int((finite > threshold).sum())}" if len(finite) else "—"
         lines.append(f"| {model['label']} | {data.record['count']} | {accuracy} | {mean} | "
                      f"{over} |")
+    others = [model["label"] for index, model in enumerate(data.record["models"])
+              if data.correct(index) is None]
+    if others:
+        lines.append(f"\n*{', '.join(others)}: other classes than the set's, so no accuracy; "
+                     f"the images are ranked by background share alone.*")
     state = "" if data.record["complete"] else "\n\n*Stopped early: a partial audit.*"
     return "\n".join(lines) + state
 

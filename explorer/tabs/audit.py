@@ -59,13 +59,13 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
         so the app can hand it to the Fine-tune tab.
     """
     stops: dict[str, threading.Event] = {}
-    choices = ctx.store.choices(None)
+    choices, seconds = views.model_lists(ctx.store.choices(None))
     gr.Markdown(HELP)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             first = gr.Dropdown(choices, value=ctx.default_pair[0], label="Model",
                                 allow_custom_value=True)
-            second = gr.Dropdown([(NONE, NONE)] + choices, value=ctx.default_pair[1],
+            second = gr.Dropdown(seconds, value=ctx.default_pair[1],
                                  label="Second model (optional)", allow_custom_value=True)
             with gr.Row():
                 start = gr.Button("Audit", variant="primary", elem_id="audit-button")
@@ -169,6 +169,14 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             if not update.interim:  # the first model alone, shown while the second runs
                 _record_audit(ctx, session_of(request), data, pictures)
             yield [update.record, ranked] + ordered(values, AUDIT_OUTPUTS)
+
+    def on_open(request: gr.Request):
+        """The session's models (loaded or fine-tuned since the page opened) join the lists."""
+        lists = views.model_lists(ctx.store.choices(session_of(request)))
+        return [gr.update(choices=choices) for choices in lists]
+
+    if tabs is not None:  # whenever a tab is chosen: cheap, and the Audit tab is then current
+        tabs.select(on_open, None, [first, second], api_visibility="private")
 
     outputs = dict(zip(AUDIT_OUTPUTS, [status, summary, histogram, gallery, rank_by, class_name,
                                        cluster_model], strict=True))
