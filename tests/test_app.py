@@ -284,6 +284,13 @@ def test_stop_ends_a_fine_tune_without_saving(app):
     while not job.done() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(s.startswith("Done") for s in statuses()), statuses()
+    # the run itself reports the end (issue 30: the Stop click used to cancel it, so the status
+    # stayed "Stopping…" and the last run's checkpoint stayed as if it were this run's)
+    last = named(FINE_TUNE_OUTPUTS, job.outputs()[-1])
+    assert last["status"].startswith("Stopped after"), statuses()
+    checkpoints = [named(FINE_TUNE_OUTPUTS, o)["checkpoint"] for o in job.outputs()]
+    assert checkpoints[0] is None  # cleared at the first update: no earlier run's file shows
+    assert all(c is None or c == {"__type__": "update"} for c in checkpoints), checkpoints
     # nothing new (other sessions' files may vanish meanwhile: their cleanup is not this test's)
     assert not set((app.folder / "work").rglob("*.safetensors")) - before
     assert _cards(client)  # still serving

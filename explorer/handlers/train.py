@@ -5,13 +5,18 @@
 (:mod:`explorer.handlers.train_worker`) and yields :class:`TrainUpdate` objects (progress, live
 curves) while it runs, so the serving process's memory does not grow with each run. Stopping (the
 Stop button sets the session's stop event; closing the generator does the same) ends the run
-between two steps; a killed worker is reported as a failure. Only a completed run with finite
-weights is saved (atomically, by the worker) and listed; a stopped, diverged or failed run saves
-nothing, so no run ever damages a checkpoint saved before. Every number is used as sent:
-:class:`isnet.TrainConfig` refuses non-finite or out-of-range settings, and the message names the
-setting. The set itself comes from :mod:`explorer.handlers.train_data`. The run trains on the
-explorer's device (``app.py --device``), and every status line names it. The session's record
-of finished runs (:func:`new_record`, kept in ``gr.State``) is plain and small.
+between two steps, or at once while the worker is still starting (it is killed: nothing was
+trained); a step that does not end within :data:`STOP_GRACE_S` seconds of the stop is cut short
+the same way. The last update then says "Stopped". Until the first step, the status says what is
+happening and for how long (the worker process starts, then runs its first step); every time
+reported is counted from the click. A worker that dies unasked is reported as a failure. Only a
+completed run with finite weights is saved (atomically, by the worker) and listed; a stopped,
+diverged or failed run saves nothing, so no run ever damages a checkpoint saved before. Every
+number is used as sent: :class:`isnet.TrainConfig` refuses non-finite or out-of-range settings,
+and the message names the setting. The set itself comes from
+:mod:`explorer.handlers.train_data`. The run trains on the explorer's device (``app.py
+--device``), and every status line names it. The session's record of finished runs
+(:func:`new_record`, kept in ``gr.State``) is plain and small.
 """
 
 from __future__ import annotations
@@ -45,6 +50,13 @@ METHOD_LABELS = {"standard": "standard (cross-entropy only)",
                  "all": "ISNet — all classes (original, slow)",
                  "stochastic": "ISNet — stochastic (one random map)"}
 """A label for each training method (:data:`isnet.TRAINING_METHODS`), for the dropdown."""
+
+STOP_GRACE_S = 20.0
+"""How long a stopped run may take to finish its current step before its worker is killed."""
+STARTUP_EVERY_S = 1.0
+"""How often the status is renewed (with the time so far) before the first step reports."""
+clock = time.monotonic
+"""The clock every reported time is read from (tests replace it)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +197,7 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
     Raises:
         InputError: bad set, bad settings, or the worker failed or was killed.
     """
+    started = clock()  # the click: every time reported counts from here
     base = ctx.store.get(request.base_id, session)
     if request.method not in isnet.TRAINING_METHODS:
         raise InputError(f"Unknown training method {request.method!r}; choose one of "
@@ -213,34 +226,56 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
                                  threads=torch.get_num_threads(), device=str(ctx.device)))
     del model, train_set  # the worker gets its own copies
     stop = stop or threading.Event()
-    yield TrainUpdate(0.0, f"Starting: {intro}")
+    yield TrainUpdate(0.0, _starting(started, "starting a worker process", intro))
     history: list[dict] = []
-    ending: dict[str, Any] = {}
+    ending: dict[str, Any] = {"started": started}
     worker.start()
     try:
         yield from _monitor(worker, stop, history, intro, ending)
     finally:  # finished, stopped, cancelled (GeneratorExit) or failed: the process goes
-        worker.close(grace_s=10 if "kind" in ending else 30)
+        worker.close(grace_s=0 if ending.get("kind") == "stopped" else
+                     10 if "kind" in ending else 30)
         release_memory()
     yield _outcome(ctx, session, base, model_id, ending, worker.exit_code(), config, image_set,
                    val_set, history)
 
 
+def _starting(started: float, doing: str, intro: str) -> str:
+    """The status before the first step: what is happening, and for how long so far."""
+    return f"Starting ({clock() - started:.0f} s): {doing}… {intro}"
+
+
 def _monitor(worker: FitWorker, stop: threading.Event, history: list[dict], intro: str,
              ending: dict[str, Any]) -> Iterator[TrainUpdate]:
-    """Relay the worker's reports (an update at most every 0.7 s) until it ends; passes the Stop
-    button on. Fills ``ending`` with ``kind`` ("end" or "error") and ``value``."""
-    last = 0.0
+    """Relay the worker's reports (an update at most every 0.7 s; before the first step, one
+    every :data:`STARTUP_EVERY_S` saying what is happening) until it ends; passes the Stop
+    button on. Fills ``ending`` with ``kind`` ("end", "error", or "stopped" when the worker is
+    to be killed: stopped before its first step, or its step outlasted :data:`STOP_GRACE_S`),
+    ``value`` and ``ready`` (seconds from the click until the worker was ready)."""
+    started, last, stopped_at = ending["started"], clock(), None
+    doing = "starting a worker process (loading PyTorch and the model)"
     while True:
         if stop.is_set():
+            stopped_at = clock() if stopped_at is None else stopped_at
             worker.stop()
+            if not history or clock() - stopped_at > STOP_GRACE_S:
+                ending.update(kind="stopped", value=None)
+                return
         report = worker.next_report(timeout=0.2)
         if report is None:
             if worker.alive():
+                if not history and clock() - last >= STARTUP_EVERY_S:
+                    last = clock()
+                    yield TrainUpdate(0.0, _starting(started, doing, intro),
+                                      worker_pid=worker.pid)
                 continue
             report = worker.next_report(timeout=1.0)  # the last words of a finished process
             if report is None:
                 return  # ended without a word: killed
+        if report[0] == "ready":
+            ending["ready"] = clock() - started
+            doing = "the worker is ready; running the first step"
+            continue
         if report[0] != "progress":
             ending.update(kind=report[0], value=report[1])
             return
@@ -250,7 +285,8 @@ def _monitor(worker: FitWorker, stop: threading.Event, history: list[dict], intr
         if time.monotonic() - last > 0.7 or step == total:
             last = time.monotonic()
             status = (f"Step {step}/{total} · epoch {metrics.get('epoch')} · "
-                      f"loss {metrics.get('loss', float('nan')):.4f}. {intro}")
+                      f"loss {metrics.get('loss', float('nan')):.4f} · "
+                      f"{clock() - started:.0f} s. {intro}")
             yield TrainUpdate(step / max(total, 1), status, plots.training_figure(history),
                               history=list(history), worker_pid=worker.pid)
 
@@ -271,6 +307,11 @@ def _outcome(ctx: AppContext, session: str | None, base: ModelEntry, model_id: s
     Raises:
         InputError: the worker failed or was killed.
     """
+    seconds = clock() - ending["started"]
+    if ending.get("kind") == "stopped":
+        return TrainUpdate(1.0, f"Stopped after {seconds:.1f} s: nothing was saved (earlier "
+                                "checkpoints are untouched).", plots.training_figure(history),
+                           history=history)
     if ending.get("kind") == "error":
         raise InputError(f"Training failed: {ending['value']}. Nothing was saved.")
     if ending.get("kind") != "end":
@@ -279,13 +320,14 @@ def _outcome(ctx: AppContext, session: str | None, base: ModelEntry, model_id: s
     summary = ending["value"]
     figure = plots.training_figure(history)
     if summary["status"] == "stopped":
-        return TrainUpdate(1.0, "Stopped: nothing was saved (earlier checkpoints are untouched).",
-                           figure, history=history)
+        return TrainUpdate(1.0, f"Stopped after {seconds:.1f} s: nothing was saved (earlier "
+                                "checkpoints are untouched).", figure, history=history)
     if summary["checkpoint"] is None:  # diverged or failed: never saved, never listed
         return TrainUpdate(1.0, f"**Failed** ({summary['status']}) after {summary['steps']} "
                                 f"steps: nothing was saved or listed. {summary['advice'] or ''}",
                            figure, history=history)
-    return _finish(ctx, session, base, model_id, summary, config, image_set, val_set, history)
+    return _finish(ctx, session, base, model_id, {**summary, **ending}, config, image_set,
+                   val_set, history)
 
 
 def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model_id: str,
@@ -306,9 +348,10 @@ def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model_id: st
     mask = val_set.masks[0, 0].numpy() > 0
     pair = explain_models(ctx, [base, entry], image, mask) \
         if base.class_names == entry.class_names else None
-    done = (f"Done in {summary['seconds']:.1f} s on {device_label(ctx.device)} "
-            f"({summary['steps']} steps, {summary['status']}). Saved as **{label}**; it is now "
-            "in the model lists.")
+    done = (f"Done in {clock() - summary['started']:.1f} s from the click on "
+            f"{device_label(ctx.device)}: start-up {summary.get('ready', 0.0):.1f} s, "
+            f"{summary['steps']} steps in {summary['seconds']:.1f} s ({summary['status']}), "
+            f"then the before/after view. Saved as **{label}**; it is now in the model lists.")
     return TrainUpdate(1.0, done, plots.training_figure(history), str(path), entry, pair, history)
 
 

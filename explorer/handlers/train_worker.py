@@ -14,7 +14,9 @@ inherits no threads or locks of the server), and everything it allocated is gone
   tensors, report;
 * :class:`FitWorker` — the server's handle: start, read reports, stop between two steps, kill.
 
-Reports travel over a queue as ``("progress", step, total, metrics)``, then one
+Reports travel over a queue as ``("ready",)`` once the process has started and its model and
+sets are on the device (start-up, which takes seconds, is over), ``("progress", step, total,
+metrics)`` after each step, then one
 ``("end", summary)`` or ``("error", message)``. Stopping sets an event that ``fit`` checks before
 every step. Killing the process loses nothing saved before: the checkpoint is written atomically
 (a partial file never has the final name) and only after training has finished.
@@ -86,6 +88,7 @@ def run_job(job: WorkerJob, reports: Any, stop: Any) -> None:
         device = torch.device(job.device)
         model = job.model.to(device)
         train_set, val_set = on_device(job.train_set, device), on_device(job.val_set, device)
+        reports.put(("ready",))  # started, model and sets in place: the first step comes next
         result = fit(model, train_set, val_set, job.config,
                      on_progress=lambda step, total, metrics: reports.put(
                          ("progress", step, total, _plain(metrics))),

@@ -2,7 +2,11 @@
 
 One fine-tune runs at a time in the whole app (its own queue, ``concurrency_id="train"``, limit
 1), separate from explanations (``concurrency_id="explain"``), so explanations keep flowing while
-someone trains. The Stop button sets this session's stop event and cancels the event.
+someone trains. The Stop button sets this session's stop event and does not cancel the event:
+the run itself ends (at once while its worker starts, else after the current step) and reports
+"Stopped". A Stop pressed while the session's fine-tune waits in the queue stops it as soon as it
+starts; with nothing queued or running it does nothing. A new run clears the previous run's
+checkpoint and before/after pictures at its first update.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from explorer.state import AppContext
 def build(ctx: AppContext, w: ExplainWidgets) -> None:
     """Create the Fine-tune tab inside the current ``gr.Tab`` and wire its events."""
     stops: dict[str, threading.Event] = {}
+    running: set[str] = set()  # sessions whose fine-tune runs now
+    pending: set[str] = set()  # sessions that pressed Stop while their fine-tune was queued
+    demo = gr.context.Context.root_block  # its queue tells whether a session's run waits
     gr.Markdown("Fine-tune a copy of a model on a small image + mask set: the bundled samples, "
                 "a zip of class folders (`<class>/<name>.png` with masks "
                 "`<class>/<name>.mask.png`), "
@@ -93,18 +100,33 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         """Fine-tune a copy of a model; yields progress, curves and finally the new model."""
         session = session_of(request) or "anonymous"
         event = stops.setdefault(session, threading.Event())
-        event.clear()
+        if session in pending:  # Stop was pressed while this run waited in the queue
+            pending.discard(session)
+        else:
+            event.clear()
         fine_tune = ht.FineTuneRequest(
             base_id=base_model, source=training_data, paths=tuple(uploaded_files or ()),
             method=training_method, epochs=epochs_count, heat_weight=heatmap_loss_share,
             decay=gwrp_decay, learning_rate=learning_rate_value,
             background_tint=random_background_share,  # checked, never replaced
             mask_margin=margin_pixels)
-        keep = gr.update()
-        for update in ht.fine_tune(ctx, session, fine_tune, stop=event):
+        running.add(session)
+        try:
+            yield from _updates(ht.fine_tune(ctx, session, fine_tune, stop=event), session_record,
+                                session, progress)
+        finally:
+            running.discard(session)
+
+    def _updates(updates, session_record, session, progress):
+        """The outputs of each update, in :data:`FINE_TUNE_OUTPUTS` order after the record."""
+        keep, first = gr.update(), True
+        for update in updates:
             progress(update.fraction, desc="fine-tuning")
             values = dict.fromkeys(FINE_TUNE_OUTPUTS, keep)
             values["status"] = update.status
+            if first:  # the previous run's results must not pass for this run's
+                values.update(checkpoint=None, before=None, after=None, comparison="")
+                first = False
             if update.figure is not None:
                 values["curves"] = update.figure
             if update.entry:
@@ -123,18 +145,28 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
 
     outputs = dict(zip(FINE_TUNE_OUTPUTS, [runs, status, curves, checkpoint, before, after,
                                            comparison, w.left, w.right, base], strict=True))
-    event = start.click(on_start, [base, source, files, method, epochs, heat_weight, decay,
-                                   learning_rate, record, background_tint, mask_margin],
-                        [record] + ordered(outputs, FINE_TUNE_OUTPUTS),
-                        api_name="fine_tune", concurrency_id="train", concurrency_limit=1)
+    start.click(on_start, [base, source, files, method, epochs, heat_weight, decay,
+                           learning_rate, record, background_tint, mask_margin],
+                [record] + ordered(outputs, FINE_TUNE_OUTPUTS),
+                api_name="fine_tune", concurrency_id="train", concurrency_limit=1)
+
+    def queued(request: gr.Request) -> bool:
+        """Whether this request's session has a fine-tune waiting in the queue."""
+        events = getattr(getattr(demo, "_queue", None), "event_ids_to_events", {}).values()
+        return any(getattr(e.fn, "api_name", None) == "fine_tune"
+                   and (e.session_hash, e.username) == (request.session_hash, request.username)
+                   for e in list(events))
 
     @guarded
     def on_stop(request: gr.Request):
-        """Stop this session's fine-tune between two steps (nothing is saved)."""
+        """Stop this session's fine-tune (nothing is saved); the run reports "Stopped"."""
         session = session_of(request) or "anonymous"
-        if session in stops:
-            stops[session].set()
+        if session not in running:
+            if not queued(request):
+                return gr.update()  # nothing to stop: the status stays as it is
+            pending.add(session)
+        stops.setdefault(session, threading.Event()).set()
         return "Stopping… (the current step finishes first; nothing is saved)"
 
-    stop.click(on_stop, None, [status], api_name="stop_fine_tune", cancels=[event],
-               queue=False)
+    # no cancels=[event]: cancelling would kill the run before it could report "Stopped"
+    stop.click(on_stop, None, [status], api_name="stop_fine_tune", queue=False)
