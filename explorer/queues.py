@@ -20,8 +20,11 @@ was queued.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -61,7 +64,9 @@ class OnePerSession:
     def admit(self, session_hash: str | None, login: str | None) -> str | None:
         """Accept a job of this session (None), or say why not.
 
-        Refused: this session has one queued or running, or the app has ``max_waiting``.
+        Refused: this session has one queued or running, or the app has ``max_waiting``. A
+        raw API call without a session hash (Gradio gives it a new one later) counts only
+        towards ``max_waiting``.
         """
         now = time.monotonic()
         with self._lock:  # two requests of one session at once: only one is accepted
@@ -69,7 +74,7 @@ class OnePerSession:
             self._accepted = [(t, s, u) for t, s, u in self._accepted
                               if now - t < BRIDGE_S and (s, u) not in listed]
             waiting = listed + [(s, u) for _, s, u in self._accepted]
-            if (session_hash, login) in waiting:
+            if session_hash is not None and (session_hash, login) in waiting:
                 article = "an" if self.what[0] in "aeiou" else "a"
                 return (f"This session already has {article} {self.what} queued or running; "
                         f"wait for it to finish (or stop it) before starting another.")
@@ -78,6 +83,12 @@ class OnePerSession:
                         f"takes at once; try again in a few minutes.")
             self._accepted.append((now, session_hash, login))
             return None
+
+    def started(self, session_hash: str | None, login: str | None) -> None:
+        """The job of this session has started: Gradio lists it from now until it ends."""
+        with self._lock:
+            self._accepted = [(t, s, u) for t, s, u in self._accepted
+                              if (s, u) != (session_hash, login)]
 
     def validator(self, request: gr.Request, *inputs: Any) -> list:
         """Gradio's validator signature: the request first (Gradio fills it in), then the
@@ -99,5 +110,28 @@ def limit_long_jobs(demo: gr.Blocks, max_waiting: int = MAX_WAITING) -> dict[str
         if what and block_fn.validator is None:
             limit = OnePerSession(demo, block_fn.api_name, what, max_waiting)
             block_fn.validator = limit.validator
+            block_fn.fn = _noting_start(block_fn.fn, limit)
             limits[block_fn.api_name] = limit
     return limits
+
+
+def _noting_start(fn: Callable, limit: OnePerSession) -> Callable:
+    """``fn`` (a generator function or not) telling ``limit`` when its job starts, so that a
+    job that ends at once (a refused setting) does not leave its session refused for a while.
+    ``functools.wraps`` keeps the signature Gradio reads (``gr.Request`` is filled in)."""
+    def note(args: tuple, kwargs: dict) -> None:
+        request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+        limit.started(getattr(request, "session_hash", None), getattr(request, "username", None))
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any) -> Iterator:
+            note(args, kwargs)
+            yield from fn(*args, **kwargs)
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        note(args, kwargs)
+        return fn(*args, **kwargs)
+    return call

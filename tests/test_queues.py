@@ -33,6 +33,9 @@ def test_one_audit_per_session_and_login_and_a_bound_on_all():
     assert "already has" in audits.admit("s2", None)  # accepted, not yet listed by Gradio
     assert audits.admit("s1", "ada") is None  # same hash, another login: another session
     assert "3 audits are queued or running" in audits.admit("s9", None)
+    anonymous = OnePerSession(fake_demo(), "audit", "audit", max_waiting=3)
+    assert [anonymous.admit(None, None) for _ in range(3)] == [None] * 3  # raw calls, no hash
+    assert "3 audits are queued" in anonymous.admit(None, None)
 
 
 def test_the_app_limits_its_fine_tunes_and_audits(tmp_path):
@@ -50,9 +53,26 @@ def test_the_app_limits_its_fine_tunes_and_audits(tmp_path):
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("queues")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # this app's files in its own folder
     demo, url = launch_tiny_app(tmp, max_epochs=LONG_RUN_EPOCHS)
     yield url, tmp
     demo.close()
+    patch.undo()
+
+
+def test_a_fine_tune_refused_at_once_does_not_block_the_next(app):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    url, _ = app
+    client = Client(url, verbose=False)
+    for _ in range(3):  # each ends at once; none leaves the session "already running"
+        with pytest.raises(AppError, match="Learning rate must lie in"):
+            client.predict(base_model="standard", training_data="samples", uploaded_files=[],
+                           training_method="all", epochs_count=1, heatmap_loss_share=0.7,
+                           gwrp_decay=0.9, learning_rate_value=1e30, api_name="/fine_tune")
+    client.close()
 
 
 def test_a_second_fine_tune_of_a_session_is_refused_and_explain_keeps_answering(app):

@@ -25,9 +25,12 @@ from isnet.models.densenet import tiny_densenet
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bounds")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # this app's files in its own folder
     demo, url = launch_tiny_app(tmp)
     yield url, tmp
     demo.close()
+    patch.undo()
 
 
 @pytest.fixture
