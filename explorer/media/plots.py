@@ -1,5 +1,5 @@
-"""Matplotlib figures for the explorer: the bias stress test, the counterfactual bars and the
-fine-tuning curves.
+"""Matplotlib figures for the explorer: the bias stress test, the counterfactual bars, the
+fine-tuning curves and the model-randomisation test.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot``), so nothing is
 registered in a global figure manager and concurrent sessions cannot draw into each other's
@@ -108,3 +108,27 @@ def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
             axes.legend(fontsize=7)
     return figure
 
+
+
+def randomisation_figure(spearman: Sequence[float], ssim: Sequence[float], label: str) -> Figure:
+    """The cascading model-randomisation test: similarity of each stage's map to the trained
+    model's (stage 0), Spearman of ``|R|`` and SSIM, as layers are randomised from the top.
+
+    Args:
+        spearman, ssim: one value per stage, stage 0 first.
+        label: the model's name (title).
+    """
+    figure = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    stages = list(range(len(spearman)))
+    axes.plot(stages, spearman, "-o", color=COLOURS[0], label="Spearman rank correlation of |R|")
+    axes.plot(stages, ssim, "--s", color=COLOURS[1], label="SSIM")
+    axes.set_xticks(stages)
+    axes.set_xlabel("cascade stage (0 = trained; each stage randomises more layers, top first)")
+    axes.set_ylabel("similarity to the trained model's map")
+    axes.set_ylim(min(-0.05, min(spearman) - 0.05, min(ssim) - 0.05), 1.05)
+    axes.axhline(0, color="grey", linewidth=0.8)
+    axes.grid(alpha=0.3)
+    axes.set_title(f"Model randomisation: {label}")
+    axes.legend(fontsize=8, loc="best")
+    return figure

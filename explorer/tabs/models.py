@@ -1,7 +1,8 @@
 """The Models tab: load a checkpoint (ours, the ISNet authors', or a torchvision state dict of any
 supported family), override what the file does not say, switch between the corrected and the
 authors' LRP, and read model cards (widgets and wiring only; the work is in
-:mod:`explorer.handlers.models` and :mod:`explorer.handlers.lrp_compare`)."""
+:mod:`explorer.handlers.models`, :mod:`explorer.handlers.lrp_compare` and
+:mod:`explorer.handlers.sanity`: the model-randomisation test)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from explorer.components import (
     session_of,
 )
 from explorer.errors import guarded
-from explorer.handlers import lrp_compare
+from explorer.handlers import lrp_compare, sanity
 from explorer.handlers import models as hm
 from explorer.handlers.lrp_modes import AUTHORS, CORRECTED
 from explorer.limits import readable_size
@@ -80,6 +81,17 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
         difference = gr.Image(label="Difference (corrected − authors'), same scale",
                               type="numpy", interactive=False, height=220)
     compare_summary = gr.Markdown()
+    gr.Markdown("#### Sanity check: model randomisation\nDo the maps depend on what the model "
+                "learned? The picked model's layers are made random from the top, stage by "
+                "stage, and the map of one image is compared with the trained model's "
+                "(Adebayo et al., 2018).")
+    with gr.Row():
+        test_image = gr.Dropdown([sanity.EXPLAIN_IMAGE] + [s.name for s in ctx.samples],
+                                 value=ctx.samples[0].name if ctx.samples else None,
+                                 label="Image", min_width=320)
+        randomise = gr.Button("Run the randomisation test", size="sm", min_width=320)
+    randomised = gr.Plot(label="Similarity to the trained model's map, per stage")
+    randomised_summary = gr.Markdown()
     refresh = gr.Button("Refresh model cards", size="sm")
     all_cards = gr.Markdown(hm.cards(ctx, None))
 
@@ -156,4 +168,16 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
 
     compare.click(on_compare, [pick] + w.editor_inputs(),
                   [corrected, authors, difference, compare_summary], api_name="compare_lrp")
+
+    @guarded
+    def on_randomise(model, image_choice, image_and_mask, brush_strokes, editor_record,
+                     request: gr.Request):
+        """The cascading model-randomisation test of the picked model on the chosen image."""
+        image = sanity.chosen_image(ctx, image_choice,
+                                    editor_input(image_and_mask, brush_strokes, editor_record))
+        view = sanity.randomisation_test(ctx, session_of(request), model, image)
+        return view.figure, view.summary
+
+    randomise.click(on_randomise, [pick, test_image] + w.editor_inputs(),
+                    [randomised, randomised_summary], api_name="randomisation_test")
     return all_cards
