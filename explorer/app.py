@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer import catalog
+from explorer import api, catalog
 from explorer.components import session_of
 from explorer.handlers.explain import LRPOverrides, engine_explain, explain_cached
 from explorer.media.editor import EditorInput
@@ -188,6 +188,7 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
                 arena_tab.build(ctx, widgets, arena)
         export_tab.build(ctx)
         audit_tab.hand_to_fine_tune(demo, audit)
+        api.register(ctx)  # /api/explain, /api/models, /api/audit
 
         def session_disconnected(request: gr.Request) -> None:
             """Gradio fires unload whenever the heartbeat stream breaks (a network blip, a

@@ -190,7 +190,7 @@ def explain_models(ctx: AppContext, entries: Sequence[ModelEntry], image: np.nda
     for entry in entries:
         resize = "squeeze" if at_input else resize_mode(entry.metadata)
         x = model_input(image, entry.input_size, entry.normalisation, resize)  # (1, 3, S, S)
-        answer = explain_cached(ctx, entry, x, _target_index(entry, target), lrp)
+        answer = explain_cached(ctx, entry, x, target_index(entry, target), lrp)
         rules.append(input_rule_name(entry, lrp.config(entry)))
         explanations.append(answer)
         difference = resolve(entry, lrp.mode) == DIFFERENCE
@@ -261,7 +261,7 @@ def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
                        conservation)
 
 
-def _target_index(entry: ModelEntry, target: str | None) -> int | str | None:
+def target_index(entry: ModelEntry, target: str | None) -> int | str | None:
     """Class index for a class name (None = the predicted class, "selective" = Selective
     ISNet's map)."""
     if not target or target == PREDICTED:
