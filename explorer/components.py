@@ -38,7 +38,10 @@ STRESS_TEST_OUTPUTS = ("plot", "table")
 COUNTERFACTUAL_OUTPUTS = ("plot", "summary")
 FINE_TUNE_OUTPUTS = ("runs", "status", "curves", "checkpoint", "before", "after", "comparison",
                      "left_model", "right_model", "base_model")
-LOAD_SAMPLE_OUTPUTS = ("editor", "true_class")
+LOAD_SAMPLE_OUTPUTS = ("editor", "true_class", "upload", "notices")
+LOAD_IMAGE_OUTPUTS = ("editor", "true_class", "sample", "notices")
+"""A new image is the one current image: loading one clears what named the old one (the
+other source, the true class, the domain notice)."""
 LOAD_CHECKPOINT_OUTPUTS = ("card", "cards", "left_model", "right_model", "download_choices")
 MODEL_CARDS_OUTPUTS = ("cards", "download_choices")
 COMPARE_MODES_OUTPUTS = ("corrected", "authors", "difference", "summary")
@@ -117,10 +120,23 @@ class ExplainWidgets:
     target: gr.Dropdown
     opacity: gr.Slider
     top_k: gr.Slider
+    sample: gr.Dropdown
+    upload: gr.File
+    domain_notice: gr.Markdown
 
     def editor_inputs(self) -> list:
         """The widgets :func:`editor_input` reads, in its argument order."""
         return [self.editor, self.brush_mode, self.record]
+
+    def image_names(self) -> list:
+        """What names the current image besides the editor (the sample dropdown, the upload
+        field, the domain notice): a tab that puts a new image in the editor clears them with
+        :data:`CLEARED_NAMES`, so nothing names the image before."""
+        return [self.sample, self.upload, self.domain_notice]
+
+
+CLEARED_NAMES = (None, None, "")
+"""The values of :meth:`ExplainWidgets.image_names` for an image from elsewhere."""
 
 
 def editor_input(value: dict | None, brush_mode: str, record: dict | None) -> EditorInput:

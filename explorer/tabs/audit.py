@@ -18,7 +18,13 @@ import threading
 import gradio as gr
 import numpy as np
 
-from explorer.components import AUDIT_OUTPUTS, ExplainWidgets, ordered, session_of
+from explorer.components import (
+    AUDIT_OUTPUTS,
+    CLEARED_NAMES,
+    ExplainWidgets,
+    ordered,
+    session_of,
+)
 from explorer.errors import guarded, guarded_stream, notify
 from explorer.handlers import audit as ha
 from explorer.handlers import audit_views as views
@@ -236,7 +242,8 @@ def _wire_explain_link(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None,
                        members, record, order, groups, means, cluster_model) -> None:
     """Clicking a gallery image opens it (with its mask and class) in the Explain tab; clicking
     a strategy shows its members."""
-    shown = [w.editor, w.record, w.true_class] + ([tabs] if tabs is not None else [])
+    shown = [w.editor, w.record, w.true_class] + w.image_names() + \
+        ([tabs] if tabs is not None else [])  # the sample and upload fields named other images
 
     def open_in_explain(audit_record, index, request):
         data = ha.read_audit(audit_record)
@@ -246,7 +253,7 @@ def _wire_explain_link(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None,
         value, editor_record = editor_state.show(ctx.session_dir(session_of(request)), image,
                                                  mask)
         switch = [gr.Tabs(selected="explain")] if tabs is not None else []
-        return [value, editor_record, label] + switch
+        return [value, editor_record, label, *CLEARED_NAMES] + switch
 
     @guarded
     def on_pick(audit_record, ranked, event: gr.SelectData, request: gr.Request):

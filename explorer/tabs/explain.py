@@ -135,8 +135,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                   elem_classes=["table-text"])
 
     widgets = ExplainWidgets(editor, record, brush_mode, true_class, left, right, target, opacity,
-                             top_k)
-    _wire_image(ctx, widgets, sample, upload, mask_file, auto_threshold, auto_grabcut, clear)
+                             top_k, sample, upload, domain_notice)
+    _wire_image(ctx, widgets, mask_file, auto_threshold, auto_grabcut, clear)
 
     def on_gallery(event: gr.SelectData):
         """The sample clicked in the gallery."""
@@ -148,8 +148,8 @@ def build(ctx: AppContext) -> ExplainWidgets:
         return sample_outputs(ctx, session_of(request), name)
 
     gallery.select(on_gallery, None, [sample], api_visibility="private").then(
-        on_gallery_sample, [sample], [widgets.editor, record, widgets.true_class],
-        api_visibility="private")
+        on_gallery_sample, [sample], [widgets.editor, record, widgets.true_class, upload,
+                                      domain_notice], api_visibility="private")
 
     @guarded
     def on_explain(image_and_mask, left_model, right_model, explain_class, overlay_opacity,
@@ -237,15 +237,16 @@ def _show(ctx: AppContext, session: str | None, loaded: LoadedImage) -> tuple[di
 
 
 def sample_outputs(ctx: AppContext, session: str | None, name: str | None) -> tuple:
-    """Editor value, editor record and true class of a sample (no change without a name)."""
+    """Editor value, editor record and true class of a sample, the upload field cleared and the
+    domain notice emptied (no change without a name)."""
     if not name:
-        return gr.update(), gr.update(), gr.update()
+        return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
     loaded = image_handlers.load_sample(ctx, name)
-    return (*_show(ctx, session, loaded), loaded.label)
+    return (*_show(ctx, session, loaded), loaded.label, None, "")
 
 
-def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, auto_threshold,
-                auto_grabcut, clear) -> None:
+def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, auto_grabcut,
+                clear) -> None:
     """Events that set the editor's image and mask (and the record behind them)."""
     shown = [w.editor, w.record]
 
@@ -254,16 +255,19 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, sample, upload, mask_file, a
         """Load a bundled sample and its mask into the editor; returns its true class."""
         return sample_outputs(ctx, session_of(request), sample_name)
 
-    sample.input(on_sample, [sample], shown + [w.true_class], api_name="load_sample")
+    w.sample.input(on_sample, [w.sample], shown + [w.true_class, w.upload, w.domain_notice],
+                 api_name="load_sample")
 
     @guarded
     def on_upload(image_file, request: gr.Request):
-        """Decode an uploaded image into the editor (alpha channel → mask)."""
+        """Decode an uploaded image into the editor (alpha channel → mask); the sample, the
+        true class and the domain notice of the image before are cleared."""
         loaded = image_handlers.load_upload(ctx, image_file)
         notify(loaded.notices)
-        return _show(ctx, session_of(request), loaded)
+        return (*_show(ctx, session_of(request), loaded), None, None, "")
 
-    upload.upload(on_upload, [upload], shown, api_name="load_image")
+    w.upload.upload(on_upload, [w.upload], shown + [w.true_class, w.sample, w.domain_notice],
+                    api_name="load_image")
 
     @guarded
     def on_mask_file(image_and_mask, mask_image_file, brush_strokes, editor_record,
