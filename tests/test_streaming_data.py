@@ -229,3 +229,18 @@ def test_unusable_inputs_get_clear_errors(tmp_path):
         read_layout(tmp_path, "class-folders")  # only bad.csv: not an image in a class folder
     with pytest.raises(ValueError, match="unknown layout"):
         read_layout(tmp_path, "zip")
+
+
+def test_class_folders_pair_masks_whatever_the_suffix_case(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    picture = np.zeros((8, 8, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "a" / "x.JPG"), picture)
+    cv2.imwrite(str(tmp_path / "a" / "x.mask.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp_path / "b" / "y.png"), picture)
+    (tmp_path / "b" / "y.mask.PNG").write_bytes((tmp_path / "a" / "x.mask.png").read_bytes())
+    cv2.imwrite(str(tmp_path / "b" / "z.mask.png"), np.zeros((8, 8), np.uint8))
+    catalogue = read_layout(tmp_path)
+    assert dict(zip(catalogue.images.tolist(), catalogue.masks.tolist(), strict=True)) == {
+        "a/x.JPG": "a/x.mask.png", "b/y.png": "b/y.mask.PNG"}
+    assert catalogue.problems == ["b/z.mask.png: mask without an image next to it - left out"]

@@ -58,8 +58,10 @@ def test_every_family_trains_a_few_float64_steps_on_files(folder, tmp_path, mode
     assert (tmp_path / "m.run" / "logs" / "attempt-1" / "metrics.csv").is_file()
 
 
-def test_resume_continues_with_the_optimiser_state(folder, tmp_path):
-    common = ("--model", "tiny_densenet", "--method", "selective", "--lr", "0.05")
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_resume_continues_with_the_optimiser_state(folder, tmp_path, workers):
+    common = ("--model", "tiny_densenet", "--method", "selective", "--lr", "0.05",
+              "--workers", workers)  # with workers: the resumed epoch's order and augmentation
     straight, _ = run(folder, tmp_path / "straight.safetensors", *common, "--epochs", "2")
     run(folder, tmp_path / "part.safetensors", *common, "--epochs", "1")
     resumed, metadata = run(folder, tmp_path / "resumed.safetensors", *common, "--epochs", "2",

@@ -129,8 +129,8 @@ def audit_stream(model: nn.Module, dataset: StreamingDataset, batch_size: int = 
             share[~has_mask] = np.nan
             for key, value in (("idx", batch_indices), ("lab", labels.numpy()), ("pred", pred),
                                ("conf", conf), ("share", share)):
-                parts[key].append(value)
-            parts["maps"].append(normalised_maps(relevance, map_size).half().numpy())
+                parts[key].append(np.array(value))  # a copy: never keep a worker's shared memory
+            parts["maps"].append(normalised_maps(relevance, map_size).half().numpy().copy())
             _keep_top(heap, keep_top, (share, batch_indices, labels.numpy(), pred),
                       images, relevance, masks, mean, std)
         if on_progress is not None:

@@ -174,10 +174,21 @@ class ISNetLightningModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         """The configured optimiser (:func:`make_optimizer`) and the per-step schedule."""
         optimizer = make_optimizer(self.network, self.config)
-        scheduler = make_scheduler(optimizer, self.config,
-                                   int(self.trainer.estimated_stepping_batches))
+        scheduler = make_scheduler(optimizer, self.config, self._total_steps())
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _total_steps(self) -> int:
+        """The run's optimisation steps, counted from the data's size (what Lightning's
+        ``estimated_stepping_batches`` gives, without building the training loader: built this
+        early, before a resumed run's state is restored, its workers would start in epoch 0)."""
+        trainer = self.trainer
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None:
+            return int(trainer.estimated_stepping_batches)
+        per_rank = math.ceil(len(datamodule.train_set) / trainer.world_size)  # DDP pads
+        steps = math.ceil(per_rank / datamodule.batch_size) * trainer.max_epochs
+        return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
 
 class ISNetDataModule(L.LightningDataModule):
@@ -202,8 +213,15 @@ class ISNetDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled, seeded training batches (Lightning adds a DistributedSampler under DDP,
         which gives each rank its own share of the files)."""
-        return stream_loader(self.train_set, self.batch_size, self.workers,
-                             sampler=EpochShuffle(len(self.train_set), self.seed),
+        # The epoch the trainer is at (a resumed run's, too): Lightning may start the loader's
+        # workers, which take the dataset's epoch with them, before it sets the sampler's epoch.
+        trainer = getattr(self, "trainer", None)
+        epoch = trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
+        sampler = EpochShuffle(len(self.train_set), self.seed)
+        sampler.set_epoch(epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        return stream_loader(self.train_set, self.batch_size, self.workers, sampler=sampler,
                              pin_memory=self._pin())
 
     def val_dataloader(self) -> DataLoader | list:

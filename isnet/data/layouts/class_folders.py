@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from isnet.data.catalogue import Catalogue, from_rows
-from isnet.data.layouts.listing import IMAGE_SUFFIXES, MASK_SUFFIX, is_image, list_files
+from isnet.data.layouts.listing import MASK_SUFFIX, is_image, list_files
 
 
 def read_class_folders(root: Path, class_names: list[str] | None = None) -> Catalogue:
@@ -20,14 +20,15 @@ def read_class_folders(root: Path, class_names: list[str] | None = None) -> Cata
         ValueError: no usable image.
     """
     files = list_files(root)
-    present = set(files)
+    masks = {name[: -len(MASK_SUFFIX)]: name for name in files
+             if name.lower().endswith(MASK_SUFFIX)}  # stem → mask file (any case of suffix)
+    image_stems = {name[: name.rindex(".")] for name in files if is_image(name)}
     problems: list[str] = []
     rows = []
     for name in files:
         parts = name.split("/")
         if name.lower().endswith(MASK_SUFFIX):
-            stem = name[: -len(MASK_SUFFIX)]
-            if not any(f"{stem}{suffix}" in present for suffix in IMAGE_SUFFIXES):
+            if name[: -len(MASK_SUFFIX)] not in image_stems:
                 problems.append(f"{name}: mask without an image next to it - left out")
             continue
         if not is_image(name):
@@ -37,6 +38,5 @@ def read_class_folders(root: Path, class_names: list[str] | None = None) -> Cata
             problems.append(f"{name}: not inside a class folder (expected <class>/<name>.png) - "
                             "left out")
             continue
-        mask = name[: name.rindex(".")] + MASK_SUFFIX
-        rows.append((name, mask if mask in present else "", parts[0], "", name))
+        rows.append((name, masks.get(name[: name.rindex(".")], ""), parts[0], "", name))
     return from_rows(root, "class-folders", rows, problems, root, class_names)
