@@ -154,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "in training (0 for images whose sides differ, e.g. chest X-rays)")
     files.add_argument("--jitter", type=float, default=0.1, help="colour jitter (0 = off)")
     files.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
-    files.add_argument("--recalibrate-batchnorm", action="store_true",
-                       help="re-estimate BatchNorm statistics over the training set after each "
-                            "epoch (an extra pass; the experiment does it by default)")
+    files.add_argument("--no-recalibrate-batchnorm", action="store_true",
+                       help="skip re-estimating BatchNorm statistics over the training set after "
+                            "each epoch (a forward-only pass; without it an ISNet's eval-mode "
+                            "accuracy can fall to chance, TrainConfig.recalibrate_batchnorm)")
     scale = parser.add_argument_group("Lightning scale-out (any of these switches it on)")
     scale.add_argument("--devices", default=None, help="devices per node (int or 'auto')")
     scale.add_argument("--num-nodes", type=int, default=None)

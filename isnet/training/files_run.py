@@ -60,7 +60,7 @@ def train_on_files(args: argparse.Namespace, config: TrainConfig, command: str,
     config = replace(config, num_classes=len(splits.class_names), input_size=preprocessing.size,
                      normalisation=None if preprocessing.mean is None else
                      (tuple(preprocessing.mean), tuple(preprocessing.std or ())),
-                     recalibrate_batchnorm=args.recalibrate_batchnorm,
+                     recalibrate_batchnorm=not args.no_recalibrate_batchnorm,
                      model=start_metadata.get("model_name", config.model)
                      if start_model is not None else config.model)
     seed_everything(config.seed, config.deterministic)  # the fresh weights and head are seeded
