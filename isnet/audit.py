@@ -2,9 +2,10 @@
 --out DIR``.
 
 For each checkpoint it streams the dataset from disk (any layout of :mod:`isnet.data.layouts`;
-masks optional) in the checkpoint's own input size and normalisation, explains every image's
-predicted class with LRP (the z^B bounds of that normalisation) on ``--device``, and writes to
-``DIR``:
+masks optional) in the checkpoint's own input size, normalisation and resizing (the transforms
+a ``--data`` run recorded; torchvision's resize and centre crop for ImageNet weights),
+explains every image's predicted class with LRP (the z^B bounds of that normalisation) on
+``--device``, and writes to ``DIR``:
 
 * ``<checkpoint>/per_image.csv`` — file, true class, prediction, confidence, background share
   (empty without a mask), correct;
@@ -45,7 +46,7 @@ from isnet.analysis.audit_summary import (
 )
 from isnet.analysis.stream_audit import audit_stream
 from isnet.data.dataset_splits import open_evaluation
-from isnet.data.transforms import Preprocessing
+from isnet.data.transforms import preprocessing_of
 from isnet.devices import DEVICE_CHOICES, choose_device, device_label
 from isnet.io.atomic import write_atomically
 from isnet.io.checkpoints import load_checkpoint
@@ -85,7 +86,7 @@ def audit_checkpoint(path: Path, args: argparse.Namespace, device: torch.device
     ``"_audit"``, the :class:`StreamAudit` and names for the report)."""
     model, metadata = load_checkpoint(path)
     model = model.to(device)
-    preprocessing = Preprocessing.from_metadata(metadata)
+    preprocessing = preprocessing_of(metadata, default_size=224)  # as recorded, or ImageNet's
     class_names = list(metadata["class_names"])
     dataset, problems = open_evaluation(args.data, preprocessing, class_names, args.layout)
     if args.limit is not None:
@@ -102,6 +103,7 @@ def audit_checkpoint(path: Path, args: argparse.Namespace, device: torch.device
                              on_progress=lambda done, total: bar.update(done - bar.n))
     names = dataset.catalogue.names
     record = {"checkpoint": path.name, "model": metadata.get("model_name"),
+              "preprocessing": preprocessing.describe(),
               "overall": overall(audit, args.threshold),
               "classes": class_summaries(audit, class_names, args.threshold),
               "strategies": class_strategies(audit, class_names, args.spray_limit),

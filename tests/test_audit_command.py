@@ -83,6 +83,7 @@ def test_the_command_writes_every_file_and_refuses_to_overwrite(tmp_path, model)
     summary = json.loads((tmp_path / "audit" / "summary.json").read_text())
     record = summary["checkpoints"][0]
     assert record["overall"]["images"] == 12 and summary["device"] == "CPU"
+    assert record["preprocessing"]["resize"] == "squeeze" and record["preprocessing"]["size"] == 16
     shares = np.array([float(row["background_share"]) for row in rows])
     assert record["overall"]["mean_share"] == pytest.approx(shares.mean(), abs=1e-5)
     html = (tmp_path / "audit" / "report.html").read_text()
