@@ -110,3 +110,14 @@ def test_ddp_on_two_cpu_processes_splits_the_files(folder, tmp_path):
     assert [share["images"] for share in shares] == [12, 12]  # each rank its own half
     assert sum(share["index_sum"] for share in shares) == sum(range(24))  # together: all files
     assert metadata["metrics"]["steps"] == 3
+
+
+def test_the_run_device_follows_device_or_accelerator(monkeypatch):
+    from isnet.training.files_run import run_device
+
+    assert run_device("auto", "cpu").type == "cpu" and run_device("cpu", None).type == "cpu"
+    with pytest.raises(ValueError, match="disagree"):
+        run_device("cpu", "gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        run_device("auto", "gpu")

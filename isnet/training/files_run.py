@@ -51,7 +51,7 @@ SHOWN_PROBLEMS = 20
 def train_on_files(args: argparse.Namespace, config: TrainConfig, command: str,
                    git_commit: str | None) -> int:
     """Run the steps of the module docstring. Returns the exit status (1: nothing saved)."""
-    device = choose_device(args.device)
+    device = run_device(args.device, args.accelerator)
     start_model, start_metadata = _starting_point(args.init)
     preprocessing = _preprocessing(args, start_metadata)
     splits = open_splits(args.data, preprocessing, args.val_data, args.test_data,
@@ -102,6 +102,20 @@ def train_on_files(args: argparse.Namespace, config: TrainConfig, command: str,
                                 "rank_shares": result.rank_shares})
     logger.info("wrote %s", args.out)
     return 0
+
+
+def run_device(device: str, accelerator: str | None) -> Any:
+    """The device of a ``--data`` run: ``--device``, or what ``--accelerator`` (the scale-out
+    flag) names when ``--device`` is left at auto (``gpu`` → cuda, ``cpu`` → cpu).
+
+    Raises:
+        ValueError: the two disagree (e.g. ``--device cpu --accelerator gpu``), or CUDA is asked
+            for without a GPU.
+    """
+    wanted = {"gpu": "cuda", "cpu": "cpu"}.get(accelerator or "auto")
+    if wanted is not None and device != "auto" and not device.startswith(wanted):
+        raise ValueError(f"--device {device} and --accelerator {accelerator} disagree; give one")
+    return choose_device(wanted if wanted is not None and device == "auto" else device)
 
 
 def _starting_point(init: Path | None) -> tuple[nn.Module | None, dict[str, Any]]:
