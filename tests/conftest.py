@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from isnet.io import checkpoints
 from isnet.models.densenet import DenseNet, tiny_densenet
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -73,3 +74,16 @@ def biased_batch(count: int = 8, size: int = 32
     for i, label in enumerate(labels):
         images[i, label, 1:7, 1:7] = 1.0  # the shortcut: channel = class
     return images, masks, labels
+
+
+@pytest.fixture
+def no_building(monkeypatch) -> list:
+    """Records (and refuses) any attempt to build a model while a checkpoint loads."""
+    calls: list = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(checkpoints, "build_model", refuse)
+    return calls

@@ -24,7 +24,6 @@ from PIL import Image, ImageOps
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-import isnet.io.checkpoints as checkpoints
 from isnet.data.decode import orient
 from isnet.data.folders import load_image_folder
 from isnet.data.image_set import ImageSet
@@ -239,19 +238,6 @@ def with_metadata(source: Path, target: Path, text: str) -> Path:
     target.write_bytes(safetensors_save(safetensors_load(source.read_bytes()),
                                         metadata={"isnet": text}))
     return target
-
-
-@pytest.fixture
-def no_building(monkeypatch) -> list:
-    """Records (and refuses) any attempt to build a model while loading."""
-    calls: list = []
-
-    def refuse(*args, **kwargs):
-        calls.append(args)
-        raise AssertionError("a model was built")
-
-    monkeypatch.setattr(checkpoints, "build_model", refuse)
-    return calls
 
 
 def test_tiny_metadata_declaring_a_huge_model_is_refused_before_building(

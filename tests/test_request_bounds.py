@@ -16,7 +16,6 @@ from forged_inputs import forged_png
 from PIL import Image
 from ui_fixtures import launch_tiny_app, object_image
 
-from isnet.io import checkpoints
 from isnet.io.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from isnet.io.limits import CheckpointLimits
 from isnet.models.densenet import tiny_densenet
@@ -31,19 +30,6 @@ def app(tmp_path_factory):
     yield url, tmp
     demo.close()
     patch.undo()
-
-
-@pytest.fixture
-def no_building(monkeypatch) -> list:
-    """Records (and refuses) any attempt to build a model while loading."""
-    calls: list = []
-
-    def refuse(*args, **kwargs):
-        calls.append(args)
-        raise AssertionError("a model was built")
-
-    monkeypatch.setattr(checkpoints, "build_model", refuse)
-    return calls
 
 
 def explain_with_layers(url: str, background: str, layers: list[str]):
