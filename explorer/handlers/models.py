@@ -26,10 +26,9 @@ from explorer.catalog import ASSETS, bundled_checkpoints, entry_from_checkpoint
 from explorer.errors import InputError
 from explorer.handlers.lrp_modes import mode_note
 from explorer.limits import size_bytes
-from explorer.media.tensors import normalised_bounds
 from explorer.state import SHARED, AppContext, ModelEntry
 from isnet.analysis.sanity import untrained_signs
-from isnet.data.transforms import evaluation_record, preprocessing_of
+from isnet.data.transforms import evaluation_record, normalised_bounds, preprocessing_of
 from isnet.devices import device_label
 from isnet.io.limits import CheckpointLimits
 

@@ -49,13 +49,6 @@ def normalise(x: Tensor, normalisation: tuple[Sequence[float], Sequence[float]] 
     return (x - mean) / std
 
 
-def normalised_bounds(mean: Sequence[float], std: Sequence[float]) -> tuple[list[float],
-                                                                             list[float]]:
-    """The z^B bounds of normalised pixels: ``(0 − mean) / std`` and ``(1 − mean) / std`` per
-    channel."""
-    return ([-m / s for m, s in zip(mean, std, strict=True)],
-            [(1 - m) / s for m, s in zip(mean, std, strict=True)])
-
 
 def model_input(image: np.ndarray, size: int,
                 normalisation: tuple[Sequence[float], Sequence[float]] | None = None,

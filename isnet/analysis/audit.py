@@ -64,7 +64,8 @@ class AuditResult:
 def lrp_explainer(lrp: LRPConfig | None = None) -> Explainer:
     """The default explainer: LRP of the predicted class with the given settings."""
     def run(model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
-        return explain(model, images, None, lrp=lrp)
+        explained = explain(model, images, None, lrp=lrp)
+        return explained[0], explained[1]
 
     return run
 

@@ -22,6 +22,7 @@ needs the normalised pixel range, :meth:`Preprocessing.bounds`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -96,12 +97,11 @@ class Preprocessing:
                 "std": list(self.std) if self.std else None}
 
     def bounds(self) -> tuple[Any, Any]:
-        """The z^B input range (low, high): (0, 1), or ``(0 − mean) / std`` and
-        ``(1 − mean) / std`` per channel when normalised."""
+        """The z^B input range (low, high): (0, 1), or :func:`normalised_bounds` when
+        normalised."""
         if self.mean is None or self.std is None:
             return 0.0, 1.0
-        return ([-m / s for m, s in zip(self.mean, self.std, strict=True)],
-                [(1 - m) / s for m, s in zip(self.mean, self.std, strict=True)])
+        return normalised_bounds(self.mean, self.std)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready record of every setting (stored in checkpoints)."""
@@ -115,6 +115,14 @@ class Preprocessing:
     def training(self) -> PairTransform:
         """The random transform for training (seeded per image by the dataset)."""
         return PairTransform(self, training=True)
+
+
+def normalised_bounds(mean: Sequence[float], std: Sequence[float]
+                      ) -> tuple[list[float], list[float]]:
+    """The z^B bounds of normalised [0, 1] pixels: ``(0 − mean) / std`` and ``(1 − mean) / std``
+    per channel."""
+    return ([-m / s for m, s in zip(mean, std, strict=True)],
+            [(1 - m) / s for m, s in zip(mean, std, strict=True)])
 
 
 class PairTransform:

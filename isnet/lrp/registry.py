@@ -67,7 +67,7 @@ def relevance_from_messages(model: nn.Module, trace: Any, messages: Tensor,
         ValueError: ``config.reference_quirks`` for a family whose walk has no reference mode
             (the authors' published quirks concern their DenseNet LRP block only).
     """
-    walk = walk_for(model)
+    walk: Callable[..., Tensor] = walk_for(model)  # walks take ``ledger`` as a keyword
     if config.reference_quirks and not any(isinstance(model, kind) for kind in _WITH_QUIRKS):
         raise ValueError(f"reference_quirks reproduces the ISNet authors' DenseNet LRP block; "
                          f"{type(model).__name__} has no published block to reproduce. Use "

@@ -192,9 +192,9 @@ class TrainConfig:
         ``(0 − mean) / std`` and ``(1 − mean) / std`` per channel with ``normalisation``."""
         if self.normalisation is None:
             return 0.0, 1.0
-        mean, std = self.normalisation
-        return ([-m / s for m, s in zip(mean, std, strict=True)],
-                [(1 - m) / s for m, s in zip(mean, std, strict=True)])
+        from isnet.data.transforms import normalised_bounds  # torchvision only when normalised
+
+        return normalised_bounds(*self.normalisation)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
