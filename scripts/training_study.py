@@ -67,6 +67,11 @@ RECIPES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # name: (training condition, TrainConfig changes, DEMO_BIAS changes)
     "standard": ("biased", dict(method="standard"), {}),
     "ceiling_unbiased": ("unbiased", dict(method="standard"), {}),
+    # the ceiling with the bundled ISNet's optimiser (AdamW at lr 1e-3, clip 3): how much of the
+    # ISNet's ratio to the SGD ceiling is the optimiser's (issue 35 item 3)
+    "ceiling_unbiased_adamw": ("unbiased", dict(method="standard", optimizer="adamw",
+                                                learning_rate=ADAMW_LEARNING_RATE,
+                                                grad_clip_norm=3.0), {}),
     "isnet_clip1": ("biased", dict(grad_clip_norm=1.0), {}),
     "isnet_clip10": ("biased", dict(grad_clip_norm=10.0), {}),
     "isnet_clip100": ("biased", dict(grad_clip_norm=100.0), {}),
