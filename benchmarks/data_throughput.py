@@ -38,11 +38,9 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,11 +52,11 @@ import numpy as np
 import torch
 
 import isnet
+from benchmarks.record import command_line, load_average, machine_facts
 from isnet.data.image_set import as_dataset
 from isnet.data.layouts import read_layout
 from isnet.data.streaming import StreamingDataset, batch_parts, stream_loader
 from isnet.data.transforms import Preprocessing
-from isnet.devices import device_label
 from isnet.io.export import write_json
 from isnet.training.loop import EpochShuffle, build_network, make_optimizer, train_step
 
@@ -111,29 +109,6 @@ def generate_folder(root: Path, count: int, min_side: int, max_side: int, fmt: s
             total += len(encoded)
             files += 1
     return {"files": files, "bytes": total, "seconds": round(time.perf_counter() - start, 2)}
-
-
-def machine_facts(threads: int, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Torch version, threads, CPUs, the device's name, platform and the git commit."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip() or None
-    except OSError:
-        commit = None
-    return {"torch": torch.__version__, "torch_threads": threads, "cpu_count": os.cpu_count(),
-            "device": device_label(device), "processor": platform.processor() or
-            platform.machine(), "python": platform.python_version(), "git_commit": commit}
-
-
-def load_average() -> list[float]:
-    """1, 5 and 15 minute load averages (what else the machine was doing)."""
-    return [round(v, 2) for v in os.getloadavg()]
-
-
-def command_line() -> str:
-    """How this benchmark was started, as one line."""
-    script = Path(sys.argv[0])
-    return " ".join([f"python -m {script.parent.name}.{script.stem}", *sys.argv[1:]])
 
 
 def exit_on_terminate() -> None:
