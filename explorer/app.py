@@ -22,12 +22,15 @@ from PIL import Image
 
 from explorer import api, catalog
 from explorer.components import session_of
+from explorer.entries import ModelEntry, plain_metadata
 from explorer.handlers.explain import LRPOverrides, engine_explain, explain_cached
+from explorer.limits import Limits
 from explorer.media.editor import EditorInput
-from explorer.media.tensors import model_input, model_tensor
+from explorer.media.tensors import model_input, resize_mode
 from explorer.queues import limit_long_jobs
 from explorer.sessions import WORK_PREFIX, sweep_leftovers
-from explorer.state import AppContext, Limits, ModelEntry, ModelStore, plain_metadata
+from explorer.state import AppContext
+from explorer.store import ModelStore
 from explorer.tabs import arena as arena_tab
 from explorer.tabs import audit as audit_tab
 from explorer.tabs import bias as bias_tab
@@ -115,6 +118,12 @@ def make_context(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
     return ctx
 
 
+def explain_input(image: np.ndarray, entry: ModelEntry) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, S, S): the tensor Explain gives this model (its resize or
+    torchvision's crop, :func:`explorer.media.tensors.resize_mode`, then its normalisation)."""
+    return model_input(image, entry.input_size, entry.normalisation, resize_mode(entry.metadata))
+
+
 def warm_up(ctx: AppContext) -> None:
     """Run both default models once on a blank image (allocators, kernels, lazy imports), so
     the first real Explain is as fast as the later ones; then fill the heatmap cache with both
@@ -127,8 +136,8 @@ def warm_up(ctx: AppContext) -> None:
     image = np.zeros((64, 64, 3), np.uint8)
     image[16:48, 16:48] = 255
     entries = [ctx.store.get(model_id, None) for model_id in ctx.default_pair]
-    for entry in entries:
-        engine_explain(entry, model_tensor(image, entry.input_size), None)
+    for entry in entries:  # each model's input as Explain prepares it (crop, normalisation)
+        engine_explain(entry, explain_input(image, entry), None)
     for sample in ctx.samples:
         try:
             with Image.open(sample.image_path) as opened:  # as the editor's upload decodes it
@@ -136,8 +145,7 @@ def warm_up(ctx: AppContext) -> None:
             picture, _ = EditorInput({"background": pixels, "layers": [],
                                       "composite": None}).read()
             for entry in entries:
-                x = model_input(picture, entry.input_size, entry.normalisation)
-                explain_cached(ctx, entry, x, None, LRPOverrides())
+                explain_cached(ctx, entry, explain_input(picture, entry), None, LRPOverrides())
         except Exception as error:  # noqa: BLE001 — a bad sample must not stop the start-up
             logger.warning("warm-up skipped sample %s: %s", sample.name, error)
 
