@@ -12,14 +12,16 @@ from isnet.training.balance import GRADIENT_BALANCES
 
 TRAINING_METHODS: tuple[str, ...] = ("standard", "all", "selective", "stochastic", "rrr", "gain",
                                      "gradient_input", "unet_segment", "unet_multitask", "vit",
-                                     "ag_sononet", "ham")
+                                     "ag_sononet", "ham", "background_swap", "background_random",
+                                     "isnet_swap", "swap_consistency")
 """Training methods: plain cross-entropy, an ISNet explaining all / selective / stochastic maps,
-or one of the paper's comparison methods (:mod:`isnet.training.methods`)."""
+or one of the paper's comparison methods and the mask-based background baselines
+(:mod:`isnet.training.methods`)."""
 
 ISNET_METHODS: tuple[str, ...] = ("all", "selective", "stochastic")
 """The methods trained with the LRP heatmap loss ``(1 − P)·CE + P·L_heatmap``."""
 
-HEATMAP_LOSS_METHODS: tuple[str, ...] = (*ISNET_METHODS, "gradient_input")
+HEATMAP_LOSS_METHODS: tuple[str, ...] = (*ISNET_METHODS, "gradient_input", "isnet_swap")
 """Methods trained with ``(1 − P)·CE + P·L_heatmap`` on any map (LRP or gradient × input)."""
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")

@@ -12,7 +12,19 @@ from torch import nn
 
 from isnet.models import create_model
 from isnet.training.config import TrainConfig
-from isnet.training.methods import ag_sononet, gain, gradient_input, ham, rrr, unet, vit
+from isnet.training.methods import (
+    ag_sononet,
+    background_random,
+    background_swap,
+    gain,
+    gradient_input,
+    ham,
+    isnet_swap,
+    rrr,
+    swap_consistency,
+    unet,
+    vit,
+)
 from isnet.training.methods.registry import (
     Method,
     as_explainer,
@@ -39,6 +51,7 @@ def create_network(config: TrainConfig, in_channels: int = 3) -> nn.Module:
     return method.create_model(config, in_channels)
 
 
-__all__ = ["COMPARISON_METHODS", "Method", "ag_sononet", "as_explainer", "create_network", "gain",
-           "get_method", "gradient_input", "ham", "method_names", "native_explainer_for",
-           "register_method", "register_native_explainer", "rrr", "unet", "vit"]
+__all__ = ["COMPARISON_METHODS", "Method", "ag_sononet", "as_explainer", "background_random",
+           "background_swap", "create_network", "gain", "get_method", "gradient_input", "ham",
+           "isnet_swap", "method_names", "native_explainer_for", "register_method",
+           "register_native_explainer", "rrr", "swap_consistency", "unet", "vit"]

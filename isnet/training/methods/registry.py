@@ -106,6 +106,23 @@ def as_explainer(native_map: NativeMap) -> Explainer:
     return explainer
 
 
+def predicted_lrp_map(model: nn.Module, images: Tensor) -> Tensor:
+    """|LRP| of the predicted class summed over colour channels (z^B input rule on [0, 1]
+    pixels): the map of methods that train a plain backbone and have no map of their own.
+
+    Shapes: images (B, C, H, W) → (B, 1, H, W).
+    """
+    from isnet.wrapper import explain  # the LRP walk, only when a map is asked for
+
+    with torch.no_grad():
+        _, heatmaps = explain(model, images)  # (B, 1, C, H, W)
+    return heatmaps[:, 0].abs().sum(1, keepdim=True)
+
+
+LRP_NATIVE_NAME = "LRP"
+"""``Method.native_name`` of methods whose only map is the backbone's LRP heatmap."""
+
+
 def predicted_classes(model: nn.Module, images: Tensor) -> Tensor:
     """Arg-max class of each image, shape (B,), computed without gradients."""
     with torch.no_grad():
