@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from isnet.devices import choose_device, device_label
 
     torch.set_num_threads(max(1, args.threads))
-    from explorer.state import Limits
+    from explorer.limits import Limits
     from explorer.theme import CSS, THEME
 
     local = not args.share and args.host in ("127.0.0.1", "localhost", "::1")

@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 import isnet
+from explorer.entries import ModelEntry, plain_metadata, trained_as
 from explorer.handlers.lrp_modes import opening_mode
 from explorer.media.decode import IMAGE_EXTENSIONS
-from explorer.state import ModelEntry, Sample, plain_metadata, trained_as
+from explorer.state import Sample
 from isnet.data.fashion_mnist import FASHION_MNIST_CLASSES
 from isnet.io.limits import CheckpointLimits
 

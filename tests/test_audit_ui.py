@@ -392,7 +392,7 @@ def test_audit_and_export_through_the_api(tmp_path, monkeypatch):
 
 
 def test_view_log_keeps_the_newest_views_and_deletes_older_files(tmp_path):
-    from explorer.state import ViewLog
+    from explorer.view_log import ViewLog
 
     ctx = make_context(tmp_path)
     ctx.views = ViewLog(capacity=2)

@@ -18,13 +18,14 @@ from ui_fixtures import CLASSES, SIZE, object_image, tiny_models, write_samples
 
 import app
 from explorer.app import make_context
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers import models as handlers_models
 from explorer.handlers import train as handlers_train
 from explorer.handlers.explain import ExplainRequest, explain
 from explorer.handlers.train_worker import WorkerJob, run_job
 from explorer.media.editor import EditorInput, editor_value
-from explorer.state import ModelEntry, ModelStore
+from explorer.store import ModelStore
 from isnet.devices import device_label
 
 

@@ -482,7 +482,7 @@ def test_explain_uses_the_epsilon_the_model_was_trained_with(ctx, value):
 
 
 def test_training_method_and_trained_as_come_from_the_metadata():
-    from explorer.state import trained_as, training_method
+    from explorer.entries import trained_as, training_method
 
     assert training_method({"config": {"method": "standard"}}) == "standard"
     assert training_method({"config": {"variant": "stochastic"}}) == "stochastic"  # 0.1 name

@@ -21,9 +21,9 @@ from explorer.handlers import lrp_compare
 from explorer.handlers import models as hm
 from explorer.handlers.explain import ExplainRequest, explain
 from explorer.handlers.lrp_modes import AUTHORS, CORRECTED, lrp_config
+from explorer.limits import Limits
 from explorer.media.editor import EditorInput, editor_value
 from explorer.media.tensors import model_input
-from explorer.state import Limits
 from isnet.training.transfer import classifier_path, replace_classifier
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

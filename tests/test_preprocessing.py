@@ -13,12 +13,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from ui_fixtures import make_context
 
+from explorer.entries import ModelEntry
 from explorer.handlers import models as hm
 from explorer.handlers.explain import ExplainRequest, LRPOverrides, explain, explain_cached
 from explorer.handlers.export import models_of
 from explorer.media.editor import EditorInput, editor_value
 from explorer.media.tensors import mask_tensor, model_input, model_view, resize_mode
-from explorer.state import ModelEntry
 from isnet import background_share
 from isnet.data.transforms import (
     Preprocessing,

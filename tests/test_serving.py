@@ -199,8 +199,8 @@ def test_bad_settings_are_refused_and_never_replaced(ctx, settings, expected):
 # --- files: an owner and a lifetime -----------------------------------------------------------
 
 def test_session_work_is_removed_when_the_session_ends_or_idles(ctx):
+    from explorer.entries import ModelEntry
     from explorer.sessions import SessionJanitor
-    from explorer.state import ModelEntry
 
     for session in ("ended", "idle", "raw-api-call"):
         (ctx.session_dir(session) / "tuned-1.safetensors").write_bytes(b"x")
@@ -261,7 +261,7 @@ def test_auth_flags_are_parsed_documented_and_refused_cleanly(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_ending_non_finite_is_reported_failed_and_never_listed(ctx):
-    from explorer.state import ModelEntry
+    from explorer.entries import ModelEntry
 
     broken = tiny_models()["Tiny standard"][0]
     with torch.no_grad():

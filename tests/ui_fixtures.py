@@ -103,8 +103,8 @@ def launch_tiny_app(tmp_path: Path, max_file_size: str = "25mb", max_epochs: int
         (demo, url).
     """
     from explorer.app import build_demo
+    from explorer.limits import Limits
     from explorer.serving import launch_options
-    from explorer.state import Limits
     from explorer.theme import CSS, THEME
 
     images, masks = write_samples(tmp_path / "assets")

@@ -32,9 +32,10 @@ import numpy as np
 from PIL import Image
 
 from explorer.catalog import entry_from_checkpoint
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.export import record_view
-from explorer.state import AppContext, ModelEntry
+from explorer.state import AppContext
 
 RESULTS_ROOT = Path(__file__).resolve().parents[2] / "results"
 DEFAULT_FOLDER = RESULTS_ROOT / "arena-h200-full"

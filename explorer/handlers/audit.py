@@ -28,11 +28,12 @@ import torch
 import torch.nn.functional as F
 
 import isnet
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import masking
 from explorer.media.tensors import normalise
-from explorer.state import AppContext, ModelEntry
+from explorer.state import AppContext
 from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
 from isnet.analysis.workers import default_workers, ordered_map
 from isnet.data.folders import load_image_folder

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 import isnet
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.explain import PREDICTED, explain_models, predict_models
 from explorer.handlers.explain_views import PairView
 from explorer.media import plots
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import enlarge, resize_image, resize_mask, resize_mode
-from explorer.state import AppContext, ModelEntry
+from explorer.state import AppContext
 from isnet import viz
 
 POSITIONS = ("top_left", "top_right", "bottom_left", "bottom_right", "random")

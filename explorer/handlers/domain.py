@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from explorer.entries import ModelEntry
 from explorer.media.tensors import resize_mode
-from explorer.state import ModelEntry
 
 GREYSCALE_DATASETS = ("fashion-mnist", "mnist")
 """Datasets whose images are grey (apart from any planted marks)."""

@@ -32,6 +32,8 @@ import torch
 from torch import Tensor
 
 import isnet
+from explorer.caches import image_digest
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers import domain
 from explorer.handlers.explain_views import (
@@ -59,7 +61,7 @@ from explorer.media.tensors import (
     model_view,
     resize_mode,
 )
-from explorer.state import AppContext, ModelEntry, image_digest
+from explorer.state import AppContext
 from isnet.devices import device_label
 from isnet.lrp.registry import is_lrp_ready
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import Tensor
 
+from explorer.entries import ModelEntry
 from explorer.media.colour_scale import colour_scale_picture
-from explorer.state import ModelEntry
 from isnet import viz
 from isnet.analysis.sanity import untrained_signs
 from isnet.lrp.conservation import CONSERVED_TOLERANCE, Conservation

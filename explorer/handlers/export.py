@@ -31,11 +31,12 @@ import numpy as np
 from PIL import Image
 
 import isnet
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import audit_plots
 from explorer.media.stored import stored_npy, stored_png
-from explorer.state import AppContext, ModelEntry
+from explorer.state import AppContext
 from isnet.data.transforms import evaluation_record, preprocessing_of
 from isnet.io.atomic import write_atomically
 from isnet.io.export import file_sha256, plain, write_json, write_report

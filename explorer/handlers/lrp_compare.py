@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.entries import SHARED, ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.explain import engine_explain
 from explorer.handlers.lrp_modes import AUTHORS, CORRECTED, lrp_config, supports_authors
 from explorer.media.tensors import model_input, resize_mode
-from explorer.state import SHARED, AppContext, ModelEntry
+from explorer.state import AppContext
 from isnet import viz
 
 

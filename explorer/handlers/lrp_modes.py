@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 import isnet
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
-from explorer.state import ModelEntry
 from isnet.lrp.conservation import Conservation
 from isnet.lrp.registry import is_lrp_ready
 

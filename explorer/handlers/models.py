@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from explorer.catalog import ASSETS, bundled_checkpoints, entry_from_checkpoint
+from explorer.entries import SHARED, ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.lrp_modes import mode_note
 from explorer.limits import size_bytes
-from explorer.state import SHARED, AppContext, ModelEntry
+from explorer.state import AppContext
 from isnet.analysis.sanity import untrained_signs
 from isnet.data.transforms import evaluation_record, normalised_bounds, preprocessing_of
 from isnet.devices import device_label

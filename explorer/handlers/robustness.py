@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.export import record_view
 from explorer.media.tensors import normalise
-from explorer.state import AppContext, ModelEntry
+from explorer.state import AppContext
 from isnet.data.bias.config import BIAS_KINDS
 from isnet.data.fashion_mnist import FASHION_MNIST_CLASSES
 from isnet.training.experiment import ExperimentData

@@ -34,13 +34,14 @@ from typing import Any
 import torch
 
 import isnet
+from explorer.entries import ModelEntry, plain_metadata
 from explorer.errors import InputError
 from explorer.handlers.explain import explain_models
 from explorer.handlers.explain_views import PairView
 from explorer.handlers.train_data import check_set, samples_set, split, uploaded_set
 from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots
-from explorer.state import AppContext, ModelEntry, plain_metadata
+from explorer.state import AppContext
 from isnet import viz
 from isnet.devices import device_label
 from isnet.training.transfer import for_classes
