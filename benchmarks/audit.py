@@ -8,7 +8,8 @@ it (unbiased split), audits both halves with the bundled standard DenseNet121 (w
 mark) and the ISNet, and reports per model: seconds for the audit, images per second, the share of
 the top-ranked half that carries a mark, and per class the number of strategies the eigengap
 found and the adjusted Rand index (ARI) of the clusters against "has a mark" (1 = the clusters are
-exactly marked / unmarked; 0 = no relation). Prints a Markdown table.
+exactly marked / unmarked; 0 = no relation). Prints a Markdown table and writes the run record
+(:mod:`benchmarks.record`) to ``results/audit/<date>-<machine>.json`` (``--out`` to choose).
 
 ``--app`` times the explorer's own audit instead (``explorer.handlers.audit.run_audit``: both
 bundled models on the bundled "mixed" split of 2 × ``--images`` images, with loading the set,
@@ -30,12 +31,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import adjusted_rand_score
 
 import isnet
+from benchmarks.record import finish_record, start_record
 from isnet.analysis.audit import audit_images, lrp_explainer, rank_by_background
 from isnet.analysis.strategies import find_strategies
 from isnet.analysis.workers import default_workers
@@ -61,12 +65,32 @@ def main() -> int:
                         help="images per batch to audit with (default: 64, as the explorer)")
     parser.add_argument("--app", action="store_true",
                         help="time the explorer's audit of both models (see above)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the run record (default results/audit/<date>-<machine>.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     workers = args.workers or default_workers()
     print(f"torch threads {args.threads}, workers {workers}")
+    record = start_record("audit", threads=args.threads)
+    record["settings"] = {**{k: v for k, v in vars(args).items() if k != "out"},
+                          "workers": workers}
     if args.app:
-        return time_app(2 * args.images, workers)
+        record["app"] = time_app(2 * args.images, workers)
+    else:
+        record["baseline"] = "each model's first layout and batch size, same run"
+        record["rows"] = engine_rows(args, workers)
+    finish_record(record, args.out)
+    return 0
+
+
+def engine_rows(args: argparse.Namespace, workers: int) -> list[dict[str, Any]]:
+    """Audit the marked and clean halves with each model, layout and batch size; print a table.
+
+    Returns:
+        One dict per run: model, layout, batch, images, seconds, x_first (seconds over the
+        model's first layout and batch size), images_per_s, marked_in_top_half,
+        clusters_per_class, ari_mean, clustering_s.
+    """
     data = ExperimentData(test_limit=args.images)
     marked, clean = evaluation_set(data, "biased"), evaluation_set(data, "unbiased")
     images = torch.cat([marked.images, clean.images])
@@ -79,6 +103,7 @@ def main() -> int:
     first = 1.0  # the seconds of the model's first layout and batch size
     runs = [(n, layout, b) for n in args.models for layout in args.layouts
             for b in args.batch_sizes]
+    rows = []
     for name, layout, batch in runs:
         model, metadata = isnet.load_checkpoint(MODELS[name])
         lrp = isnet.LRPConfig.as_trained(metadata.get("config"))  # as the app explains it
@@ -98,17 +123,23 @@ def main() -> int:
             found = find_strategies(result.relevance[members], seed=0)
             counts.append(found.num_clusters)
             scores.append(adjusted_rand_score(has_mark[members], found.labels))
-        cluster_seconds = time.perf_counter() - start
-        print(f"| {name} | {layout} | {batch} | {len(images)} | {seconds:.1f} | "
-              f"{seconds / first:.2f} | "
-              f"{len(images) / seconds:.0f} | "
-              f"{has_mark[top].mean():.3f} | {counts} | {np.mean(scores):.3f} | "
-              f"{cluster_seconds:.1f} |", flush=True)
-    return 0
+        row = {"model": name, "layout": layout, "batch": batch, "images": len(images),
+               "seconds": round(seconds, 2), "x_first": round(seconds / first, 3),
+               "images_per_s": round(len(images) / seconds, 1),
+               "marked_in_top_half": round(float(has_mark[top].mean()), 3),
+               "clusters_per_class": counts, "ari_mean": round(float(np.mean(scores)), 3),
+               "clustering_s": round(time.perf_counter() - start, 2)}
+        rows.append(row)
+        print(f"| {name} | {layout} | {batch} | {len(images)} | {row['seconds']:.1f} | "
+              f"{row['x_first']:.2f} | {row['images_per_s']:.0f} | "
+              f"{row['marked_in_top_half']:.3f} | {counts} | {row['ari_mean']:.3f} | "
+              f"{row['clustering_s']:.1f} |", flush=True)
+    return rows
 
 
-def time_app(images: int, workers: int) -> int:
-    """Seconds of the explorer's two-model audit of the "mixed" split, as the Audit tab runs it."""
+def time_app(images: int, workers: int) -> dict[str, Any]:
+    """Seconds of the explorer's two-model audit of the "mixed" split, as the Audit tab runs it,
+    and when the first model's results appeared."""
     import tempfile
 
     from explorer.app import make_context
@@ -124,7 +155,9 @@ def time_app(images: int, workers: int) -> int:
         seconds = time.perf_counter() - start
     print(f"explorer audit, 2 models × {last.record['count']} images: {seconds:.1f} s "
           f"({last.status}); the first model's results shown after {first:.1f} s")
-    return 0
+    return {"models": 2, "images": int(last.record["count"]), "seconds": round(seconds, 2),
+            "first_model_shown_s": round(first, 2) if first is not None else None,
+            "status": str(last.status)}
 
 
 if __name__ == "__main__":

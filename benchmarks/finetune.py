@@ -3,7 +3,8 @@
 Fine-tunes a bundled DenseNet121 checkpoint on 50 Fashion-MNIST test images at 128 px for 10
 epochs (the explorer's "Train" tab at its default size) with :func:`isnet.fit`, and prints the
 wall time, the time per step and the peak resident memory of the process. The goal on the
-2-core development CPU is under 2 minutes.
+2-core development CPU is under 2 minutes. The figures go to the run record
+(:mod:`benchmarks.record`), ``results/finetune/<date>-<machine>.json`` (``--out`` to choose).
 
 Examples::
 
@@ -27,6 +28,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.record import finish_record, start_record
 from isnet.io.checkpoints import load_checkpoint
 from isnet.training.config import TRAINING_METHODS, TrainConfig
 from isnet.training.experiment import ExperimentData, evaluation_set
@@ -90,11 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the run record (default results/finetune/<date>-<machine>.json)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    record = start_record("finetune", threads=torch.get_num_threads())
     values = run_benchmark(args.checkpoint, args.images, args.size, args.epochs,
                            args.batch_size, args.method)
+    record.update(result=values, goal_wall_seconds=120.0,
+                  goal_met=bool(values["wall_seconds"] < 120))
+    finish_record(record, args.out)
     if args.json:
         sys.stdout.write(json.dumps(values) + "\n")
     else:
