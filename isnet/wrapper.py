@@ -103,18 +103,25 @@ class ISNet(nn.Module):
 def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = None,
             epsilon: float | None = None, zb: bool | None = None, bounds: Bounds | None = None,
             detach_bias: bool | None = None, lrp: LRPConfig | None = None,
-            e: float | None = None, return_conservation: bool = False,
+            e: float | None = None, return_conservation: bool = False, mode: str | None = None,
             ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, list[list[Conservation]]]:
     """LRP heatmap of one output per sample (for display and analysis).
+
+    ``target`` says *which output* (a class); ``mode`` says *which map* (how the walk starts),
+    as captum keeps ``target`` apart from the method (``docs/glossary.md``).
 
     Args:
         model: an LRP-ready network (its train/eval mode is respected; use ``eval()`` for
             display).
         x: images (B, C, H, W), in ``bounds`` when ``zb`` is on.
-        target: None (top prediction), a class index, a (B,) tensor of classes, or an explain
-            mode name (``"all"``, ``"selective"``, …).
+        target: None (the top prediction, unless ``mode`` says otherwise), a class index or a
+            (B,) tensor of classes. A mode name here (``"all"``, ``"selective"``, …) is the old
+            spelling of ``mode=``: accepted for one release, with a DeprecationWarning.
         epsilon, zb, bounds, detach_bias, lrp: LRP settings, as in :class:`ISNet`.
         e: deprecated alias of ``epsilon``.
+        mode: the explain mode (:data:`isnet.lrp.targets.EXPLAIN_MODES`): ``"predicted"``
+            (default without ``target``), ``"target"`` (default with it), ``"all"`` (K maps),
+            ``"selective"`` or ``"stochastic"``; only ``"target"`` takes a ``target``.
         return_conservation: also return, per sample and map, a
             :class:`isnet.lrp.conservation.Conservation`: Σ R, the explained score (logit or
             log-odds), their ratio and what the walk's biases and ε absorbed.
@@ -125,15 +132,32 @@ def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = Non
     """
     config = lrp_settings(lrp, epsilon, e, zb, bounds, detach_bias)
     logits, trace = model.forward_trace(x)  # type: ignore[operator]
-    if target is None:
-        mode, classes = "predicted", None
-    elif isinstance(target, str):
-        mode, classes = target, None
-    else:
-        mode, classes = "target", target
+    mode, classes = explain_mode(target, mode)
     ledger = BiasLedger() if return_conservation else None
     messages = pooled_messages(model, trace, mode, config, classes, ledger=ledger)
     heatmaps = relevance_from_messages(model, trace, messages, config, ledger)
     if ledger is None:
         return logits, heatmaps
     return logits, heatmaps, ledger.summary(heatmaps)
+
+
+def explain_mode(target: int | Tensor | str | None, mode: str | None) -> tuple[str, Any]:
+    """``explain``'s (mode, classes) from its ``target`` and ``mode`` arguments.
+
+    A string ``target`` is the deprecated spelling of ``mode`` (one release); a class with a
+    mode other than ``"target"`` is refused, as that mode would ignore it.
+    """
+    if isinstance(target, str):
+        warnings.warn(f"explain(target={target!r}) is deprecated: a target is a class; pass "
+                      f"mode={target!r} for the explain mode", DeprecationWarning, stacklevel=3)
+        if mode is not None and mode != target:
+            raise ValueError(f"give mode= or its old spelling target=, not both ({mode!r} vs "
+                             f"{target!r})")
+        return check_mode(target), None
+    if mode is None:
+        return ("predicted", None) if target is None else ("target", target)
+    check_mode(mode)
+    if target is not None and mode != "target":
+        raise ValueError(f"target= picks a class for mode='target'; mode={mode!r} chooses its own "
+                         "output, so leave target out (or use mode='target')")
+    return mode, target
