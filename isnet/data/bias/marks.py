@@ -1,6 +1,7 @@
 """What a class-correlated background mark looks like: stamps, colours and textures.
 
-This module only *draws* (NumPy + OpenCV, no torch, no randomness). Where a mark goes and how
+This module only *draws* (NumPy + OpenCV for the shapes, Pillow and a bundled font for the
+text; no torch, no randomness). Where a mark goes and how
 it is blended into an image lives in :mod:`isnet.data.bias`.
 
 A *stamp* is an alpha map (h, w) float32 in [0, 1]: 1 where the mark covers the pixel fully, 0
@@ -19,10 +20,13 @@ Class encodings (class index ``c`` among ``num_classes``):
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 SHAPE_NAMES: tuple[str, ...] = (
     "circle",
@@ -51,6 +55,12 @@ _PALETTE: tuple[tuple[float, float, float], ...] = (
 )
 
 _SUPERSAMPLE = 4
+
+TEXT_FONT = Path(__file__).resolve().parents[3] / "assets" / "fonts" / "DejaVuSans-Bold.ttf"
+"""The text mark's font, bundled with its licence (``assets/fonts/``, see ``assets/README.md``)."""
+
+_CAP_HEIGHT_EM = 0.729
+"""DejaVu Sans Bold's capital height as a fraction of the em (729 of 1,000 font units)."""
 
 
 def class_color(mark_class: int) -> tuple[float, float, float]:
@@ -155,8 +165,23 @@ def square_stamp(size: int) -> np.ndarray:
     return np.ones((size, size), np.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _text_font(pixels: int) -> ImageFont.FreeTypeFont:
+    """The bundled text-mark font (:data:`TEXT_FONT`) at ``pixels`` per em, basic layout."""
+    if not TEXT_FONT.is_file():
+        raise FileNotFoundError(f"the text-mark font {TEXT_FONT} is missing: it ships with the "
+                                "repository (assets/fonts/); restore it with `git checkout "
+                                "assets/fonts`")
+    return ImageFont.truetype(str(TEXT_FONT), pixels, layout_engine=ImageFont.Layout.BASIC)
+
+
 def text_stamp(text: str, height: int) -> np.ndarray:
-    """Alpha map of a short text mark drawn with OpenCV's Hershey simplex font.
+    """Alpha map of a short text mark drawn with Pillow in the bundled DejaVu Sans Bold.
+
+    The capital letters fill 0.8 of the height (lower-case descenders may be cut), centred;
+    the text is drawn at 4x resolution and area-averaged in NumPy, so the pixels depend only on
+    the bundled font file and FreeType, never on OpenCV's fonts (``tests/test_text_mark.py``
+    pins them).
 
     Args:
         text: The letters to draw (ASCII; 1-8 characters keeps the mark small).
@@ -172,18 +197,16 @@ def text_stamp(text: str, height: int) -> np.ndarray:
         raise ValueError(f"text marks must be non-empty printable ASCII, got {text!r}")
     if height < 5:
         raise ValueError(f"text mark height must be at least 5 px, got {height}")
-    font = cv2.FONT_HERSHEY_SIMPLEX
     big = height * _SUPERSAMPLE
-    thickness = max(int(big * 0.12), 1)
-    (width_1, height_1), _ = cv2.getTextSize(text, font, 1.0, thickness)
-    scale = 0.8 * big / max(height_1, 1)
-    (text_width, text_height), _ = cv2.getTextSize(text, font, scale, thickness)
+    font = _text_font(round(0.8 * big / _CAP_HEIGHT_EM))
+    left, top, right, _ = font.getbbox(text, anchor="ls")  # ink box around the baseline origin
     pad = int(big * 0.1)
-    width = int(math.ceil((text_width + 2 * pad) / _SUPERSAMPLE)) * _SUPERSAMPLE
-    canvas = np.zeros((big, width), np.uint8)
-    origin = ((width - text_width) // 2, (big + text_height) // 2)
-    cv2.putText(canvas, text, origin, font, scale, 255, thickness, cv2.LINE_AA)
-    return _reduce(canvas)
+    width = int(math.ceil((right - left + 2 * pad) / _SUPERSAMPLE)) * _SUPERSAMPLE
+    canvas = Image.new("L", (width, big), 0)
+    origin = ((width - (right - left)) // 2 - left, (big - top) // 2)  # cap height centred
+    ImageDraw.Draw(canvas).text(origin, text, fill=255, font=font, anchor="ls")
+    blocks = np.asarray(canvas, np.float32).reshape(height, _SUPERSAMPLE, -1, _SUPERSAMPLE)
+    return blocks.mean(axis=(1, 3)) / 255.0  # (h, w)
 
 
 def stripe_pattern(height: int, width: int, angle_degrees: float, period: int) -> np.ndarray:
