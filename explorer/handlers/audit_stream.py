@@ -29,17 +29,18 @@ import numpy as np
 import torch
 
 import isnet
+from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.audit import AuditRequest, AuditUpdate, batch_size
 from explorer.handlers.lrp_modes import lrp_config
-from explorer.state import AppContext, ModelEntry
+from explorer.state import AppContext
 from isnet.analysis.audit import lrp_explainer
 from isnet.analysis.stream_audit import StreamAudit, audit_stream
 from isnet.data.catalogue import Catalogue
 from isnet.data.dataset_splits import open_evaluation
 from isnet.data.folders import save_image_folder
 from isnet.data.streaming import Skipped, StreamingDataset
-from isnet.data.transforms import Preprocessing
+from isnet.data.transforms import Preprocessing, preprocessing_of
 from isnet.devices import device_label
 from isnet.io.export import write_json, write_npy
 
@@ -59,10 +60,14 @@ def stream_workers(device: torch.device) -> int:
 
 
 def _preprocessing(entry: ModelEntry) -> Preprocessing:
-    """The model's input size and normalisation, as the rest of the explorer reads them."""
+    """The model's input size and normalisation, as the rest of the explorer reads them, and
+    its resize (:func:`isnet.data.transforms.preprocessing_of`: torchvision's resize-256 and
+    centre-crop-224 for ImageNet weights, what a run recorded, else the squeeze), as Explain
+    and ``python -m isnet.audit`` prepare its images."""
     norm = entry.normalisation
     return Preprocessing(size=entry.input_size, mean=tuple(norm[0]) if norm else None,
-                         std=tuple(norm[1]) if norm else None)
+                         std=tuple(norm[1]) if norm else None,
+                         resize=preprocessing_of(dict(entry.metadata)).resize)
 
 
 def open_folder(folder: str, entry: ModelEntry, masks: str
@@ -242,7 +247,8 @@ def save_streamed(folder: Path, entries: list[ModelEntry], catalogue: Catalogue,
               "models": models, "source": "folder", "masks": request.masks, "limit": 0,
               "seconds": round(seconds, 2), "complete": bool(complete), "streamed": True,
               "root": str(catalogue.root), "layout": catalogue.layout,
-              "size": entries[0].input_size, "files": len(catalogue)}
+              "size": entries[0].input_size, "files": len(catalogue),
+              "resize": _preprocessing(entries[0]).resize}
     write_json(target / "audit.json", record)
     return record
 
@@ -304,8 +310,9 @@ class StreamedData:
                               np.zeros(len(files["images"]), np.int64),
                               list(self.record["class_names"]),
                               np.full(len(files["images"]), "", dtype=str), files["names"])
-        dataset = StreamingDataset(catalogue, Preprocessing(
-            size=int(size or self.record["size"])).evaluation())
+        dataset = StreamingDataset(catalogue, Preprocessing(  # cut as the first model saw it
+            size=int(size or self.record["size"]),
+            resize=self.record.get("resize", "squeeze")).evaluation())
         pictures, masks, has_mask = [], [], []
         for index in indices:
             item = dataset[int(self.entries[int(index)])]
