@@ -1,8 +1,8 @@
 """The app context: the one object handed to every handler (no module-level globals).
 
 * :class:`AppContext` — the model store, the caches, the samples, the per-session view log, the
-  session janitor and the size limits (:class:`explorer.limits.Limits`), built once by
-  :func:`explorer.app.build_demo`.
+  session janitor, the Explain micro-batcher and the size limits
+  (:class:`explorer.limits.Limits`), built once by :func:`explorer.app.build_demo`.
 * :class:`Sample` — a bundled sample image.
 
 The parts live in their own modules: the models in :mod:`explorer.entries` and
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from explorer.batching import MicroBatcher
 from explorer.caches import HeatmapCache, image_digest
 from explorer.entries import SHARED, ModelEntry, plain_metadata, trained_as, training_method
 from explorer.errors import InputError
@@ -58,6 +59,8 @@ class AppContext:
         arena_dir: the arena's results folder shown first (None: ``results/arena-h200-full``).
         bundled_dir: the bundled checkpoints offered in the Models tab (None:
             ``assets/checkpoints``).
+        batcher: gathers Explain requests that arrive together into one LRP call per model
+            (:mod:`explorer.batching`; ``MicroBatcher(max_batch=1)``: one call per request).
     """
 
     store: ModelStore
@@ -72,6 +75,7 @@ class AppContext:
     sessions: SessionJanitor | None = None
     arena_dir: Path | None = None
     bundled_dir: Path | None = None
+    batcher: MicroBatcher = field(default_factory=MicroBatcher)
 
     def __post_init__(self) -> None:
         if self.sessions is None:

@@ -231,13 +231,13 @@ def explain_cached(ctx: AppContext, entry: ModelEntry, x: Tensor, target: int | 
     key = (entry.model_id, id(entry.model), image_digest(x.numpy()), target, repr(lrp))
     cached = ctx.cache.get(key)
     if cached is None:
-        cached = engine_explain(entry, x, target, lrp)
+        cached = engine_explain(entry, x, target, lrp, maps=ctx.batcher.model_maps)
         ctx.cache.put(key, cached)
     return cached
 
 
 def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
-                   lrp: isnet.LRPConfig | None = None) -> Explanation:
+                   lrp: isnet.LRPConfig | None = None, maps=model_maps) -> Explanation:
     """One model's probabilities and heatmap (:func:`explorer.handlers.lrp_modes.model_maps`:
     LRP through :func:`isnet.explain`, or the native map of a network without an LRP walk).
 
@@ -247,11 +247,13 @@ def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
         lrp: LRP settings (default: the model's own,
             :func:`explorer.handlers.lrp_modes.lrp_config`: its training ε, its z^B bounds,
             the corrected or the authors' block).
+        maps: what computes them (:meth:`explorer.batching.MicroBatcher.model_maps` batches
+            requests that arrive together, with the same answers).
 
     Shapes:
         x: (1, 3, S, S), normalised as the model expects.
     """
-    logits, heatmaps, conservation = model_maps(entry, x, target, lrp or lrp_config(entry))
+    logits, heatmaps, conservation = maps(entry, x, target, lrp or lrp_config(entry))
     probabilities = torch.softmax(logits.double(), dim=1)[0]  # (K,)
     if target is None:
         explained = int(probabilities.argmax())
