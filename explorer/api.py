@@ -213,6 +213,8 @@ def register(ctx: AppContext) -> None:
                                   session=session_of(request))
         return summary, FileData(path=summary["csv"], orig_name=Path(summary["csv"]).name)
 
-    gr.api(api_explain, api_name="api/explain", concurrency_id="explain", concurrency_limit=2)
+    # 8 explains may run together so that their LRP calls batch (ctx.batcher); its lanes bound
+    # the LRP work itself
+    gr.api(api_explain, api_name="api/explain", concurrency_id="explain", concurrency_limit=8)
     gr.api(api_models, api_name="api/models", queue=False)
     gr.api(api_audit_call, api_name="api/audit", concurrency_id="audit", concurrency_limit=1)

@@ -189,7 +189,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
           inputs=[editor, left, right, target, opacity, top_k, brush_mode, record, epsilon, zb,
                   true_class, lrp_mode, colour_scale],
           outputs=ordered(outputs, EXPLAIN_OUTPUTS),
-          api_name="explain", concurrency_id="explain", concurrency_limit=2)
+          api_name="explain", concurrency_id="explain", concurrency_limit=8)  # see batching
 
     @guarded
     def on_model_change(left_model, request: gr.Request):
