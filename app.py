@@ -1,6 +1,6 @@
 """Launch the ISNet Explorer: ``python app.py [--share] [--host H] [--port P]
 [--checkpoint STANDARD ISNET] [--inbrowser] [--auth USER:PASSWORD | --auth-file FILE]
-[--device auto|cpu|cuda|cuda:N]``.
+[--device auto|cpu|cuda|cuda:N] [--explain-batch N]``.
 
 Exit status 2, with a one-line message and no traceback, when the explorer cannot start (a
 checkpoint that cannot be used, a malformed ``--auth``, ``--device cuda`` on a machine without
@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="torch threads per computation (default 1: each request already "
                              "runs in its own thread, and more threads per small image only "
                              "spin-wait for each other on a busy machine)")
+    parser.add_argument("--explain-batch", type=int, default=8, metavar="N",
+                        help="most Explain requests that arrive together run as one LRP call "
+                             "per model (default 8; 1: one call per request, no batching)")
     from isnet.devices import DEVICE_CHOICES  # here: importing app.py loads no torch
 
     parser.add_argument("--device", default="auto",
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Cannot start the explorer: {error}", file=sys.stderr)
         return 2
     limits = demo.explorer_context.limits
+    demo.explorer_context.batcher.max_batch = max(1, args.explain_batch)
     print(f"Models run on {device_label(device)}.", flush=True)
     print("Preparing both default models' heatmaps of the bundled samples (a few seconds)…",
           flush=True)
