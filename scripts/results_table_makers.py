@@ -1,0 +1,227 @@
+"""One small function per results table: read run records under ``results/``, return Markdown.
+
+Each maker takes the repository root and returns a :class:`Table`: its lines (header, rule,
+rows) and the JSON files it read (relative to the root). :mod:`scripts.results_tables` puts the
+table between its markers and adds a line naming the files and their commands. To add a table:
+write a function here, add it to :data:`TABLES`, and put ``<!-- table:NAME -->`` …
+``<!-- /table -->`` where it should appear.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DATED = re.compile(r"\d{4}-\d{2}-\d{2}-.+\.json")
+"""Run records of :mod:`benchmarks.record`: ``<date>-<machine>.json``."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered Markdown table and the run records it came from."""
+
+    lines: list[str]
+    sources: list[str]
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()
+             ) -> list[str]:
+    """A Markdown table; columns whose index is in ``right`` are right-aligned."""
+    rule = ["---:" if i in right else "---" for i in range(len(header))]
+    return ["| " + " | ".join(str(c) for c in row) + " |" for row in [header, rule, *rows]]
+
+
+def read(root: Path, source: str) -> Any:
+    """The JSON at ``root / source``."""
+    return json.loads((root / source).read_text())
+
+
+def latest(root: Path, benchmark: str) -> str:
+    """The newest run record of ``benchmark`` (``results/<benchmark>/<date>-<machine>.json``).
+
+    Raises:
+        FileNotFoundError: no record yet (run ``python -m benchmarks.<benchmark>``).
+    """
+    folder = root / "results" / benchmark
+    found = sorted(p for p in folder.glob("*.json") if DATED.fullmatch(p.name))
+    if not found:
+        raise FileNotFoundError(f"no run record in results/{benchmark}/; run "
+                                f"python -m benchmarks.{benchmark}")
+    return str(found[-1].relative_to(root))
+
+
+def load(record: dict[str, Any]) -> str:
+    """The load averages (1 min) before → after a run, e.g. ``"4.1 → 6.3"``."""
+    return f"{record['load_average_before'][0]} → {record['load_average_after'][0]}"
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal; '–' for none."""
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def share(value: float | None) -> str:
+    """A background share with three decimals; '–' for none."""
+    return "–" if value is None else f"{value:.3f}"
+
+
+# --- the tables ------------------------------------------------------------------------------
+
+def arena_h200(root: Path) -> Table:
+    """The comparison arena on the H200, full budget (accuracy %, background shares, speed)."""
+    source = "results/arena-h200-full/arena.json"
+    rows = []
+    for m in read(root, source)["methods"]:
+        s = m["splits"]
+        rows.append([m["title"], m["model"], *(percent(s[k]["accuracy"]) for k in
+                                               ("biased", "unbiased", "confounding")),
+                     f"{share(s['biased'].get('background_share_lrp'))} / "
+                     f"{share(s['biased'].get('background_share_native'))}",
+                     f"{m['train_seconds_per_epoch']:.1f}", m["epochs_done"]])
+    header = ["method", "network", "biased", "unbiased", "confounding",
+              "BG share (LRP / native)", "train s/epoch (shared GPU)", "epochs"]
+    return Table(markdown(header, rows, right=(2, 3, 4, 6, 7)), [source])
+
+
+def own_data_training(root: Path) -> Table:
+    """The worked example on files: each run's time, accuracy and background share."""
+    source = "results/own-data/train-runs.json"
+    rows = []
+    for name, run in read(root, source).items():
+        config, metrics = run["config"], run["metrics"]
+        rows.append([name, f"{config['model']}, {config['method']}",
+                     f"{metrics['train_seconds']:.0f}", percent(metrics["val"]["accuracy"]),
+                     percent(metrics["test"]["accuracy"]),
+                     f"{share(metrics['val']['background_share'])} / "
+                     f"{share(metrics['test']['background_share'])} "
+                     f"({'z^B' if config['zb'] else 'ε'} input rule)"])
+    header = ["run", "model, method", "training s", "validation (marked), %",
+              "test (no mark), %", "background share, val / test"]
+    return Table(markdown(header, rows, right=(2, 3, 4)), [source])
+
+
+def own_data_audit(root: Path) -> Table:
+    """The worked example's streamed audit: per checkpoint, accuracy and mean share."""
+    source = "results/own-data/audit-summary.json"
+    rows = [[c["checkpoint"], c["model"], c["overall"]["images"],
+             percent(c["overall"]["accuracy"]), share(c["overall"]["mean_share"])]
+            for c in read(root, source)["checkpoints"]]
+    header = ["checkpoint", "model", "images", "accuracy, %", "mean background share"]
+    return Table(markdown(header, rows, right=(2, 3, 4)), [source])
+
+
+def data_loader(root: Path) -> Table:
+    """Images per second from disk against memory (the data-throughput benchmark's loader)."""
+    source = "results/data/throughput-quiet.json"
+    record = read(root, source)
+    rows = [[r["source"], r["transform"], r["workers"], f"{r['images_per_s']:,.1f}",
+             f"{r['x_memory']:.4f}"] for r in record["loader"]["rows"]]
+    header = ["source", "transform", "workers", "images/s", "× memory"]
+    lines = markdown(header, rows, right=(2, 3, 4))
+    return Table([*lines, "", f"Load average (1 min) {load(record)}."], [source])
+
+
+def data_training_step(root: Path) -> Table:
+    """A training step fed from disk against one fed from memory (the data issue's goal)."""
+    source = "results/data/throughput-quiet.json"
+    record = read(root, source)
+    step = record["training_step"]
+    rows = [[side, ", ".join(f"{t:.2f}" for t in step[side]["step_seconds"]),
+             f"{step[side]['images_per_s']:.2f}",
+             "1" if side == "memory" else f"**{step['disk_over_memory_throughput']:.3f}**"]
+            for side in ("memory", "disk")]
+    header = [f"fed from ({step['model']}, {step['method']}, batch {step['batch']})",
+              "timed steps, s", "images/s", "disk ÷ memory"]
+    lines = markdown(header, rows, right=(2, 3))
+    return Table([*lines, "", f"Goal: {step['goal']}: {'met' if step['goal_met'] else 'not met'}."
+                  f" Load average (1 min) {load(record)}."], [source])
+
+
+def audit_speed(root: Path) -> Table:
+    """The audit benchmark: seconds, images per second, ranking and SpRAy per model."""
+    source = latest(root, "audit")
+    record = read(root, source)
+    rows = [[r["model"], r["layout"], r["batch"], r["images"], f"{r['seconds']:.1f}",
+             f"{r['images_per_s']:.0f}", f"{r['marked_in_top_half']:.3f}", f"{r['ari_mean']:.3f}"]
+            for r in record.get("rows", [])]
+    header = ["model", "layout", "batch", "images", "audit s", "images/s",
+              "marked in top half", "ARI, mean over classes"]
+    lines = markdown(header, rows, right=(2, 3, 4, 5, 6, 7))
+    return Table([*lines, "", f"{record['machine']['device']}, {record['machine']['cpu_count']} "
+                  f"cores, {record['date']}; load average (1 min) {load(record)}."], [source])
+
+
+def bias_speed(root: Path) -> Table:
+    """Seconds to load and bias Fashion-MNIST images, per bias kind, against the 30 s budget."""
+    source = latest(root, "bias_speed")
+    record = read(root, source)
+    rows = [[r["kind"], f"{r['load_s']:.2f}", f"{r['bias_s']:.2f}", f"{r['total_s']:.2f}",
+             r["skipped"], f"{r['budget_ratio']:.3f}"] for r in record["rows"]]
+    header = ["kind", "load s", "bias s", "total s", "skipped", "÷ budget"]
+    settings = record["settings"]
+    return Table([*markdown(header, rows, right=(1, 2, 3, 4, 5)), "",
+                  f"{settings['count']:,} images at {settings['size']} px, {record['date']}; "
+                  f"load average (1 min) {load(record)}."], [source])
+
+
+def finetune(root: Path) -> Table:
+    """A user's short CPU fine-tune: wall time, time per step, peak memory."""
+    source = latest(root, "finetune")
+    record = read(root, source)
+    r = record["result"]
+    rows = [[Path(r["checkpoint"]).name, r["method"], r["images"], r["size"], r["epochs"],
+             r["steps"], f"{r['wall_seconds']:.1f}", f"{r['seconds_per_step']:.3f}",
+             f"{r['peak_rss_mb']:,}"]]
+    header = ["from", "method", "images", "px", "epochs", "steps", "wall s", "s/step",
+              "peak RSS, MB"]
+    return Table([*markdown(header, rows, right=(2, 3, 4, 5, 6, 7, 8)), "",
+                  f"{record['date']}, {record['machine']['torch_threads']} thread(s); "
+                  f"load average (1 min) {load(record)}."], [source])
+
+
+def explorer_latency(root: Path) -> Table:
+    """One Explain press with both models (cache off), and the cold start of ``app.py``."""
+    source = latest(root, "explorer_latency")
+    record = read(root, source)
+    rows = [[f"explain, {e['threads']} thread(s), {e['input_size']} px",
+             f"{e['median_s']:.3f} (min {e['min_s']:.3f}, max {e['max_s']:.3f})", "< 1"]
+            for e in record["explain"]]
+    if "cold_start" in record:
+        cold = record["cold_start"]
+        rows.append(["cold start to the first answer", f"{cold['first_answer_s']:.2f} "
+                     f"(page {cold['serving_s']:.2f}, imports {cold['import_s']:.2f})", "< 10"])
+    return Table([*markdown(["what", "seconds", "goal, s"], rows), "",
+                  f"{record['date']}; load average (1 min) {load(record)}."], [source])
+
+
+def serving_memory(root: Path) -> Table:
+    """The serving process's memory around fine-tunes (goal: within 300 MB of idle)."""
+    source = latest(root, "serving_memory")
+    record = read(root, source)
+    rows = [["idle (after one explain)", f"{record['idle_mb']:,}", "–"]]
+    rows += [[f"after fine-tune {r['run']}", f"{r['rss_mb']:,}", f"{r['over_idle_mb']:+}"]
+             for r in record["after_fine_tunes"]]
+    rows.append(["after the session ended", f"{record['after_session_mb']:,}",
+                 f"{record['after_session_mb'] - record['idle_mb']:+}"])
+    return Table([*markdown(["when", "RSS, MB", "over idle, MB"], rows, right=(1, 2)), "",
+                  f"Goal: {record['goal']}: {'met' if record['goal_met'] else 'not met'}. "
+                  f"{record['date']}; load average (1 min) {load(record)}."], [source])
+
+
+TABLES: dict[str, Callable[[Path], Table]] = {
+    "arena-h200": arena_h200,
+    "own-data-training": own_data_training,
+    "own-data-audit": own_data_audit,
+    "data-loader": data_loader,
+    "data-training-step": data_training_step,
+    "audit-speed": audit_speed,
+    "bias-speed": bias_speed,
+    "finetune": finetune,
+    "explorer-latency": explorer_latency,
+    "serving-memory": serving_memory,
+}
+"""Every table by the name its markers use."""
