@@ -1,13 +1,16 @@
 """What the mask editor's value means: the current image, a base mask, and the user's strokes.
 
-Gradio 6's image editor does not draw layers that the server sends, and once the user paints it
-sends back only what was painted in the browser (and, when the server sent a ``composite``,
-that composite as the background). So the explorer keeps the truth on the server side:
+Gradio 6's image editor does not reliably draw layers that the server sends: it places each one
+in a canvas sized from its drawing container's bounds at that moment, so on a non-square photo
+(chelsea, 451×300, at 1500 px) a mask layer was drawn enlarged and shifted below and right of
+the image (the "ghost mask"). Once the user paints it sends back only what was painted in the
+browser (and, when the server sent a ``composite``, that composite as the background). So the
+explorer keeps the truth on the server side and sends the editor *no* layers:
 
 * when an image or a mask is set by the server (sample, upload, automatic mask, mask file),
   :func:`show` saves the clean image and the *base mask* as PNGs in the session's folder, keeps
   their paths in a small ``gr.State`` record, and sends the editor the image with the base mask
-  tinted in (as its composite), so the user sees it;
+  tinted in (as its composite, the one picture the editor draws in place), so the user sees it;
 * :func:`resolve` turns what the editor sends back into (clean image, mask): the image comes from
   the record whenever the editor still shows it (clean or tinted), the strokes come from the
   layers, and each stroke's colour says whether it adds to the base mask (green) or cuts it
