@@ -70,8 +70,7 @@ def show(folder: Path, image: np.ndarray, mask: np.ndarray | None) -> tuple[dict
     mask_path = None
     if mask is not None and mask.any():
         mask_path = _save_png(folder / f"mask-{stamp}.png", mask.astype(np.uint8) * 255)
-        value = {"background": image, "layers": [masking.mask_layer(mask)],
-                 "composite": viz.mask_overlay(image, mask)}
+        value = {"background": image, "layers": [], "composite": viz.mask_overlay(image, mask)}
     else:
         value = {"background": image, "layers": [], "composite": None}
     return value, {"image": str(image_path), "mask": str(mask_path) if mask_path else None}
