@@ -10,6 +10,9 @@ Two numbers, both printed (goals from the issue; measured, never asserted in tes
    and the machine's load average (other processes on a shared machine inflate wall times).
 2. **cold start**: ``python app.py`` in a fresh process until the first ``/explain`` answer
    arrives through ``gradio_client``. Goal: < 10 s.
+
+Both go to the run record (:mod:`benchmarks.record`),
+``results/explorer_latency/<date>-<machine>.json`` (``--out`` to choose).
 """
 
 from __future__ import annotations
@@ -55,11 +58,12 @@ def bench_explain(repeats: int = 10, threads: int = 1,
 
     torch.set_num_threads(threads)
     from explorer.app import make_context
+    from explorer.caches import HeatmapCache
     from explorer.handlers.explain import explain
-    from explorer.state import HeatmapCache
 
     ctx = make_context(checkpoints=checkpoints)
-    ctx.cache = HeatmapCache(capacity=0)  # every run computes
+    ctx.cache = HeatmapCache(capacity=0)  # every run computes: no engine results kept,
+    ctx.answers = HeatmapCache(capacity=0)  # and no whole answers
     request = _explain_request(ctx)
     explain(ctx, None, request)  # warm-up
     times, cpu = [], []
@@ -81,7 +85,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def bench_cold_start(timeout: float = 120.0) -> dict:
+def bench_cold_start(timeout: float = 300.0) -> dict:
     """Start ``python app.py`` and time until the first /explain answer."""
     from gradio_client import Client, handle_file
 
@@ -130,7 +134,7 @@ def _import_seconds() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run both benchmarks and print the numbers."""
+    """Run both benchmarks, print the numbers and write the run record."""
     parser = argparse.ArgumentParser(description="Explorer benchmark (explain, cold start).")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--skip-cold-start", action="store_true")
@@ -138,14 +142,35 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch thread counts to time explain with (app default: 1)")
     parser.add_argument("--checkpoint", nargs=2, metavar=("STANDARD", "ISNET"),
                         help="models for the explain timing (default: as python app.py)")
+    parser.add_argument("--cold-start-timeout", type=float, default=300.0,
+                        help="seconds to wait for app.py's first answer before giving up")
+    parser.add_argument("--out", type=Path, default=None, help="the run record (default "
+                        "results/explorer_latency/<date>-<machine>.json)")
     args = parser.parse_args(argv)
+    from benchmarks.record import finish_record, start_record
+
+    record = start_record("explorer_latency")
+    record["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
+    record["goals"] = {"explain_median_s": 1.0, "cold_start_first_answer_s": 10.0}
+    record["explain"] = []
     for threads in args.threads:
-        _print_explain(bench_explain(args.repeats, threads, args.checkpoint))
+        result = bench_explain(args.repeats, threads, args.checkpoint)
+        _print_explain(result)
+        record["explain"].append({k: round(v, 4) if isinstance(v, float) else v
+                                  for k, v in result.items()})
     if not args.skip_cold_start:
-        cold = bench_cold_start()
+        try:
+            cold = bench_cold_start(args.cold_start_timeout)
+        except (TimeoutError, RuntimeError) as error:  # recorded, not hidden
+            record["cold_start_error"] = str(error)
+            print(f"cold start: {error}")
+            finish_record(record, args.out)
+            return 1
         print(f"cold start of python app.py: page served after {cold['serving_s']:.2f} s, first "
               f"explain answer after {cold['first_answer_s']:.2f} s (goal < 10 s); of which "
               f"importing gradio + torch + isnet alone takes {cold['import_s']:.2f} s")
+        record["cold_start"] = {k: round(v, 3) for k, v in cold.items()}
+    finish_record(record, args.out)
     return 0
 
 
