@@ -7,6 +7,7 @@ import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from isnet.compilation import COMPILE_MODES
 from isnet.models import MODEL_NAMES
 from isnet.training.balance import GRADIENT_BALANCES
 
@@ -109,6 +110,9 @@ class TrainConfig:
         normalisation: ((mean per channel), (std per channel)) the images were normalised with
             before the network (e.g. ImageNet's for torchvision weights), or None for raw [0, 1]
             pixels; sets the z^B bounds of the training heatmaps (:attr:`bounds`).
+        compile: compile the ISNet walk with ``torch.compile`` in this mode (``"default"``,
+            ``"reduce-overhead"`` for CUDA graphs, …; :mod:`isnet.compilation`), or None for
+            eager (the default). Same results; a failed compile runs eagerly with one warning.
     """
 
     model: str = "densenet121"
@@ -144,6 +148,7 @@ class TrainConfig:
     rrr_weight: float = 0.001
     segmentation_weight: float = 1.0
     normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    compile: str | None = None
 
     def __post_init__(self) -> None:
         """Reject settings that cannot train, naming the field and what is allowed.
@@ -159,6 +164,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.method {self.method!r} unknown; choose one of "
                              f"{', '.join(TRAINING_METHODS)}")
         _check_numbers(self)
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise ValueError(f"TrainConfig.compile must be None or one of "
+                             f"{', '.join(COMPILE_MODES)}, got {self.compile!r}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"TrainConfig.schedule must be 'constant' or 'cosine', got "
                              f"{self.schedule!r}")
