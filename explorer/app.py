@@ -25,6 +25,7 @@ from explorer.components import session_of
 from explorer.entries import ModelEntry, plain_metadata
 from explorer.handlers.explain import LRPOverrides, engine_explain, explain_cached
 from explorer.limits import Limits
+from explorer.media.budget import DecodeBudget
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import model_input, resize_mode
 from explorer.queues import limit_long_jobs
@@ -208,4 +209,5 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
     limit_long_jobs(demo)  # one fine-tune and one audit per session; never a full queue
     ctx.sessions.start_thread()
     demo.explorer_context = ctx  # for launchers and tests (limits, notice, device); not handlers
+    demo.decode_budget = DecodeBudget()  # this app's large decodes at once (media.budget)
     return demo

@@ -1,13 +1,20 @@
 """Turning whatever a user uploads into an RGB image and a foreground mask — or a clear refusal.
 
-Accepted images: PNG, JPEG, WebP, BMP, TIFF; greyscale, RGB, RGBA (composited on white, the alpha
-channel kept as a mask suggestion), palette, 16-bit and float. Images larger than ``max_side``
-pixels on their long side are downscaled, with a notice. Every path that decodes a file first
-reads its header (:func:`isnet.io.limits.check_image_header`) and refuses more than
-:data:`MAX_PIXELS` pixels as "too large" before any pixel is decoded; arrays decoded elsewhere
-(by Gradio) are refused by their shape. EXIF orientation is applied; of a multi-frame file only
-the first frame is used, with a notice. Messages name only a file's base name. Every refusal is
-an :class:`InputError` whose message can be shown to the user as is.
+Accepted images: PNG, JPEG, WebP, BMP, TIFF (and a GIF's first frame); greyscale, RGB, RGBA
+(composited on white, the alpha channel kept as a mask suggestion), palette, 16-bit and float.
+Other formats (PPM, ICO, PCX, TGA, SGI, …) are refused by their header. Images larger than
+``max_side`` pixels on their long side are downscaled, with a notice. A large file is decoded
+reduced, straight to about that size (a JPEG scales while it decodes, ``Image.draft``; other
+formats are reduced by an integer box filter right after, ``Image.reduce``), never to the full
+size in floating point; and while a file of more than
+:data:`explorer.media.budget.LARGE_PIXELS` pixels is decoded it holds a slot of the app's
+:class:`explorer.media.budget.DecodeBudget` (a few at once; the others are told to retry).
+Every path that decodes a file first reads its header
+(:func:`isnet.io.limits.check_image_header`) and refuses more than :data:`MAX_PIXELS` pixels as
+"too large" before any pixel is decoded; arrays decoded elsewhere (by Gradio) are refused by
+their shape. EXIF orientation is applied; of a multi-frame file only the first frame is used,
+with a notice. Messages name only a file's base name. Every refusal is an :class:`InputError`
+whose message can be shown to the user as is.
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from explorer.errors import InputError
+from explorer.media.budget import DecodeBudget, running_budget
 from isnet.io.limits import (
     DEFAULT_MAX_PIXELS,
+    FORMATS_TEXT,
+    FormatError,
     ImageHeader,
     LimitError,
     check_image_header,
@@ -73,11 +83,11 @@ def check_pixels(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS
         raise InputError(f"{name}: file not found.")
     try:
         return check_image_header(source, max_pixels=max_pixels, name=name)
-    except LimitError as error:
+    except (LimitError, FormatError) as error:
         raise InputError(f"{error}.") from None
     except ValueError:
         raise InputError(f"{name} is not an image this app can read "
-                         f"(PNG, JPEG, WebP, BMP or TIFF expected).") from None
+                         f"({FORMATS_TEXT} expected).") from None
 
 
 def check_array_pixels(array: np.ndarray, max_pixels: int = MAX_PIXELS,
@@ -93,30 +103,65 @@ def check_array_pixels(array: np.ndarray, max_pixels: int = MAX_PIXELS,
                          f"the limit is {max_pixels:,} pixels ({max_pixels / 1e6:g} megapixels).")
 
 
-def _open(source: str | os.PathLike | bytes,
-          max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, list[str]]:
-    """Open and decode an image file with PIL, after its header passed :func:`check_pixels`.
+def open_reduced(source: str | os.PathLike | bytes, max_side: int | None = None,
+                 budget: DecodeBudget | None = None) -> tuple[Image.Image, ImageHeader]:
+    """Open a file whose header passed :func:`check_pixels` and decode it, reduced to a long
+    side of at least ``max_side`` when it is larger (None: full size), holding a slot of
+    ``budget`` (default: the serving app's, :func:`explorer.media.budget.running_budget`)
+    while a large file is decoded. EXIF orientation is not applied yet.
+
+    Returns:
+        (the decoded PIL image, its header).
+
+    Raises:
+        InputError: the checks of :func:`check_pixels`; "busy" when the budget has no slot.
+        OSError, SyntaxError, ValueError, EOFError: PIL could not decode it (damaged).
+    """
+    header = check_pixels(source)
+    factor = max(1, max(header.width, header.height) // max_side) if max_side else 1
+    budget = budget or running_budget() or DecodeBudget(slots=1, large_pixels=MAX_PIXELS)
+    with budget.slot(header.width * header.height, _name(source)):
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if factor > 1 and image.format == "JPEG":  # libjpeg scales by 1/2, 1/4, 1/8 as it reads
+            image.draft(image.mode, (header.width // factor, header.height // factor))
+        image.load()
+        factor = max(1, max(image.size) // max_side) if max_side else 1
+        if factor > 1:
+            if image.mode in ("P", "PA", "1"):
+                image = image.convert("RGBA" if "transparency" in image.info or
+                                      image.mode == "PA" else "RGB")
+            image = image.reduce(factor)
+    return image, header
+
+
+def _open(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS,
+          max_side: int | None = None) -> tuple[Image.Image, list[str], tuple[int, int]]:
+    """Open and decode an image file with PIL (:func:`open_reduced`), after its header passed
+    :func:`check_pixels`.
 
     EXIF orientation is applied (a portrait photo stays upright); of an animated or multi-page
     file only the first frame is used, with a notice.
 
     Returns:
-        (the decoded image, notices).
+        (the decoded image, notices, the file's (width, height) upright, before any reduction).
     """
     header = check_pixels(source, max_pixels)
     name = _name(source)
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        image.load()
+        image, _ = open_reduced(source, max_side)
         if header.orientation != 1:
             image = ImageOps.exif_transpose(image)
+    except InputError:  # busy: the message says so
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise InputError(f"{name} is not an image this app can read "
-                         f"(PNG, JPEG, WebP, BMP or TIFF expected).") from error
+                         f"({FORMATS_TEXT} expected).") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InputError(f"{name} looks like an image but is damaged or truncated "
                          f"({type(error).__name__}).") from None
-    return image, [f"{name} {header.notice}."] if header.notice else []
+    size = (header.height, header.width) if header.orientation >= 5 else \
+        (header.width, header.height)
+    return image, [f"{name} {header.notice}."] if header.notice else [], size
 
 
 def to_float_array(image: Image.Image) -> tuple[np.ndarray, list[str]]:
@@ -148,15 +193,21 @@ def to_float_array(image: Image.Image) -> tuple[np.ndarray, list[str]]:
     return np.clip(scaled, 0.0, 1.0), notices
 
 
-def _downscale(array: np.ndarray, max_side: int) -> tuple[np.ndarray, str | None]:
-    """Shrink an (H, W, C) float image so its long side is at most ``max_side`` (area filter)."""
+def _downscale(array: np.ndarray, max_side: int, original: tuple[int, int] | None = None
+               ) -> tuple[np.ndarray, str | None]:
+    """Shrink an (H, W, C) float image so its long side is at most ``max_side`` (area filter);
+    the notice names the ``original`` (width, height) when the file was decoded reduced."""
     height, width = array.shape[:2]
     if max(height, width) <= max_side:
+        if original and max(original) > max(height, width):  # reduced while decoding
+            return array, (f"Large image ({original[0]}×{original[1]}) downscaled to "
+                           f"{width}×{height}.")
         return array, None
     factor = max_side / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     small = cv2.resize(array, size, interpolation=cv2.INTER_AREA)
     small = small.reshape(size[1], size[0], array.shape[2])
+    width, height = original or (width, height)
     return small, f"Large image ({width}×{height}) downscaled to {size[0]}×{size[1]}."
 
 
@@ -177,17 +228,18 @@ def decode_image(source: str | os.PathLike | bytes | np.ndarray | Image.Image,
         check_array_pixels(source)
         pil = Image.fromarray(source if source.dtype != np.float64 else source.astype(np.float32))
         notices: list[str] = []
+        original = None
     elif isinstance(source, Image.Image):
         check_array_pixels(np.empty((source.height, source.width, 0)))
-        pil, notices = source, []
+        pil, notices, original = source, [], None
     else:
-        pil, notices = _open(source)
+        pil, notices, original = _open(source, max_side=max_side)
     array, reduced = to_float_array(pil)
     notices += reduced
     if min(array.shape[:2]) < 8:
         raise InputError(f"the image is only {array.shape[1]}×{array.shape[0]} pixels; "
                          f"at least 8×8 is needed.")
-    array, notice = _downscale(array, max_side)
+    array, notice = _downscale(array, max_side, original)
     notices += [notice] if notice else []
     alpha_mask = None
     if array.shape[2] == 4:
@@ -257,6 +309,6 @@ def decode_mask(source: str | os.PathLike | bytes | np.ndarray,
         check_array_pixels(source, name="the mask")
         return mask_from_array(source, shape)
     name = _name(source)
-    pil, _ = _open(source)
+    pil, _, _ = _open(source, max_side=max(shape))  # reduced towards the image's size
     array = np.asarray(pil.convert("RGBA") if pil.mode in ("P", "LA", "PA", "1") else pil)
     return mask_from_array(array, shape, name)

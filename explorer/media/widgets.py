@@ -7,8 +7,11 @@
   ``/explain`` cost seconds and gigabytes. One editor value is bounded as a whole too, before
   any file of it is decoded: at most :data:`MAX_EDITOR_LAYERS` layers and
   :data:`MAX_EDITOR_PIXELS` pixels over its background, layers and composite (sixteen
-  transparent 40-megapixel layers of 187 KB each once took 2.6 GB). EXIF orientation is
-  applied, and a multi-frame file gets a notice.
+  transparent 40-megapixel layers of 187 KB each once took 2.6 GB). A file more than twice
+  :data:`explorer.media.decode.MAX_SIDE` on its long side is decoded reduced, straight to about
+  that side (:func:`explorer.media.decode.open_reduced`, holding a slot of the app's decode
+  budget), never at full size. EXIF orientation is applied, and a multi-frame file gets a
+  notice.
 * :func:`output_image` — a ``gr.Image`` for results: an array is encoded once as PNG and written
   atomically under a name made of its content's hash (:func:`explorer.media.stored.stored_png`),
   so an identical image in concurrent answers (the colour bar, the same overlay twice) is
@@ -22,16 +25,18 @@ would make Gradio write a ``.pyi`` stub next to this file), so the front end is 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio import image_utils
 from gradio.data_classes import FileData
 from PIL import Image
 
 from explorer.errors import InputError
-from explorer.media.decode import MAX_PIXELS, check_pixels
+from explorer.media.decode import MAX_PIXELS, MAX_SIDE, check_pixels, open_reduced
 from explorer.media.stored import stored_png
 
 MAX_EDITOR_LAYERS = 4
@@ -84,7 +89,10 @@ def checked_image_editor(**options: Any) -> gr.ImageEditor:
             raise gr.Error(str(error), title="Cannot do that") from None
         if header.notice:
             gr.Warning(f"{name} {header.notice}.")
-        value = stock(file, flatten_on_white)
+        if max(header.width, header.height) > 2 * MAX_SIDE:
+            value = _reduced_value(editor, source, name, flatten_on_white)
+        else:
+            value = stock(file, flatten_on_white)
         if isinstance(value, np.ndarray) and header.orientation != 1:
             value = orient(value, header.orientation)
         return value
@@ -102,6 +110,29 @@ def checked_image_editor(**options: Any) -> gr.ImageEditor:
     editor.convert_and_format_image = convert_and_format_image  # this widget only
     editor.preprocess = preprocess
     return editor
+
+
+def _reduced_value(editor: gr.ImageEditor, source: str | bytes, name: str,
+                   flatten_on_white: bool) -> Any:
+    """A large editor file decoded reduced (:func:`explorer.media.decode.open_reduced`), then
+    made into the editor's value as the stock widget makes it (flattened on white when asked,
+    in the editor's image mode and type)."""
+    try:
+        image, _ = open_reduced(source, MAX_SIDE)
+    except InputError as error:
+        raise gr.Error(str(error), title="Cannot do that") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise gr.Error(f"{name} looks like an image but is damaged or truncated.",
+                       title="Cannot do that") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if flatten_on_white and editor.image_mode not in ("RGBA", "LA", "PA") and \
+                ("A" in image.getbands() or "transparency" in image.info):
+            image = Image.alpha_composite(Image.new("RGBA", image.size, "white"),
+                                          image.convert("RGBA"))
+        image = image.convert(editor.image_mode)
+    return image_utils.format_image(image, editor.type, editor.GRADIO_CACHE,
+                                    name=Path(name).stem or "image", format="png")
 
 
 def check_editor_value(editor: gr.ImageEditor, payload: Any) -> None:

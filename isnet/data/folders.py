@@ -22,14 +22,18 @@ than two usable classes is an error (:class:`ValueError`): a classifier needs at
 
 Uploads are untrusted: :class:`isnet.io.limits.UploadLimits` bounds the number of files, their
 bytes (a zip member's declared *and* decompressed size), the zip compression ratio, each image's
-pixels (read from its header before decoding) and the pixels kept in the set; exceeding one is a
-:class:`isnet.io.limits.LimitError`. Images are decoded with OpenCV and turned upright by their
+pixels (read from its header before decoding), the pixels of the whole set to decode (summed from
+the headers before the first is decoded) and the pixels kept in the set; exceeding one is a
+:class:`isnet.io.limits.LimitError`. With ``size=`` a large image is decoded reduced (a half to
+an eighth, never below ``size``: :func:`isnet.data.decode.reduction_factor`) and its mask
+resized to it. Images are decoded with OpenCV and turned upright by their
 EXIF orientation (:func:`isnet.data.decode.orient`), as ``PIL.ImageOps.exif_transpose`` would.
 """
 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import cv2
@@ -39,10 +43,20 @@ import torch
 from isnet.data.decode import DecodeError, binary_mask, decode_image, to_rgb
 from isnet.data.image_set import ImageSet
 from isnet.io.atomic import write_atomically
-from isnet.io.limits import LimitError, UploadLimits, read_zip_members, size_text
+from isnet.io.limits import (
+    LimitError,
+    UploadLimits,
+    check_image_header,
+    read_zip_members,
+    size_text,
+)
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_SUFFIX = ".mask.png"
+
+
+class ReadingStopped(Exception):
+    """:func:`load_image_folder` was asked to stop (its ``should_stop`` said so) between files."""
 
 
 def _ignored(parts: tuple[str, ...]) -> bool:
@@ -109,12 +123,14 @@ def _list_folder(source: Path, limits: UploadLimits) -> dict[PurePosixPath, byte
 
 
 def _decode(name: PurePosixPath, content: bytes | Path, grey: bool, max_pixels: int,
-            problems: list[str], skipped: str) -> np.ndarray | None:
-    """Decode an image file (:func:`isnet.data.decode.decode_image`); None, with a problem
-    ending in ``skipped``, if it cannot be used. Notices (extra frames) become problems too."""
+            problems: list[str], skipped: str, reduce_to: int | None = None
+            ) -> np.ndarray | None:
+    """Decode an image file (:func:`isnet.data.decode.decode_image`, reduced towards
+    ``reduce_to`` when given); None, with a problem ending in ``skipped``, if it cannot be used.
+    Notices (extra frames) become problems too."""
     raw = content if isinstance(content, bytes) else content.read_bytes()
     try:
-        image, notice = decode_image(raw, str(name), grey, max_pixels)
+        image, notice = decode_image(raw, str(name), grey, max_pixels, reduce_to)
     except (LimitError, DecodeError) as error:
         problems.append(f"{error} - {skipped}")
         return None
@@ -136,7 +152,8 @@ def _load_pair(name: PurePosixPath, image_content: bytes | Path,
     if mask_content is None and require_mask:
         problems.append(f"{name}: no mask; add {mask_name} (white = object) - image skipped")
         return None
-    image = _decode(name, image_content, False, max_pixels, problems, "skipped")
+    full = image_content if isinstance(image_content, bytes) else image_content.read_bytes()
+    image = _decode(name, full, False, max_pixels, problems, "skipped", size)
     if image is None:
         return None
     if mask_content is None:  # kept without a mask: all foreground
@@ -145,6 +162,12 @@ def _load_pair(name: PurePosixPath, image_content: bytes | Path,
         mask = _decode(mask_name, mask_content, True, max_pixels, problems, f"{name} skipped")
     if mask is None:
         return None
+    if size is not None and mask.shape != image.shape[:2]:  # the image may have been reduced
+        header = check_image_header(full, max_pixels)
+        if mask.shape == (header.height, header.width) or \
+                mask.shape == (header.width, header.height):
+            mask = cv2.resize(mask, (image.shape[1], image.shape[0]),
+                              interpolation=cv2.INTER_NEAREST)
     if mask.shape != image.shape[:2]:
         problems.append(f"{mask_name}: size {mask.shape[1]}x{mask.shape[0]} differs from its "
                         f"image {image.shape[1]}x{image.shape[0]} - {name} skipped")
@@ -160,18 +183,49 @@ def _load_pair(name: PurePosixPath, image_content: bytes | Path,
     return np.clip(rgb, 0.0, 1.0), binary.astype(np.float32)
 
 
+def _check_decoded_pixels(files: dict[PurePosixPath, bytes | Path],
+                          limits: UploadLimits) -> None:
+    """Refuse a set whose images and masks hold more than ``limits.max_decoded_pixels`` pixels
+    in all, summed from their headers before any is decoded (unreadable files count 0: they
+    are reported when decoded).
+
+    Raises:
+        LimitError: too many pixels to decode.
+    """
+    total = 0
+    for path, content in files.items():
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            header = check_image_header(content if isinstance(content, bytes) else str(content),
+                                        limits.max_pixels, name=str(path))
+        except ValueError:  # too large or unreadable: skipped with a problem later
+            continue
+        total += header.width * header.height
+        if total > limits.max_decoded_pixels:
+            raise LimitError(f"the images and masks hold more than "
+                             f"{limits.max_decoded_pixels:,} pixels to decode in all (the "
+                             f"limit), counting up to {path}; upload smaller or fewer images")
+
+
 def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
-                     limits: UploadLimits, problems: list[str], require_masks: bool = True
+                     limits: UploadLimits, problems: list[str], require_masks: bool = True,
+                     should_stop: Callable[[], bool] | None = None
                      ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """Class name -> (image (H, W, 3), mask (H, W)) pairs; problems appended.
 
     Raises:
-        LimitError: the kept images hold more than ``limits.max_total_pixels`` pixels.
+        LimitError: the images hold more than ``limits.max_decoded_pixels`` pixels before
+            decoding, or the kept ones more than ``limits.max_total_pixels`` after resizing.
+        ReadingStopped: ``should_stop()`` said so before a file.
     """
+    _check_decoded_pixels(files, limits)
     masks = {path for path in files if path.name.lower().endswith(MASK_SUFFIX)}
     samples: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     pixels = 0
     for path, content in files.items():
+        if should_stop is not None and should_stop():
+            raise ReadingStopped("stopped while reading the images")
         if path in masks:
             stem = path.with_name(path.name[: -len(MASK_SUFFIX)])
             if not any(stem.with_name(stem.name + suffix) in files for suffix in IMAGE_SUFFIXES):
@@ -197,7 +251,9 @@ def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
 
 def load_image_folder(root_or_zip: str | Path, size: int | None = None,
                       limits: UploadLimits = UploadLimits(),
-                      require_masks: bool = True) -> tuple[ImageSet, list[str]]:
+                      require_masks: bool = True,
+                      should_stop: Callable[[], bool] | None = None
+                      ) -> tuple[ImageSet, list[str]]:
     """Load ``root/<class>/<name>.png`` images with ``<name>.mask.png`` masks (or a zip of it).
 
     Args:
@@ -211,6 +267,8 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None,
         require_masks: skip (with a problem) images that have no mask file; False keeps them
             with an all-foreground mask, silently, for callers that make or need no masks
             (the audit's automatic masks). Mask files that exist are read either way.
+        should_stop: asked before each file; once it returns True the reading ends with
+            :class:`ReadingStopped` (a fine-tune's Stop button).
 
     Returns:
         The :class:`ImageSet` (classes in alphabetical order of folder names) and the list of
@@ -218,6 +276,7 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None,
 
     Raises:
         LimitError: (a ValueError) the upload exceeds ``limits``.
+        ReadingStopped: ``should_stop()`` returned True.
         ValueError: The path does not exist, is not a readable zip, or fewer than two classes
             have a usable image. Messages name only the upload's base name.
     """
@@ -230,7 +289,7 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None,
         raise ValueError(f"size must be at least 8 px or None, got {size}")
     problems: list[str] = []
     files = _list_files(source, limits, problems)
-    samples = _collect_samples(files, size, limits, problems, require_masks)
+    samples = _collect_samples(files, size, limits, problems, require_masks, should_stop)
     if size is None and samples:
         first = next(iter(samples.values()))[0][0].shape[:2]
         for class_name, pairs in samples.items():

@@ -10,8 +10,10 @@ Everything a user can upload is bounded here, with defaults a caller can overrid
   against the file's size, weight layers, channels), before the network is built;
 * :func:`check_image_header` — an image's pixel count (and frames, EXIF orientation) from its
   header alone, so a 30000×30000 PNG of a few hundred bytes is refused in microseconds;
-* :func:`read_zip_members` — a zip read under :class:`UploadLimits`, streaming each member with
-  a cap, so a member whose header understates its size is caught while it is read;
+* :func:`read_zip_members` — a zip read under :class:`UploadLimits`: its central directory is
+  counted record by record up to the limit before ``zipfile`` parses it
+  (:func:`isnet.io.zip_directory.count_entries`), and each member is streamed with a cap, so a
+  member whose header understates its size is caught while it is read;
 * :func:`check_json_depth` — JSON nesting depth counted without recursion.
 
 Every refusal is a :class:`LimitError` (a ``ValueError``) whose message says what was too large,
@@ -33,9 +35,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from isnet.io.zip_directory import ZipCountError, count_entries
+
 MIB = 1 << 20
 DEFAULT_MAX_PIXELS = 40_000_000
 """Pixels per image (about 6300 × 6300): beyond it an image is refused before decoding."""
+IMAGE_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF", "GIF"})
+"""The image formats read (PIL's names; MPO is a phone's multi-picture JPEG, DIB a headerless BMP,
+GIF only for its first frame): PPM, ICO, PCX, TGA, SGI and PIL's other formats are refused."""
+FORMATS_TEXT = "PNG, JPEG, WebP, BMP or TIFF"
 
 _ORIENTATION_TAG = 0x0112
 _READ_CHUNK = 1 << 16
@@ -45,6 +53,10 @@ _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 class LimitError(ValueError):
     """An input exceeds a stated bound. The message is written for people and names no path."""
+
+
+class FormatError(ValueError):
+    """An image in a format outside :data:`IMAGE_FORMATS`; the message names the format."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,8 @@ class UploadLimits:
             well without being bombs).
         max_pixels: pixels per image, read from its header before decoding.
         max_total_pixels: pixels of all images kept in the set (after resizing).
+        max_decoded_pixels: pixels of all images and masks to decode, summed from their headers
+            before the first is decoded (ten 40-megapixel PNG pairs took 115 s to decode).
     """
 
     max_file_bytes: int = 64 * MIB
@@ -69,6 +83,7 @@ class UploadLimits:
     ratio_min_bytes: int = 1 * MIB
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_total_pixels: int = 50_000_000
+    max_decoded_pixels: int = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -161,7 +176,8 @@ def check_json_depth(text: str | bytes, max_depth: int, what: str) -> None:
 
 
 def check_image_header(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-                       name: str | None = None) -> ImageHeader:
+                       name: str | None = None,
+                       formats: frozenset[str] = IMAGE_FORMATS) -> ImageHeader:
     """Read an image's size, frames and EXIF orientation from its header; refuse large ones.
 
     No pixel data is decoded, so a file whose header claims 30000 × 30000 pixels is refused in
@@ -172,18 +188,23 @@ def check_image_header(source: str | os.PathLike | bytes, max_pixels: int = DEFA
         max_pixels: largest allowed ``width × height`` (PIL refuses beyond twice
             ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 million, whatever this says).
         name: the name used in messages (default: the path's base name, or "the image").
+        formats: the accepted formats (PIL's names).
 
     Returns:
         The :class:`ImageHeader`.
 
     Raises:
         LimitError: more than ``max_pixels`` pixels (the message says "too large").
+        FormatError: a format outside ``formats`` (checked first).
         ValueError: not an image PIL can identify, or a damaged header.
     """
     label = name or display_name(source, "the image")
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray))
                         else source) as image:
+            if str(image.format) not in formats:
+                raise FormatError(f"{label} is a {image.format} file; the formats read are "
+                                  f"{FORMATS_TEXT}")
             width, height = image.size
             if width * height > max_pixels:
                 raise _too_large(label, width * height, max_pixels, f"{width}×{height} = ")
@@ -195,7 +216,7 @@ def check_image_header(source: str | os.PathLike | bytes, max_pixels: int = DEFA
         limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
         raise _too_large(label, pixels, limit, "") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, LimitError):
+        if isinstance(error, LimitError | FormatError):
             raise
         raise ValueError(f"{label} is not an image that can be read "
                          f"({type(error).__name__})") from None
@@ -256,6 +277,9 @@ def read_zip_members(source: str | os.PathLike, limits: UploadLimits = UploadLim
     label = display_name(source, "the zip")
     _check_declared_count(Path(source), label, limits)
     try:
+        if count_entries(source, limits.max_files) > limits.max_files:
+            raise LimitError(f"{label} holds more than {limits.max_files:,} entries (the limit); "
+                             f"its end record understates that")
         with zipfile.ZipFile(source) as archive:
             infos = archive.infolist()
             if len(infos) > limits.max_files:
@@ -266,7 +290,7 @@ def read_zip_members(source: str | os.PathLike, limits: UploadLimits = UploadLim
             _check_declared_sizes(chosen, label, limits)
             return {info.filename: _read_member(archive, info, label, limits)
                     for info in chosen}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ZipCountError, OSError, EOFError) as error:
         raise ValueError(f"{label} is not a readable zip file ({type(error).__name__})") from None
 
 
