@@ -41,8 +41,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from benchmarks.arena_report import markdown_table, plot, table_rows
+from isnet.data.bias.config import BIAS_KINDS
 from isnet.data.image_set import ImageSet
-from isnet.io.atomic import write_atomically, write_with
+from isnet.io.atomic import write_atomically
 from isnet.io.checkpoints import load_checkpoint, save_checkpoint
 from isnet.lrp.registry import is_lrp_ready
 from isnet.models import MODEL_NAMES
@@ -54,7 +56,9 @@ from isnet.training.evaluate import measure
 from isnet.training.experiment import ExperimentData, evaluation_set, training_sets
 from isnet.training.loop import fit
 from isnet.training.methods import as_explainer, create_network, get_method
+from isnet.training.methods.registry import LRP_NATIVE_NAME
 from isnet.training.recipes import RECIPES
+from isnet.training.robustness import robustness
 
 SPLITS = ("biased", "unbiased", "confounding")
 TITLES = {"standard": "Standard", "all": "ISNet (all maps)", "selective": "Selective ISNet",
@@ -80,9 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=list(GRADIENT_BALANCES),
                         help="ISNet methods: clip the CE and heatmap gradients jointly or apart")
     parser.add_argument("--root", default=None, help="Fashion-MNIST folder (default: system)")
-    parser.add_argument("--seed", type=int, default=base.seed)
+    parser.add_argument("--seed", type=int, default=base.seed,
+                        help="one seed (files <method>.json); see --seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="train each method once per seed (weights, order and data subsets; "
+                             "files <method>-seed<k>.json); the table shows mean and range")
+    parser.add_argument("--table-only", action="store_true",
+                        help="train nothing: read every run's JSON in --out-dir, measure the "
+                             "robustness columns of runs that lack them (from their checkpoint) "
+                             "and write arena.json, arena.md and arena.png")
     parser.add_argument("--rrr-weight", type=float, default=base.rrr_weight,
                         help="λ of RRR's penalty")
+    parser.add_argument("--train-split", choices=["biased", "unbiased"], default="biased",
+                        help="training condition: the biased split (the arena), or unbiased "
+                             "images for the unbiased-trained ceiling")
     parser.add_argument("--size", type=int, default=data.size, help="image side in pixels")
     parser.add_argument("--train-limit", type=int, default=data.train_limit,
                         help="training images (Fashion-MNIST has 60000)")
@@ -108,13 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def method_config(method: str, args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of one method: shared settings, the method's own network name."""
+def method_config(method: str, args: argparse.Namespace, seed: int | None = None) -> TrainConfig:
+    """The TrainConfig of one method: shared settings, the method's own network name (``seed``
+    replaces ``args.seed``)."""
     comparison = get_method(method)
     model = comparison.model_name(args.backbone) if comparison else args.backbone
     balance = args.gradient_balance if method in ISNET_METHODS else "joint"
     config = TrainConfig(model=model, num_classes=10, method=method, epochs=args.epochs,
-                         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                         batch_size=args.batch_size, learning_rate=args.lr,
+                         seed=args.seed if seed is None else seed,
                          input_size=args.size, rrr_weight=args.rrr_weight,
                          schedule=args.schedule, gradient_balance=balance)
     return RECIPES[args.isnet_recipe](config)
@@ -134,6 +151,13 @@ def inference_ms_per_image(model: nn.Module, images: torch.Tensor, batch_size: i
     return 1000 * (time.perf_counter() - start) / len(images)
 
 
+def row_title(method: str, train_split: str = "biased") -> str:
+    """The table's name of a method; the unbiased-trained run is the ceiling."""
+    comparison = get_method(method)
+    title = comparison.title if comparison else TITLES[method]
+    return title if train_split == "biased" else f"{title}, unbiased-trained (ceiling)"
+
+
 def network_label(model: nn.Module, name: str) -> str:
     """The table's name of a trained network (pipelines name their backbone)."""
     if isinstance(model, SegmentThenClassify):
@@ -144,9 +168,10 @@ def network_label(model: nn.Module, name: str) -> str:
 
 
 def run_method(method: str, args: argparse.Namespace, data: ExperimentData, train: ImageSet,
-               tests: dict[str, ImageSet], device: torch.device) -> dict[str, Any]:
-    """Train, save and evaluate one method; returns its result record."""
-    config = method_config(method, args)
+               tests: dict[str, ImageSet], device: torch.device, stem: str) -> dict[str, Any]:
+    """Train, save (``<stem>.safetensors``) and evaluate one method on ``data`` (its seed is
+    the run's); returns its result record."""
+    config = method_config(method, args, data.seed)
     torch.manual_seed(config.seed)
     model = create_network(config, in_channels=train.images.shape[1]).to(device)
     steps = config.epochs * -(-len(train) // config.batch_size)
@@ -160,17 +185,19 @@ def run_method(method: str, args: argparse.Namespace, data: ExperimentData, trai
     model = result.model.eval()
     comparison = get_method(method)
     record: dict[str, Any] = {
-        "method": method, "title": comparison.title if comparison else TITLES[method],
+        "method": method, "title": row_title(method, data.train_split),
+        "seed": config.seed, "train_split": data.train_split, "file": stem,
         "model": network_label(model, config.model), "status": result.status,
         "advice": result.advice,
         "steps": result.steps, "epochs_done": len(result.history),
         "train_seconds_per_epoch": result.seconds / max(len(result.history), 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "native_map": comparison.native_name if comparison else "LRP",
-        **evaluate_method(model, method, config, tests, args.batch_size)}
+        **evaluate_method(model, method, config, tests, args.batch_size),
+        "robustness": robustness_columns(model, data, args.batch_size)}
     record["inference_ms_per_image"] = inference_ms_per_image(model, tests["biased"].images,
                                                               args.batch_size)
-    save_checkpoint(args.out_dir / f"{method}.safetensors", model.cpu(), model_name=config.model,
+    save_checkpoint(args.out_dir / f"{stem}.safetensors", model.cpu(), model_name=config.model,
                     class_names=list(train.class_names), input_size=config.input_size,
                     seed=config.seed, config=config.to_dict(), data=data.to_dict(),
                     metrics={"arena": record}, overwrite=True, half=args.half,
@@ -186,7 +213,8 @@ def evaluate_method(model: nn.Module, method: str, config: TrainConfig,
     the explorer does; the record names it (``lrp_input_rule``).
     """
     comparison = get_method(method)
-    native = as_explainer(comparison.native_map) if comparison else None
+    own_map = comparison is not None and comparison.native_name != LRP_NATIVE_NAME
+    native = as_explainer(comparison.native_map) if own_map else None  # LRP is measured anyway
     lrp = is_lrp_ready(model)
     splits: dict[str, Any] = {}
     for split, images in tests.items():
@@ -205,6 +233,14 @@ def evaluate_method(model: nn.Module, method: str, config: TrainConfig,
             "lrp_input_rule": ("z^B" if config.zb else "ε") if lrp else None}
 
 
+def robustness_columns(model: nn.Module, data: ExperimentData,
+                       batch_size: int) -> dict[str, dict[str, float]]:
+    """Accuracy drop per unseen kind (shape, decoy, text, tint, texture) on the run's clean test
+    images (:func:`isnet.training.robustness.robustness`, as ``python -m isnet.evaluate
+    --robustness`` computes it): ``{kind: {"clean", "planted", "drop_points"}}``."""
+    return robustness(model, data, BIAS_KINDS, batch_size=batch_size)
+
+
 def reevaluate(record: dict[str, Any], checkpoint: Path, tests: dict[str, ImageSet],
                batch_size: int, device: torch.device) -> dict[str, Any]:
     """``record`` with its splits measured again on the saved network (float32 weights)."""
@@ -214,78 +250,91 @@ def reevaluate(record: dict[str, Any], checkpoint: Path, tests: dict[str, ImageS
     return {**record, **evaluate_method(model, record["method"], config, tests, batch_size)}
 
 
-def explained_share(record: dict[str, Any], split: str = "biased") -> float:
-    """Background share shown in the plot: LRP where available, else the native map's."""
-    values = record["splits"][split]
-    lrp = values["background_share_lrp"]
-    return lrp if lrp is not None else values["background_share_native"]
+def run_stem(method: str, seed: int, train_split: str, per_seed: bool) -> str:
+    """File name (without suffix) of one run: ``<method>[-unbiased][-seed<k>]``."""
+    stem = method if train_split == "biased" else f"{method}-unbiased"
+    return f"{stem}-seed{seed}" if per_seed else stem
 
 
-def markdown_table(records: Sequence[dict[str, Any]], command: str, device: str,
-                   uniform_share: float | None = None) -> str:
-    """The leaderboard as a Markdown table, with the command and device that made it.
-
-    ``uniform_share`` is the background share of a map spread evenly over each image (the
-    background's share of the pixels), shown as the reference below the table.
-    """
-    def number(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
-        return "–" if value is None else f"{value * scale:.{digits}f}"
-
-    commands = list(dict.fromkeys(r.get("command", command) for r in records))
-    lines = [f"Made by (device: {device}): " + "; ".join(f"`{c}`" for c in commands), "",
-             "| Method | Network | Acc. biased | Acc. unbiased | Acc. confounding | "
-             "BG share LRP | BG share native (map) | Train s/epoch | Inference ms/image | "
-             "Parameters | Status |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        s = r["splits"]
-        lines.append(
-            f"| {r['title']} | {r['model']} | {number(s['biased']['accuracy'], 100)} % | "
-            f"{number(s['unbiased']['accuracy'], 100)} % | "
-            f"{number(s['confounding']['accuracy'], 100)} % | "
-            f"{number(s['biased']['background_share_lrp'], 1, 3)}"
-            f"{' (ε input)' if r.get('lrp_input_rule') == 'ε' else ''} | "
-            f"{number(s['biased']['background_share_native'], 1, 3)} ({r['native_map']}) | "
-            f"{r['train_seconds_per_epoch']:.1f} | {r['inference_ms_per_image']:.2f} | "
-            f"{r['parameters']:,} | {r['status']} |")
-    lines += ["", "Accuracy on 10 classes (chance 10 %). BG share: share of absolute relevance "
-              "outside the object mask on the biased test images (0 = all on the object)."]
-    if uniform_share is not None:
-        lines[-1] += f" A map spread evenly over the image scores {uniform_share:.3f}."
-    return "\n".join(lines) + "\n"
+def read_records(out_dir: Path) -> list[dict[str, Any]]:
+    """Every run's record in ``out_dir`` (JSON files with ``method`` and ``splits``), each with
+    its ``file`` stem."""
+    records = []
+    for path in sorted(out_dir.glob("*.json")):
+        if path.name == "arena.json":
+            continue
+        record = json.loads(path.read_text())
+        if isinstance(record, dict) and "method" in record and "splits" in record:
+            records.append({**record, "file": path.stem})
+    return records
 
 
-def plot(records: Sequence[dict[str, Any]], path: Path) -> None:
-    """Accuracy drop biased → confounding (points) against background share, one dot a method."""
-    import matplotlib
+def fill_robustness(record: dict[str, Any], out_dir: Path, batch_size: int,
+                    device: torch.device) -> dict[str, Any]:
+    """``record`` with its robustness columns measured from its checkpoint when it lacks them
+    (the JSON is rewritten); unchanged when it has them or has no checkpoint."""
+    checkpoint = out_dir / f"{record['file']}.safetensors"
+    if record.get("robustness") or not checkpoint.is_file():
+        return record
+    logger.info("%s: measuring the robustness columns from %s", record["file"], checkpoint)
+    loaded = load_checkpoint(checkpoint)
+    data = ExperimentData.from_dict(loaded.metadata["data"])
+    record = {**record, "robustness": robustness_columns(loaded.model.to(device).eval(), data,
+                                                         batch_size)}
+    write_atomically(out_dir / f"{record['file']}.json",
+                     [json.dumps(record, indent=2).encode()], overwrite=True)
+    return record
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(9, 5))
-    colours = plt.get_cmap("tab20").colors
-    for index, r in enumerate(records):
-        drop = 100 * (r["splits"]["biased"]["accuracy"] - r["splits"]["confounding"]["accuracy"])
-        share = explained_share(r)
-        marker = "o" if r["splits"]["biased"]["background_share_lrp"] is not None else "s"
-        biased = 100 * r["splits"]["biased"]["accuracy"]
-        unbiased = 100 * r["splits"]["unbiased"]["accuracy"]
-        axes.scatter(share, drop, marker=marker, s=60, color=colours[index % len(colours)],
-                     edgecolors="black", linewidths=0.5, alpha=0.85,
-                     label=f"{r['title']} ({biased:.0f} / {unbiased:.0f} %)")
-    # a legend beside the axes: methods often share a point (every shortcut learner sits at a
-    # drop of ~100), where text labels would print over each other
-    axes.legend(title="method (biased / unbiased accuracy)", fontsize=8, title_fontsize=8,
-                loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    axes.set_xlabel("background share on biased test images (● LRP, ■ native map)")
-    axes.set_ylabel("accuracy drop biased → confounding (points)")
-    axes.set_title("Shortcut reliance: accuracy lost when the corner mark names another class",
-                   fontsize=10)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    write_with(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png"),
-               overwrite=True)
-    plt.close(figure)
+def write_summary(records: list[dict[str, Any]], out_dir: Path, command: str,
+                  data: ExperimentData) -> str:
+    """arena.json (runs and rows), arena.md and arena.png from the runs' records; returns the
+    Markdown table."""
+    rows = table_rows(records, TRAINING_METHODS)
+    commands = list(dict.fromkeys(r.get("command", command) for r in records)) or [command]
+    devices = ", ".join(dict.fromkeys(str(r.get("device_name") or r.get("device") or "?")
+                                      for r in records)) or "?"
+    masks = evaluation_set(data, "biased").masks
+    uniform = float((1 - masks).mean())  # background share of an even map
+    summary = {"command": command, "device": devices, "data": data.to_dict(),
+               "uniform_map_background_share": uniform, "methods": records, "rows": rows}
+    write_atomically(out_dir / "arena.json", [json.dumps(summary, indent=2).encode()],
+                     overwrite=True)
+    table = markdown_table(rows, commands, devices, uniform)
+    write_atomically(out_dir / "arena.md", [table.encode()], overwrite=True)
+    plot(rows, out_dir / "arena.png")
+    return table
+
+
+def run_or_resume(method: str, seed: int, args: argparse.Namespace, device: torch.device,
+                  images: dict[int, Any], command: str) -> dict[str, Any]:
+    """One method at one seed: trained, or read back (``--resume``), or evaluated again
+    (``--reevaluate``); its JSON written. ``images`` caches each seed's (data, train, tests)."""
+    stem = run_stem(method, seed, args.train_split, args.seeds is not None)
+    path, checkpoint = args.out_dir / f"{stem}.json", args.out_dir / f"{stem}.safetensors"
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    skipped = args.resume and path.exists() and not (args.reevaluate and checkpoint.exists())
+    if seed not in images and not skipped:  # the images, once per seed, when a run needs them
+        data = ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=1,
+                              test_limit=args.test_limit, seed=seed, root=args.root,
+                              train_split=args.train_split)
+        images[seed] = (data, training_sets(data)[0].to(device),
+                        {split: evaluation_set(data, split).to(device) for split in SPLITS})
+    if args.resume and path.exists():
+        record = {**json.loads(path.read_text()), "file": stem}
+        if args.reevaluate and checkpoint.exists():
+            logger.info("%s: evaluated again from %s (--reevaluate)", stem, checkpoint)
+            record = reevaluate(record, checkpoint, images[seed][2], args.batch_size, device)
+            record.update(evaluated_on=device_name, evaluation_command=command)
+        else:
+            logger.info("%s: result exists, skipped (--resume)", stem)
+            return record
+    else:
+        data, train, tests = images[seed]
+        record = {**run_method(method, args, data, train, tests, device, stem),
+                  "command": command, "device": str(device), "device_name": device_name}
+    write_atomically(path, [json.dumps(record, indent=2).encode()], overwrite=True)
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -302,51 +351,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device(args.device)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.arena " + " ".join(sys.argv[1:] if argv is None else argv)
-    data = ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=1,
-                          test_limit=args.test_limit, seed=args.seed, root=args.root)
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
-    train, tests = None, None
-    records = []
-    for method in methods:
-        path = args.out_dir / f"{method}.json"
-        checkpoint = args.out_dir / f"{method}.safetensors"
-        skipped = args.resume and path.exists() and not (args.reevaluate and checkpoint.exists())
-        if train is None and not skipped:  # the images, once, when a method needs them
-            train = training_sets(data)[0].to(device)
-            tests = {split: evaluation_set(data, split).to(device) for split in SPLITS}
-        if args.resume and path.exists():
-            record = json.loads(path.read_text())
-            if args.reevaluate and checkpoint.exists():
-                logger.info("%s: evaluated again from %s (--reevaluate)", method, checkpoint)
-                record = reevaluate(record, checkpoint, tests, args.batch_size, device)
-                record.update(evaluated_on=device_name, evaluation_command=command)
-                write_atomically(path, [json.dumps(record, indent=2).encode()], overwrite=True)
-            else:
-                logger.info("%s: result exists, skipped (--resume)", method)
-            records.append(record)
-            continue
-        record = {**run_method(method, args, data, train, tests, device), "command": command,
-                  "device": str(device), "device_name": device_name}
-        write_atomically(path, [json.dumps(record, indent=2).encode()], overwrite=True)
-        records.append(record)
-    if args.resume:  # earlier runs of other subsets join the table
-        done = {r["method"] for r in records}
-        records += [json.loads((args.out_dir / f"{m}.json").read_text()) for m in TRAINING_METHODS
-                    if m not in done and (args.out_dir / f"{m}.json").exists()]
-        records.sort(key=lambda r: TRAINING_METHODS.index(r["method"]))
-    # a table of resumed results names the devices that trained them
-    device_name = ", ".join(dict.fromkeys(r.get("device_name", r["device"]) for r in records)
-                            ) or device_name
-    masks = evaluation_set(data, "biased").masks
-    uniform = float((1 - masks).mean())  # background share of an even map
-    summary = {"command": command, "device": device_name, "data": data.to_dict(),
-               "uniform_map_background_share": uniform, "methods": records}
-    write_atomically(args.out_dir / "arena.json", [json.dumps(summary, indent=2).encode()],
-                     overwrite=True)
-    table = markdown_table(records, command, device_name, uniform)
-    write_atomically(args.out_dir / "arena.md", [table.encode()], overwrite=True)
-    plot(records, args.out_dir / "arena.png")
-    print(table)
+    seeds = args.seeds if args.seeds is not None else [args.seed]
+    images: dict[int, Any] = {}
+    if not args.table_only:
+        for method in methods:
+            for seed in seeds:
+                run_or_resume(method, seed, args, device, images, command)
+    # the table lists every run in the folder (earlier commands and subsets included)
+    records = [fill_robustness(r, args.out_dir, args.batch_size, device)
+               for r in read_records(args.out_dir)]
+    data = (ExperimentData.from_dict(records[0]["data"]) if records and records[0].get("data")
+            else ExperimentData(size=args.size, train_limit=args.train_limit, val_limit=1,
+                                test_limit=args.test_limit, seed=seeds[0], root=args.root))
+    print(write_summary(records, args.out_dir, command, data))
     return 0
 
 
