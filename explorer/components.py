@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from explorer.errors import InputError, logger, user_message
 from explorer.handlers.explain_views import ModelView, PairView
 from explorer.handlers.lrp_modes import LRP_MODES, OWN
 from explorer.media.editor import EditorInput
@@ -163,3 +164,14 @@ def session_of(request: gr.Request | None) -> str | None:
 def model_dropdown_updates(ctx: AppContext, session: str | None, n: int = 2) -> list:
     """``gr.update`` for each of ``n`` model dropdowns with this session's current choices."""
     return [gr.update(choices=ctx.store.choices(session)) for _ in range(n)]
+
+
+def failure_notice(error: Exception) -> str:
+    """A failed action's message as inline Markdown, for an event whose other outputs must not
+    go into Gradio's error state (a raised error marks *every* output of its event): the event
+    returns this in its own message widget and ``gr.update()`` for the rest. Unexpected errors
+    are logged with their traceback (as :func:`explorer.errors.guarded` does)."""
+    if not isinstance(error, InputError):
+        logger.exception("unexpected error in a handler", exc_info=error)
+    title, message = user_message(error)
+    return f"⚠️ **{title}:** {message}"

@@ -12,6 +12,7 @@ from explorer.components import (
     ARENA_LOAD_OUTPUTS,
     ARENA_OUTPUTS,
     ExplainWidgets,
+    failure_notice,
     ordered,
     session_of,
 )
@@ -79,11 +80,15 @@ def build(ctx: AppContext, w: ExplainWidgets, tab: gr.Tab) -> gr.Dataframe:
 
     tab.select(on_open, [results_folder], None, api_visibility="private")
 
-    @guarded
     def on_row(event: gr.SelectData, results_folder, request: gr.Request):
-        """Load the clicked method's model; it becomes the right-hand model."""
+        """Load the clicked method's model; it becomes the right-hand model. A row that cannot
+        load says why in the card and changes nothing else (no error state on the plot or the
+        model lists: the failure belongs to the click)."""
         row_index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        return load_row(int(row_index), results_folder, request)
+        try:
+            return load_row(int(row_index), results_folder, request)
+        except Exception as error:  # noqa: BLE001 — shown inline, see failure_notice
+            return [failure_notice(error), gr.update(), gr.update()]
 
     @guarded
     def on_load_row(row_index, results_folder, request: gr.Request):

@@ -95,6 +95,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
     refresh = gr.Button("Refresh model cards", size="sm")
     all_cards = gr.Markdown(hm.cards(ctx, None))
 
+    load_inputs = [upload, name, disk, size, mean, std, class_file, bundled]
+
     @guarded
     def on_load(checkpoint_file, display_name, disk_path=None, input_size_px=None, norm_mean=None,
                 norm_std=None, class_names_file=None, bundled_checkpoint=None,
@@ -110,8 +112,27 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
                         "left_model": left, "right_model": right, "download_choices": choices},
                        LOAD_CHECKPOINT_OUTPUTS)
 
-    load.click(on_load, [upload, name, disk, size, mean, std, class_file, bundled],
-               [loaded_card, all_cards, w.left, w.right, pick], api_name="load_checkpoint")
+    # An error belongs to the action that failed: the button's own event writes only the loaded
+    # model's card (a refusal marks that card alone); the cards and every model list follow
+    # only on success. The API keeps one call with every output (a hidden trigger).
+    def on_load_card(checkpoint_file, display_name, disk_path=None, input_size_px=None,
+                     norm_mean=None, norm_std=None, class_names_file=None,
+                     bundled_checkpoint=None, request: gr.Request = None):
+        """The card of the checkpoint just loaded (the first output of ``on_load``)."""
+        return on_load(checkpoint_file, display_name, disk_path, input_size_px, norm_mean,
+                       norm_std, class_names_file, bundled_checkpoint, request=request)[0]
+
+    def on_model_lists(request: gr.Request):
+        """The cards and every model list, after a successful load or override."""
+        session = session_of(request)
+        left, right, choices = model_dropdown_updates(ctx, session, 3)
+        return hm.cards(ctx, session), left, right, choices
+
+    load.click(on_load_card, load_inputs, [loaded_card], api_visibility="private").success(
+        on_model_lists, None, [all_cards, w.left, w.right, pick], api_visibility="private")
+    api_load = gr.Button(visible=False)
+    api_load.click(on_load, load_inputs, [loaded_card, all_cards, w.left, w.right, pick],
+                   api_name="load_checkpoint")
 
     @guarded
     def on_cards(request: gr.Request):
@@ -143,10 +164,11 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
         session = session_of(request)
         entry = hm.override_model(ctx, session, model, _overrides(
             input_size_px, norm_mean, norm_std, class_names_file))
-        return hm.model_card(entry), hm.cards(ctx, session)
+        return hm.model_card(entry)
 
-    apply.click(on_apply, [pick, size, mean, std, class_file], [loaded_card, all_cards],
-                api_name="override_model")
+    apply.click(on_apply, [pick, size, mean, std, class_file], [loaded_card],
+                api_name="override_model").success(
+        on_model_lists, None, [all_cards, w.left, w.right, pick], api_visibility="private")
 
     @guarded
     def on_mode(model, lrp_mode, request: gr.Request):
