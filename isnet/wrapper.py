@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import Tensor, nn
@@ -98,6 +98,30 @@ class ISNet(nn.Module):
     def deploy(self) -> nn.Module:
         """The bare backbone, for inference without the LRP block (zero overhead)."""
         return self.backbone
+
+
+@overload
+def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = None,
+            epsilon: float | None = None, zb: bool | None = None, bounds: Bounds | None = None,
+            detach_bias: bool | None = None, lrp: LRPConfig | None = None,
+            e: float | None = None, return_conservation: Literal[False] = False,
+            mode: str | None = None) -> tuple[Tensor, Tensor]: ...
+
+
+@overload
+def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = None,
+            epsilon: float | None = None, zb: bool | None = None, bounds: Bounds | None = None,
+            detach_bias: bool | None = None, lrp: LRPConfig | None = None,
+            e: float | None = None, *, return_conservation: Literal[True],
+            mode: str | None = None) -> tuple[Tensor, Tensor, list[list[Conservation]]]: ...
+
+
+@overload
+def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = None,
+            epsilon: float | None = None, zb: bool | None = None, bounds: Bounds | None = None,
+            detach_bias: bool | None = None, lrp: LRPConfig | None = None,
+            e: float | None = None, return_conservation: bool = False, mode: str | None = None,
+            ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, list[list[Conservation]]]: ...
 
 
 def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = None,
