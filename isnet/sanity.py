@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_checkpoint(args.checkpoint)
     model, metadata = loaded.model.eval(), loaded.metadata
     size = int(metadata.get("input_size", 224))
-    picture = Image.open(args.image).convert("RGB").resize((size, size), Image.BOX)
+    picture = Image.open(args.image).convert("RGB").resize((size, size), Image.Resampling.BOX)
     x = torch.from_numpy(np.asarray(picture, np.float32) / 255).permute(2, 0, 1)[None]
     normalisation = metadata.get("normalisation") or {}
     if normalisation.get("mean") is not None:

@@ -37,13 +37,14 @@ def relevance_map(heatmap: np.ndarray | object) -> np.ndarray:
     if hasattr(heatmap, "detach"):
         heatmap = heatmap.detach().cpu().numpy()
     array = np.asarray(heatmap, dtype=np.float64)
+    shape = array.shape
     while array.ndim > 3 and array.shape[0] == 1:
         array = array[0]
     if array.ndim == 3:
         array = array.sum(axis=0)  # (H, W)
     if array.ndim != 2:
         raise ValueError(f"expected a heatmap of shape (H, W), (C, H, W) or (1, C, H, W), "
-                         f"got {tuple(np.shape(heatmap))}")
+                         f"got {shape}")
     return array
 
 

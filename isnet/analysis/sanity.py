@@ -37,8 +37,9 @@ def untrained_signs(model: nn.Module) -> list[str]:
     if not norms:
         return []
     signs = []
-    if all(m.running_mean is not None and bool(torch.all(m.running_mean == 0))
-           and bool(torch.all(m.running_var == 1)) for m in norms):
+    if all(m.running_mean is not None and m.running_var is not None
+           and bool(torch.all(m.running_mean == 0)) and bool(torch.all(m.running_var == 1))
+           for m in norms):
         signs.append(f"all {len(norms)} BatchNorms hold their initial statistics (mean 0, "
                      "variance 1): the network has never seen data")
     if all(m.weight is not None and bool(torch.all(m.weight == 1)) and bool(torch.all(m.bias == 0))
@@ -107,7 +108,7 @@ def model_randomisation(model: nn.Module, x: Tensor, target: int | None = None,
 
     def relevance() -> Tensor:
         with torch.no_grad():
-            _, maps = isnet.explain(work, x, target=target, lrp=lrp)
+            maps = isnet.explain(work, x, target=target, lrp=lrp)[1]  # (1, 1, C, H, W)
         return maps[0, 0].abs().sum(0)  # (H, W)
 
     if target is None:
@@ -119,10 +120,11 @@ def model_randomisation(model: nn.Module, x: Tensor, target: int | None = None,
     for number, layers in enumerate(randomisation_stages(work, stages), start=1):
         for name in layers:
             module = modules[name]
-            module.reset_parameters()  # type: ignore[operator]
+            module.reset_parameters()
             if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.5)  # random statistics, not the identity
-                module.running_var.uniform_(0.5, 2.0)
+                if module.running_mean is not None and module.running_var is not None:
+                    module.running_mean.normal_(0, 0.5)  # random statistics, not the identity
+                    module.running_var.uniform_(0.5, 2.0)
                 module.weight.data.uniform_(0.5, 1.5)
         current = relevance()
         results.append(RandomisationStage(number, tuple(layers), spearman(original, current),

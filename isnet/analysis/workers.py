@@ -69,8 +69,9 @@ def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], worke
     try:
         while True:
             while len(in_flight) < workers and not stopped():
-                item = next(pending, _END)
-                if item is _END:
+                try:
+                    item = next(pending)
+                except StopIteration:
                     break
                 in_flight.append(pool.submit(function, item))
             if not in_flight or stopped():
@@ -81,5 +82,3 @@ def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], worke
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
 
-
-_END = object()

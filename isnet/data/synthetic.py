@@ -135,7 +135,7 @@ def _place_object(template: np.ndarray, size: int, rng: np.random.Generator) -> 
     matrix = cv2.getRotationMatrix2D((_TEMPLATE / 2.0, _TEMPLATE / 2.0), angle, scale)
     half = scale * _TEMPLATE / 2.0 * 1.2
     shift = rng.uniform(-1, 1, 2) * max(size / 2.0 - half, 0.0)
-    matrix[:, 2] += size / 2.0 - _TEMPLATE / 2.0 + shift  # template centre -> image centre
+    matrix[:, 2] = matrix[:, 2] + size / 2.0 - _TEMPLATE / 2.0 + shift  # template → image centre
     return cv2.warpAffine(template, matrix, (size, size), flags=cv2.INTER_NEAREST,
                           borderValue=0)
 

@@ -60,6 +60,7 @@ from isnet.io.safetensors_header import (
     parse_metadata_json,
     read_header,
 )
+from isnet.models.protocols import as_classifier
 from isnet.models.registry import families
 
 logger = logging.getLogger(__name__)
@@ -138,20 +139,21 @@ def save_checkpoint(
         raise ValueError(f"save_checkpoint: model must be a network of a registered family "
                          f"(isnet.create_model), got {type(model).__name__}; pass the ISNet "
                          "wrapper's .backbone")
+    network = as_classifier(model)
     target = Path(path)
     if target.exists() and not overwrite:
         raise FileExistsError(f"save_checkpoint: {target} already exists; pass overwrite=True "
                               "to replace it or choose another path")
     names = list(class_names) if class_names is not None else [str(i) for i in
-                                                               range(model.num_classes)]
-    if len(names) != model.num_classes:
+                                                               range(network.num_classes)]
+    if len(names) != network.num_classes:
         raise ValueError(f"save_checkpoint: {len(names)} class_names for a model with "
-                         f"{model.num_classes} logits")
+                         f"{network.num_classes} logits")
     metadata = {
         "format_version": FORMAT_VERSION,
-        "model_name": model_name or registered_name(family, model.arch),
+        "model_name": model_name or registered_name(family, network.arch),
         "family": family,
-        "architecture": dict(model.arch),
+        "architecture": dict(network.arch),
         "class_names": names,
         "input_size": input_size,
         "normalisation": dict(normalisation) if normalisation else {"mean": None, "std": None},
@@ -178,7 +180,7 @@ def save_checkpoint(
 
 def _bound(value: Any) -> float | list[float]:
     """A z^B bound as JSON: one float, or one float per channel."""
-    if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0):
+    if isinstance(value, (list, tuple)) or bool(getattr(value, "ndim", 0)):
         return [float(v) for v in value]
     return float(value)
 
@@ -360,7 +362,7 @@ def _load_foreign(path: Path, limits: CheckpointLimits) -> LoadedCheckpoint:
         "storage_dtype": str(next(iter(state.values())).dtype).replace("torch.", ""),
     }
     if architecture["num_classes"] == IMAGENET_CLASSES:  # names, size, normalisation, bounds
-        metadata.update(imagenet_preprocessing(metadata["model_name"]).metadata())
+        metadata.update(imagenet_preprocessing(str(metadata["model_name"])).metadata())
     return LoadedCheckpoint(_build(path, family, architecture, state, limits), metadata)
 
 

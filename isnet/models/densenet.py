@@ -24,7 +24,7 @@ import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,8 @@ class DenseBlock(nn.ModuleDict):
         """Returns the block output (the final concatenation) and one trace per layer."""
         features, layers = [x], []
         for layer in self.values():
-            trace = layer.forward_trace(torch.cat(features, 1))  # (B, C_in + i·growth, H, W)
+            joined = torch.cat(features, 1)  # (B, C_in + i·growth, H, W)
+            trace = cast(DenseLayer, layer).forward_trace(joined)
             layers.append(trace)
             features.append(trace.new_features)
         return torch.cat(features, 1), layers
@@ -231,9 +232,9 @@ class DenseNet(nn.Module):
         the ``pool0`` module's own settings, so the winners of each window are known.
         """
         f = self.features
-        stem_conv = f.conv0(x)
-        stem_relu = f.relu0(f.norm0(stem_conv))
-        pool = f.pool0
+        stem_conv = f.get_submodule("conv0")(x)
+        stem_relu = f.get_submodule("relu0")(f.get_submodule("norm0")(stem_conv))
+        pool = cast(nn.MaxPool2d, f.get_submodule("pool0"))
         stem_pooled, indices = F.max_pool2d(stem_relu, pool.kernel_size, pool.stride, pool.padding,
                                             pool.dilation, pool.ceil_mode, return_indices=True)
         trace = Trace(inputs=x, stem_conv=stem_conv, stem_relu=stem_relu, stem_pooled=stem_pooled,
@@ -241,15 +242,15 @@ class DenseNet(nn.Module):
         h = stem_pooled
         for name, module in f.named_children():
             if name.startswith("denseblock"):
-                h, layers = module.forward_trace(h)
+                h, layers = cast(DenseBlock, module).forward_trace(h)
                 trace.blocks.append(layers)
             elif name.startswith("transition"):
-                transition = module.forward_trace(h)
+                transition = cast(Transition, module).forward_trace(h)
                 trace.transitions.append(transition)
                 h = transition.pooled
         trace.final_concat = h
-        trace.final_relu = f.relu5(f.norm5(h))
-        trace.pooled = torch.flatten(f.pool5(trace.final_relu), 1)  # (B, F)
+        trace.final_relu = f.get_submodule("relu5")(f.get_submodule("norm5")(h))
+        trace.pooled = torch.flatten(f.get_submodule("pool5")(trace.final_relu), 1)  # (B, F)
         trace.logits = self.classifier(trace.pooled)  # (B, K)
         return trace.logits, trace
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from isnet.models.protocols import as_classifier
 from isnet.models.registry import (
     Family,
     create_model,
@@ -85,8 +86,9 @@ class HAMNet(nn.Module):
                  head_width: int = 512) -> None:
         super().__init__()
         arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in backbone_arch.items()}
-        backbone = family_spec(backbone_family).model_class(**arguments)
-        children = list(backbone.features.named_children())
+        network = family_spec(backbone_family).model_class(**arguments)
+        backbone = as_classifier(network)
+        children = list(network.get_submodule("features").named_children())
         if isinstance(children[-1][1], nn.AdaptiveAvgPool2d):
             children = children[:-1]
         self.features = nn.Sequential(OrderedDict(children))
@@ -107,7 +109,8 @@ class HAMNet(nn.Module):
     def around(cls, backbone: str, num_classes: int, in_channels: int = 3,
                head_width: int | None = None) -> HAMNet:
         """HAM on a fresh registered backbone; the head is min(512, F) wide."""
-        model = create_model(backbone, num_classes=num_classes, in_channels=in_channels)
+        model = as_classifier(create_model(backbone, num_classes=num_classes,
+                                           in_channels=in_channels))
         width = head_width or min(512, model.classifier_layer.in_features)
         return cls(family_of(backbone), model.arch, width)
 

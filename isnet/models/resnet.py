@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +61,10 @@ class Block(nn.Module):
     ``skip`` is the identity or a strided 1×1 conv + BN (``downsample``)."""
 
     expansion = 1
+    relu1: nn.ReLU
+    relu2: nn.ReLU
+    relu: nn.ReLU
+    downsample: nn.Sequential | None
 
     def pairs(self) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
         """The main branch's (conv, BatchNorm) pairs in forward order."""
@@ -216,7 +220,8 @@ class ResNet(nn.Module):
 
     def stages(self) -> list[nn.Sequential]:
         """``layer1``, ``layer2``, … in forward order."""
-        return [module for name, module in self.named_children() if name.startswith("layer")]
+        return [module for name, module in self.named_children()
+                if name.startswith("layer") and isinstance(module, nn.Sequential)]
 
     def forward(self, x: Tensor) -> Tensor:
         """Plain inference: (B, C, H, W) → logits (B, K)."""
@@ -242,7 +247,7 @@ class ResNet(nn.Module):
         h = stem_pooled
         for stage in self.stages():
             for block in stage:
-                block_trace = block.forward_trace(h)
+                block_trace = cast(Block, block).forward_trace(h)
                 trace.blocks.append(block_trace)
                 h = block_trace.output
         trace.pooled = torch.flatten(self.avgpool(h), 1)  # (B, F)

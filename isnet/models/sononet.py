@@ -98,9 +98,10 @@ class AGSononet(nn.Module):
 
         Shapes: x (B, C, H, W) → logits (B, K), [(B, 1, H/4, W/4), (B, 1, H/8, W/8)].
         """
-        stack3 = self.conv3(F.max_pool2d(self.conv2(F.max_pool2d(self.conv1(x), 2)), 2))
-        stack4 = self.conv4(F.max_pool2d(stack3, 2))
-        stack5 = self.conv5(F.max_pool2d(stack4, 2))
+        stack = [self.get_submodule(f"conv{i}") for i in range(1, 6)]  # five conv stacks
+        stack3 = stack[2](F.max_pool2d(stack[1](F.max_pool2d(stack[0](x), 2)), 2))
+        stack4 = stack[3](F.max_pool2d(stack3, 2))
+        stack5 = stack[4](F.max_pool2d(stack4, 2))
         attended1, attention1 = self.gate1(stack3, stack5)
         attended2, attention2 = self.gate2(stack4, stack5)
         pooled = stack5.mean((2, 3))  # (B, C5)

@@ -17,11 +17,12 @@ Input sides must be divisible by ``2^(depth − 1)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
+from isnet.models.protocols import as_classifier
 from isnet.models.registry import (
     Family,
     create_model,
@@ -110,10 +111,11 @@ class SegmentThenClassify(nn.Module):
         arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in
                      classifier_arch.items()}
         self.classifier = family_spec(classifier_family).model_class(**arguments)
-        in_channels = int(arguments.get("in_channels", 3))
+        in_channels = int(classifier_arch.get("in_channels", 3))
         self.segmenter = UNet(in_channels, unet_width, unet_depth)
         self.arch = dict(classifier_family=classifier_family,
-                         classifier_arch=dict(self.classifier.arch), unet_width=unet_width,
+                         classifier_arch=dict(as_classifier(self.classifier).arch),
+                         unet_width=unet_width,
                          unet_depth=unet_depth)
 
     @classmethod
@@ -121,11 +123,11 @@ class SegmentThenClassify(nn.Module):
                unet_width: int = 16, unet_depth: int = 3) -> SegmentThenClassify:
         """A pipeline around a fresh registered classifier (e.g. ``"densenet121"``)."""
         model = create_model(classifier, num_classes=num_classes, in_channels=in_channels)
-        return cls(family_of(classifier), model.arch, unet_width, unet_depth)
+        return cls(family_of(classifier), as_classifier(model).arch, unet_width, unet_depth)
 
     @property
     def num_classes(self) -> int:
-        return self.classifier.num_classes
+        return as_classifier(self.classifier).num_classes
 
     def forward_parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Logits and the U-Net's foreground logits.
@@ -165,7 +167,7 @@ class MultiTaskUNet(nn.Module):
 
     @property
     def num_classes(self) -> int:
-        return self.head[-1].out_features
+        return cast(nn.Linear, self.head[-1]).out_features
 
     def forward_parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Logits (B, K) and foreground logits (B, 1, H, W) from one encoder pass."""

@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +118,8 @@ class VGG(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
@@ -128,12 +129,12 @@ class VGG(nn.Module):
 
     @property
     def num_classes(self) -> int:
-        return self.classifier[-1].out_features
+        return self.classifier_layer.out_features
 
     @property
     def classifier_layer(self) -> nn.Linear:
         """The last linear layer (where every LRP walk starts)."""
-        return self.classifier[-1]
+        return cast(nn.Linear, self.classifier[-1])
 
     def forward(self, x: Tensor) -> Tensor:
         """Plain inference: (B, C, H, W) → logits (B, K)."""
@@ -146,7 +147,7 @@ class VGG(nn.Module):
         while index < len(modules):
             module = modules[index]
             if isinstance(module, nn.MaxPool2d):
-                size = tuple(h.shape[-2:])
+                size = (int(h.shape[-2]), int(h.shape[-1]))
                 h, indices = F.max_pool2d(h, module.kernel_size, module.stride, module.padding,
                                           module.dilation, module.ceil_mode, return_indices=True)
                 trace.stages.append(PoolTrace(input_size=size, indices=indices))
