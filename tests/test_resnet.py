@@ -1,4 +1,8 @@
-"""The ResNet family: torchvision parity, LRP invariants, zennit oracle, gradients, training."""
+"""The ResNet family's own checks: torchvision parity, zennit oracle, the residual split.
+
+What every family must do (LRP-0 = gradient×input, conservation, gradients, checkpoints, …) is
+the family contract, run on tiny_resnet by tests/test_family_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,12 @@ import torchvision
 from zennit.torchvision import ResNetCanonizer
 
 import isnet
-from isnet.io.checkpoints import CheckpointError, load_checkpoint
+from isnet.io.checkpoints import load_checkpoint
 from isnet.models import create_model
 from isnet.models.resnet import ResNet, architecture_from_state_dict, tiny_resnet
 from tests.conftest import SEED, randomize_batchnorm
 from tests.lrp_oracles import (
     correlation,
-    every_parameter_gets_a_gradient,
     gradient_times_input,
     relative_error,
     zennit_relevance,
@@ -53,15 +56,9 @@ def test_torchvision_state_dicts_load_key_for_key_with_equal_logits(name, genera
     assert architecture_from_state_dict(theirs.state_dict()) == ours.arch
 
 
-def test_every_relu_is_its_own_module_and_not_in_place(tiny):
-    relus = [m for m in tiny.modules() if isinstance(m, torch.nn.ReLU)]
-    assert len(relus) == len({id(m) for m in relus}) == 1 + 3 * 3  # stem + 3 per bottleneck
-    assert not any(m.inplace for m in relus)
-
-
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_basic"])
-def test_lrp_zero_equals_gradient_times_input_on_tiny_models(fixture, request, images):
-    model = request.getfixturevalue(fixture)
+def test_lrp_zero_equals_gradient_times_input_with_basic_blocks(tiny_basic, images):
+    """(tiny_resnet's bottlenecks: the family contract, tests/family_contract.py.)"""
+    model = tiny_basic
     classes = torch.tensor([0, 1, 2, 0])
     _, heatmaps = isnet.explain(model, images, classes, epsilon=1e-12, zb=False)
     torch.testing.assert_close(heatmaps[:, 0], gradient_times_input(model, images, classes),
@@ -114,34 +111,17 @@ def test_zb_bias_convention_is_the_only_difference_from_zennit(generator):
     assert relative_error(heatmaps[:, 0], reference) > 1e-3
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_basic"])
-def test_conservation_on_bias_free_network(fixture, request, images):
-    model = zero_biases(request.getfixturevalue(fixture))
-    logits, heatmaps = isnet.explain(model, images, "all", epsilon=1e-12, zb=False)
+def test_conservation_on_bias_free_network_with_basic_blocks(tiny_basic, images):
+    model = zero_biases(tiny_basic)
+    logits, heatmaps = isnet.explain(model, images, mode="all", epsilon=1e-12, zb=False)
     torch.testing.assert_close(heatmaps.sum((2, 3, 4)), logits, rtol=1e-8, atol=1e-12)
 
 
 def test_residual_split_absorbs_relevance_with_large_epsilon(tiny, images):
     model = zero_biases(tiny)
-    logits, heatmaps = isnet.explain(model, images, "all", epsilon=0.1, zb=False)
+    logits, heatmaps = isnet.explain(model, images, mode="all", epsilon=0.1, zb=False)
     kept = heatmaps.sum((2, 3, 4)) / logits
     assert torch.all(kept < 1) and torch.all(kept > 0)
-
-
-@pytest.mark.parametrize("mode", ["all", "target"])
-@pytest.mark.parametrize("training", [False, True])
-def test_heatmap_loss_alone_reaches_every_parameter(tiny, images, masks, mode, training):
-    every_parameter_gets_a_gradient(tiny, images, masks, mode, training)
-
-
-def test_detach_bias_controls_whether_shifts_enter_the_rules(tiny, images, masks):
-    grads = {}
-    for detach in (True, False):
-        tiny.zero_grad()
-        _, maps = isnet.ISNet(tiny, detach_bias=detach)(images)
-        isnet.heatmap_loss(maps, masks).backward()
-        grads[detach] = tiny.layer1[0].bn3.bias.grad.clone()
-    assert not torch.allclose(grads[True], grads[False])
 
 
 def test_gradcheck_through_a_residual_block(generator):
@@ -174,14 +154,6 @@ def test_torchvision_state_dict_file_loads_through_load_checkpoint(tmp_path):
     torch.testing.assert_close(model(x), theirs(x))
 
 
-def test_wrong_weights_name_the_closest_family_and_the_missing_keys(tmp_path):
-    state = tiny_resnet(num_classes=3).state_dict()
-    del state["fc.weight"]
-    torch.save(state, tmp_path / "broken.pth")
-    with pytest.raises(CheckpointError, match=r"Closest: resnet.*fc\.weight"):
-        load_checkpoint(tmp_path / "broken.pth")
-
-
 def test_a_resnet_layout_we_do_not_build_says_why():
     from isnet.io.architecture import infer_architecture
 
@@ -202,18 +174,6 @@ def test_train_mode_fusion_uses_the_batch_statistics_of_the_forward_pass(tiny, i
         scale, shift = conv_affine(block.conv3, block.bn3, block_trace.convs[-1], detach)
         fused = block_trace.convs[-1] * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
         torch.testing.assert_close(fused, block_trace.main)
-
-
-def test_save_and_load_checkpoint_round_trip(tmp_path):
-    from isnet.io.checkpoints import save_checkpoint
-
-    torch.manual_seed(SEED)
-    model = tiny_resnet(num_classes=3).eval()
-    path = save_checkpoint(tmp_path / "m.safetensors", model, class_names=["a", "b", "c"])
-    loaded, metadata = load_checkpoint(path)
-    assert (metadata["family"], metadata["model_name"]) == ("resnet", "tiny_resnet")
-    x = torch.rand(2, 3, 32, 32)
-    torch.testing.assert_close(loaded(x), model(x))
 
 
 def test_reference_quirks_are_refused_for_families_without_a_published_block():

@@ -1,4 +1,8 @@
-"""The VGG family: torchvision parity, LRP invariants, zennit oracle, dropout, training."""
+"""The VGG family's own checks: torchvision parity, zennit oracle, dropout, adaptive pooling.
+
+What every family must do (LRP-0 = gradient×input, conservation, gradients, checkpoints, …) is
+the family contract, run on tiny_vgg by tests/test_family_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,13 @@ import torchvision
 from zennit.torchvision import VGGCanonizer
 
 import isnet
-from isnet.io.checkpoints import CheckpointError, load_checkpoint
+from isnet.io.checkpoints import load_checkpoint
 from isnet.lrp.vgg import adaptive_avg_pool_transpose
 from isnet.models import create_model
 from isnet.models.vgg import VGG, architecture_from_state_dict, tiny_vgg
 from tests.conftest import SEED, randomize_batchnorm
 from tests.lrp_oracles import (
     correlation,
-    every_parameter_gets_a_gradient,
     gradient_times_input,
     relative_error,
     zennit_relevance,
@@ -88,15 +91,9 @@ def test_torchvision_forward_with_our_weights_gives_equal_logits(name, generator
     torch.testing.assert_close(ours.forward_trace(x)[0], theirs(x))
 
 
-def test_every_relu_is_its_own_module_and_not_in_place(tiny):
-    relus = [m for m in tiny.modules() if isinstance(m, torch.nn.ReLU)]
-    assert len(relus) == len({id(m) for m in relus}) == 3 + 2
-    assert not any(m.inplace for m in relus)
-
-
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_plain"])
-def test_lrp_zero_equals_gradient_times_input_on_tiny_models(fixture, request, images):
-    model = request.getfixturevalue(fixture)
+def test_lrp_zero_equals_gradient_times_input_with_overlapping_pooling(tiny_plain, images):
+    """(tiny_vgg: the family contract, tests/family_contract.py.)"""
+    model = tiny_plain
     classes = torch.tensor([0, 1, 2, 0])
     _, heatmaps = isnet.explain(model, images, classes, epsilon=1e-12, zb=False)
     torch.testing.assert_close(heatmaps[:, 0], gradient_times_input(model, images, classes),
@@ -174,28 +171,10 @@ def test_adaptive_pool_transpose_is_the_vector_jacobian_product():
         torch.testing.assert_close(adaptive_avg_pool_transpose(ratio, size_in)[:, 0], expected)
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_plain"])
-def test_conservation_on_bias_free_network(fixture, request, images):
-    model = zero_biases(request.getfixturevalue(fixture))
-    logits, heatmaps = isnet.explain(model, images, "all", epsilon=1e-12, zb=False)
+def test_conservation_on_bias_free_network_with_overlapping_pooling(tiny_plain, images):
+    model = zero_biases(tiny_plain)
+    logits, heatmaps = isnet.explain(model, images, mode="all", epsilon=1e-12, zb=False)
     torch.testing.assert_close(heatmaps.sum((2, 3, 4)), logits, rtol=1e-8, atol=1e-10)
-
-
-@pytest.mark.parametrize("mode", ["all", "target"])
-@pytest.mark.parametrize("training", [False, True])
-def test_heatmap_loss_alone_reaches_every_parameter(tiny, images, masks, mode, training):
-    every_parameter_gets_a_gradient(tiny, images, masks, mode, training)
-
-
-def test_detach_bias_controls_whether_biases_enter_the_rules(tiny, images, masks):
-    grads = {}
-    for detach in (True, False):
-        tiny.zero_grad()
-        _, maps = isnet.ISNet(tiny, detach_bias=detach)(images)
-        isnet.heatmap_loss(maps, masks).backward()
-        grads[detach] = (tiny.features[4].bias.grad.clone(), tiny.classifier[3].bias.grad.clone())
-    assert not torch.allclose(grads[True][0], grads[False][0])  # a conv bias
-    assert not torch.allclose(grads[True][1], grads[False][1])  # a hidden linear bias
 
 
 def test_torchvision_state_dict_file_loads_through_load_checkpoint(tmp_path):
@@ -218,22 +197,3 @@ def test_torchvision_state_dict_file_loads_through_load_checkpoint(tmp_path):
     x = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(model(x), theirs(x))
 
-
-def test_wrong_weights_name_the_closest_family_and_the_missing_keys(tmp_path):
-    state = tiny_vgg(num_classes=3).state_dict()
-    del state["classifier.6.weight"]
-    torch.save(state, tmp_path / "broken.pth")
-    with pytest.raises(CheckpointError, match=r"Closest: vgg.*classifier\.6\.weight"):
-        load_checkpoint(tmp_path / "broken.pth")
-
-
-def test_save_and_load_checkpoint_round_trip(tmp_path):
-    from isnet.io.checkpoints import save_checkpoint
-
-    torch.manual_seed(SEED)
-    model = tiny_vgg(num_classes=3).eval()
-    path = save_checkpoint(tmp_path / "m.safetensors", model, class_names=["a", "b", "c"])
-    loaded, metadata = load_checkpoint(path)
-    assert (metadata["family"], metadata["model_name"]) == ("vgg", "tiny_vgg")
-    x = torch.rand(2, 3, 32, 32)
-    torch.testing.assert_close(loaded(x), model(x))
