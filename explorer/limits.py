@@ -23,6 +23,8 @@ class Limits:
             (or when it ends, whichever comes first).
         leftover_age_s: at start-up, work folders of dead processes and partial files at least
             this old are removed.
+        upload_ttl_s: an upload over ``max_file_size`` (only a checkpoint may be) is deleted
+            after this many seconds unless a loaded model uses it.
     """
 
     max_side: int = 1024
@@ -34,11 +36,13 @@ class Limits:
     display_side: int = 256
     session_ttl_s: float = 3600.0
     leftover_age_s: float = 600.0
+    upload_ttl_s: float = 600.0
 
     @property
     def upload_limit(self) -> str:
         """Gradio's ``max_file_size``: the larger of the two upload limits (a checkpoint is the
-        largest thing one uploads; images and zips are bounded again by their decoders)."""
+        largest thing one uploads); :class:`explorer.uploads.UploadGuard` deletes and refuses
+        any other file over ``max_file_size`` right after it is stored."""
         return max(self.max_file_size, self.max_checkpoint_size, key=size_bytes)
 
 

@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 
 from explorer.sessions import SessionJanitor
+from explorer.uploads import UploadGuard
 
 FILE_MARKERS = ("/file=", "/file/")
 """Where Gradio's file routes put the file's path (``/gradio_api/file=<path>``)."""
@@ -91,6 +92,12 @@ async def respond(send: Any, status: int, detail: str) -> None:
 
 
 def launch_options(demo: Any) -> dict[str, Any]:
-    """Keyword arguments for ``demo.launch`` that install :class:`LoginGuard`."""
-    janitor = demo.explorer_context.sessions
-    return {"app_kwargs": {"middleware": [Middleware(LoginGuard, janitor=janitor)]}}
+    """Keyword arguments for ``demo.launch`` that install :class:`LoginGuard` and
+    :class:`explorer.uploads.UploadGuard` (small limits for files other than checkpoints; big
+    uploads deleted after ``Limits.upload_ttl_s`` seconds unused)."""
+    ctx = demo.explorer_context
+    janitor, limits = ctx.sessions, ctx.limits
+    janitor.uploads.max_age_s = limits.upload_ttl_s
+    return {"app_kwargs": {"middleware": [
+        Middleware(LoginGuard, janitor=janitor),
+        Middleware(UploadGuard, small_limit=limits.max_file_size, big_uploads=janitor.uploads)]}}

@@ -18,6 +18,9 @@ breaks, even for a two-second network blip) counts as activity and deletes nothi
 that reconnects with the same hash finds its models and files. Clients of the raw HTTP API,
 which never "close a page", are cleaned up by the same time to live.
 
+Big uploads (checkpoints) that no model uses are deleted by the same sweeps once older than
+``Limits.upload_ttl_s`` (:class:`explorer.uploads.BigUploads`).
+
 Idle sessions are swept lazily (whenever a session is used, at most every ``sweep_every_s``
 seconds) and by a small daemon thread, which ends when the janitor is garbage-collected.
 Folders the janitor has never seen in use (left from before a restart with the same work folder)
@@ -39,6 +42,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+from explorer.uploads import BigUploads
 from isnet.io.leftovers import sweep_partial_files, sweep_stale_folders
 
 logger = logging.getLogger(__name__)
@@ -87,6 +91,8 @@ class SessionJanitor:
         self._secret = secrets.token_bytes(32)
         self.on_forget: Callable[[str | None], None] | None = None
         """Called with each session whose work is removed (the context drops its views)."""
+        self.uploads = BigUploads()
+        """Big (checkpoint) uploads, deleted by :meth:`sweep` when old and used by no model."""
 
     def login_tag(self, login: str | None) -> str:
         """The first part of the folder names of ``login``'s sessions ("" for no login)."""
@@ -167,7 +173,17 @@ class SessionJanitor:
                     continue
         if removed:
             logger.info("removed the work of %d idle session(s)", len(removed))
+        self.uploads.sweep(self.paths_in_use())
         return sorted(set(removed))
+
+    def paths_in_use(self) -> set[str]:
+        """The files of every model a known session (or everyone) can use."""
+        with self._lock:
+            keys = list(self._seen)
+        paths = {entry.path for entry in self.store.visible(None) if entry.path}
+        for key in keys:
+            paths |= {entry.path for entry in self.store.visible(key) if entry.path}
+        return {str(path) for path in paths}
 
     def start_thread(self) -> threading.Thread:
         """Sweep every ``sweep_every_s`` seconds in a daemon thread, while this janitor lives."""
