@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from isnet.io.limits import CheckpointLimits
-from isnet.models import MODEL_NAMES, create_model, family_of
-from isnet.models.registry import families, family_spec
+from isnet.models import create_model, family_of
+from isnet.models.registry import families, family_spec, model_names
 
 
 def infer_architecture(state: Mapping[str, Tensor]) -> tuple[str, dict[str, Any]]:
@@ -120,7 +120,7 @@ def registered_name(family: str, architecture: Mapping[str, Any]) -> str | None:
         return (tuple(a) if isinstance(a, (list, tuple)) else a) == \
             (tuple(b) if isinstance(b, (list, tuple)) else b)
 
-    for name in MODEL_NAMES:
+    for name in model_names():  # asked now: a family registered after import counts too
         if family_of(name) != family:
             continue
         with torch.device("meta"):  # only .arch is read: no memory, no initialisation cost
