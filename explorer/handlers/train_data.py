@@ -2,12 +2,18 @@
 
 An upload is a zip of ``<class>/<name>.png`` + ``<name>.mask.png`` folders, or loose files named
 ``<class>_<name>.png`` + ``<class>_<name>.mask.png``; :func:`isnet.data.folders.load_image_folder`
-reads both. Every refusal is an :class:`explorer.errors.InputError` naming what to fix.
+reads both: the pixels to decode are bounded from the headers first
+(:attr:`isnet.io.limits.UploadLimits.max_decoded_pixels`), large images are decoded reduced, and
+the reading ends between two files once the run's stop event is set. Pictures reach the model's
+input size as its evaluation does (:func:`explorer.media.tensors.resize_mode`): torchvision's
+resize and centre crop for a model with ImageNet metadata, else the whole picture squeezed.
+Every refusal is an :class:`explorer.errors.InputError` naming what to fix.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -18,12 +24,18 @@ from explorer.errors import InputError
 from explorer.media.decode import decode_image, decode_mask
 from explorer.media.tensors import mask_tensor, model_tensor
 from explorer.state import AppContext
-from isnet.data.folders import load_image_folder
+from isnet.data.folders import ReadingStopped, load_image_folder
 from isnet.io.atomic import write_with
+from isnet.io.limits import UploadLimits
 
+MAX_DECODED_PIXELS = 400_000_000
+"""Pixels (images and masks, from their headers) one fine-tuning upload may ask to decode: ten
+pairs of 40-megapixel images at most."""
 
-def samples_set(ctx: AppContext, size: int, class_names: list[str]) -> isnet.ImageSet:
-    """The bundled samples that have a mask and a known class, at ``size`` × ``size``.
+def samples_set(ctx: AppContext, size: int, class_names: list[str],
+                resize: str = "squeeze") -> isnet.ImageSet:
+    """The bundled samples that have a mask and a known class, at ``size`` × ``size``
+    (``resize``: "squeeze" or "crop", as the model's evaluation).
 
     Raises:
         InputError: no sample has both a mask and one of ``class_names``.
@@ -34,8 +46,8 @@ def samples_set(ctx: AppContext, size: int, class_names: list[str]) -> isnet.Ima
             continue
         image = decode_image(sample.image_path).image
         mask = decode_mask(sample.mask_path, image.shape[:2])
-        images.append(model_tensor(image, size)[0])  # (3, S, S)
-        masks.append(mask_tensor(mask, size)[0])  # (1, S, S)
+        images.append(model_tensor(image, size, resize)[0])  # (3, S, S)
+        masks.append(mask_tensor(mask, size, resize)[0])  # (1, S, S)
         labels.append(class_names.index(sample.label))
     if not images:
         raise InputError("No bundled sample has both a mask and a class of this model.")
@@ -43,12 +55,18 @@ def samples_set(ctx: AppContext, size: int, class_names: list[str]) -> isnet.Ima
                     list(class_names))
 
 
-def uploaded_set(ctx: AppContext, session: str | None, paths: list[str],
-                 size: int) -> tuple[isnet.ImageSet, list[str]]:
+def uploaded_set(ctx: AppContext, session: str | None, paths: list[str], size: int,
+                 stop: threading.Event | None = None,
+                 resize: str = "squeeze") -> tuple[isnet.ImageSet, list[str]]:
     """An ImageSet (and the importer's problem list) from an uploaded zip or loose files.
 
+    Args:
+        stop: the run's stop event; once set, the reading ends before the next file.
+        resize: "squeeze" or "crop" (:func:`explorer.media.tensors.resize_mode`).
+
     Raises:
-        InputError: nothing uploaded, badly named loose files, or nothing usable.
+        InputError: nothing uploaded, badly named loose files, too many pixels to decode,
+            nothing usable, or stopped while reading.
     """
     if not paths:
         raise InputError("Upload a zip (or the files of a folder), or choose the samples.")
@@ -57,8 +75,14 @@ def uploaded_set(ctx: AppContext, session: str | None, paths: list[str],
     else:
         source = _folder_from_loose_files(ctx.session_dir(session) / f"upload-{time.time_ns()}",
                                           paths)
+    limits = UploadLimits(max_decoded_pixels=MAX_DECODED_PIXELS)
     try:
-        image_set, problems = load_image_folder(source, size=size)
+        image_set, problems = load_image_folder(
+            source, size=size, limits=limits, resize=resize,
+            should_stop=None if stop is None else stop.is_set)
+    except ReadingStopped:
+        raise InputError("Stopped while reading the uploaded images; nothing was trained.") \
+            from None
     except ValueError as error:
         raise InputError(f"Cannot use this set: {error}") from error
     return image_set, list(problems)

@@ -42,6 +42,7 @@ import torch
 
 from isnet.data.decode import DecodeError, binary_mask, decode_image, to_rgb
 from isnet.data.image_set import ImageSet
+from isnet.data.transforms import CROP_RATIO, crop_pixels
 from isnet.io.atomic import write_atomically
 from isnet.io.limits import (
     LimitError,
@@ -141,9 +142,11 @@ def _decode(name: PurePosixPath, content: bytes | Path, grey: bool, max_pixels: 
 
 def _load_pair(name: PurePosixPath, image_content: bytes | Path,
                mask_content: bytes | Path | None, size: int | None, max_pixels: int,
-               problems: list[str], require_mask: bool = True
+               problems: list[str], require_mask: bool = True, resize: str = "squeeze"
                ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Read one image and its mask, resized when ``size`` is given; append problems.
+    """Read one image and its mask, resized when ``size`` is given (``resize``: "squeeze" the
+    whole picture, or torchvision's "crop", :func:`isnet.data.transforms.crop_pixels`); append
+    problems.
 
     Without a mask file the image is skipped, or (``require_mask=False``) kept with an
     all-foreground mask.
@@ -153,7 +156,8 @@ def _load_pair(name: PurePosixPath, image_content: bytes | Path,
         problems.append(f"{name}: no mask; add {mask_name} (white = object) - image skipped")
         return None
     full = image_content if isinstance(image_content, bytes) else image_content.read_bytes()
-    image = _decode(name, full, False, max_pixels, problems, "skipped", size)
+    reduce_to = None if size is None else round(size / CROP_RATIO) if resize == "crop" else size
+    image = _decode(name, full, False, max_pixels, problems, "skipped", reduce_to)
     if image is None:
         return None
     if mask_content is None:  # kept without a mask: all foreground
@@ -176,6 +180,10 @@ def _load_pair(name: PurePosixPath, image_content: bytes | Path,
     if notice:
         problems.append(f"{mask_name}: {notice}")
     rgb = to_rgb(image)
+    if size is not None and resize == "crop":
+        pixels = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        cropped, cropped_mask = crop_pixels(pixels, binary, size)
+        return cropped.astype(np.float32) / 255.0, np.asarray(cropped_mask, np.float32)
     if size is not None:
         rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
         binary = cv2.resize(binary.astype(np.uint8), (size, size),
@@ -210,7 +218,7 @@ def _check_decoded_pixels(files: dict[PurePosixPath, bytes | Path],
 
 def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
                      limits: UploadLimits, problems: list[str], require_masks: bool = True,
-                     should_stop: Callable[[], bool] | None = None
+                     should_stop: Callable[[], bool] | None = None, resize: str = "squeeze"
                      ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """Class name -> (image (H, W, 3), mask (H, W)) pairs; problems appended.
 
@@ -237,7 +245,7 @@ def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
             continue
         mask_path = path.with_name(path.name[: -len(path.suffix)] + MASK_SUFFIX)
         pair = _load_pair(path, content, files.get(mask_path), size, limits.max_pixels, problems,
-                          require_masks)
+                          require_masks, resize)
         if pair is None:
             continue
         pixels += pair[1].size
@@ -252,8 +260,8 @@ def _collect_samples(files: dict[PurePosixPath, bytes | Path], size: int | None,
 def load_image_folder(root_or_zip: str | Path, size: int | None = None,
                       limits: UploadLimits = UploadLimits(),
                       require_masks: bool = True,
-                      should_stop: Callable[[], bool] | None = None
-                      ) -> tuple[ImageSet, list[str]]:
+                      should_stop: Callable[[], bool] | None = None,
+                      resize: str = "squeeze") -> tuple[ImageSet, list[str]]:
     """Load ``root/<class>/<name>.png`` images with ``<name>.mask.png`` masks (or a zip of it).
 
     Args:
@@ -269,6 +277,8 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None,
             (the audit's automatic masks). Mask files that exist are read either way.
         should_stop: asked before each file; once it returns True the reading ends with
             :class:`ReadingStopped` (a fine-tune's Stop button).
+        resize: with ``size``: "squeeze" the whole picture to size × size, or "crop" as
+            torchvision's ImageNet preset (short side to size / 0.875, centre crop).
 
     Returns:
         The :class:`ImageSet` (classes in alphabetical order of folder names) and the list of
@@ -289,7 +299,7 @@ def load_image_folder(root_or_zip: str | Path, size: int | None = None,
         raise ValueError(f"size must be at least 8 px or None, got {size}")
     problems: list[str] = []
     files = _list_files(source, limits, problems)
-    samples = _collect_samples(files, size, limits, problems, require_masks, should_stop)
+    samples = _collect_samples(files, size, limits, problems, require_masks, should_stop, resize)
     if size is None and samples:
         first = next(iter(samples.values()))[0][0].shape[:2]
         for class_name, pairs in samples.items():
