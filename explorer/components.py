@@ -24,6 +24,8 @@ from explorer.sessions import session_key
 from explorer.state import AppContext
 
 SIDE_FIELDS = ("top", "overlay", "heatmap", "share")
+NOT_RUN = "—"
+"""What a result field shows before anything has run (never a number that could be read)."""
 
 
 def side_names(prefix: str) -> tuple[str, ...]:
@@ -91,8 +93,10 @@ def model_column(title: str, prefix: str) -> SideWidgets:
                            format="png", interactive=False, height=220, buttons=[],
                            elem_id=f"{prefix}-heatmap")
         gr.Markdown("Heatmap alone (its colour scale: in the summary)", elem_classes=["caption"])
+        # "—" until a run: an empty share must not read "0" (= all on the object)
         share = gr.Number(label="Background relevance share (0 = all on the object)",
-                          value=None, precision=4, interactive=False)
+                          value=None, precision=4, interactive=False, placeholder=NOT_RUN,
+                          elem_id=f"{prefix}-share")
     return SideWidgets(top, overlay, heatmap, share)
 
 

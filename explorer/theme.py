@@ -49,6 +49,10 @@ CSS = """
 #arena-table th, #arena-table th * {
     word-break: normal !important; overflow-wrap: normal !important;
     font-family: ui-sans-serif, system-ui, sans-serif; font-size: 0.95em; }
+/* the two models' columns stay side by side at every width (on a phone each is half as wide,
+   so their maps can still be compared at a glance; Gradio would stack them) */
+.model-pair { flex-wrap: nowrap !important; gap: 6px !important; }
+.model-pair > .column { min-width: 0 !important; flex: 1 1 0 !important; }
 @media (max-width: 600px) {
   .gradio-container { padding: 4px !important; }
   .tab-help p { font-size: 0.9em; }

@@ -255,7 +255,7 @@ def _comparison(entries: list[ModelEntry], names: list[str], true_index: int, ma
         lines.append(f"| {entry.label} | {cells} | "
                      f"{names[int(b.argmax())]} → {names[int(a.argmax())]} |")
     note = ("The mark agrees with the true class." if mark_index == true_index else
-            f"Counterfactual: the mark of '{names[mark_index]}' on an image of "
+            f"Confounding mark: the mark of '{names[mark_index]}' on an image of "
             f"'{names[true_index]}'.")
     return "\n".join(lines) + f"\n\n{note} Before → after adding the mark."
 

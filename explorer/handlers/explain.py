@@ -101,6 +101,26 @@ class ExplainRequest:
     colour_scale: str = SHARED_SCALE
 
 
+EPSILON_RANGE = (0.0, 100.0)
+"""The ε values the explorer accepts (the training value is usually 0.01)."""
+
+
+def epsilon_problem(epsilon: float | str | None) -> str | None:
+    """What is wrong with an ε typed by the user, in words that say how to fix it; None when it
+    can be used (None itself: each model's training value)."""
+    if epsilon is None or epsilon == "":
+        return None
+    try:
+        value = float(epsilon)
+    except (TypeError, ValueError):
+        return f"ε must be a number, not {epsilon!r}."
+    low, high = EPSILON_RANGE
+    if not low <= value <= high:  # NaN fails too
+        return (f"ε must lie between {low:g} and {high:g}, not {value:g}: it stabilises a "
+                f"division, so it cannot be negative (the training value is usually 0.01).")
+    return None
+
+
 def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> PairView:
     """The Explain button: both chosen models on the editor's image and mask.
 
@@ -109,8 +129,9 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
     """
     image, mask = request.editor.read()
     entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
-    if request.epsilon is not None and not 0 <= float(request.epsilon) <= 100:
-        raise InputError("ε must lie between 0 and 100 (the training value is usually 0.01).")
+    problem = epsilon_problem(request.epsilon)
+    if problem is not None:
+        raise InputError(problem)
     if request.colour_scale not in COLOUR_SCALES:
         raise InputError(f"Unknown colour scale {request.colour_scale!r}; choose one of "
                          f"{', '.join(map(repr, COLOUR_SCALES))}.")

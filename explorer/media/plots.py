@@ -72,9 +72,16 @@ def counterfactual_figure(class_names: Sequence[str], probabilities: Mapping[str
     axes.set_ylabel("P(mark's class)")
     axes.set_ylim(0, 1.02)
     axes.grid(axis="y", alpha=0.3)
-    axes.set_title(f"Counterfactual: class A's mark on this '{true_class}' image")
-    axes.legend(fontsize=8)
+    axes.set_title(f"Counterfactual sweep: class A's mark on this '{true_class}' image")
+    # below the axes, never on the bars (which reach the top wherever a model follows the mark)
+    figure.legend(loc="outside lower center", ncols=min(count, 2), fontsize=8, frameon=False)
     return figure
+
+
+def curve_name(key: str) -> str:
+    """A metric's legend in words: ``val_background_share`` → "validation background share"."""
+    words = {"val": "validation", "loss": "loss", "accuracy": "accuracy"}
+    return " ".join(words.get(part, part) for part in key.split("_"))
 
 
 def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
@@ -97,7 +104,8 @@ def training_figure(history: Sequence[Mapping[str, float]]) -> Figure:
         axes = shares if "share" in key else losses if "loss" in key else None
         if axes is not None:
             # markers on every series, so a run of one step already draws its points
-            axes.plot(xs, ys, "-o" if not key.startswith("val") else "o--", label=key, ms=3)
+            axes.plot(xs, ys, "-o" if not key.startswith("val") else "o--",
+                      label=curve_name(key), ms=3)
     losses.set_title("losses")
     shares.set_title("background relevance share")
     shares.set_ylim(-0.02, 1.02)

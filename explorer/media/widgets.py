@@ -1,4 +1,4 @@
-"""Two Gradio widgets with safer file handling than the stock ones; they look and behave the same.
+"""Gradio widgets with safer input handling than the stock ones; they look and behave the same.
 
 * :func:`checked_image_editor` — a ``gr.ImageEditor`` that reads each file's header before Gradio
   decodes it (background, layers, composite), refusing images over
@@ -19,7 +19,11 @@
   rewrites the same cache file on every answer, and a concurrent reader could see it half
   written.)
 
-Both are stock widgets with one method replaced on the instance (a subclass of a Gradio component
+* :func:`field_checked_number` — a ``gr.Number`` whose bounds are checked by the app (a
+  message at the field) instead of by Gradio's preprocessing (an error toast that marks every
+  output of the event).
+
+All are stock widgets with one method replaced on the instance (a subclass of a Gradio component
 would make Gradio write a ``.pyi`` stub next to this file), so the front end is unchanged.
 """
 
@@ -92,7 +96,11 @@ def checked_image_editor(**options: Any) -> gr.ImageEditor:
         if max(header.width, header.height) > 2 * MAX_SIDE:
             value = _reduced_value(editor, source, name, flatten_on_white)
         else:
-            value = stock(file, flatten_on_white)
+            try:
+                value = stock(file, flatten_on_white)
+            except (OSError, SyntaxError, ValueError, EOFError):  # never the server's path
+                raise gr.Error(f"{name} looks like an image but is damaged or truncated.",
+                               title="Cannot do that") from None
         if isinstance(value, np.ndarray) and header.orientation != 1:
             value = orient(value, header.orientation)
         return value
@@ -105,7 +113,13 @@ def checked_image_editor(**options: Any) -> gr.ImageEditor:
                 check_editor_value(editor, payload)
             except InputError as error:
                 raise gr.Error(str(error), title="Cannot do that") from None
-        return stock_preprocess(payload)
+        try:
+            return stock_preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 — Gradio's own messages name server paths
+            raise gr.Error("The image editor's value could not be read: an image in it is "
+                           "damaged or not an image.", title="Cannot do that") from None
 
     editor.convert_and_format_image = convert_and_format_image  # this widget only
     editor.preprocess = preprocess
@@ -163,6 +177,23 @@ def check_editor_value(editor: gr.ImageEditor, payload: Any) -> None:
             raise InputError(f"The image editor's background and layers are too large "
                              f"together: over {MAX_EDITOR_PIXELS / 1e6:.0f} megapixels in all "
                              f"(at most {MAX_EDITOR_LAYERS} layers as large as the image).")
+
+
+def field_checked_number(**options: Any) -> gr.Number:
+    """A ``gr.Number`` (same options) whose ``minimum``/``maximum`` stay in the page (the
+    browser's arrows stop there) but are not enforced by Gradio's preprocessing, which raises
+    a generic error toast and marks every output of the event red. The event functions and a
+    validator judge the value instead, so a bad value is named at its field (``gr.validate``)
+    and nothing else changes."""
+    number = gr.Number(**options)
+
+    def preprocess(payload: Any) -> Any:
+        if payload is None:
+            return None
+        return number.round_to_precision(payload, number.precision)  # the stock one, unbounded
+
+    number.preprocess = preprocess  # this widget only
+    return number
 
 
 def output_image(**options: Any) -> gr.Image:

@@ -60,7 +60,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                               elem_id="biased-image")
             gr.Markdown("Biased image (at model resolution)", elem_classes=["caption"])
             comparison = gr.Markdown(elem_classes=["table-text"])
-            with gr.Row():
+            with gr.Row(elem_classes=["model-pair"]):
                 left_side = model_column("Left model", "bias-left")
                 right_side = model_column("Right model", "bias-right")
             colorbar = output_image(label="Shared colour scale", show_label=False, type="numpy",
@@ -75,9 +75,9 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
         stress_plot = gr.Plot(label="P(true class) as the mark grows")
         stress_table = gr.Dataframe(headers=["value", "left P(true)", "right P(true)"],
                                     label="Values", interactive=False)
-    with gr.Accordion("Counterfactual: the mark of class A on this image of class B",
+    with gr.Accordion("Counterfactual sweep: each class A's mark on this image of class B",
                       open=False):
-        counter = gr.Button("Try every class's mark")
+        counter = gr.Button("Try every class's mark", elem_id="every-mark-button")
         counter_plot = gr.Plot(label="P(A) after adding A's mark")
         counter_summary = gr.Markdown()
     with gr.Accordion("Over the test set: background changes the models never saw", open=False):
@@ -148,9 +148,21 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
 
     outputs = dict(zip(INJECT_BIAS_OUTPUTS, [biased, comparison] + left_side.outputs()
                        + right_side.outputs() + [colorbar, summary], strict=True))
-    run.click(on_inject, shared + settings_inputs + [w.opacity, w.top_k] + mask_inputs,
-              ordered(outputs, INJECT_BIAS_OUTPUTS), api_name="inject_bias",
-              concurrency_id="explain")
+    inject_inputs = shared + settings_inputs + [w.opacity, w.top_k] + mask_inputs
+    injected = gr.State(False)
+    run.click(on_inject, inject_inputs, ordered(outputs, INJECT_BIAS_OUTPUTS),
+              api_name="inject_bias", concurrency_id="explain").success(
+        lambda: True, None, [injected], api_visibility="private", queue=False)
+
+    def on_kind(shown, *values, request: gr.Request = None):
+        """A new kind of mark: inject it again once a mark is shown (the stress test and the
+        every-class sweep use the kind chosen now, so the biased image must too)."""
+        if not shown:
+            return [gr.update() for _ in INJECT_BIAS_OUTPUTS]
+        return on_inject(*values, request=request)
+
+    kind.input(on_kind, [injected] + inject_inputs, ordered(outputs, INJECT_BIAS_OUTPUTS),
+               api_visibility="private", concurrency_id="explain", trigger_mode="always_last")
 
     @guarded
     def on_stress(image_and_mask, left_model, right_model, true_class, mark_kind,

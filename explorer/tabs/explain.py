@@ -21,22 +21,24 @@ from explorer.components import (
     pair_values,
     session_of,
 )
-from explorer.errors import InputError, guarded, notify
+from explorer.errors import InputError, guarded
 from explorer.handlers import export as export_handlers
 from explorer.handlers import image as image_handlers
 from explorer.handlers.explain import (
+    EPSILON_RANGE,
     PREDICTED,
     SELECTIVE,
     ExplainRequest,
     LRPOverrides,
     class_choices,
+    epsilon_problem,
     explain,
 )
 from explorer.handlers.explain_views import COLOUR_SCALES, SHARED_SCALE
 from explorer.handlers.image import LoadedImage
 from explorer.media import editor as editor_state
 from explorer.media.decode import IMAGE_EXTENSIONS
-from explorer.media.widgets import checked_image_editor, output_image
+from explorer.media.widgets import checked_image_editor, field_checked_number, output_image
 from explorer.state import AppContext
 
 
@@ -57,7 +59,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             gr.Markdown("#### 1 · Image and foreground mask")
-            gr.Markdown("Samples (click one):", elem_classes=["caption", "wide-only"],
+            gr.Markdown("Samples (click one):", elem_classes=["caption"],
                         visible=bool(ctx.samples))
             # captions: the class, or the sample's name without its "synthetic_" prefix (the
             # dropdown below has the full names)
@@ -65,7 +67,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                    .replace("_", " ")) for s in ctx.samples],
                                  label="Samples", show_label=False, columns=5, height="auto",
                                  allow_preview=False, visible=bool(ctx.samples), buttons=[],
-                                 elem_id="sample-gallery", elem_classes=["wide-only"])
+                                 elem_id="sample-gallery")
             sample = gr.Dropdown([s.name for s in ctx.samples], value=None, label="Sample image")
             upload = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)",
                              file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140,
@@ -88,6 +90,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 auto_threshold = gr.Button("Auto mask: threshold", size="sm")
                 auto_grabcut = gr.Button("Auto mask: GrabCut", size="sm")
                 clear = gr.Button("Clear mask", size="sm")
+            mask_notice = gr.Markdown(elem_id="mask-notice")
             mask_file = gr.File(label="…or upload a mask (white = object)",
                                 file_types=list(IMAGE_EXTENSIONS), type="filepath", height=140,
                                 elem_id="mask-upload")
@@ -111,9 +114,10 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             with gr.Row():
                 start = ctx.store.get(ctx.default_pair[0], None).epsilon
-                epsilon = gr.Number(value=start, label="ε (LRP ε-rule)", minimum=0,
-                                    maximum=100, step=0.005,
-                                    info="default: the left model's training value")
+                epsilon = field_checked_number(
+                    value=start, label="ε (LRP ε-rule)", minimum=EPSILON_RANGE[0],
+                    maximum=EPSILON_RANGE[1], step=0.005, elem_id="epsilon",
+                    info="default: the left model's training value; Enter re-explains")
                 zb = gr.Radio(INPUT_RULES, value=AS_TRAINED, label="Input layer rule",
                               info="z^B credits dark pixels too (bounds: the pixel range); "
                                    "ε gives black pixels no relevance")
@@ -123,7 +127,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
                                          "model's map may look faint; own: each map uses the "
                                          "whole range")
             domain_notice = gr.Markdown(elem_id="domain-notice")
-            with gr.Row():
+            with gr.Row(elem_classes=["model-pair"]):
                 left_side = model_column("Left model", "left")
                 right_side = model_column("Right model", "right")
             colorbar = output_image(label="Shared colour scale", show_label=False, type="numpy",
@@ -136,7 +140,7 @@ def build(ctx: AppContext) -> ExplainWidgets:
 
     widgets = ExplainWidgets(editor, record, brush_mode, true_class, left, right, target, opacity,
                              top_k, sample, upload, domain_notice)
-    _wire_image(ctx, widgets, mask_file, auto_threshold, auto_grabcut, clear)
+    _wire_image(ctx, widgets, mask_file, auto_threshold, auto_grabcut, clear, mask_notice)
 
     def on_gallery(event: gr.SelectData):
         """The sample clicked in the gallery."""
@@ -168,7 +172,6 @@ def build(ctx: AppContext) -> ExplainWidgets:
             opacity=float(overlay_opacity), top_k=int(top_predictions),
             epsilon=chosen.epsilon, zb=chosen.zb, true_class=true_class_name or None,
             lrp_mode=lrp, colour_scale=colour_scale or SHARED_SCALE))
-        notify(pair.notices)
         entries = [ctx.store.get(left_model, session), ctx.store.get(right_model, session)]
         export_handlers.record_pair(
             ctx, session, "explain", "Explain", pair, entries,
@@ -178,18 +181,40 @@ def build(ctx: AppContext) -> ExplainWidgets:
             lrp=[chosen.config(e) for e in entries])
         return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
                         "mask_preview": pair.mask_preview,
-                        "notices": "\n\n".join(f"⚠️ {n}" for n in pair.notices
-                                                if n.startswith("Out of domain"))},
+                        "notices": inline_notices(pair.notices)},
                        EXPLAIN_OUTPUTS)
 
     outputs = dict(zip(EXPLAIN_OUTPUTS, left_side.outputs() + right_side.outputs()
                        + [colorbar, summary, preview, domain_notice], strict=True))
-    gr.on([run.click, opacity.release, target.input, lrp_mode.input, colour_scale.input],
-          on_explain,
-          inputs=[editor, left, right, target, opacity, top_k, brush_mode, record, epsilon, zb,
-                  true_class, lrp_mode, colour_scale],
-          outputs=ordered(outputs, EXPLAIN_OUTPUTS),
-          api_name="explain", concurrency_id="explain", concurrency_limit=8)  # see batching
+    explain_inputs = [editor, left, right, target, opacity, top_k, brush_mode, record, epsilon,
+                      zb, true_class, lrp_mode, colour_scale]
+    explain_outputs = ordered(outputs, EXPLAIN_OUTPUTS)
+    run.click(on_explain, explain_inputs, explain_outputs, api_name="explain",
+              concurrency_id="explain", concurrency_limit=8)  # see batching
+
+    def on_setting(image_and_mask, *settings, request: gr.Request = None):
+        """A setting changed (class, opacity, ε, input rule, LRP, colour scale): explain again
+        with it, once there is an image and while ε is valid (its field says why not);
+        before that, nothing changes."""
+        background = (image_and_mask or {}).get("background")
+        if background is None or epsilon_problem(settings[7]) is not None:
+            return [gr.update() for _ in EXPLAIN_OUTPUTS]
+        return on_explain(image_and_mask, *settings, request=request)
+
+    gr.on([opacity.release, target.input, lrp_mode.input, colour_scale.input, zb.input,
+           epsilon.submit, epsilon.blur], on_setting, explain_inputs, explain_outputs,
+          api_visibility="private", concurrency_id="explain", trigger_mode="always_last")
+
+    def check_epsilon(lrp_epsilon):
+        """Nothing to do: the validator below judges ε as it is typed."""
+
+    def epsilon_validator(lrp_epsilon):
+        """ε judged at its field as it is typed (a message there; no other widget changes)."""
+        problem = epsilon_problem(lrp_epsilon)
+        return [gr.validate(problem is None, problem or "")]
+
+    epsilon.input(check_epsilon, [epsilon], None, validator=epsilon_validator,
+                  api_visibility="private", show_progress="hidden", trigger_mode="always_last")
 
     @guarded
     def on_model_change(left_model, request: gr.Request):
@@ -231,6 +256,12 @@ def input_rule(value) -> bool | None:
                      f"not {value!r}.")
 
 
+def inline_notices(notices: list[str]) -> str:
+    """Notices as the Markdown of a notice box, each once and never also as a toast (a toast
+    would repeat it and cover the results)."""
+    return "\n\n".join(f"⚠️ {notice}" for notice in dict.fromkeys(notices) if notice)
+
+
 def _show(ctx: AppContext, session: str | None, loaded: LoadedImage) -> tuple[dict, dict]:
     """Editor value and editor record showing a loaded image and its mask."""
     return editor_state.show(ctx.session_dir(session), loaded.image, loaded.mask)
@@ -246,8 +277,9 @@ def sample_outputs(ctx: AppContext, session: str | None, name: str | None) -> tu
 
 
 def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, auto_grabcut,
-                clear) -> None:
-    """Events that set the editor's image and mask (and the record behind them)."""
+                clear, mask_notice) -> None:
+    """Events that set the editor's image and mask (and the record behind them); what the
+    user should know about a mask is said under the mask buttons, not in a toast."""
     shown = [w.editor, w.record]
 
     @guarded
@@ -263,8 +295,8 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, a
         """Decode an uploaded image into the editor (alpha channel → mask); the sample, the
         true class and the domain notice of the image before are cleared."""
         loaded = image_handlers.load_upload(ctx, image_file)
-        notify(loaded.notices)
-        return (*_show(ctx, session_of(request), loaded), None, None, "")
+        return (*_show(ctx, session_of(request), loaded), None, None,
+                inline_notices(loaded.notices))
 
     w.upload.upload(on_upload, [w.upload], shown + [w.true_class, w.sample, w.domain_notice],
                     api_name="load_image")
@@ -275,30 +307,30 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, a
         """Replace the editor's mask with an uploaded mask image (white = object)."""
         loaded = image_handlers.mask_file(
             editor_input(image_and_mask, brush_strokes, editor_record), mask_image_file)
-        return _show(ctx, session_of(request), loaded)
+        return (*_show(ctx, session_of(request), loaded), inline_notices(loaded.notices))
 
-    mask_file.upload(on_mask_file, [w.editor, mask_file, w.brush_mode, w.record], shown,
-                     api_name="upload_mask")
+    mask_file.upload(on_mask_file, [w.editor, mask_file, w.brush_mode, w.record],
+                     shown + [mask_notice], api_name="upload_mask")
 
     def auto(method: str):
         @guarded
         def run(image_and_mask, brush_strokes, editor_record, request: gr.Request):
             loaded = image_handlers.auto_mask(
                 editor_input(image_and_mask, brush_strokes, editor_record), method)
-            notify(loaded.notices)
-            return _show(ctx, session_of(request), loaded)
+            return (*_show(ctx, session_of(request), loaded), inline_notices(loaded.notices))
         run.__doc__ = f"Replace the mask with an automatic {method} mask (then correct it)."
         return run
 
     inputs = w.editor_inputs()
-    auto_threshold.click(auto("threshold"), inputs, shown, api_name="mask_threshold")
-    auto_grabcut.click(auto("grabcut"), inputs, shown, api_name="mask_grabcut")
+    auto_threshold.click(auto("threshold"), inputs, shown + [mask_notice],
+                         api_name="mask_threshold")
+    auto_grabcut.click(auto("grabcut"), inputs, shown + [mask_notice], api_name="mask_grabcut")
 
     @guarded
     def on_clear(image_and_mask, brush_strokes, editor_record, request: gr.Request):
         """Remove the mask."""
         loaded = image_handlers.clear_mask(
             editor_input(image_and_mask, brush_strokes, editor_record))
-        return _show(ctx, session_of(request), loaded)
+        return (*_show(ctx, session_of(request), loaded), "")
 
-    clear.click(on_clear, inputs, shown, api_name="clear_mask")
+    clear.click(on_clear, inputs, shown + [mask_notice], api_name="clear_mask")

@@ -1,0 +1,133 @@
+"""The Explain tab's and the Bias lab's controls behave alike (issue 30, defect 11).
+
+Checked on the built app's event table and by calling the events' own functions with the tiny
+models: ε and the input rule re-explain as the class and the colour scale do; ε = −3 is named
+at its field at once and changes nothing else; shares read "—" before a run; notices are
+inline, never also toasts; the Bias lab's *Kind* re-injects; the single mark and the sweep have
+distinct names; the sweep's legend leaves its bars free.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import gradio as gr
+import numpy as np
+import pytest
+from ui_fixtures import CLASSES, named, object_image, tiny_models, write_samples
+
+from explorer.components import EXPLAIN_OUTPUTS, INJECT_BIAS_OUTPUTS
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from explorer.app import build_demo
+
+    folder = tmp_path_factory.mktemp("explain-controls")
+    images, masks = write_samples(folder / "assets")
+    return build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
+                      work_dir=folder / "work")
+
+
+def _block(demo: gr.Blocks, kind: type, **attributes):
+    found = [b for b in demo.blocks.values() if isinstance(b, kind)
+             and all(getattr(b, k, None) == v for k, v in attributes.items())]
+    assert len(found) == 1, (kind, attributes, found)
+    return found[0]
+
+
+def _events(demo: gr.Blocks, block, event: str) -> list:
+    return [f for f in demo.fns.values() if (block._id, event) in f.targets]
+
+
+def _explain_values(epsilon=None, rule="as trained", mask=True) -> list:
+    """The Explain event's inputs (after Gradio's preprocessing) for a tiny object image."""
+    image, truth = object_image(1)
+    from explorer.media.editor import editor_value
+
+    return [editor_value(image, truth if mask else None), "standard", "isnet",
+            "predicted class", 0.6, 3, "add to mask", None, epsilon, rule, None, "own",
+            "shared (compare strengths)"]
+
+
+@pytest.mark.parametrize(("widget", "event"), [("ε (LRP ε-rule)", "submit"),
+                                               ("ε (LRP ε-rule)", "blur"),
+                                               ("Input layer rule", "input")])
+def test_epsilon_and_the_input_rule_explain_again(demo, widget, event):
+    block = _block(demo, gr.Number if widget.startswith("ε") else gr.Radio, label=widget)
+    [setting] = _events(demo, block, event)
+    overlay = _block(demo, gr.Image, elem_id="left-overlay")
+    assert overlay in setting.outputs
+    values = _explain_values(epsilon=0.05, rule="epsilon")
+    answer = named(EXPLAIN_OUTPUTS, setting.fn(*values))
+    assert isinstance(answer["left_share"], float) and 0 <= answer["left_share"] <= 1
+    assert "ε" in answer["summary"] or "epsilon" in answer["summary"].lower()
+
+
+def test_a_negative_epsilon_is_named_at_its_field_at_once(demo):
+    epsilon = _block(demo, gr.Number, label="ε (LRP ε-rule)")
+    assert epsilon.minimum == 0  # the browser's arrows stop there
+    assert epsilon.preprocess(-3) == -3  # not Gradio's toast that marks every output red
+    [typed] = _events(demo, epsilon, "input")
+    assert typed.outputs == [] and typed.validator is not None
+    [verdict] = typed.validator(-3)
+    assert not verdict["is_valid"] and "cannot be negative" in verdict["message"]
+    assert typed.validator(0.01)[0]["is_valid"]
+    [submitted] = _events(demo, epsilon, "submit")
+    values = _explain_values(epsilon=-3)
+    assert all(update == gr.update() for update in submitted.fn(*values))
+
+
+def test_shares_read_a_dash_before_anything_has_run(demo):
+    for side in ("left", "right", "bias-left", "bias-right"):
+        share = _block(demo, gr.Number, elem_id=f"{side}-share")
+        assert share.value is None and share.placeholder == "—"
+
+
+def test_notices_are_inline_and_never_also_toasts(demo):
+    [explain] = [f for f in demo.fns.values() if f.api_name == "explain"]
+    with warnings.catch_warnings(record=True) as toasts:
+        warnings.simplefilter("always")
+        answer = named(EXPLAIN_OUTPUTS, explain.fn(*_explain_values(mask=False)))
+    assert "mask is empty" in answer["notices"]
+    assert not [t for t in toasts if "mask is empty" in str(t.message)]
+
+
+def test_a_new_kind_of_mark_injects_again_once_a_mark_is_shown(demo):
+    kind = _block(demo, gr.Dropdown, label="Kind of mark")
+    [changed] = _events(demo, kind, "input")
+    biased = _block(demo, gr.Image, elem_id="biased-image")
+    assert biased in changed.outputs
+    image, truth = object_image(1)
+    from explorer.media.editor import editor_value
+
+    settings = [editor_value(image, truth), "standard", "isnet", CLASSES[1], "shape",
+                CLASSES[0], "bottom_right", 0.2, True, "#ff0000", 1.0, 0, 0.6, 3,
+                "add to mask", None]
+    assert all(update == gr.update() for update in changed.fn(False, *settings))
+    answer = named(INJECT_BIAS_OUTPUTS, changed.fn(True, *settings))
+    assert np.asarray(answer["biased"]).ndim == 3
+    assert "Confounding mark" in answer["comparison"]
+    assert "Counterfactual" not in answer["comparison"]
+
+
+def test_the_sweep_legend_leaves_every_bar_free():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from explorer.media.plots import counterfactual_figure
+
+    names = [f"class {i}" for i in range(10)]
+    figure = counterfactual_figure(names, {"Standard · a long model name": [1.0] * 10,
+                                           "ISNet · another long name": [1.0] * 10}, "class 3")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    [axes] = figure.axes
+    legends = figure.legends + ([axes.get_legend()] if axes.get_legend() else [])
+    bars = [patch.get_window_extent(renderer) for patch in axes.patches]
+    assert legends and len(bars) == 20
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert not [bar for bar in bars if box.overlaps(bar)], "the legend covers bars"
