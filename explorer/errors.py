@@ -25,8 +25,9 @@ class InputError(ValueError):
 def user_message(error: Exception) -> tuple[str, str]:
     """(title, message) to show the user for ``error``.
 
-    An :class:`InputError` is shown as it is; anything else is unexpected, so it is named and the
-    user is told that the app still runs.
+    An :class:`InputError` is shown as it is; an ``OSError`` (a path too long, a special file
+    such as ``/proc/self/mem``) by its reason alone, never its path; anything else is
+    unexpected, so it is named and the user is told that the app still runs.
     """
     if isinstance(error, InputError):
         return "Cannot do that", str(error)
@@ -34,6 +35,11 @@ def user_message(error: Exception) -> tuple[str, str]:
             "cannot convert float"):  # int() of NaN or infinity: a whole-number field
         return "Cannot do that", ("A whole-number setting was given NaN or infinity; enter a "
                                   "finite whole number.")
+    if isinstance(error, OSError):  # never echo the path: it may be long, or the server's
+        reason = error.strerror or type(error).__name__
+        return "Cannot do that", (f"That file or folder cannot be read: {reason}. Give a "
+                                  f"regular image, zip or checkpoint file of a sensible name "
+                                  f"(paths on disk must be short and readable).")
     return "Something went wrong", (f"Unexpected {type(error).__name__}: {error}. The app is "
                                     f"still running; please try again or change the input.")
 

@@ -91,16 +91,21 @@ def uploaded_set(ctx: AppContext, session: str | None, paths: list[str], size: i
 def _folder_from_loose_files(folder: Path, paths: list[str]) -> Path:
     """Lay loose uploads out as ``folder/<class>/<name>``: the class is the file name's part
     before the first underscore (``cat_01.png`` and ``cat_01.mask.png`` → class ``cat``).
+    Every file stays inside ``folder``: a class part such as ``..`` is refused.
 
     Raises:
-        InputError: a file name without an underscore.
+        InputError: a file name without an underscore, or whose class part is ``.``, ``..``
+            or starts with a dot.
     """
     for path in paths:
         name = Path(path).name
-        if "_" not in name.strip("_"):
+        class_name = name.split("_", 1)[0]
+        if "_" not in name.strip("_") or class_name.strip(".") == "" or \
+                class_name.startswith(".") or Path(class_name).name != class_name:
             raise InputError(f"{name}: loose files must be named <class>_<name>.png with masks "
-                             f"<class>_<name>.mask.png (or upload a zip of class folders).")
-        target = folder / name.split("_", 1)[0]
+                             f"<class>_<name>.mask.png, the class a plain name (not starting "
+                             f"with a dot), or upload a zip of class folders.")
+        target = folder / class_name
         target.mkdir(parents=True, exist_ok=True)
         write_with(target / name, lambda temporary, source=path: shutil.copyfile(source,
                                                                                  temporary))
