@@ -28,6 +28,7 @@ from explorer.limits import Limits
 from explorer.media.budget import DecodeBudget
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import model_input, resize_mode
+from explorer.memory import release_after
 from explorer.queues import limit_long_jobs
 from explorer.sessions import WORK_PREFIX, sweep_leftovers
 from explorer.state import AppContext
@@ -207,6 +208,7 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
 
         demo.unload(session_disconnected)
     limit_long_jobs(demo)  # one fine-tune and one audit per session; never a full queue
+    release_after(demo)  # audits, fine-tunes, loads hand their memory back (explorer.memory)
     ctx.sessions.start_thread()
     demo.explorer_context = ctx  # for launchers and tests (limits, notice, device); not handlers
     demo.decode_budget = DecodeBudget()  # this app's large decodes at once (media.budget)
