@@ -188,7 +188,8 @@ def explorer_latency(root: Path) -> Table:
     source = latest(root, "explorer_latency")
     record = read(root, source)
     rows = [[f"explain, {e['threads']} thread(s), {e['input_size']} px",
-             f"{e['median_s']:.3f} (min {e['min_s']:.3f}, max {e['max_s']:.3f})", "< 1"]
+             f"{e['median_s']:.3f} (min {e['min_s']:.3f}, max {e['max_s']:.3f}; CPU "
+             f"{e['cpu_s']:.3f})", "< 1"]
             for e in record["explain"]]
     if "cold_start" in record:
         cold = record["cold_start"]
