@@ -19,6 +19,7 @@ from ui_fixtures import CLASSES, make_context, object_image
 import isnet
 from explorer.errors import InputError
 from explorer.handlers import audit as ha
+from explorer.handlers import audit_sets
 from explorer.handlers import audit_stream as hs
 from explorer.handlers import audit_views as views
 from explorer.handlers import export as hx
@@ -63,7 +64,7 @@ def setup(tmp_path, monkeypatch):
     def in_memory(*args, **kwargs):
         raise AssertionError("a local folder must be streamed, not loaded")
 
-    monkeypatch.setattr(ha, "load_image_folder", in_memory)
+    monkeypatch.setattr(ha, "read_files", in_memory)
     return make_context(tmp_path), write_folder(tmp_path / "set")
 
 
@@ -170,7 +171,7 @@ def test_stop_ends_a_streamed_audit_after_its_batch(setup):
 
 def test_uploads_automatic_masks_and_remote_users_keep_the_cap(setup, tmp_path, monkeypatch):
     ctx, folder = setup
-    monkeypatch.setattr(ha, "load_image_folder", load_image_folder)
+    monkeypatch.setattr(ha, "read_files", audit_sets.read_files)  # the in-memory loader back
     upload = Path(shutil.make_archive(str(tmp_path / "upload"), "zip", folder))
     with pytest.raises(InputError, match="at most 10"):
         list(ha.run_audit(ctx, "s", ha.AuditRequest(tuple(ctx.default_pair), source="upload",

@@ -73,3 +73,10 @@ def test_the_class_folder_layout_reads_misspelt_folders_as_the_models_classes(tm
     assert sorted(catalogue.labels.tolist()) == [0, 9]
     assert any("hats/a.png" in line for line in catalogue.problems)
     assert not any("classes.csv" in line for line in catalogue.problems)
+
+
+def test_classes_that_read_the_same_match_only_their_exact_folder():
+    names = ["Cardigan", "cardigan", "crane", "crane", "Bag"]  # as ImageNet's list has them
+    match = match_classes(["cardigan", "CARDIGAN", "crane", "bag"], names)
+    assert match.matched == {"cardigan": "cardigan", "crane": "crane", "bag": "Bag"}
+    assert match.unmatched == ("CARDIGAN",)

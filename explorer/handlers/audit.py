@@ -25,22 +25,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import isnet
 from explorer.entries import ModelEntry
 from explorer.errors import InputError
+from explorer.handlers.audit_sets import (
+    AuditSet,
+    at_size,
+    bundled_set,
+    read_files,
+    unpack_upload,
+)
 from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import masking
-from explorer.media.tensors import normalise
+from explorer.media.tensors import normalise, resize_mode
 from explorer.state import AppContext
 from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
 from isnet.analysis.workers import default_workers, ordered_map
-from isnet.data.folders import load_image_folder
 from isnet.devices import device_label
 from isnet.io.export import write_json, write_npy
+from isnet.io.limits import UploadLimits
 from isnet.models.layout import in_layout, preferred_layout
-from isnet.training.experiment import ExperimentData, evaluation_set
 
 BUNDLED = ("biased", "unbiased", "confounding", "mixed")
 """The bundled Fashion-MNIST test splits (see :mod:`isnet.training.experiment`); "mixed" is
@@ -101,8 +106,10 @@ class AuditUpdate:
     interim: bool = False
 
 
-def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.ImageSet, list[str]]:
-    """The images to audit at ``size`` × ``size`` and the loader's problem list.
+def load_set(ctx: AppContext, session: str | None, request: AuditRequest, entry: ModelEntry,
+             local: bool) -> AuditSet:
+    """The images to audit at ``entry``'s input size, each named, classes matched to
+    ``entry``'s (:mod:`explorer.handlers.audit_sets`).
 
     Args:
         local: whether the user sits at this machine (only then may ``folder`` be read).
@@ -112,14 +119,17 @@ def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.Image
     """
     if request.source not in SOURCES:
         raise InputError(f"Unknown image source {request.source!r}; use one of {SOURCES}.")
+    size = entry.input_size
     if request.source in BUNDLED:
         if not 1 <= int(request.limit) <= MAX_IMAGES:
             raise InputError(f"Take between 1 and {MAX_IMAGES} images of a bundled split.")
         try:
-            image_set = _bundled(request.source, int(request.limit))
+            chosen = bundled_set(request.source, int(request.limit))
         except (OSError, ValueError) as error:
             raise InputError(f"The bundled test images cannot be read here: {error}") from error
-        return _at_size(image_set, size), []
+        chosen.images = at_size(chosen.images, size)
+        return chosen
+    limits = None
     if request.source == "folder":
         if not local:
             raise InputError("Folder paths are read only for a user at this machine; upload a "
@@ -131,61 +141,15 @@ def load_set(request: AuditRequest, size: int, local: bool) -> tuple[isnet.Image
         if not request.paths:
             raise InputError("Upload a zip of class folders (<class>/<name>.png, masks "
                              "<class>/<name>.mask.png optional).")
-        source = Path(request.paths[0])
-    image_set, problems = _load_upload(source, size, request.masks)
-    if len(image_set) > MAX_IMAGES:
-        hint = (" with automatic masks; with the set's own masks or none, a folder is streamed "
-                "from disk without a cap" if request.source == "folder" else "")
-        raise InputError(f"The set has {len(image_set)} images; the audit takes at most "
-                         f"{MAX_IMAGES}{hint}.")
-    return image_set, list(problems)
-
-
-def _load_upload(source: Path, size: int, masks: str) -> tuple[isnet.ImageSet, list[str]]:
-    """An uploaded zip or a folder; its own masks are needed only when ``masks == "set"``.
-
-    Raises:
-        InputError: an unusable set, or one without masks when its masks were asked for (the
-            message then points to the automatic masks).
-    """
+        source = unpack_upload(Path(request.paths[0]), ctx.session_dir(session))
+        limits = UploadLimits()  # an upload is untrusted: the tighter bounds per file
+    hint = (" with automatic masks; with the set's own masks or none, a folder is streamed "
+            "from disk without a cap" if request.source == "folder" else "")
     try:
-        return load_image_folder(source, size=size, require_masks=masks == "set")
-    except ValueError as error:
-        if masks == "set" and _usable_without_masks(source, size):
-            raise InputError("This set has too few masks (<class>/<name>.mask.png) to audit "
-                             "with its own masks. Under **Masks**, choose *automatic masks* "
-                             "or *no masks*.") from error
-        raise InputError(f"Cannot use this set: {error}") from error
-
-
-def _usable_without_masks(source: Path, size: int) -> bool:
-    """Whether the set loads when images without masks are kept."""
-    try:
-        load_image_folder(source, size=size, require_masks=False)
-    except ValueError:
-        return False
-    return True
-
-
-def _bundled(split: str, limit: int) -> isnet.ImageSet:
-    """``limit`` images of a bundled split ("mixed": the first half marked, the second not)."""
-    if split != "mixed":
-        return evaluation_set(ExperimentData(test_limit=limit), split)
-    half = max(1, limit // 2)
-    marked = evaluation_set(ExperimentData(test_limit=half), "biased")
-    clean = evaluation_set(ExperimentData(test_limit=half), "unbiased")
-    return isnet.ImageSet(torch.cat([marked.images, clean.images]),
-                          torch.cat([marked.masks, clean.masks]),
-                          torch.cat([marked.labels, clean.labels]), list(marked.class_names))
-
-
-def _at_size(image_set: isnet.ImageSet, size: int) -> isnet.ImageSet:
-    """The set resized to ``size`` (area for images, nearest for masks); unchanged if equal."""
-    if image_set.images.shape[-1] == size:
-        return image_set
-    images = F.interpolate(image_set.images.float(), size=(size, size), mode="area")
-    masks = F.interpolate(image_set.masks.float(), size=(size, size), mode="nearest")
-    return isnet.ImageSet(images, masks, image_set.labels, list(image_set.class_names))
+        return read_files(source, size, resize_mode(entry.metadata), entry.class_names,
+                          request.masks, MAX_IMAGES, limits)
+    except InputError as error:
+        raise InputError(f"{error}{hint}" if "at most" in str(error) else str(error)) from error
 
 
 def auto_masks(images: torch.Tensor) -> torch.Tensor:
@@ -226,7 +190,10 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
         yield from run_streamed(ctx, session, request, entries, stop)
         return
     start = time.perf_counter()
-    image_set, notices = load_set(request, entries[0].input_size, local)
+    chosen = load_set(ctx, session, request, entries[0], local)
+    image_set, notices = chosen.images, list(chosen.problems)
+    if chosen.match is not None:
+        notices = chosen.match.lines() + notices
     masks = _masks_for(image_set, request.masks)
     total = len(image_set) * len(entries)
     yield AuditUpdate(0.0, f"Auditing {len(image_set)} images with {len(entries)} model(s) on "
@@ -249,7 +216,7 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
         status = (f"{entry.label}: {finished}/{len(image_set)} images "
                   f"({time.perf_counter() - start:.1f} s)")
         if number == 0 and len(entries) == 2 and finished == len(image_set):
-            interim = save_audit(ctx.session_dir(session), entries[:1], image_set, masks,
+            interim = save_audit(ctx.session_dir(session), entries[:1], chosen, masks,
                                  [_joined(parts[0])], request, time.perf_counter() - start,
                                  finished)  # the first model's results, while the second runs
             yield AuditUpdate(done / total, f"{status}: its results are below; auditing "
@@ -262,7 +229,7 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
         yield AuditUpdate(1.0, "Stopped before the first images: nothing to show.")
         return
     seconds = time.perf_counter() - start
-    record = save_audit(ctx.session_dir(session), entries[:len(results)], image_set, masks,
+    record = save_audit(ctx.session_dir(session), entries[:len(results)], chosen, masks,
                         results, request, seconds, count)
     if interim is not None:  # the final record holds the first model's results too
         shutil.rmtree(interim["dir"], ignore_errors=True)
@@ -280,7 +247,7 @@ def _chunk_auditor(entries: list[ModelEntry], image_set: isnet.ImageSet,
     for entry in entries:
         device = next(entry.model.parameters()).device  # each in its fastest layout, once
         models.append(in_layout(entry.model, preferred_layout(entry.model, device)))
-        scaled = _at_size(isnet.ImageSet(image_set.images, masks if masks is not None else
+        scaled = at_size(isnet.ImageSet(image_set.images, masks if masks is not None else
                                          image_set.masks, image_set.labels,
                                          list(image_set.class_names)), entry.input_size)
         inputs.append(normalise(scaled.images, entry.normalisation))  # as the model expects
@@ -319,7 +286,7 @@ def _joined(parts: list[AuditResult]) -> AuditResult:
                        torch.cat([p.background_share for p in parts]), labels)
 
 
-def save_audit(folder: Path, entries: list[ModelEntry], image_set: isnet.ImageSet,
+def save_audit(folder: Path, entries: list[ModelEntry], chosen: AuditSet,
                masks: torch.Tensor | None, results: list[AuditResult], request: AuditRequest,
                seconds: float, count: int) -> dict:
     """Write the set and every model's results as ``.npy`` files into a fresh ``audit-…``
@@ -328,13 +295,18 @@ def save_audit(folder: Path, entries: list[ModelEntry], image_set: isnet.ImageSe
     Files: ``images.npy`` (N, H, W, 3) uint8, ``labels.npy`` (N,), ``masks.npy`` (N, H, W)
     bool when masks were used, and per model ``i``: ``relevance_i.npy`` (N, S, S) float32,
     ``predictions_i.npy``, ``confidence_i.npy``, ``share_i.npy`` (NaN without masks);
-    ``audit.json`` repeats the record.
+    ``names.npy`` (N,) str, each image's file (or ``<split> #<index>``), ``marked.npy`` (N,)
+    int8 (1 marked, 0 clean, −1 unknown); ``audit.json`` repeats the record, with how the
+    set's folders matched the model's classes (``class_match``).
     """
+    image_set = chosen.images
     target = folder / f"audit-{time.time_ns()}"
     target.mkdir(parents=True)
     pixels = (image_set.images[:count].clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5)
     write_npy(target / "images.npy", pixels.astype(np.uint8))
     write_npy(target / "labels.npy", image_set.labels[:count].numpy())
+    write_npy(target / "names.npy", np.asarray(chosen.names[:count], dtype=str))
+    write_npy(target / "marked.npy", chosen.marked[:count])
     if masks is not None:
         write_npy(target / "masks.npy", masks[:count, 0].numpy() > 0.5)
     models = []
@@ -350,7 +322,8 @@ def save_audit(folder: Path, entries: list[ModelEntry], image_set: isnet.ImageSe
               "models": models, "source": request.source, "masks": request.masks if masks
               is not None else "none", "limit": int(request.limit), "seconds": round(seconds, 2),
               "complete": all(r.complete for r in results) and count == len(image_set)
-              and len(results) == len(request.model_ids)}
+              and len(results) == len(request.model_ids),
+              "class_match": None if chosen.match is None else chosen.match.record()}
     write_json(target / "audit.json", record)
     return record
 
@@ -367,12 +340,25 @@ class AuditData:
     predictions: list[np.ndarray]
     confidence: list[np.ndarray]
     share: list[np.ndarray]
+    names: np.ndarray | None = None
+    marked: np.ndarray | None = None
 
     def correct(self, model: int) -> np.ndarray | None:
         """(N,) bool right/wrong of one model, or None when its classes differ from the set's."""
         if not self.record["models"][model]["same_classes"]:
             return None
         return self.predictions[model] == self.labels
+
+    def image_names(self) -> np.ndarray:
+        """(N,) str: each image's file name (``"#<index>"`` for an audit that kept none)."""
+        if self.names is None:
+            return np.array([f"#{i}" for i in range(len(self.labels))])
+        return self.names
+
+    def marks(self) -> np.ndarray:
+        """(N,) int8: 1 carries the planted mark, 0 clean, −1 unknown."""
+        return (np.full(len(self.labels), -1, np.int8) if self.marked is None
+                else self.marked)
 
 
 def read_audit(record: dict | None) -> AuditData:
@@ -392,8 +378,9 @@ def read_audit(record: dict | None) -> AuditData:
         arrays = {name: [np.load(folder / f"{name}_{i}.npy")
                          for i in range(len(record["models"]))]
                   for name in ("relevance", "predictions", "confidence", "share")}
-        masks = np.load(folder / "masks.npy") if (folder / "masks.npy").exists() else None
+        optional = {name: np.load(folder / f"{name}.npy") if (folder / f"{name}.npy").exists()
+                    else None for name in ("masks", "names", "marked")}
         return AuditData(record, np.load(folder / "images.npy"), np.load(folder / "labels.npy"),
-                         masks, **arrays)
+                         optional.pop("masks"), **arrays, **optional)
     except OSError as error:
         raise InputError("This audit's files are gone; run the audit again.") from error

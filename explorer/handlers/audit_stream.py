@@ -280,6 +280,14 @@ class StreamedData:
             return None
         return self.predictions[model] == self.labels
 
+    def image_names(self) -> np.ndarray:
+        """(N,) str: each audited image's file, as the folder's listing names it."""
+        return np.asarray(self.files["names"])[self.entries]
+
+    def marks(self) -> np.ndarray:
+        """(N,) int8, all −1: whether a file carries a planted mark is not known."""
+        return np.full(len(self.labels), -1, np.int8)
+
     def kept(self, index: int, model: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(picture, full heatmap, mask) when ``model`` kept image ``index``, else None."""
         found = np.flatnonzero(self.top[model]["positions"] == index)

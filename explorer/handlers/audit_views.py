@@ -31,7 +31,7 @@ from explorer.handlers.audit_stream import (
 from explorer.media import audit_plots
 from explorer.media.tensors import display_image
 from isnet import viz
-from isnet.analysis.strategies import find_strategies
+from isnet.analysis.strategies import MIN_FOR_EIGENGAP, find_strategies
 from isnet.data.folders import save_image_folder
 from isnet.io.atomic import write_atomically
 
@@ -51,25 +51,55 @@ def model_lists(choices: list[tuple[str, str]]) -> tuple[list[tuple[str, str]],
 
 def summary(data: AuditData, threshold: float) -> str:
     """A Markdown table per model: images, accuracy, mean share, images over ``threshold``;
-    a model whose classes differ from the set's has no accuracy, which a line below says."""
+    for a half-marked set, the marked and the clean images apart too. A model whose classes
+    differ from the set's has no accuracy, which a line below says; how the set's folders
+    matched the model's classes follows."""
     lines = [f"| model | n | acc. | mean bg share | bg > {threshold:.0%} |",
              "|---|---:|---:|---:|---:|"]
+    marks = data.marks()
+    parts = [("", np.ones(len(marks), bool))]
+    if (marks == 1).any() and (marks == 0).any():
+        parts += [(" · marked", marks == 1), (" · clean", marks == 0)]
     for index, model in enumerate(data.record["models"]):
-        correct = data.correct(index)
-        share = data.share[index]
-        finite = share[np.isfinite(share)]
-        accuracy = "—" if correct is None else f"{correct.mean():.1%}"
-        mean = f"{finite.mean():.1%}" if len(finite) else "— (no masks)"
-        over = f"{int((finite > threshold).sum())}" if len(finite) else "—"
-        lines.append(f"| {model['label']} | {data.record['count']} | {accuracy} | {mean} | "
-                     f"{over} |")
+        for suffix, chosen in parts:
+            lines.append(_summary_row(data, index, f"{model['label']}{suffix}", chosen,
+                                      threshold))
     others = [model["label"] for index, model in enumerate(data.record["models"])
               if data.correct(index) is None]
     if others:
         lines.append(f"\n*{', '.join(others)}: other classes than the set's, so no accuracy; "
                      f"the images are ranked by background share alone.*")
+    match = data.record.get("class_match")
+    if match:
+        lines.append("\n" + match_text(match))
     state = "" if data.record["complete"] else "\n\n*Stopped early: a partial audit.*"
     return "\n".join(lines) + state
+
+
+def _summary_row(data: AuditData, model: int, label: str, chosen: np.ndarray,
+                 threshold: float) -> str:
+    """One table row: the ``chosen`` images (N,) bool of one model."""
+    correct = data.correct(model)
+    share = np.asarray(data.share[model])[chosen]
+    finite = share[np.isfinite(share)]
+    accuracy = "—" if correct is None else f"{correct[chosen].mean():.1%}"
+    mean = f"{finite.mean():.1%}" if len(finite) else "— (no masks)"
+    over = f"{int((finite > threshold).sum())}" if len(finite) else "—"
+    return f"| {label} | {int(chosen.sum())} | {accuracy} | {mean} | {over} |"
+
+
+def match_text(match: dict) -> str:
+    """How the set's class folders matched the model's classes, in a sentence or two."""
+    renamed = [f"{folder} → {name}" + (" (classes.csv)" if folder in match.get("mapped", [])
+                                        else "")
+               for folder, name in match["matched"].items()]
+    text = f"*Class folders: {'; '.join(renamed)}.*"
+    if match["unmatched"]:
+        text += (f" *No class for {', '.join(match['unmatched'])}: left out (rename the "
+                 "folder or add a classes.csv of folder,class rows).*")
+    if match["missing"]:
+        text += f" *No folder for {', '.join(match['missing'])}.*"
+    return text
 
 
 def histogram(data: AuditData):
@@ -100,7 +130,8 @@ def _outer_share(relevance: np.ndarray) -> np.ndarray:
 
 
 def caption(data: Audit, index: int, model: int) -> str:
-    """``#index class → prediction ✓/✗ · share``."""
+    """``file · class → prediction ✓/✗ · share`` (the file, or ``<split> #<index>`` for a
+    bundled image, so every picture leads back to its source)."""
     names = data.record["class_names"]
     model_names = data.record["models"][model]["class_names"]
     predicted = model_names[int(data.predictions[model][index])]
@@ -108,7 +139,8 @@ def caption(data: Audit, index: int, model: int) -> str:
     mark = "" if correct is None else (" ✓" if correct[index] else " ✗")
     share = data.share[model][index]
     share_text = f" · bg {share:.0%}" if np.isfinite(share) else ""
-    return f"#{index} {names[int(data.labels[index])]} → {predicted}{mark}{share_text}"
+    name = str(data.image_names()[index])
+    return f"{name} · {names[int(data.labels[index])]} → {predicted}{mark}{share_text}"
 
 
 def overlay(data: Audit, index: int, model: int,
@@ -157,11 +189,14 @@ class StrategyView:
     text: str
 
 
-def strategies(data: AuditData, model: int, class_name: str) -> StrategyView:
-    """Cluster the heatmaps of the images of ``class_name`` (their true class) into strategies.
+def strategies(data: AuditData, model: int, class_name: str,
+               num_clusters: int | None = None) -> StrategyView:
+    """Cluster the heatmaps of the images of ``class_name`` (their true class) into strategies:
+    as many as the eigengap finds, or ``num_clusters`` (the user's *k*; None or 0: automatic).
+    A class with too few images for the eigengap (:data:`MIN_FOR_EIGENGAP`) says so.
 
     Raises:
-        InputError: unknown class, or fewer than 3 images of it.
+        InputError: unknown class, fewer than 3 images of it, or a *k* it cannot have.
     """
     names = data.record["class_names"]
     if class_name not in names:
@@ -180,7 +215,11 @@ def strategies(data: AuditData, model: int, class_name: str) -> StrategyView:
         heatmaps = torch.from_numpy(np.asarray(data.maps[model][members], np.float32))
     else:
         heatmaps = torch.from_numpy(data.relevance[model][members])
-    found = find_strategies(heatmaps, seed=0)
+    k = int(num_clusters) if num_clusters else None
+    if k is not None and not 1 <= k <= min(len(members), 12):
+        raise InputError(f"Strategies (k) must lie between 1 and {min(len(members), 12)} for "
+                         f"the {len(members)} images of {class_name}, got {k} (0 = automatic).")
+    found = find_strategies(heatmaps, seed=0, num_clusters=k)
     means, groups = [], []
     share = data.share[model]
     for cluster in range(found.num_clusters):
@@ -192,7 +231,17 @@ def strategies(data: AuditData, model: int, class_name: str) -> StrategyView:
         means.append((picture, f"strategy {cluster + 1}: {len(chosen)} images{extra}"))
     text = (f"**{class_name}**, {data.record['models'][model]['label']}: {total} images{note}, "
             f"{found.num_clusters} strateg{'y' if found.num_clusters == 1 else 'ies'} "
-            f"(eigengap). Click a strategy to see its members.")
+            f"({'your k' if found.chosen_by == 'user' else 'eigengap'}). Click a strategy to "
+            "see its members.")
+    if found.few and found.chosen_by == "eigengap":
+        verdict = ("one strategy is no finding" if found.num_clusters == 1
+                   else "this split is a guess")
+        text += (f"\n\n⚠️ Only {total} images of {class_name}: too few for the eigengap to "
+                 f"find strategies (it needs {MIN_FOR_EIGENGAP} or more), so {verdict}. Audit "
+                 "more images, or set *k* to split them your way.")
+    elif found.num_clusters == 1 and found.chosen_by == "eigengap":
+        text += ("\n\nThe eigengap found no gap: these heatmaps look alike (one strategy). "
+                 "Set *k* to split them anyway.")
     return StrategyView(means, groups, audit_plots.eigengap_figure(found.eigenvalues,
                                                                    found.num_clusters), text)
 

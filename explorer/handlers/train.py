@@ -38,6 +38,7 @@ from explorer.entries import ModelEntry, plain_metadata
 from explorer.errors import InputError
 from explorer.handlers.explain import explain_models
 from explorer.handlers.explain_views import PairView
+from explorer.handlers.train_checks import in_base_classes, split_notices
 from explorer.handlers.train_data import check_set, samples_set, split, uploaded_set
 from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots
@@ -210,8 +211,12 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
         image_set = samples_set(ctx, size, base.class_names)
     else:
         image_set, notices = uploaded_set(ctx, session, list(request.paths), size)
+        image_set, matched = in_base_classes(image_set, base, list(request.paths))
+        notices = matched + notices
     check_set(image_set, ctx.limits.max_train_images)
     train_set, val_set = split(image_set, request.seed)
+    notices = split_notices(len(train_set.labels), len(val_set.labels),
+                            train_set is val_set) + notices
     model, head_notices = _prepare_model(base, list(image_set.class_names))
     config = _config(base, request, model.num_classes, ctx.limits.max_epochs)
     model_id = ctx.store.new_id("tuned")
@@ -377,7 +382,14 @@ def record_run(record: dict | None, entry: ModelEntry, checkpoint: str | None) -
     return {**(record or new_record()), "runs": list((record or {}).get("runs", [])) + [run]}
 
 
+def _rounded(value: Any) -> Any:
+    """A float to 3 decimals (``0.16666666666666666`` → 0.167); anything else unchanged."""
+    return round(value, 3) if isinstance(value, float) else value
+
+
 def runs_table(record: dict | None) -> list[list]:
-    """Rows for a table of the session's runs: name, method, epochs, accuracy, share."""
-    return [[r["name"], r["method"], r["epochs"], r["val_accuracy"], r["val_background_share"]]
+    """Rows for a table of the session's runs: name, method, epochs, accuracy, share (numbers
+    rounded to 3 decimals)."""
+    return [[r["name"], r["method"], r["epochs"], _rounded(r["val_accuracy"]),
+             _rounded(r["val_background_share"])]
             for r in (record or {}).get("runs", [])]

@@ -116,6 +116,8 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
         with gr.Row():
             class_name = gr.Dropdown([], label="Class", scale=2)
             cluster_model = gr.Radio([], label="Model", type="index", scale=2)
+            clusters = gr.Number(0, label="Strategies (k)", precision=0, minimum=0, maximum=12,
+                                 scale=1, info="0 = the eigengap chooses")
             find = gr.Button("Find strategies", scale=1)
         strategy_text = gr.Markdown()
         with gr.Row():
@@ -184,8 +186,23 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
     if tabs is not None:  # whenever a tab is chosen: cheap, and the Audit tab is then current
         tabs.select(on_open, None, [first, second], api_visibility="private")
 
+    def on_zip(uploaded_zip):
+        """An uploaded zip is what the next audit reads: choose "uploaded zip" (a bundled
+        split stays chosen only while no zip is there)."""
+        return "upload" if uploaded_zip else gr.update()
+
+    upload.upload(on_zip, [upload], [source], api_visibility="private")
+
     outputs = dict(zip(AUDIT_OUTPUTS, [status, summary, histogram, gallery, rank_by, class_name,
                                        cluster_model], strict=True))
+    def on_new_audit():
+        """A new audit: the last audit's strategies and fine-tuning zip go (they described
+        other images)."""
+        return [], None, "", [], [], [], None, ""
+
+    start.click(on_new_audit, None, [means, eigengap, strategy_text, members, groups,
+                                     order, set_file, set_text], queue=False,
+                api_visibility="private")
     start.click(on_audit, [first, second, source, limit, upload, folder, masks],
                         [record, order] + ordered(outputs, AUDIT_OUTPUTS), api_name="audit",
                         concurrency_id="audit", concurrency_limit=1)
@@ -213,14 +230,15 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                        cluster_model)
 
     @guarded
-    def on_strategies(audit_record, class_choice, model_index, request: gr.Request):
-        """Cluster one class's heatmaps into strategies (SpRAy) for one model."""
+    def on_strategies(audit_record, class_choice, model_index, k, request: gr.Request):
+        """Cluster one class's heatmaps into strategies (SpRAy) for one model (k: the number
+        of strategies, 0 = the eigengap chooses)."""
         data = ha.read_audit(audit_record)
-        found = views.strategies(data, int(model_index or 0), class_choice)
+        found = views.strategies(data, int(model_index or 0), class_choice, int(k or 0))
         _record_strategies(ctx, session_of(request), data, found, class_choice)
         return found.means, found.eigengap, found.text, found.members, []
 
-    find.click(on_strategies, [record, class_name, cluster_model],
+    find.click(on_strategies, [record, class_name, cluster_model, clusters],
                [means, eigengap, strategy_text, groups, members], api_name="audit_strategies",
                concurrency_id="audit")
 

@@ -17,6 +17,10 @@ Steps (:func:`find_strategies`):
    ``λ_1 ≤ λ_2 ≤ …`` of the normalised graph Laplacian are computed, and the number of clusters
    is the ``k`` (up to ``max_clusters``) after which the gap ``λ_{k+1} − λ_k`` is largest;
 4. spectral clustering (scikit-learn) with that ``k`` on the same affinity, seeded.
+
+The user may give ``k`` instead (``num_clusters``). With fewer than :data:`MIN_FOR_EIGENGAP`
+maps the eigengap has too few eigenvalues to find a real gap: :attr:`Strategies.few` says so,
+so a caller never reports a single strategy as a finding when it is only a small sample.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from scipy.spatial.distance import cdist
 from sklearn.cluster import SpectralClustering
 from torch import Tensor
 
+MIN_FOR_EIGENGAP = 10
+"""Fewest maps for which the eigengap's choice of ``k`` is worth reporting as a finding."""
+
 
 @dataclass
 class Strategies:
@@ -44,6 +51,8 @@ class Strategies:
         eigenvalues: the smallest eigenvalues of the normalised Laplacian (for the eigengap plot).
         mean_maps: (num_clusters, size, size) float32, each cluster's mean normalised map.
         sizes: (num_clusters,) members per cluster.
+        chosen_by: ``"eigengap"`` or ``"user"`` (``num_clusters`` was given).
+        few: fewer than :data:`MIN_FOR_EIGENGAP` maps (an eigengap choice is then unreliable).
     """
 
     labels: np.ndarray
@@ -51,6 +60,8 @@ class Strategies:
     eigenvalues: np.ndarray
     mean_maps: Tensor
     sizes: np.ndarray
+    chosen_by: str = "eigengap"
+    few: bool = False
 
 
 def normalised_maps(relevance: Tensor, size: int = 16) -> Tensor:
@@ -92,7 +103,8 @@ def eigengap(affinity: np.ndarray, max_clusters: int) -> tuple[int, np.ndarray]:
 
 
 def find_strategies(relevance: Tensor, size: int = 16, max_clusters: int = 8,
-                    neighbours: int = 10, seed: int = 0) -> Strategies:
+                    neighbours: int = 10, seed: int = 0,
+                    num_clusters: int | None = None) -> Strategies:
     """Cluster heatmaps into strategies (SpRAy; see the module docstring).
 
     Args:
@@ -102,19 +114,25 @@ def find_strategies(relevance: Tensor, size: int = 16, max_clusters: int = 8,
         max_clusters: largest number of clusters the eigengap may choose.
         neighbours: k of the local scaling (distance to the k-th neighbour).
         seed: seeds the clustering's k-means step.
+        num_clusters: the number of strategies to find, instead of the eigengap's (1 … N).
 
     Returns:
         :class:`Strategies`.
 
     Raises:
-        ValueError: fewer than 3 maps.
+        ValueError: fewer than 3 maps, or ``num_clusters`` outside 1 … N.
     """
     if relevance.dim() != 3 or len(relevance) < 3:
         raise ValueError(f"need at least 3 relevance maps (N, H, W), got {tuple(relevance.shape)}")
+    if num_clusters is not None and not 1 <= int(num_clusters) <= len(relevance):
+        raise ValueError(f"the number of strategies must lie between 1 and the {len(relevance)} "
+                         f"maps, got {num_clusters}")
     maps = normalised_maps(relevance, size)  # (N, size, size)
     features = maps.flatten(1).double().numpy()  # (N, size²)
     affinity = local_scaling_affinity(features, neighbours)  # (N, N)
     count, eigenvalues = eigengap(affinity, max_clusters)
+    if num_clusters is not None:
+        count = int(num_clusters)
     if count == 1:
         labels = np.zeros(len(features), dtype=np.int64)
     else:
@@ -127,4 +145,6 @@ def find_strategies(relevance: Tensor, size: int = 16, max_clusters: int = 8,
     labels = np.argsort(order)[labels]
     sizes = np.bincount(labels, minlength=count)
     mean_maps = torch.stack([maps[torch.from_numpy(labels == c)].mean(0) for c in range(count)])
-    return Strategies(labels, count, eigenvalues, mean_maps, sizes)
+    return Strategies(labels, count, eigenvalues, mean_maps, sizes,
+                      "eigengap" if num_clusters is None else "user",
+                      len(relevance) < MIN_FOR_EIGENGAP)

@@ -73,9 +73,11 @@ class ClassMatch:
         lines = [f"{len(self.matched)} of {len(self.matched) + len(self.unmatched)} folder(s) "
                  f"match the model's classes" + (f": {'; '.join(renamed)}" if renamed else ".")]
         if self.unmatched:
+            known = ", ".join(self.class_names[:20]) + (", …" if len(self.class_names) > 20
+                                                       else "")
             lines.append(f"No class for folder(s) {', '.join(self.unmatched)}: their images are "
-                         f"left out. The model knows {', '.join(self.class_names)}; rename the "
-                         f"folder or add a {MAPPING_FILE} (folder,class) at the set's root.")
+                         f"left out. The model knows {known}; rename the folder or add a "
+                         f"{MAPPING_FILE} (folder,class) at the set's root.")
         if self.missing:
             lines.append(f"No folder for class(es) {', '.join(self.missing)}.")
         return lines
@@ -96,30 +98,34 @@ def match_classes(folders: Sequence[str], class_names: Sequence[str],
         mapping: folder → class (a ``classes.csv``); its classes are matched by spelling too.
 
     Raises:
-        ValueError: two classes of the model read the same (the spelling rule cannot tell them
-            apart), or the mapping names a class the model does not have.
+        ValueError: the mapping names a class the model does not have.
+
+    Classes that read the same under :func:`spelling_key` (ImageNet's "Cardigan" and
+    "cardigan") match only a folder of their exact name.
     """
-    by_key: dict[str, str] = {}
+    by_key: dict[str, str | None] = {}
     for name in class_names:
-        if spelling_key(name) in by_key:
-            raise ValueError(f"the model's classes {by_key[spelling_key(name)]!r} and {name!r} "
-                             "differ only in case or separators; name the folders exactly")
-        by_key[spelling_key(name)] = name
+        by_key[spelling_key(name)] = None if spelling_key(name) in by_key else name
+    exact = set(class_names)
     mapping = {spelling_key(k): v for k, v in (mapping or {}).items()}
     matched, unmatched, mapped = {}, [], []
     for folder in folders:
         wanted = mapping.get(spelling_key(folder))
         if wanted is not None:
-            if spelling_key(wanted) not in by_key:
+            found = wanted if wanted in exact else by_key.get(spelling_key(wanted))
+            if found is None:
                 raise ValueError(f"{MAPPING_FILE}: folder {folder!r} is mapped to {wanted!r}, "
                                  f"which is not one of the model's classes "
-                                 f"({', '.join(class_names)})")
-            matched[folder] = by_key[spelling_key(wanted)]
+                                 f"({', '.join(class_names[:20])}"
+                                 f"{', …' if len(class_names) > 20 else ''})")
+            matched[folder] = found
             mapped.append(folder)
-        elif spelling_key(folder) in by_key:
-            matched[folder] = by_key[spelling_key(folder)]
-        else:
+            continue
+        found = folder if folder in exact else by_key.get(spelling_key(folder))
+        if found is None:
             unmatched.append(folder)
+        else:
+            matched[folder] = found
     taken = set(matched.values())
     return ClassMatch(tuple(class_names), matched, tuple(unmatched),
                       tuple(n for n in class_names if n not in taken), tuple(mapped))
