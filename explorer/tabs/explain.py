@@ -9,8 +9,11 @@ with adjustable opacity, background relevance share.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 
+from explorer import deadlines
 from explorer.components import (
     EXPLAIN_OUTPUTS,
     ExplainWidgets,
@@ -256,6 +259,12 @@ def input_rule(value) -> bool | None:
                      f"not {value!r}.")
 
 
+def in_time(what: str, retry: str, work: Callable[[], tuple]) -> tuple:
+    """An action that sets the editor's image or mask, given at most
+    :data:`explorer.deadlines.IMAGE_ACTION_S` seconds (then a message saying how to retry)."""
+    return deadlines.within(deadlines.IMAGE_ACTION_S, what, retry, work)
+
+
 def inline_notices(notices: list[str]) -> str:
     """Notices as the Markdown of a notice box, each once and never also as a toast (a toast
     would repeat it and cover the results)."""
@@ -272,8 +281,11 @@ def sample_outputs(ctx: AppContext, session: str | None, name: str | None) -> tu
     domain notice emptied (no change without a name)."""
     if not name:
         return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
-    loaded = image_handlers.load_sample(ctx, name)
-    return (*_show(ctx, session, loaded), loaded.label, None, "")
+    def work() -> tuple:
+        loaded = image_handlers.load_sample(ctx, name)
+        return (*_show(ctx, session, loaded), loaded.label, None, "")
+
+    return in_time("Loading the sample", "Pick it again.", work)
 
 
 def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, auto_grabcut,
@@ -294,9 +306,13 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, a
     def on_upload(image_file, request: gr.Request):
         """Decode an uploaded image into the editor (alpha channel → mask); the sample, the
         true class and the domain notice of the image before are cleared."""
-        loaded = image_handlers.load_upload(ctx, image_file)
-        return (*_show(ctx, session_of(request), loaded), None, None,
-                inline_notices(loaded.notices))
+        def work() -> tuple:
+            loaded = image_handlers.load_upload(ctx, image_file)
+            return (*_show(ctx, session_of(request), loaded), None, None,
+                    inline_notices(loaded.notices))
+
+        return in_time("Loading the image",
+                       "Remove it from the upload field (×) and upload it again.", work)
 
     w.upload.upload(on_upload, [w.upload], shown + [w.true_class, w.sample, w.domain_notice],
                     api_name="load_image")
@@ -305,9 +321,12 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, a
     def on_mask_file(image_and_mask, mask_image_file, brush_strokes, editor_record,
                      request: gr.Request):
         """Replace the editor's mask with an uploaded mask image (white = object)."""
-        loaded = image_handlers.mask_file(
-            editor_input(image_and_mask, brush_strokes, editor_record), mask_image_file)
-        return (*_show(ctx, session_of(request), loaded), inline_notices(loaded.notices))
+        def work() -> tuple:
+            loaded = image_handlers.mask_file(
+                editor_input(image_and_mask, brush_strokes, editor_record), mask_image_file)
+            return (*_show(ctx, session_of(request), loaded), inline_notices(loaded.notices))
+
+        return in_time("Reading the mask file", "Remove it (×) and upload it again.", work)
 
     mask_file.upload(on_mask_file, [w.editor, mask_file, w.brush_mode, w.record],
                      shown + [mask_notice], api_name="upload_mask")
@@ -315,9 +334,13 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, a
     def auto(method: str):
         @guarded
         def run(image_and_mask, brush_strokes, editor_record, request: gr.Request):
-            loaded = image_handlers.auto_mask(
-                editor_input(image_and_mask, brush_strokes, editor_record), method)
-            return (*_show(ctx, session_of(request), loaded), inline_notices(loaded.notices))
+            def work() -> tuple:
+                loaded = image_handlers.auto_mask(
+                    editor_input(image_and_mask, brush_strokes, editor_record), method)
+                return (*_show(ctx, session_of(request), loaded),
+                        inline_notices(loaded.notices))
+
+            return in_time(f"The {method} mask", "Press the button again.", work)
         run.__doc__ = f"Replace the mask with an automatic {method} mask (then correct it)."
         return run
 
@@ -329,8 +352,11 @@ def _wire_image(ctx: AppContext, w: ExplainWidgets, mask_file, auto_threshold, a
     @guarded
     def on_clear(image_and_mask, brush_strokes, editor_record, request: gr.Request):
         """Remove the mask."""
-        loaded = image_handlers.clear_mask(
-            editor_input(image_and_mask, brush_strokes, editor_record))
-        return (*_show(ctx, session_of(request), loaded), "")
+        def work() -> tuple:
+            loaded = image_handlers.clear_mask(
+                editor_input(image_and_mask, brush_strokes, editor_record))
+            return (*_show(ctx, session_of(request), loaded), "")
+
+        return in_time("Clearing the mask", "Press Clear mask again.", work)
 
     clear.click(on_clear, inputs, shown + [mask_notice], api_name="clear_mask")
