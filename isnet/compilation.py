@@ -36,6 +36,9 @@ COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune",
                                   "max-autotune-no-cudagraphs")
 """The ``mode`` values of ``torch.compile`` the switch accepts."""
 
+COMPILED_EXPLAIN = "compiled_explain"
+"""The attribute :func:`compile_explain` sets on a model; :func:`isnet.explain` uses it."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -80,6 +83,7 @@ class EagerFallback:
         self.eager = function
         self.name = name
         self.mode = mode
+        self.fullgraph, self.dynamic, self.compiler = fullgraph, dynamic, compiler
         self.failed: BaseException | None = None
         self.first_call_seconds: float | None = None
         self.compiled: Callable[..., Any] | None = None
@@ -87,6 +91,14 @@ class EagerFallback:
             self.compiled = compiler(function, mode=mode, fullgraph=fullgraph, dynamic=dynamic)
         except Exception as error:  # noqa: BLE001 (any failure means: run eagerly)
             self._give_up(error)
+
+    def __deepcopy__(self, memo: dict) -> EagerFallback:
+        """A copied model gets its own, not yet compiled, function (compiled code is not
+        copyable); a fallen-back one stays eager."""
+        if self.compiled is None:
+            return EagerFallback(self.eager, self.name, compiler=_eager_only)
+        return EagerFallback(self.eager, self.name, self.mode, self.fullgraph, self.dynamic,
+                             self.compiler)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.compiled is None:
@@ -108,3 +120,29 @@ class EagerFallback:
         summary = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         logger.warning("compiling %s failed (%s: %s); running it eagerly instead (same "
                        "results, eager speed)", self.name, type(error).__name__, summary)
+
+
+def _eager_only(function: Callable[..., Any], **options: Any) -> None:
+    """A "compiler" that compiles nothing (the deep copy of a function that fell back)."""
+    return None
+
+
+def compile_explain(model: torch.nn.Module, setting: bool | str = True) -> torch.nn.Module:
+    """Make :func:`isnet.explain` run ``model``'s walk compiled (the explorer's ``--compile``).
+
+    The compiled walk is kept on the model itself (attribute :data:`COMPILED_EXPLAIN`), so two
+    models in one process never share it; ``setting`` False removes it. Returns ``model``.
+    The first explanation of each new input shape or mode compiles (seconds to minutes);
+    conservation ledgers (``return_conservation``) are recorded inside the compiled walk.
+    """
+    from isnet.wrapper import explain_walk  # the wrapper imports this module
+
+    mode = compile_mode(setting)
+    if mode is None:
+        if hasattr(model, COMPILED_EXPLAIN):
+            delattr(model, COMPILED_EXPLAIN)
+        return model
+    object.__setattr__(model, COMPILED_EXPLAIN,
+                       EagerFallback(explain_walk, f"the LRP walk of {type(model).__name__}",
+                                     mode))
+    return model

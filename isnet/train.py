@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from isnet.compilation import COMPILE_MODES
 from isnet.devices import DEVICE_CHOICES
 from isnet.io.checkpoints import load_checkpoint, save_checkpoint
 from isnet.models import MODEL_NAMES
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schedule", default=base.schedule, choices=["constant", "cosine"])
     parser.add_argument("--heat-weight", type=float, default=base.heat_weight, help="P")
     parser.add_argument("--decay", type=float, default=base.decay, help="GWRP decay d")
+    parser.add_argument("--compile", nargs="?", const="default", default=None,
+                        choices=list(COMPILE_MODES),
+                        help="compile the ISNet walk with torch.compile (optionally a mode: "
+                             "reduce-overhead = CUDA graphs); the first step compiles, a failed "
+                             "compile runs eagerly with one warning (docs/performance.md)")
     parser.add_argument("--epsilon", type=float, default=base.epsilon, help="LRP ε")
     parser.add_argument("--input-rule", choices=["zb", "epsilon"],
                         default="zb" if base.zb else "epsilon",
@@ -189,7 +195,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, ExperimentD
                          gradient_balance=args.gradient_balance,
                          heat_warmup_epochs=args.heat_warmup_epochs,
                          background_tint=args.background_tint, mask_margin=args.mask_margin,
-                         deterministic=args.deterministic)
+                         deterministic=args.deterministic, compile=args.compile)
     return RECIPES[args.recipe](config), data
 
 

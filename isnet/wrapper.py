@@ -16,10 +16,11 @@ from typing import Any, Literal, overload
 import torch
 from torch import Tensor, nn
 
+from isnet.compilation import COMPILED_EXPLAIN, EagerFallback, compile_mode
 from isnet.lrp.config import LRPConfig
 from isnet.lrp.conservation import BiasLedger, Conservation
 from isnet.lrp.registry import is_lrp_ready, relevance_from_messages
-from isnet.lrp.targets import check_mode, pooled_messages
+from isnet.lrp.targets import check_mode, pooled_messages, stochastic_draws
 
 Bounds = tuple[float | Sequence[float], float | Sequence[float]]
 
@@ -64,12 +65,17 @@ class ISNet(nn.Module):
         detach_bias: detach biases, BN shifts and statistics in the rules (paper default).
         seed: seed of this model's own generator for the stochastic variant.
         e: deprecated alias of ``epsilon``.
+        compile: compile the walk (the traced forward, the messages and the reverse walk) with
+            ``torch.compile``: False (eager, the default), True, or a mode such as
+            ``"reduce-overhead"`` (CUDA graphs; see :mod:`isnet.compilation`). A compile
+            that fails logs one warning and runs eagerly. The first call compiles (seconds to
+            minutes); ``docs/performance.md`` says when it pays.
     """
 
     def __init__(self, backbone: nn.Module, epsilon: float | None = None, zb: bool | None = None,
                  heat: bool = True, explain: str = "all", lrp: LRPConfig | None = None,
                  bounds: Bounds | None = None, detach_bias: bool | None = None, seed: int = 0,
-                 e: float | None = None) -> None:
+                 e: float | None = None, compile: bool | str = False) -> None:
         super().__init__()
         if not is_lrp_ready(backbone):
             raise ValueError(f"ISNet needs an LRP-ready isnet backbone, got "
@@ -80,6 +86,9 @@ class ISNet(nn.Module):
         self.explain = check_mode(explain)
         self.config = lrp_settings(lrp, epsilon, e, zb, bounds, detach_bias)
         self.generator = torch.Generator().manual_seed(seed)
+        mode = compile_mode(compile)
+        self.compiled_walk = (None if mode is None else
+                              EagerFallback(self._heat_forward, "the ISNet walk", mode))
 
     def forward(self, x: Tensor,
                 target: int | Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
@@ -90,9 +99,18 @@ class ISNet(nn.Module):
         """
         if not self.heat:
             return self.backbone(x)
+        draws = (stochastic_draws(x.shape[0], self.backbone.num_classes,  # type: ignore[arg-type]
+                                  self.generator) if self.explain == "stochastic" else None)
+        walk = self._heat_forward if self.compiled_walk is None else self.compiled_walk
+        return walk(x, target, draws)
+
+    def _heat_forward(self, x: Tensor, target: int | Tensor | None,
+                      draws: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor]:
+        """Logits (B, K) and heatmaps (B, M, C, H, W): the part ``compile`` compiles (no
+        generator inside: the stochastic variant's ``draws`` come from :meth:`forward`)."""
         logits, trace = self.backbone.forward_trace(x)  # type: ignore[operator]
         messages = pooled_messages(self.backbone, trace, self.explain, self.config, target,
-                                   self.generator)
+                                   draws=draws)
         return logits, relevance_from_messages(self.backbone, trace, messages, self.config)
 
     def deploy(self) -> nn.Module:
@@ -155,14 +173,24 @@ def explain(model: nn.Module, x: Tensor, target: int | Tensor | str | None = Non
         ``return_conservation``, a third item: B lists of M :class:`Conservation`.
     """
     config = lrp_settings(lrp, epsilon, e, zb, bounds, detach_bias)
-    logits, trace = model.forward_trace(x)  # type: ignore[operator]
     mode, classes = explain_mode(target, mode)
     ledger = BiasLedger() if return_conservation else None
-    messages = pooled_messages(model, trace, mode, config, classes, ledger=ledger)
-    heatmaps = relevance_from_messages(model, trace, messages, config, ledger)
+    compiled = getattr(model, COMPILED_EXPLAIN, None)  # set by isnet.compilation.compile_explain
+    walk = explain_walk if compiled is None else compiled
+    logits, heatmaps = walk(model, x, mode, classes, config, ledger)
     if ledger is None:
         return logits, heatmaps
     return logits, heatmaps, ledger.summary(heatmaps)
+
+
+def explain_walk(model: nn.Module, x: Tensor, mode: str, classes: Any, config: LRPConfig,
+                 ledger: BiasLedger | None) -> tuple[Tensor, Tensor]:
+    """The part of :func:`explain` that :func:`isnet.compilation.compile_explain` compiles: the
+    traced forward, the messages and the walk. Shapes: x (B, C, H, W) → logits (B, K),
+    heatmaps (B, M, C, H, W)."""
+    logits, trace = model.forward_trace(x)  # type: ignore[operator]
+    messages = pooled_messages(model, trace, mode, config, classes, ledger=ledger)
+    return logits, relevance_from_messages(model, trace, messages, config, ledger)
 
 
 def explain_mode(target: int | Tensor | str | None, mode: str | None) -> tuple[str, Any]:

@@ -53,8 +53,7 @@ def selective_messages(model: nn.Module, trace: Any, classes: Tensor,
     num_classes = linear.out_features
     if num_classes < 2:
         raise ValueError("the selective variant needs at least 2 classes")
-    others = torch.stack([torch.cat([torch.arange(c), torch.arange(c + 1, num_classes)])
-                          for c in classes.tolist()]).to(classes.device)  # (B, K-1)
+    others = other_classes(classes, num_classes)  # (B, K-1)
     weight_diff = linear.weight[classes].unsqueeze(1) - linear.weight[others]  # (B, K-1, F)
     bias: Tensor = linear.bias if linear.bias is not None else linear.weight.new_zeros(num_classes)
     bias = bias.detach() if config.detach_bias else bias
@@ -70,3 +69,15 @@ def selective_messages(model: nn.Module, trace: Any, classes: Tensor,
     return torch.einsum("bmj,bjf->bmf", ratio, weight_diff)  # (B, 1, F)
 
 
+
+
+def other_classes(classes: Tensor, num_classes: int) -> Tensor:
+    """Per sample, the K−1 classes other than ``classes``, in increasing order.
+
+    Built by tensor operations only (rank j maps to j, or j + 1 from the sample's own class on),
+    so the walk reads no tensor value into Python and compiles without a graph break.
+
+    Shapes: classes (B,) → (B, K−1).
+    """
+    ranks = torch.arange(num_classes - 1, device=classes.device)  # (K-1,)
+    return ranks + (ranks >= classes.unsqueeze(1)).long()  # (B, K-1)

@@ -203,6 +203,8 @@ def epsilon_message(activation: Tensor, transposed: Tensor, inputs: Tensor,
     """
     if (scale is None) != (shift is None) and shift is not None:
         raise ValueError("a shift needs a scale (give scale=None and shift=None for z = x)")
+    if inputs is activation:  # (ε at a pooling, z = a) one tensor twice: autograd.Function
+        inputs = inputs.view_as(inputs)  # takes it, torch.compile refuses it (graph break)
     return _EpsilonMessage.apply(activation, transposed, inputs, scale, shift, epsilon)
 
 

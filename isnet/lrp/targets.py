@@ -39,32 +39,52 @@ def as_classes(target: int | Tensor, batch: int, num_classes: int, device: torch
     if classes.shape != (batch,):
         raise ValueError(f"target must be one class or one per sample ({batch}), got shape "
                          f"{tuple(classes.shape)}")
+    if torch.compiler.is_compiling():  # reading values would break the graph (eager checks)
+        return classes
     if classes.min() < 0 or classes.max() >= num_classes:
         raise ValueError(f"target classes must lie in [0, {num_classes - 1}], got "
                          f"{classes.tolist()}")
     return classes
 
 
-def stochastic_classes(logits: Tensor, generator: torch.Generator) -> Tensor:
-    """Per sample: the top class with probability 1/2, else a uniformly drawn other class.
+def stochastic_draws(batch: int, num_classes: int,
+                     generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The random numbers of the stochastic variant, drawn before the walk (a compiled walk
+    cannot read a generator): per sample a coin (True: explain the top class) and a shift in
+    [1, K−1] to the other class. Shapes: two (B,) CPU tensors, bool and int64.
 
-    Shapes: logits (B, K) → (B,). Random numbers come from ``generator`` (CPU), never the global
-    generator, so two models never disturb each other's draws.
+    Random numbers come from ``generator`` (CPU), never the global generator, so two models
+    never disturb each other's draws.
     """
-    batch, num_classes = logits.shape
-    top = logits.detach().argmax(1).cpu()
     coin = torch.rand(batch, generator=generator) < 0.5
     shift = torch.randint(1, max(num_classes, 2), (batch,), generator=generator)
+    return coin, shift
+
+
+def stochastic_classes(logits: Tensor, generator: torch.Generator | None = None,
+                       draws: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Per sample: the top class with probability 1/2, else a uniformly drawn other class.
+
+    Shapes: logits (B, K) → (B,). ``draws`` are :func:`stochastic_draws`' output; without
+    them they are drawn here from ``generator``.
+    """
+    batch, num_classes = logits.shape
+    if draws is None:
+        draws = stochastic_draws(batch, num_classes, generator or torch.Generator().manual_seed(0))
+    coin, shift = (draw.to(logits.device) for draw in draws)
+    top = logits.detach().argmax(1)
     other = (top + shift) % num_classes  # uniform over the K-1 other classes
-    return torch.where(coin, top, other).to(logits.device)
+    return torch.where(coin, top, other)
 
 
 def pooled_messages(model: nn.Module, trace: Any, mode: str, config: LRPConfig,
                     target: int | Tensor | None = None,
                     generator: torch.Generator | None = None,
-                    ledger: BiasLedger | None = None) -> Tensor:
+                    ledger: BiasLedger | None = None,
+                    draws: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Messages at the pooled features for the chosen explanation mode (``ledger``: records
-    the explained score and the head's absorption, see :mod:`isnet.lrp.conservation`).
+    the explained score and the head's absorption, see :mod:`isnet.lrp.conservation`;
+    ``draws``: the stochastic variant's random numbers, see :func:`stochastic_draws`).
 
     Returns:
         (B, M, F) with M = K for ``"all"`` and M = 1 otherwise.
@@ -84,7 +104,7 @@ def pooled_messages(model: nn.Module, trace: Any, mode: str, config: LRPConfig,
     elif mode == "predicted":
         classes = logits.detach().argmax(1)
     else:
-        classes = stochastic_classes(logits, generator or torch.Generator().manual_seed(0))
+        classes = stochastic_classes(logits, generator, draws)
     one_hot = torch.nn.functional.one_hot(classes, num_classes).to(logits.dtype)  # (B, K)
     return class_messages(model, trace, (one_hot * logits).unsqueeze(1), config,
                           ledger)  # (B, 1, F)

@@ -114,7 +114,7 @@ def build_network(model: nn.Module, config: TrainConfig) -> nn.Module:
     if config.method == "standard" or get_method(config.method) is not None:
         return model
     return ISNet(model, epsilon=config.epsilon, zb=config.zb, explain=config.method,
-                 seed=config.seed, bounds=config.bounds)
+                 seed=config.seed, bounds=config.bounds, compile=config.compile or False)
 
 
 def compute_loss(network: nn.Module, images: Tensor, masks: Tensor, labels: Tensor,
