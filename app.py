@@ -1,6 +1,6 @@
 """Launch the ISNet Explorer: ``python app.py [--share] [--host H] [--port P]
 [--checkpoint STANDARD ISNET] [--inbrowser] [--auth USER:PASSWORD | --auth-file FILE]
-[--device auto|cpu|cuda|cuda:N] [--explain-batch N]``.
+[--device auto|cpu|cuda|cuda:N] [--explain-batch N] [--compile [MODE]]``.
 
 Exit status 2, with a one-line message and no traceback, when the explorer cannot start (a
 checkpoint that cannot be used, a malformed ``--auth``, ``--device cuda`` on a machine without
@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--explain-batch", type=int, default=8, metavar="N",
                         help="most Explain requests that arrive together run as one LRP call "
                              "per model (default 8; 1: one call per request, no batching)")
+    parser.add_argument("--compile", nargs="?", const="default", default=None,
+                        metavar="MODE", help="compile every model's LRP walk with torch.compile "
+                        "(MODE: default, reduce-overhead, …); the first heatmap of each image "
+                        "size then waits for the compile (docs/performance.md)")
     from isnet.devices import DEVICE_CHOICES  # here: importing app.py loads no torch
 
     parser.add_argument("--device", default="auto",
@@ -108,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         device = choose_device(args.device)  # before any model loads: a missing GPU fails fast
         demo = build_demo(checkpoints=args.checkpoint, limits=Limits(local_paths=local),
                           arena_dir=args.arena_dir, device=device)
+        if args.compile:  # the models loaded so far, and (store.compile) every later one
+            store = demo.explorer_context.store
+            store.compile = args.compile
+            for entry in store.visible(None):
+                store.add(entry)
     except (ValueError, OSError, KeyError, RecursionError) as error:  # CheckpointError: ValueError
         print(f"Cannot start the explorer: {error}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ import torch
 
 from explorer.entries import SHARED, ModelEntry
 from explorer.errors import InputError
+from isnet.compilation import compile_explain
 
 
 class ModelStore:
@@ -33,11 +34,15 @@ class ModelStore:
         self._counter = 0
         self.on_use: Callable[[str | None], None] | None = None
         """Called with the session whenever it uses one of its own models (keeps it alive)."""
+        self.compile: str | None = None
+        """``torch.compile`` mode of every added model's LRP walk (``app.py --compile``)."""
 
     def add(self, entry: ModelEntry) -> ModelEntry:
         """Move ``entry``'s model to the store's device, register ``entry`` (replacing one with
         the same id) and return it."""
         entry.model = entry.model.to(self.device)
+        if self.compile is not None:
+            compile_explain(entry.model, self.compile)
         with self._lock:
             self._entries[entry.model_id] = entry
         if entry.owner is not SHARED and self.on_use is not None:
