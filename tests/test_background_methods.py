@@ -107,7 +107,7 @@ def test_random_backgrounds_keep_the_object_and_use_every_kind():
     assert torch.all(big.images[tint][:, :8, :8] == background[:, None, None])
 
 
-# --- the consistency term --------------------------------------------------------------------------
+# --- the consistency term ----------------------------------------------------------------------
 
 def test_symmetric_kl_is_zero_for_identical_predictions():
     logits = torch.randn(5, 4, dtype=torch.float64)
