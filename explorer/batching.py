@@ -6,10 +6,11 @@ overhead once instead of once per image. :class:`MicroBatcher` does that:
 
 * a request joins the open *group* of its model, LRP settings and kind of target (a class, the
   predicted class, the selective map); the first request of a group is its *leader*;
-* the leader waits for a free *lane* (at most ``lanes`` LRP calls run at once, so the work stays
-  bounded however many events Gradio lets in), then a few milliseconds more (``gather_s``)
-  unless the group is already full (``max_batch``); the group then closes (later requests open
-  a new one);
+* the leader waits until no batch of the same key is running (one batch per model in flight:
+  while it runs, the next one fills) and for a free *lane* (at most ``lanes`` LRP calls run at
+  once, so the work stays bounded however many events Gradio lets in), then a few
+  milliseconds more (``gather_s``) unless the group is already full (``max_batch``); the group
+  then closes (later requests open a new one);
 * the leader stacks the images, calls the engine once with one target per image, splits the
   logits, maps and conservation readouts, and hands each request its own;
 * if the batched call fails, every request of the group is run on its own, so one bad request
@@ -69,7 +70,8 @@ class MicroBatcher:
     """Gathers concurrent single-image LRP calls into batched ones.
 
     Args:
-        max_batch: most images in one LRP call (1: every request runs alone, no waiting).
+        max_batch: most images in one LRP call (1: every request runs alone as soon as a
+            lane is free, no gathering, no waiting for the same model's batch).
         gather_s: how long a leader with a free lane waits for others to join.
         lanes: most LRP calls running at once (each on its own thread).
     """
@@ -82,7 +84,9 @@ class MicroBatcher:
         self.gather_s = gather_s
         self._lanes = threading.BoundedSemaphore(lanes)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._groups: dict[tuple, _Group] = {}
+        self._running: set[tuple] = set()  # keys with a batch in flight
         self.batch_sizes: Counter[int] = Counter()
         """How many LRP calls of each batch size were made so far (tests and logs read it)."""
 
@@ -107,17 +111,35 @@ class MicroBatcher:
             if len(group.requests) >= self.max_batch:
                 self._close(key, group)
         if leader:
-            with self._lanes:  # others keep joining while the lanes are busy
-                if self.max_batch > 1:
-                    group.full.wait(self.gather_s)
-                with self._lock:
-                    self._close(key, group)
-                self._run(entry, config, group.requests)
+            self._lead(key, group, entry, config)
         request.done.wait()
         if request.error is not None:
             raise request.error
         assert request.result is not None
         return request.result
+
+    def _lead(self, key: tuple, group: _Group, entry: ModelEntry,
+              config: isnet.LRPConfig) -> None:
+        """Wait until no batch of the same key runs and a lane is free (the group keeps
+        filling meanwhile), gather a few milliseconds more unless full, close, run."""
+        batching = self.max_batch > 1
+        if batching:
+            with self._changed:
+                while key in self._running:
+                    self._changed.wait()
+                self._running.add(key)
+        try:
+            with self._lanes:
+                if batching:
+                    group.full.wait(self.gather_s)
+                with self._lock:
+                    self._close(key, group)
+                self._run(entry, config, group.requests)
+        finally:
+            if batching:
+                with self._changed:
+                    self._running.discard(key)
+                    self._changed.notify_all()
 
     def _close(self, key: tuple, group: _Group) -> None:
         """No more requests join ``group`` (call with the lock held)."""

@@ -130,3 +130,12 @@ def test_explain_goes_through_the_contexts_batcher(tmp_path):
     torch.testing.assert_close(answer.heatmap, alone.heatmap, atol=1e-6, rtol=0)
     torch.testing.assert_close(answer.probabilities, alone.probabilities, atol=1e-6, rtol=0)
     assert answer.explained == alone.explained
+
+
+def test_a_full_group_closes_and_the_next_requests_open_another(entry, images):
+    batcher = MicroBatcher(max_batch=2, gather_s=30.0)  # each group closes when full
+    answers = ask_together(batcher, entry, images, [1, 1, 1, 1])
+    assert batcher.batch_sizes == {2: 2}
+    for index in range(4):
+        assert_same(answers[index], model_maps(entry, images[index:index + 1], 1,
+                                               lrp_config(entry)))
