@@ -1,38 +1,47 @@
-"""Load benchmark of the served explorer:
-``python -m benchmarks.load [--clients 1 4 8] [--calls 20] [--no-download] [--unique]
-[--verify-tls]``.
+"""Load benchmark of the served explorer, cached samples and new images side by side:
+``python -m benchmarks.load [--clients 1 4 8] [--calls 20] [--no-batching] [--no-download]
+[--verify-tls] [--out FILE]``.
 
-Starts ``python app.py`` (bundled models) on a free port of 127.0.0.1 in a subprocess, waits for
-it, warms it with one Explain, then for each client count N runs N threads, each with its own
-``gradio_client.Client`` (its own session), each calling ``/explain`` ``--calls`` times on the
-bundled sample images in turn (client i starts at sample i). Every answer's images are downloaded
-as a browser would fetch them (unless ``--no-download``). Printed per N: calls, errors, median
-and 95th-percentile latency, throughput (answered calls per second of wall time), and the
-machine's load average beside them (other processes on a shared machine inflate every number).
+Starts ``python app.py`` (bundled models) on free ports of 127.0.0.1 in subprocesses: one with
+the Explain micro-batcher (:mod:`explorer.batching`, ``--explain-batch 8``) and one without it
+(``--explain-batch 1``, the baseline of the same run; ``--no-batching`` starts only this one).
+Each is warmed with one Explain. Then, for each client count N, on each server in turn, two
+cases run back to back:
+
+* **cached samples** — each call sends one of the bundled sample images (client i starts at
+  sample i). ``app.py`` computes both default models' heatmaps of the samples before it serves
+  (:func:`explorer.app.warm_up`), so these calls only draw, as a visitor clicking the samples
+  gets;
+* **new images** — every call sends an image the server has never seen (a sample with one pixel
+  changed, never reused in the run), so nothing comes from a cache: the LRP work of a visitor's
+  own upload.
+
+N threads each hold their own ``gradio_client.Client`` (their own session) and call
+``/explain`` ``--calls`` times; every answer's images are downloaded as a browser would fetch
+them (unless ``--no-download``). Per case: calls, errors, median and 95th-percentile latency,
+throughput (answered calls per second of wall time), CPU seconds per call of the server and of
+the clients, the load average, and for the batched server the throughput ratio against the
+unbatched one at the same N and case.
 
 The clients talk plain ``http://`` with ``ssl_verify=False`` (``--verify-tls`` keeps
 ``gradio_client``'s default): ``gradio_client`` opens a new ``httpx`` client for every upload,
 call and download, and with verification on each one builds a TLS context from the system's CA
-bundle, even for ``http://`` where no TLS is spoken — about 57 ms of CPU each, 0.5 s per
-explain with its nine requests, taken from the same two cores the server needs. ``--unique``
-sends a different image on every call (one pixel changed), so no answer comes from the
-explorer's caches.
+bundle, even for ``http://`` where no TLS is spoken — about 57 ms of CPU each, taken from the
+cores the server needs.
 
-Besides latency and throughput it prints the CPU seconds per call of the server process (when
-the benchmark started it) and of the clients, which depend much less on what else runs on the
-machine than wall-clock numbers do.
+The run record (:mod:`benchmarks.record`: command, machine, versions, load average before and
+after) goes to ``results/load/<date>-<machine>.json``. On a shared machine other processes
+inflate every wall-clock number; the load average beside each row says how busy it was.
 
-``app.py`` computes both default models' heatmaps of the bundled samples before it serves
-(:func:`explorer.app.warm_up`), so without ``--unique`` every call draws from cached maps, as a
-visitor clicking the samples gets.
-
-Goals from issue 12, on a 2-core machine with nothing else running: 0 errors in 8 × 20 calls,
-p95 ≤ 1.5 s with 8 clients, ≥ 8 explains/s. The benchmark reports; it asserts nothing.
+Goals: issue 12 (cached samples, 8 clients): 0 errors, p95 ≤ 1.5 s, ≥ 8 explains/s; issue 35
+(new images, 8 clients): ≥ 4 explains/s, p95 ≤ 2.5 s. The benchmark reports; it asserts
+nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import statistics
@@ -44,7 +53,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchmarks.record import finish_record, load_average, start_record
+
 ROOT = Path(__file__).resolve().parent.parent
+SERVERS = {"batched": ["--explain-batch", "8"], "unbatched": ["--explain-batch", "1"]}
+"""Server name → ``app.py`` flags: with the Explain micro-batcher, and the baseline without."""
+CASES = ("cached samples", "new images")
 
 
 def free_port() -> int:
@@ -54,17 +68,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages, as ``uptime`` shows them."""
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def start_app(port: int, temp_dir: str, timeout_s: float = 180.0) -> subprocess.Popen:
-    """``python app.py`` on ``port``, once it answers HTTP (raises if it exits or times out)."""
+def start_app(port: int, temp_dir: str, flags: list[str] | None = None,
+              timeout_s: float = 300.0) -> subprocess.Popen:
+    """``python app.py [flags]`` on ``port``, once it answers HTTP (raises if it exits or times
+    out)."""
     env = {**os.environ, "GRADIO_TEMP_DIR": temp_dir, "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port",
-                                str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                                str(port), *(flags or [])], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -86,7 +97,7 @@ def cpu_seconds(pid: int) -> float:
 
 def sample_editors(unique: int = 0, folder: str | None = None) -> list[dict]:
     """Editor values (image file, no mask) for every bundled sample image; with ``unique`` >
-    0, that many distinct images instead (the samples in turn, each with one pixel changed,
+    0, that many distinct images instead (the samples in turn, each with a corner changed,
     written to ``folder``)."""
     import numpy as np
     from gradio_client import handle_file
@@ -98,7 +109,8 @@ def sample_editors(unique: int = 0, folder: str | None = None) -> list[dict]:
         paths = []
         for index in range(unique):
             pixels = np.array(Image.open(images[index % len(images)]).convert("RGB"))
-            pixels[0, 0] = (index % 256, index // 256 % 256, 255 - index % 256)
+            # a 2 × 2 corner: a 128 px sample shrunk to 64 px keeps the change in one pixel
+            pixels[:2, :2] = (index % 256, index // 256 % 256, 255 - index % 256)
             path = Path(folder or tempfile.mkdtemp()) / f"unique-{index}.png"
             Image.fromarray(pixels).save(path)
             paths.append(str(path))
@@ -162,59 +174,107 @@ def run_clients(url: str, clients: int, calls: int, editors: list[dict],
             "p95_s": p95, "per_s": len(latencies) / wall, "wall_s": wall,
             "server_cpu_s": server_cpu / (clients * calls),
             "client_cpu_s": client_cpu / (clients * calls),
-            "load": load_average(), "first_error": errors[0] if errors else ""}
+            "load_average": load_average(), "first_error": errors[0] if errors else ""}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print one table row per client count."""
+def run_case(url: str, case: str, clients: int, args: argparse.Namespace, editors: dict,
+             server_pid: int, first: int) -> dict:
+    """One row: ``clients`` × ``args.calls`` explains of ``case`` against one server."""
+    row = run_clients(url, clients, args.calls, editors[case], not args.no_download, server_pid,
+                      args.verify_tls, first if case == "new images" else 0)
+    return {"case": case, **row}
+
+
+def print_row(row: dict) -> None:
+    """One Markdown table row (and the first error, if any)."""
+    ratio = row.get("per_s_vs_unbatched")
+    print(f"| {row['server']} | {row['case']} | {row['clients']} | {row['calls']} | "
+          f"{row['errors']} | {row['median_s']:.3f} | {row['p95_s']:.3f} | {row['per_s']:.2f} | "
+          f"{'' if ratio is None else f'{ratio:.2f}×'} | {row['server_cpu_s']:.3f} | "
+          f"{row['client_cpu_s']:.3f} | {row['load_average']} |", flush=True)
+    if row["first_error"]:
+        print(f"  first error: {row['first_error']}")
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """Each batched row's throughput against the unbatched row of the same case and N."""
+    baseline = {(r["case"], r["clients"]): r["per_s"] for r in rows if r["server"] == "unbatched"}
+    for row in rows:
+        base = baseline.get((row["case"], row["clients"]))
+        if row["server"] == "batched" and base:
+            row["per_s_vs_unbatched"] = round(row["per_s"] / base, 3)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command-line flags."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--calls", type=int, default=20, help="explains per client")
+    parser.add_argument("--calls", type=int, default=20, help="explains per client and case")
+    parser.add_argument("--no-batching", action="store_true",
+                        help="start only the server without the micro-batcher (the baseline)")
     parser.add_argument("--no-download", action="store_true",
                         help="do not fetch the answers' images (measures the server alone)")
-    parser.add_argument("--url", help="benchmark a running explorer instead of starting one")
-    parser.add_argument("--unique", action="store_true",
-                        help="a different image on every call (nothing comes from a cache)")
     parser.add_argument("--verify-tls", action="store_true",
                         help="gradio_client's default ssl_verify=True: a TLS context with the CA "
                              "bundle per request, even over http://")
-    args = parser.parse_args(argv)
-    process = None
+    parser.add_argument("--out", type=Path, help="the run record's path (default "
+                        "results/load/<date>-<machine>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print one table row per server, case and client count, and write
+    the run record."""
+    args = parse_args(argv)
+    import gradio
+    import gradio_client
+
+    record = start_record("load", threads=1)
+    record["machine"].update(gradio=gradio.__version__, gradio_client=gradio_client.__version__)
+    names = ["unbatched"] if args.no_batching else list(SERVERS)
+    record["settings"] = {"clients": args.clients, "calls_per_client": args.calls,
+                          "download": not args.no_download, "ssl_verify": args.verify_tls,
+                          "servers": {name: ["app.py", *SERVERS[name]] for name in names}}
     temp_dir = tempfile.mkdtemp(prefix="load-benchmark-")
+    servers: dict[str, subprocess.Popen] = {}
+    rows: list[dict] = []
     try:
-        url = args.url
-        if url is None:
+        urls = {}
+        for name in names:
             port = free_port()
-            process = start_app(port, temp_dir)
-            url = f"http://127.0.0.1:{port}/"
-        total = 2 + sum(args.clients) * args.calls
-        editors = sample_editors(total if args.unique else 0, temp_dir)
-        download, pid = not args.no_download, process.pid if process else None
-        run_clients(url, 1, 2, editors, download, verify_tls=args.verify_tls)  # warm-up
-        print(f"explorer at {url}; load average before: {load_average()}; "
-              f"{'unique images' if args.unique else 'the 10 samples in turn'}; "
-              f"ssl_verify={args.verify_tls}")
-        print("| clients | calls | errors | median s | p95 s | explains/s | server CPU s/call "
-              "| client CPU s/call | load average |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        first = 2
+            servers[name] = start_app(port, temp_dir, SERVERS[name])
+            urls[name] = f"http://127.0.0.1:{port}/"
+        editors = {"cached samples": sample_editors(),
+                   "new images": sample_editors(sum(args.clients) * args.calls, temp_dir)}
+        for name in names:
+            run_clients(urls[name], 1, 2, editors["cached samples"], False)  # warm-up
+        print(f"servers {urls}; load average before: {record['load_average_before']}")
+        print("| server | case | clients | calls | errors | median s | p95 s | explains/s "
+              "| vs unbatched | server CPU s/call | client CPU s/call | load average |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        first = 0
         for clients in args.clients:
-            row = run_clients(url, clients, args.calls, editors, download, pid, args.verify_tls,
-                              first)
+            for name in reversed(names):  # the baseline first, then the batched server
+                for case in CASES:
+                    row = {"server": name, **run_case(urls[name], case, clients, args, editors,
+                                                      servers[name].pid, first)}
+                    rows.append(row)
+                    add_ratios(rows)
+                    print_row(row)
             first += clients * args.calls
-            print(f"| {row['clients']} | {row['calls']} | {row['errors']} | "
-                  f"{row['median_s']:.3f} | {row['p95_s']:.3f} | {row['per_s']:.2f} | "
-                  f"{row['server_cpu_s']:.3f} | {row['client_cpu_s']:.3f} | "
-                  f"{row['load']} |", flush=True)
-            if row["first_error"]:
-                print(f"  first error: {row['first_error']}")
     finally:
-        if process is not None:
+        for process in servers.values():
             process.terminate()
             try:
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+    record["rows"] = [{key: None if isinstance(value, float) and math.isnan(value) else value
+                       for key, value in row.items()} for row in rows]  # strict JSON: no NaN
+    record["goals"] = {"cached samples, 8 clients (issue 12)": "0 errors, p95 <= 1.5 s, "
+                       ">= 8 explains/s", "new images, 8 clients (issue 35)":
+                       ">= 4 explains/s, p95 <= 2.5 s"}
+    finish_record(record, out=args.out)
     return 0
 
 
