@@ -21,6 +21,9 @@ Measured per (model, size, batch):
 ``--layout channels_last`` puts every model and input of the run in that memory layout (both
 sides of each ratio; see :mod:`isnet.models.layout`).
 
+``--compile [MODE]`` measures eager and compiled side by side instead, with compile seconds, and
+writes ``results/lrp_speed/<date>-<machine>.json`` (:mod:`benchmarks.lrp_compiled`).
+
 Goals on a 2-core CPU (from the engine issue): heatmap ≤ 1.5× forward+backward; one-map ISNet
 step ≤ 2.5× plain step for any K; heatmap ≤ 0.7× zennit; training memory ≤ 1.6× plain.
 """
@@ -29,13 +32,17 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import re
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
+from isnet.compilation import COMPILE_MODES
 from isnet.loss import isnet_loss
 from isnet.models import create_model, family_of
 from isnet.models.layout import LAYOUTS
@@ -256,6 +263,34 @@ def _measure(name: str, size: int, batch: int, repeats: int, memory: bool,
                    + (" (goal <= 1.6)" if variant != "all" else " (K=10 maps)"))
 
 
+def compiled_run(args: argparse.Namespace) -> None:
+    """``--compile``: eager and compiled rows (:mod:`benchmarks.lrp_compiled`), one record."""
+    from benchmarks import lrp_compiled
+    from benchmarks.record import finish_record, start_record
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
+    record = start_record("lrp_speed", threads=torch.get_num_threads())
+    record["settings"] = {"compile_mode": args.compile, "repeats": args.repeats,
+                          "inductor_cache": "cold (a fresh temporary directory)",
+                          "explain": "selective (ISNet steps), predicted (heatmaps)",
+                          "input_rule": "z^B", "dtype": "float32", "layout": "contiguous"}
+    record["rows"] = []
+    for name in args.models:
+        for size in args.sizes:
+            for batch in args.batches:
+                if args.message_piece:
+                    piece = lrp_compiled.message_piece(name, size, batch, args.repeats,
+                                                       args.compile)
+                    print(piece, flush=True)
+                    record.setdefault("pieces", []).append(piece)
+                    finish_record(record, args.out)
+                    continue
+                row = lrp_compiled.measure(name, size, batch, args.repeats, args.compile)
+                print(lrp_compiled.report(row), flush=True)
+                record["rows"].append(row)
+                finish_record(record, args.out)  # rewritten after each row: partial runs count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -271,9 +306,21 @@ def main() -> None:
                         help="intra-op threads (default: torch's choice)")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="contiguous",
                         help="memory layout of every model and input")
+    parser.add_argument("--compile", nargs="?", const="default", default=None,
+                        choices=list(COMPILE_MODES),
+                        help="measure eager and compiled side by side (torch.compile mode; "
+                             "default: Inductor's default) and write the JSON record")
+    parser.add_argument("--message-piece", action="store_true",
+                        help="with --compile: instead, an ISNet step with only the ε message "
+                             "compiled, against eager (the smallest piece)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="with --compile: the record (default results/lrp_speed/...)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compile:
+        compiled_run(args)
+        return
     for line in run(args.models, args.sizes, args.batches, args.repeats, not args.no_memory,
                     args.classes, args.variants, args.layout):
         print(line, flush=True)
