@@ -48,24 +48,27 @@ def _batch(size: int, batch: int, classes: int) -> tuple[torch.Tensor, ...]:
 
 
 def training_step(name: str, isnet: bool, compiled: str | None, size: int, batch: int,
-                  classes: int = 10) -> tuple[Callable[[], None], Any]:
-    """One SGD step (forward, loss, backward, clip, update) of a fresh model, and the compiled
-    part (an :class:`EagerFallback`, or None when eager)."""
+                  classes: int = 10, device: str = "cpu",
+                  bf16: bool = False) -> tuple[Callable[[], None], Any]:
+    """One SGD step (forward, loss, backward, clip, update) of a fresh model on ``device``
+    (``bf16``: forward and loss under bf16 autocast), and the compiled part (an
+    :class:`EagerFallback`, or None when eager)."""
     torch.manual_seed(0)
-    model = create_model(name, num_classes=classes).train()
+    model = create_model(name, num_classes=classes).train().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x, masks, labels = _batch(size, batch, classes)
+    x, masks, labels = (t.to(device) for t in _batch(size, batch, classes))
     net = ISNet(model, explain="selective", compile=compiled or False) if isnet else None
     forward = model if compiled is None or isnet else EagerFallback(model, "plain", compiled)
     part = net.compiled_walk if net is not None else (forward if compiled else None)
 
     def step() -> None:
         optimizer.zero_grad()
-        if net is None:
-            loss = torch.nn.functional.cross_entropy(forward(x), labels)
-        else:
-            logits, heatmaps = net(x)
-            loss = isnet_loss(logits, labels, heatmaps, masks).total
+        with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
+            if net is None:
+                loss = torch.nn.functional.cross_entropy(forward(x), labels)
+            else:
+                logits, heatmaps = net(x)
+                loss = isnet_loss(logits.float(), labels, heatmaps.float(), masks).total
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -73,22 +76,25 @@ def training_step(name: str, isnet: bool, compiled: str | None, size: int, batch
     return step, part
 
 
-def explaining(name: str, compiled: str | None, size: int, batch: int,
-               classes: int = 10) -> tuple[Callable[[], None], Callable[[], None], Any]:
+def explaining(name: str, compiled: str | None, size: int, batch: int, classes: int = 10,
+               device: str = "cpu", bf16: bool = False
+               ) -> tuple[Callable[[], None], Callable[[], None], Any]:
     """An eager forward + backward of the top logit, a heatmap of it (compiled or not), and the
     compiled part."""
     torch.manual_seed(0)
-    model = create_model(name, num_classes=classes).eval()
-    x = _batch(size, batch, classes)[0]
+    model = create_model(name, num_classes=classes).eval().to(device)
+    x = _batch(size, batch, classes)[0].to(device)
     net = ISNet(model, explain="predicted", compile=compiled or False)
+    autocast = torch.device(device).type
 
     def forward_backward() -> None:
         inputs = x.clone().requires_grad_(True)
-        logits = model(inputs)
+        with torch.autocast(autocast, torch.bfloat16, enabled=bf16):
+            logits = model(inputs)
         logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
 
     def heatmap() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(autocast, torch.bfloat16, enabled=bf16):
             net(x)
 
     return forward_backward, heatmap, net.compiled_walk
@@ -101,34 +107,43 @@ def _rounds(functions: dict[str, Callable[[], None]], repeats: int) -> dict[str,
         for key, function in functions.items():
             start = time.perf_counter()
             function()
+            _synchronize()
             times[key].append(time.perf_counter() - start)
     return times
+
+
+def _synchronize() -> None:
+    """Wait for queued GPU work, so that a wall time covers it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def _ratio(times: dict[str, list[float]], top: str, bottom: str) -> float:
     return statistics.median(a / b for a, b in zip(times[top], times[bottom], strict=True))
 
 
-def measure(name: str, size: int, batch: int, repeats: int, mode: str = "default"
-            ) -> dict[str, Any]:
+def measure(name: str, size: int, batch: int, repeats: int, mode: str = "default",
+            device: str = "cpu", bf16: bool = False) -> dict[str, Any]:
     """One row of the record: medians, ratios against the goals and compile seconds."""
     functions: dict[str, Callable[[], None]] = {}
     parts: dict[str, Any] = {}
-    functions["eager_plain_step"], _ = training_step(name, False, None, size, batch)
-    functions["eager_isnet_step"], _ = training_step(name, True, None, size, batch)
+    on = {"device": device, "bf16": bf16}
+    functions["eager_plain_step"], _ = training_step(name, False, None, size, batch, **on)
+    functions["eager_isnet_step"], _ = training_step(name, True, None, size, batch, **on)
     functions["compiled_plain_step"], parts["compiled_plain_step"] = training_step(
-        name, False, mode, size, batch)
+        name, False, mode, size, batch, **on)
     functions["compiled_isnet_step"], parts["compiled_isnet_step"] = training_step(
-        name, True, mode, size, batch)
-    forward_backward, eager_heatmap, _ = explaining(name, None, size, batch)
+        name, True, mode, size, batch, **on)
+    forward_backward, eager_heatmap, _ = explaining(name, None, size, batch, **on)
     functions["eager_forward_backward"] = forward_backward
     functions["eager_heatmap"] = eager_heatmap
     functions["compiled_heatmap"], parts["compiled_heatmap"] = explaining(
-        name, mode, size, batch)[1:]
+        name, mode, size, batch, **on)[1:]
     first_call: dict[str, float] = {}
     for key, function in functions.items():  # warm-ups; compiled ones compile here
         start = time.perf_counter()
         function()
+        _synchronize()
         first_call[key] = time.perf_counter() - start
         print(f"  {key}: first call {first_call[key]:.1f} s", flush=True)
     times = _rounds(functions, repeats)
@@ -147,6 +162,7 @@ def measure(name: str, size: int, batch: int, repeats: int, mode: str = "default
     failed = {key: repr(part.failed) for key, part in parts.items()
               if part is not None and part.failed is not None}
     return {"model": name, "size": size, "batch": batch, "mode": mode, "repeats": repeats,
+            "device": device, "dtype": "bf16 autocast" if bf16 else "float32",
             "median_s": {key: round(statistics.median(v), 4) for key, v in times.items()},
             "first_call_s": {key: round(v, 2) for key, v in first_call.items()},
             "compile_s_estimate": {key: round(first_call[key] - statistics.median(times[key]), 2)

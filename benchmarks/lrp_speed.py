@@ -269,11 +269,12 @@ def compiled_run(args: argparse.Namespace) -> None:
     from benchmarks.record import finish_record, start_record
 
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
-    record = start_record("lrp_speed", threads=torch.get_num_threads())
+    record = start_record("lrp_speed", threads=torch.get_num_threads(), device=args.device)
     record["settings"] = {"compile_mode": args.compile, "repeats": args.repeats,
                           "inductor_cache": "cold (a fresh temporary directory)",
                           "explain": "selective (ISNet steps), predicted (heatmaps)",
-                          "input_rule": "z^B", "dtype": "float32", "layout": "contiguous"}
+                          "input_rule": "z^B", "layout": "contiguous", "device": args.device,
+                          "dtype": "bf16 autocast" if args.bf16 else "float32"}
     record["rows"] = []
     for name in args.models:
         for size in args.sizes:
@@ -285,7 +286,8 @@ def compiled_run(args: argparse.Namespace) -> None:
                     record.setdefault("pieces", []).append(piece)
                     finish_record(record, args.out)
                     continue
-                row = lrp_compiled.measure(name, size, batch, args.repeats, args.compile)
+                row = lrp_compiled.measure(name, size, batch, args.repeats, args.compile,
+                                           args.device, args.bf16)
                 print(lrp_compiled.report(row), flush=True)
                 record["rows"].append(row)
                 finish_record(record, args.out)  # rewritten after each row: partial runs count
@@ -313,6 +315,10 @@ def main() -> None:
     parser.add_argument("--message-piece", action="store_true",
                         help="with --compile: instead, an ISNet step with only the ε message "
                              "compiled, against eager (the smallest piece)")
+    parser.add_argument("--device", default="cpu",
+                        help="with --compile: where to run (cpu, cuda, cuda:N)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="with --compile: forward and loss under bf16 autocast")
     parser.add_argument("--out", type=Path, default=None,
                         help="with --compile: the record (default results/lrp_speed/...)")
     args = parser.parse_args()
