@@ -9,7 +9,8 @@ mark) and the ISNet, and reports per model: seconds for the audit, images per se
 the top-ranked half that carries a mark, and per class the number of strategies the eigengap
 found and the adjusted Rand index (ARI) of the clusters against "has a mark" (1 = the clusters are
 exactly marked / unmarked; 0 = no relation). Prints a Markdown table and writes the run record
-(:mod:`benchmarks.record`) to ``results/audit/<date>-<machine>.json`` (``--out`` to choose).
+(:mod:`benchmarks.record`) to ``results/audit/<date>-<machine>.json`` (with ``--app``:
+``results/audit_app/``; ``--out`` to choose).
 
 ``--app`` times the explorer's own audit instead (``explorer.handlers.audit.run_audit``: both
 bundled models on the bundled "mixed" split of 2 × ``--images`` images, with loading the set,
@@ -66,12 +67,13 @@ def main() -> int:
     parser.add_argument("--app", action="store_true",
                         help="time the explorer's audit of both models (see above)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="the run record (default results/audit/<date>-<machine>.json)")
+                        help="the run record (default results/audit/<date>-<machine>.json; "
+                        "with --app results/audit_app/)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     workers = args.workers or default_workers()
     print(f"torch threads {args.threads}, workers {workers}")
-    record = start_record("audit", threads=args.threads)
+    record = start_record("audit_app" if args.app else "audit", threads=args.threads)
     record["settings"] = {**{k: v for k, v in vars(args).items() if k != "out"},
                           "workers": workers}
     if args.app:

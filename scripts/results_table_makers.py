@@ -155,6 +155,21 @@ def audit_speed(root: Path) -> Table:
                   f"cores, {record['date']}; load average (1 min) {load(record)}."], [source])
 
 
+def audit_app(root: Path) -> Table:
+    """The explorer's own audit of both models, as the Audit tab runs it (``--app``)."""
+    source = latest(root, "audit_app")
+    record = read(root, source)
+    app = record["app"]
+    first = app["first_model_shown_s"]
+    rows = [[app["models"], app["images"], f"{app['seconds']:.1f}",
+             "–" if first is None else f"{first:.1f}", app["status"]]]
+    header = ["models", "images each", "whole audit, s", "first model's results shown, s",
+              "status"]
+    return Table([*markdown(header, rows, right=(0, 1, 2, 3)), "",
+                  f"{record['machine']['cpu_count']} cores, {record['date']}; load average "
+                  f"(1 min) {load(record)}."], [source])
+
+
 def bias_speed(root: Path) -> Table:
     """Seconds to load and bias Fashion-MNIST images, per bias kind, against the 30 s budget."""
     source = latest(root, "bias_speed")
@@ -220,6 +235,7 @@ TABLES: dict[str, Callable[[Path], Table]] = {
     "data-loader": data_loader,
     "data-training-step": data_training_step,
     "audit-speed": audit_speed,
+    "audit-app": audit_app,
     "bias-speed": bias_speed,
     "finetune": finetune,
     "explorer-latency": explorer_latency,
