@@ -19,8 +19,10 @@ that with ``fullgraph=True``. Compile time and what it buys are measured in
 ``docs/performance.md`` ("Compiled LRP").
 
 A compile that fails (no C compiler, an operator Inductor cannot lower, any exception at
-compile time or in a compiled call) logs **one** warning on the ``isnet.compilation`` logger and
-the function runs eagerly from then on: the result is the same, only slower.
+compile time or in a compiled call that the eager function does not raise too) logs **one**
+warning on the ``isnet.compilation`` logger and the function runs eagerly from then on: the
+result is the same, only slower. (Inductor may compile a backward only when it first runs; an
+error there surfaces from ``loss.backward()``, outside this fallback.)
 """
 
 from __future__ import annotations
@@ -109,8 +111,9 @@ class EagerFallback:
         try:
             result = self.compiled(*args, **kwargs)
         except Exception as error:  # noqa: BLE001
-            self._give_up(error)
-            return self.eager(*args, **kwargs)
+            result = self.eager(*args, **kwargs)  # bad input raises its own error here, and
+            self._give_up(error)  # the compiled function stays; else eager from now on
+            return result
         if self.first_call_seconds is None:
             self.first_call_seconds = time.perf_counter() - start
         return result
