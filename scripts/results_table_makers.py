@@ -71,20 +71,32 @@ def share(value: float | None) -> str:
 
 # --- the tables ------------------------------------------------------------------------------
 
-def arena_h200(root: Path) -> Table:
-    """The comparison arena on the H200, full budget (accuracy %, background shares, speed)."""
-    source = "results/arena-h200-full/arena.json"
+def arena(root: Path, folder: str, speed: str) -> Table:
+    """A comparison arena's table (accuracy %, background shares, seconds per epoch) from
+    ``results/<folder>/arena.json``; ``speed`` heads the seconds-per-epoch column."""
+    source = f"results/{folder}/arena.json"
     rows = []
     for m in read(root, source)["methods"]:
         s = m["splits"]
+        rule = f" ({m['lrp_input_rule']} input)" if m.get("lrp_input_rule") else ""
         rows.append([m["title"], m["model"], *(percent(s[k]["accuracy"]) for k in
                                                ("biased", "unbiased", "confounding")),
-                     f"{share(s['biased'].get('background_share_lrp'))} / "
+                     f"{share(s['biased'].get('background_share_lrp'))}{rule} / "
                      f"{share(s['biased'].get('background_share_native'))}",
                      f"{m['train_seconds_per_epoch']:.1f}", m["epochs_done"]])
     header = ["method", "network", "biased", "unbiased", "confounding",
-              "BG share (LRP / native)", "train s/epoch (shared GPU)", "epochs"]
+              "BG share (LRP / native)", speed, "epochs"]
     return Table(markdown(header, rows, right=(2, 3, 4, 6, 7)), [source])
+
+
+def arena_h200(root: Path) -> Table:
+    """The comparison arena on the H200, full budget (nine methods sharing the GPU)."""
+    return arena(root, "arena-h200-full", "train s/epoch (shared GPU)")
+
+
+def arena_cpu(root: Path) -> Table:
+    """The comparison arena on this CPU, full budget (four methods, one core each)."""
+    return arena(root, "arena-cpu", "train s/epoch (one core)")
 
 
 def own_data_training(root: Path) -> Table:
@@ -230,6 +242,7 @@ def serving_memory(root: Path) -> Table:
 
 TABLES: dict[str, Callable[[Path], Table]] = {
     "arena-h200": arena_h200,
+    "arena-cpu": arena_cpu,
     "own-data-training": own_data_training,
     "own-data-audit": own_data_audit,
     "data-loader": data_loader,
