@@ -9,6 +9,11 @@ confounding against background share) and, per method, ``<method>.json`` and
 ``splits`` → ``biased`` / ``unbiased`` / ``confounding`` → ``accuracy``,
 ``background_share_lrp``, ``background_share_native``.
 
+With ``--seeds`` (issue 33), ``arena.json`` also holds ``rows``: one per method and training
+split over its seeds, each with ``seeds``, ``files`` (the runs' file stems, whose checkpoints are
+``<stem>.safetensors``) and ``columns`` (mean, lowest, highest per column, robustness drops
+included); the tab shows the means and the number of seeds (the ranges are in ``arena.md``).
+
 Clicking a row loads ``<method>.safetensors`` (when it exists) as a model of the session, so it
 can be explained beside any other. Results folders do not travel with the repository's
 checkpoints (they are large and the command remakes them), so the small ones are bundled in
@@ -43,12 +48,20 @@ DEFAULT_FOLDER = RESULTS_ROOT / "arena-h200-full"
 BUNDLED_FOLDER = Path(__file__).resolve().parents[2] / "assets" / "arena"
 """Bundled arena checkpoints, one sub-folder per results folder (by its name)."""
 SPLITS = ("biased", "unbiased", "confounding")
+UNSEEN_KINDS = ("shape", "decoy", "text", "tint", "texture")
+"""The unseen kinds of the robustness columns (:data:`isnet.data.bias.config.BIAS_KINDS`)."""
 HEADERS = ["Method", "Network", "Acc. biased %", "Acc. unbiased %", "Acc. confounding %",
-           "BG share, LRP (input rule)", "BG share, native (map)", "Train s/epoch",
-           "Inference ms/image", "Parameters", "Status", "Checkpoint"]
-COLUMN_WIDTHS = ["140px", "110px", "72px", "80px", "100px", "110px", "145px", "75px", "85px",
-                 "95px", "95px", "95px"]
-"""Column widths: all fit at 1500 px; narrower screens scroll the table sideways."""
+           "BG share, LRP (input rule)", "BG share, native (map)", "Gap biased − conf. (points)",
+           *(f"{kind} drop (points)" for kind in UNSEEN_KINDS), "Worst unseen drop (points)",
+           "Seeds", "Train s/epoch", "Inference ms/image", "Parameters", "Status", "Checkpoint"]
+DATATYPES = ["str", "str", "number", "number", "number", "str", "str", "number",
+             *(["number"] * len(UNSEEN_KINDS)), "number", "str", "number", "number", "number",
+             "str", "str"]
+"""Each column's type, so that sorting by a number column sorts numerically."""
+COLUMN_WIDTHS = ["140px", "110px", "72px", "80px", "100px", "110px", "145px", "90px",
+                 *(["72px"] * len(UNSEEN_KINDS)), "90px", "70px", "75px", "85px", "95px", "95px",
+                 "95px"]
+"""Column widths: narrower screens scroll the table sideways."""
 MAX_RESULTS_BYTES = 4 << 20
 _METHOD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -101,9 +114,8 @@ def folder_label(folder: Path) -> str:
         return f"{folder.name} (unreadable)"
     if not records:
         return f"{folder.name} (no results yet)"
-    devices = list(dict.fromkeys(str(r.get("device_name") or summary.get("device") or "?")
-                                 for r in records))
-    count = len(records)
+    devices = device_names(records, summary)
+    count = len({(r.get("method"), r.get("train_split", "biased")) for r in records})
     label = f"{folder.name}: {count} method{'s' if count != 1 else ''}, {', '.join(devices)}"
     size = (summary.get("data") or {}).get("size") if isinstance(summary.get("data"), dict) \
         else None
@@ -115,6 +127,20 @@ def folder_label(folder: Path) -> str:
         label += f", {epochs[0]}–{epochs[-1]} epochs" if len(epochs) > 1 else \
             f", {epochs[0]} epoch{'s' if epochs[0] != 1 else ''}"
     return label
+
+
+def device_names(records: list[dict], summary: dict) -> list[str]:
+    """The devices that made a folder's runs, each named once: ``cpu``, ``CPU`` and a joined
+    ``"cpu, CPU"`` summary all read ``CPU``; a card's name is kept as it is."""
+    names: list[str] = []
+    for record in records:
+        text = str(record.get("device_name") or record.get("device") or summary.get("device")
+                   or "?")
+        for part in text.split(","):
+            name = "CPU" if part.strip().lower() == "cpu" else part.strip()
+            if name and name not in names:
+                names.append(name)
+    return names
 
 
 def chosen_folder(ctx: AppContext, value: str | None) -> Path:
@@ -175,21 +201,82 @@ def _records(folder: Path) -> tuple[list[dict], dict]:
     return records, {}
 
 
+def _drop(record: dict, kind: str) -> float | None:
+    return _rounded(((record.get("robustness") or {}).get(kind) or {}).get("drop_points"), 1)
+
+
 def row(record: dict, checkpoint: bool) -> list[Any]:
-    """One table row (:data:`HEADERS` order) of a method's record."""
+    """One table row (:data:`HEADERS` order) of one run's record (a folder without ``rows``)."""
     splits = record.get("splits") or {}
 
     def value(split: str, key: str) -> Any:
         return (splits.get(split) or {}).get(key)
 
-    return [record.get("title") or record.get("method"), record.get("model"),
-            *(_percent(value(split, "accuracy")) for split in SPLITS),
+    accuracies = [_percent(value(split, "accuracy")) for split in SPLITS]
+    gap = None if None in (accuracies[0], accuracies[2]) else \
+        round(accuracies[0] - accuracies[2], 1)
+    drops = [_drop(record, kind) for kind in UNSEEN_KINDS]
+    return [record.get("title") or record.get("method"), record.get("model"), *accuracies,
             _share(value("biased", "background_share_lrp"),
                    record.get("lrp_input_rule") or "z^B"),
-            _share(value("biased", "background_share_native"), record.get("native_map")),
+            _share(value("biased", "background_share_native"), record.get("native_map")), gap,
+            *drops, None if None in drops else max(drops), "1",
             _rounded(record.get("train_seconds_per_epoch"), 1),
-            _rounded(record.get("inference_ms_per_image"), 2), record.get("parameters"),
-            record.get("status"), "load" if checkpoint else "—"]
+            _rounded(record.get("inference_ms_per_image"), 2),
+            _count(record.get("parameters")), record.get("status"),
+            "load" if checkpoint else "—"]
+
+
+def _count(value: Any) -> int | None:
+    """A parameter count as a number (the tab shows it with thousands separators, and sorts
+    it as a number)."""
+    return None if value is None else int(value)
+
+
+def _mean(columns: dict, name: str, digits: int = 1) -> float | None:
+    value = columns.get(name)
+    return None if not value else round(float(value["mean"]), digits)
+
+
+def table_row(summary_row: dict, checkpoint: bool) -> list[Any]:
+    """One table row (:data:`HEADERS` order) of an ``arena.json`` row over seeds: the means
+    (the ranges are in ``arena.md``) and the number of seeds."""
+    columns = summary_row.get("columns") or {}
+    share = _mean(columns, "background_share_lrp", 3)
+    rule = summary_row.get("lrp_input_rule") or "z^B"
+    seeds = len(summary_row.get("seeds") or [])
+    return [summary_row.get("title") or summary_row.get("method"), summary_row.get("model"),
+            _mean(columns, "acc_biased"), _mean(columns, "acc_unbiased"),
+            _mean(columns, "acc_confounding"),
+            None if share is None else f"{share:.3f} ({rule})",
+            None, _mean(columns, "gap_points"),
+            *(_mean(columns, f"drop_{kind}") for kind in UNSEEN_KINDS),
+            _mean(columns, "worst_drop"), str(seeds) if seeds >= 3 else f"{seeds} (< 3)",
+            _rounded(summary_row.get("train_seconds_per_epoch"), 1),
+            _rounded(summary_row.get("inference_ms_per_image"), 2),
+            _count(summary_row.get("parameters")), summary_row.get("status"),
+            "load" if checkpoint else "—"]
+
+
+def _table(records: list[dict], summary: dict) -> list[tuple[str, list[str], Any]]:
+    """(row key, checkpoint file stems, cells(checkpoint found) → row) per table row: the
+    rows over seeds of ``arena.json`` when it has them, else one row per run's record."""
+    table = []
+    if isinstance(summary.get("rows"), list):
+        for entry in summary["rows"]:
+            method = str(entry.get("method", "")) if isinstance(entry, dict) else ""
+            if not _METHOD_NAME.match(method):
+                continue
+            split = str(entry.get("train_split", "biased"))
+            key = method if split == "biased" else f"{method}-{split}"
+            files = [str(f) for f in entry.get("files") or [method] if _METHOD_NAME.match(str(f))]
+            table.append((key, files, lambda found, e=entry: table_row(e, found)))
+        return table
+    for record in records:
+        method = str(record.get("method", ""))
+        if _METHOD_NAME.match(method):
+            table.append((method, [method], lambda found, r=record: row(r, found)))
+    return table
 
 
 def checkpoint_of(folder: Path, method: str, bundled: Path = BUNDLED_FOLDER) -> Path | None:
@@ -216,15 +303,13 @@ def read_leaderboard(folder: str | Path, bundled: str | Path = BUNDLED_FOLDER) -
                          "benchmarks.arena` (it writes results/arena/).")
         return board
     records, summary = _records(folder)
-    for record in records:
-        method = str(record.get("method", ""))
-        if not _METHOD_NAME.match(method):
-            continue
-        checkpoint = checkpoint_of(folder, method, Path(bundled))
+    for key, files, cells in _table(records, summary):
+        checkpoint = next((found for stem in files
+                           if (found := checkpoint_of(folder, stem, Path(bundled)))), None)
         if checkpoint is not None:
-            board.checkpoints[method] = str(checkpoint)
-        board.methods.append(method)
-        board.rows.append(row(record, checkpoint is not None))
+            board.checkpoints[key] = str(checkpoint)
+        board.methods.append(key)
+        board.rows.append(cells(checkpoint is not None))
     plot = folder / "arena.png"
     board.plot = str(plot) if plot.is_file() else None
     lines = [f"{len(board.methods)} methods"]
@@ -244,8 +329,14 @@ def read_leaderboard(folder: str | Path, bundled: str | Path = BUNDLED_FOLDER) -
                       "data": summary.get("data"), "commands": commands,
                       "uniform_map_background_share":
                           summary.get("uniform_map_background_share")}
-    board.summary = "; ".join(lines) + ". Click a row to load that method's model (it then " \
-                                       "appears in every model list of your session)."
+    loadable = [str(cells[0]) for key, cells in zip(board.methods, board.rows, strict=True)
+                if key in board.checkpoints]
+    board.summary = "; ".join(lines) + ". " + (
+        f"Rows whose model can load (click the row): {', '.join(loadable)}"
+        + ("; the others have no checkpoint here (rerun `python -m benchmarks.arena` "
+           "for them)." if len(loadable) < len(board.rows) else ".")
+        if loadable else "No row's model can load: this folder has no checkpoints (rerun "
+        "`python -m benchmarks.arena` to make them).")
     if not board.methods:
         board.summary = "No method results in this folder yet: run `python -m benchmarks.arena`."
     return board

@@ -5,6 +5,7 @@ leaderboard and a plot; clicking a row loads that method's model into the sessio
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -29,6 +30,29 @@ def _board(folder: Path) -> ha.Leaderboard:
         return ha.Leaderboard(folder, summary=str(error))
 
 
+def styled(board: ha.Leaderboard) -> Any:
+    """The leaderboard's rows as the table shows them: numbers stay numbers (so a column sorts
+    numerically), parameter counts read with thousands separators, absent values as "–"."""
+    import pandas as pd
+
+    frame = pd.DataFrame(board.rows, columns=ha.HEADERS)
+    formats = {name: ("{:,.0f}" if name == "Parameters" else "{:g}")
+               for name, kind in zip(ha.HEADERS, ha.DATATYPES, strict=True) if kind == "number"}
+    return frame.style.format(formats, na_rep="–")
+
+
+def row_index(board: ha.Leaderboard, event: gr.SelectData) -> int:
+    """The board row a click names: by the clicked row's cells (the table may be sorted), else
+    by its position."""
+    cells = event.row_value
+    if cells:
+        for index, row in enumerate(board.rows):
+            if str(row[0]) == str(cells[0]) and str(row[1]) == str(cells[1]):
+                return index
+    position = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+    return int(position)
+
+
 def build(ctx: AppContext, w: ExplainWidgets, tab: gr.Tab) -> gr.Dataframe:
     """Create the Arena tab inside ``tab`` (the current ``gr.Tab``); returns the leaderboard
     widget."""
@@ -44,9 +68,11 @@ def build(ctx: AppContext, w: ExplainWidgets, tab: gr.Tab) -> gr.Dataframe:
                                  info="each run of python -m benchmarks.arena writes one",
                                  elem_id="arena-folder")
     summary = gr.Markdown(board.summary)
-    table = gr.Dataframe(board.rows, headers=ha.HEADERS, interactive=False, wrap=True,
-                         column_widths=ha.COLUMN_WIDTHS, pinned_columns=1,
-                         label="Leaderboard (click a row to load its model)",
+    table = gr.Dataframe(styled(board), headers=ha.HEADERS, datatype=ha.DATATYPES,
+                         interactive=False, wrap=True, column_widths=ha.COLUMN_WIDTHS,
+                         pinned_columns=1, static_columns=list(range(len(ha.HEADERS))),
+                         label="Leaderboard: sort by any column (its header's menu); click a "
+                               "row marked 'load' to load its model",
                          elem_id="arena-table")
     with gr.Row():
         with gr.Column():
@@ -65,7 +91,7 @@ def build(ctx: AppContext, w: ExplainWidgets, tab: gr.Tab) -> gr.Dataframe:
         as the session's Arena view, for Export)."""
         fresh = ha.read_leaderboard(ha.chosen_folder(ctx, results_folder))
         ha.record_leaderboard(ctx, session_of(request), fresh)
-        return ordered({"table": fresh.rows, "plot": fresh.plot, "summary": fresh.summary},
+        return ordered({"table": styled(fresh), "plot": fresh.plot, "summary": fresh.summary},
                        ARENA_OUTPUTS)
 
     refresh.click(on_refresh, [results_folder], [table, plot, summary], api_name="arena_results")
@@ -84,9 +110,9 @@ def build(ctx: AppContext, w: ExplainWidgets, tab: gr.Tab) -> gr.Dataframe:
         """Load the clicked method's model; it becomes the right-hand model. A row that cannot
         load says why in the card and changes nothing else (no error state on the plot or the
         model lists: the failure belongs to the click)."""
-        row_index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         try:
-            return load_row(int(row_index), results_folder, request)
+            board = ha.read_leaderboard(ha.chosen_folder(ctx, results_folder))
+            return load_row(row_index(board, event), results_folder, request)
         except Exception as error:  # noqa: BLE001 — shown inline, see failure_notice
             return [failure_notice(error), gr.update(), gr.update()]
 
@@ -101,7 +127,10 @@ def build(ctx: AppContext, w: ExplainWidgets, tab: gr.Tab) -> gr.Dataframe:
         board = ha.read_leaderboard(ha.chosen_folder(ctx, results_folder))
         entry = ha.load_method(ctx, session, board, index)
         choices = ctx.store.choices(session)
-        return ordered({"card": model_card(entry), "left_model": gr.update(choices=choices),
+        notice = (f"**Loaded {entry.label}: it is now Explain's right-hand model** (the left "
+                  "one is unchanged; pick another from the list to undo).\n\n")
+        return ordered({"card": notice + model_card(entry),
+                        "left_model": gr.update(choices=choices),
                         "right_model": gr.update(choices=choices, value=entry.model_id)},
                        ARENA_LOAD_OUTPUTS)
 
