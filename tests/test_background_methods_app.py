@@ -76,3 +76,30 @@ def test_each_checkpoint_round_trips_and_is_explained_by_the_app(app):
         assert 0 <= left["background_share"] <= 1
         heatmap = np.load(files[0])
         assert heatmap.shape == (3, SIZE, SIZE) and np.isfinite(heatmap).all()
+
+
+def test_the_bias_labs_test_set_run_measures_each_new_method(tmp_path):
+    """The Bias lab's "Over the test set" on a model of each new method (Fashion-MNIST classes,
+    32 px, as the arena trains them): one row per model, every unseen kind measured."""
+    from ui_fixtures import make_context
+
+    from explorer.catalog import entry_from_checkpoint
+    from explorer.handlers.robustness import RobustnessRequest, measure
+    from isnet.data.bias.config import BIAS_KINDS
+    from isnet.data.fashion_mnist import FASHION_MNIST_CLASSES
+
+    ctx = make_context(tmp_path)
+    ids = []
+    for method in NEW_METHODS:
+        config = TrainConfig(model="tiny_densenet", num_classes=10, method=method, input_size=32)
+        torch.manual_seed(1)
+        path = isnet.save_checkpoint(tmp_path / f"{method}.safetensors",
+                                     create_network(config).eval(), model_name=config.model,
+                                     class_names=list(FASHION_MNIST_CLASSES), input_size=32,
+                                     config=config.to_dict())
+        entry = ctx.store.add(entry_from_checkpoint(path, ctx.store.new_id("arena"), method,
+                                                    owner="ivy"))
+        ids.append(entry.model_id)
+    view = measure(ctx, "ivy", RobustnessRequest(tuple(ids), images=12))
+    assert [row[0] for row in view.rows] == list(NEW_METHODS)
+    assert all(len(row) == 2 + len(BIAS_KINDS) for row in view.rows)
