@@ -6,7 +6,8 @@ Gradio has one ``max_file_size`` for every upload, and the explorer needs 1 GB f
 * :class:`UploadGuard` (ASGI middleware on Gradio's ``/upload`` route) looks at each file right
   after Gradio stored it: a file over ``Limits.max_file_size`` whose name is not a checkpoint's
   (:data:`CHECKPOINT_SUFFIXES`) is deleted at once and the upload answered with 413 and a
-  message; a big checkpoint upload is noted in the :class:`BigUploads` of the app.
+  message; an empty file (0 bytes) likewise (400), so empty files do not pile up; a big checkpoint
+  upload is noted in the :class:`BigUploads` of the app.
 * :class:`BigUploads` deletes a noted upload once it is older than ``Limits.upload_ttl_s``
   seconds unless a loaded model still uses the file (its path), so a 900 MB file that no one
   loads is gone within minutes, not after Gradio's hourly cache sweep. The sessions' janitor
@@ -99,15 +100,17 @@ class UploadGuard:
             for message in held:
                 await send(message)
             return
-        body = refusal.encode()
-        await send({"type": "http.response.start", "status": 413,
+        status, text = refusal
+        body = text.encode()
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    def check(self, held: list[dict]) -> str | None:
-        """Delete the uploaded files and return a message when one is over the small limit
-        and not a checkpoint; note big checkpoint uploads; None when all is well."""
+    def check(self, held: list[dict]) -> tuple[int, str] | None:
+        """Delete the uploaded files and return a message when one is empty, or over the small
+        limit and not a checkpoint ((400 or 413, message)); note big checkpoint uploads; None
+        when all is well."""
         start = next((m for m in held if m.get("type") == "http.response.start"), {})
         if start.get("status") != 200:
             return None
@@ -124,6 +127,11 @@ class UploadGuard:
                 sizes[str(path)] = Path(path).stat().st_size
             except (OSError, TypeError, ValueError):
                 continue
+        empty = [path for path, size in sizes.items() if size == 0]
+        if empty:
+            for path in sizes:
+                Path(path).unlink(missing_ok=True)
+            return 400, f"{Path(empty[0]).name} is empty (0 bytes); nothing was kept."
         refused = [path for path, size in sizes.items() if size > self.small_limit
                    and not path.lower().endswith(CHECKPOINT_SUFFIXES)]
         if not refused:
@@ -134,6 +142,7 @@ class UploadGuard:
         for path in sizes:
             Path(path).unlink(missing_ok=True)
         name = Path(refused[0]).name
-        return (f"{name} is {readable_size(sizes[refused[0]])}; files other than checkpoints "
-                f"({', '.join(CHECKPOINT_SUFFIXES)}) may be at most "
-                f"{readable_size(self.small_limit)}. It was deleted; upload a smaller file.")
+        return 413, (f"{name} is {readable_size(sizes[refused[0]])}; files other than "
+                     f"checkpoints ({', '.join(CHECKPOINT_SUFFIXES)}) may be at most "
+                     f"{readable_size(self.small_limit)}. It was deleted; upload a smaller "
+                     f"file.")

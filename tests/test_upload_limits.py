@@ -82,3 +82,10 @@ def test_big_uploads_in_use_by_a_model_are_kept(tmp_path):
     time.sleep(0.01)
     assert uploads.sweep([str(used)]) == [str(unused)]
     assert used.exists() and not unused.exists()
+
+
+def test_an_empty_upload_is_not_kept(app):
+    _, url, folder = app
+    answer = upload(url, "nothing.png", 0)
+    assert answer.status_code == 400 and "nothing.png is empty (0 bytes)" in answer.text
+    assert stored(folder, "nothing.png") == []
