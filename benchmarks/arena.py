@@ -5,20 +5,29 @@ Trains every method on the same biased split of the bundled Fashion-MNIST shortc
 image) with the same epochs, seed, batch size and learning rate, then tests each on biased,
 unbiased (no mark) and confounding (mark of another class) test images.
 
-Per method it writes, into ``--out-dir``:
+Per run (a method at one seed) it writes, into ``--out-dir``:
 
-* ``<method>.safetensors`` — the trained network (loads with :func:`isnet.load_checkpoint`);
-* ``<method>.json`` — its results; with ``--resume`` a method whose JSON exists is not rerun,
-  and the summary also lists every other method's JSON already in ``--out-dir``;
+* ``<run>.safetensors`` — the trained network (loads with :func:`isnet.load_checkpoint`);
+* ``<run>.json`` — its results, with the **robustness columns**: the accuracy drop under each
+  kind the model never saw (shape, decoy, text, tint, texture; :mod:`isnet.training.robustness`);
+  with ``--resume`` a run whose JSON exists is not rerun;
 
-and for all methods together ``arena.json``, ``arena.md`` (the table) and ``arena.png``
-(accuracy drop biased → confounding against background share).
+``<run>`` is ``<method>`` for one ``--seed`` and ``<method>-seed<k>`` with ``--seeds 0 1 2``
+(``-unbiased`` is added for ``--train-split unbiased``, the unbiased-trained ceiling). For every
+run in the folder together it writes ``arena.json`` (runs and rows), ``arena.md`` (one row per
+method: mean and range over seeds; :mod:`benchmarks.arena_report`) and ``arena.png`` (shortcut
+panel and unseen-kinds panel). ``--table-only`` remakes these three from the runs' JSON files,
+measuring missing robustness columns from the checkpoints.
 
 Background share: of the LRP heatmap (predicted class) where the network has an LRP walk, else of
 the method's native map (predicted mask, attention rollout); the table shows both columns.
 Training seconds per epoch exclude evaluation; inference is a plain forward pass (no maps).
 
 Examples::
+
+    python -m benchmarks.arena --methods background_swap,isnet_swap --seeds 0 1 2 \\
+        --size 64 --train-limit 2000 --test-limit 1000 --epochs 15 --lr 0.05 \\
+        --schedule cosine --isnet-recipe bundled --out-dir results/arena-seeds
 
     python -m benchmarks.arena --epochs 1 --size 32 --train-limit 300 --test-limit 200 \\
         --backbone tiny_densenet
