@@ -153,6 +153,43 @@ def data_training_step(root: Path) -> Table:
                   f" Load average (1 min) {load(record)}."], [source])
 
 
+def data_memory(root: Path) -> Table:
+    """The data issue's memory benchmark: audit, training epoch and first batch over 1,000 to
+    50,000 files (run before the streamed audit's memory fix)."""
+    return memory_table(root, "results/data/memory.json")
+
+
+def data_memory_audit_after_fix(root: Path) -> Table:
+    """The streamed audit's memory over 1,000 and 50,000 files after its fix."""
+    return memory_table(root, "results/data/memory-audit-after-fix.json")
+
+
+def memory_table(root: Path, source: str) -> Table:
+    """Peak memory and seconds per job and number of files, from a ``data_memory`` record."""
+    record = read(root, source)
+    rows = [[r["job"], f"{r['size']:,}" if r["size"] else "–", f"{r['seconds']:,.1f}",
+             f"{r['peak_rss_main_mib']:,.0f} + {r['peak_rss_workers_mib']:,.0f}",
+             f"{r['peak_tree_pss_mib']:,.0f}"] for r in record["rows"]]
+    header = ["job", "files", "seconds", "peak RSS main + workers, MiB", "peak PSS (tree), MiB"]
+    growth = record["growth"]
+    notes = "; ".join(f"{job} {g['growth_peak_rss_mib']:+.0f} MiB peak RSS from "
+                      f"{g['from_files']:,} to {g['to_files']:,} files"
+                      for job, g in growth.items() if "growth_peak_rss_mib" in g)
+    return Table([*markdown(header, rows, right=(1, 2, 3, 4)), "",
+                  f"Growth: {notes}. Load average (1 min) {load(record)}."], [source])
+
+
+def audit_throughput(root: Path) -> Table:
+    """A streamed audit from disk against the same images in memory, 224 px."""
+    source = "results/audit/throughput-cpu.json"
+    record = read(root, source)
+    rows = [[r["model"], r["images"], f"{r['disk_images_per_s']:.2f}",
+             f"{r['memory_images_per_s']:.2f}", f"{r['x_memory']:.2f}"] for r in record["rows"]]
+    header = ["model", "images", "from disk, images/s", "in memory, images/s", "× memory"]
+    return Table([*markdown(header, rows, right=(1, 2, 3, 4)), "",
+                  f"Load average (1 min) {load(record)}."], [source])
+
+
 def audit_speed(root: Path) -> Table:
     """The audit benchmark: seconds, images per second, ranking and SpRAy per model."""
     source = latest(root, "audit")
@@ -247,6 +284,9 @@ TABLES: dict[str, Callable[[Path], Table]] = {
     "own-data-audit": own_data_audit,
     "data-loader": data_loader,
     "data-training-step": data_training_step,
+    "data-memory": data_memory,
+    "data-memory-audit-after-fix": data_memory_audit_after_fix,
+    "audit-throughput": audit_throughput,
     "audit-speed": audit_speed,
     "audit-app": audit_app,
     "bias-speed": bias_speed,
