@@ -123,6 +123,15 @@ def check_conservation_without_biases(s: Subject, tmp_path: Path) -> None:
     torch.testing.assert_close(heatmaps.sum((2, 3, 4)), logits, rtol=1e-8, atol=1e-10)
 
 
+def check_explaining_without_a_graph_gives_the_same_maps(s: Subject, tmp_path: Path) -> None:
+    """Under ``torch.inference_mode`` (the audit's way) the maps equal those with autograd."""
+    model = s.build()
+    _, with_graph = isnet.explain(model, s.images)
+    with torch.inference_mode():
+        _, without = isnet.explain(model, s.images)
+    torch.testing.assert_close(without, with_graph.detach())
+
+
 def check_every_explain_mode_gives_finite_maps_of_the_right_shape(s: Subject,
                                                                   tmp_path: Path) -> None:
     """The ISNet wrapper in each explain mode: (B, K) logits, (B, M, C, H, W) maps."""
@@ -183,6 +192,7 @@ CONTRACT: list[Callable[[Subject, Path], None]] = [
     check_each_relu_runs_once_and_not_in_place,
     check_lrp_zero_equals_gradient_times_input,
     check_conservation_without_biases,
+    check_explaining_without_a_graph_gives_the_same_maps,
     check_every_explain_mode_gives_finite_maps_of_the_right_shape,
     check_heatmap_loss_alone_reaches_every_parameter,
     check_detach_bias_changes_the_gradients,
