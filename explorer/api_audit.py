@@ -3,15 +3,14 @@
 The audit itself is the Audit tab's (:func:`explorer.handlers.audit.run_audit`: the bundled
 splits, an uploaded zip, each model at its own size, normalisation and LRP settings). This module
 only turns its record into files a notebook reads: ``per_image.csv`` with one row per image and
-model (the columns of ``python -m isnet.audit``'s CSV, plus the model id and the image's index)
-and ``summary.json`` (per model: accuracy, mean and median background share, images above the
-reliance threshold, per class the same).
+model (:mod:`explorer.handlers.audit_table`: the model id, the image's index and file, label,
+prediction, confidence, share, strategy, marked or clean) and ``summary.json`` (per model:
+accuracy, mean and median background share, images above the reliance threshold, per class the
+same, and for a half-marked set the marked and the clean images apart).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,15 @@ import numpy as np
 
 from explorer.errors import InputError
 from explorer.handlers.audit import BUNDLED, AuditRequest, read_audit, run_audit
+from explorer.handlers.audit_conservation import measure
+from explorer.handlers.audit_table import COLUMNS, write_per_image_csv
+from explorer.handlers.audit_views import ranking
 from explorer.state import AppContext
 from isnet.analysis.audit_summary import RELIANCE_THRESHOLD
-from isnet.io.atomic import write_atomically
 from isnet.io.export import write_json
 
-CSV_COLUMNS = ["model", "index", "file", "label", "prediction", "confidence",
-               "background_share", "correct"]
-"""The per-image CSV's header (``background_share`` and ``correct`` empty where unknown)."""
+CSV_COLUMNS = COLUMNS
+"""The per-image CSV's header (:data:`explorer.handlers.audit_table.COLUMNS`)."""
 
 
 def _model_ids(models: list[str] | str | None, ctx: AppContext) -> tuple[str, ...]:
@@ -82,44 +82,19 @@ def audit(source: Any = "biased", models: list[str] | str | None = None, masks: 
     data = read_audit(last.record)
     folder = Path(out_dir or last.record["dir"])
     folder.mkdir(parents=True, exist_ok=True)
-    names = _names(data, kind)
-    rows, summaries = [CSV_COLUMNS], []
-    for number, model in enumerate(last.record["models"]):
-        rows += _rows(data, number, model["id"], names)
-        summaries.append(_summary(data, number, model))
-    csv_path = write_atomically(folder / "per_image.csv", _csv(rows), overwrite=True)
+    summaries = [_summary(data, number, model)
+                 for number, model in enumerate(last.record["models"])]
+    csv_path = write_per_image_csv(data, folder)
+    readout = measure(ctx, session, data, [int(i) for i in ranking(data, 0)])
     summary = {"source": kind if kind in BUNDLED else Path(paths[0]).name,
                "masks": last.record["masks"], "images": int(last.record["count"]),
                "classes": list(last.record["class_names"]), "models": summaries,
                "reliance_threshold": RELIANCE_THRESHOLD, "seconds": last.record["seconds"],
                "complete": bool(last.record["complete"]), "notices": list(last.notices),
+               "class_match": last.record.get("class_match"), "conservation": readout,
                "csv": str(csv_path), "json": str(folder / "summary.json")}
     write_json(folder / "summary.json", summary, overwrite=True)
     return summary
-
-
-def _names(data: Any, kind: str) -> list[str]:
-    """Each audited image's file name (``<split>#<index>`` for a bundled split)."""
-    count = int(data.record["count"])
-    listed = data.record.get("files") or data.record.get("names")
-    if listed:
-        return [str(name) for name in listed[:count]]
-    return [f"{kind}#{index}" for index in range(count)]
-
-
-def _rows(data: Any, number: int, model_id: str, names: list[str]) -> list[list[Any]]:
-    """One CSV row per image for model ``number``."""
-    classes, correct = data.record["class_names"], data.correct(number)
-    model_classes = data.record["models"][number]["class_names"]
-    rows = []
-    for index in range(int(data.record["count"])):
-        share = float(data.share[number][index])
-        rows.append([model_id, index, names[index], classes[int(data.labels[index])],
-                     model_classes[int(data.predictions[number][index])],
-                     f"{float(data.confidence[number][index]):.6f}",
-                     "" if np.isnan(share) else f"{share:.6f}",
-                     "" if correct is None else int(correct[index])])
-    return rows
 
 
 def _summary(data: Any, number: int, model: dict) -> dict[str, Any]:
@@ -138,10 +113,8 @@ def _summary(data: Any, number: int, model: dict) -> dict[str, Any]:
     every = np.ones(len(share), bool)
     per_class = {name: numbers(np.asarray(data.labels) == index)
                  for index, name in enumerate(data.record["class_names"])}
-    return {"id": model["id"], "label": model["label"], **numbers(every), "per_class": per_class}
-
-
-def _csv(rows: list[list[Any]]) -> bytes:
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(rows)
-    return text.getvalue().encode("utf-8")
+    marks = data.marks()
+    apart = ({"marked": numbers(marks == 1), "clean": numbers(marks == 0)}
+             if (marks == 1).any() and (marks == 0).any() else {})
+    return {"id": model["id"], "label": model["label"], **numbers(every), "per_class": per_class,
+            **apart}

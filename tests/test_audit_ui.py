@@ -376,10 +376,12 @@ def test_audit_and_export_through_the_api(tmp_path, monkeypatch):
         from gradio_client import handle_file
 
         client = Client(url, verbose=False)
-        audit = named(AUDIT_OUTPUTS, client.predict(
+        *shown, per_image = client.predict(
             model="standard", second_model="isnet", image_source="upload", bundled_images=200,
             uploaded_zip=handle_file(str(zip_path)), folder_path="", mask_source="set",
-            api_name="/audit"))
+            api_name="/audit")
+        audit = named(AUDIT_OUTPUTS, shown)  # and last, the per-image CSV (issue 30 defect 7)
+        assert Path(per_image).read_text().startswith("model,index,file,")
         assert audit["status"].startswith("Done: 6 images × 2 model(s)")
         assert len(audit["gallery"]) == 6
         files = named(EXPORT_OUTPUTS, client.predict(view_name="audit", api_name="/export"))

@@ -22,6 +22,8 @@ import torch
 import isnet
 from explorer.errors import InputError
 from explorer.handlers.audit import AuditData
+from explorer.handlers.audit_conservation import conservation_lines
+from explorer.handlers.audit_conservation import read as read_conservation
 from explorer.handlers.audit_stream import (
     FINE_TUNE_LIMIT,
     SPRAY_LIMIT,
@@ -72,6 +74,7 @@ def summary(data: AuditData, threshold: float) -> str:
     match = data.record.get("class_match")
     if match:
         lines.append("\n" + match_text(match))
+    lines += ["\n" + line for line in conservation_lines(read_conservation(data.record))]
     state = "" if data.record["complete"] else "\n\n*Stopped early: a partial audit.*"
     return "\n".join(lines) + state
 

@@ -27,8 +27,10 @@ from explorer.components import (
 )
 from explorer.errors import guarded, guarded_stream, notify
 from explorer.handlers import audit as ha
+from explorer.handlers import audit_conservation as conservation
 from explorer.handlers import audit_views as views
 from explorer.handlers import export as hx
+from explorer.handlers.audit_table import MARK_WORDS, save_strategies, write_per_image_csv
 from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import audit_plots
 from explorer.media import editor as editor_state
@@ -109,6 +111,9 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                                  columns=3, height=420, allow_preview=False, buttons=[],
                                  object_fit="contain", fit_columns=False,
                                  elem_id="audit-gallery")
+            per_image = gr.File(label="Per-image CSV (file, label, prediction, confidence, "
+                                      "share, strategy, marked or clean)", interactive=False,
+                                elem_id="audit-per-image")
     record = gr.State(None)
     order = gr.State([])
     with gr.Accordion("Strategies per class (SpRAy: heatmaps clustered without masks)",
@@ -163,10 +168,13 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             if update.fraction >= 1:
                 notify(update.notices)
             if update.record is None:
-                yield [keep, keep] + ordered(values, AUDIT_OUTPUTS)
+                yield [keep, keep] + ordered(values, AUDIT_OUTPUTS) + [keep]
                 continue
             data = ha.read_audit(update.record)
             pictures, ranked = views.top_gallery(data, 0)
+            if not update.interim:  # Σ R against the logit for the maps shown first
+                conservation.measure(ctx, session_of(request), data, ranked)
+                table = write_per_image_csv(data)
             labels = [m["label"] for m in update.record["models"]]
             values.update(summary=views.summary(data, 0.5), histogram=views.histogram(data),
                           gallery=pictures,
@@ -176,7 +184,8 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                           cluster_model=gr.update(choices=labels, value=labels[0]))
             if not update.interim:  # the first model alone, shown while the second runs
                 _record_audit(ctx, session_of(request), data, pictures)
-            yield [update.record, ranked] + ordered(values, AUDIT_OUTPUTS)
+            yield ([update.record, ranked] + ordered(values, AUDIT_OUTPUTS)
+                   + [None if update.interim else str(table)])
 
     def on_open(request: gr.Request):
         """The session's models (loaded or fine-tuned since the page opened) join the lists."""
@@ -198,13 +207,14 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
     def on_new_audit():
         """A new audit: the last audit's strategies and fine-tuning zip go (they described
         other images)."""
-        return [], None, "", [], [], [], None, ""
+        return [], None, "", [], [], [], None, "", None
 
     start.click(on_new_audit, None, [means, eigengap, strategy_text, members, groups,
-                                     order, set_file, set_text], queue=False,
+                                     order, set_file, set_text, per_image], queue=False,
                 api_visibility="private")
     start.click(on_audit, [first, second, source, limit, upload, folder, masks],
-                        [record, order] + ordered(outputs, AUDIT_OUTPUTS), api_name="audit",
+                [record, order] + ordered(outputs, AUDIT_OUTPUTS) + [per_image],
+                api_name="audit",
                         concurrency_id="audit", concurrency_limit=1)
 
     @guarded
@@ -236,10 +246,13 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
         data = ha.read_audit(audit_record)
         found = views.strategies(data, int(model_index or 0), class_choice, int(k or 0))
         _record_strategies(ctx, session_of(request), data, found, class_choice)
-        return found.means, found.eigengap, found.text, found.members, []
+        save_strategies(data.record, int(model_index or 0), class_choice, found.members)
+        return (found.means, found.eigengap, found.text, found.members, [],
+                str(write_per_image_csv(data)))  # the CSV gains the strategy column
 
     find.click(on_strategies, [record, class_name, cluster_model, clusters],
-               [means, eigengap, strategy_text, groups, members], api_name="audit_strategies",
+               [means, eigengap, strategy_text, groups, members, per_image],
+               api_name="audit_strategies",
                concurrency_id="audit")
 
     @guarded
@@ -311,10 +324,15 @@ def _record_audit(ctx: AppContext, session: str | None, data: ha.AuditData,
             "mean_background_share": float(np.nanmean(data.share[index]))
             if np.isfinite(data.share[index]).any() else None,
             "background_share": data.share[index], "predictions": data.predictions[index],
-            "ranking": views.ranking(data, index)}
+            "ranking": views.ranking(data, index),
+            "conservation": conservation.read(data.record).get(model["label"])}
+    traced = {"indices": list(range(int(data.record["count"]))),
+              "files": [str(n) for n in data.image_names()],
+              "marked": [MARK_WORDS[int(m)] for m in data.marks()],
+              "class_match": data.record.get("class_match")}
     hx.record_view(ctx, session, "audit", f"Audit of {data.record['count']} images "
                    f"({data.record['source']})", {"per_model": per_model,
-                                                  "labels": data.labels},
+                                                  "labels": data.labels, **traced},
                    {"source": data.record["source"], "masks": data.record["masks"],
                     "images": data.record["count"], "seconds": data.record["seconds"],
                     "lrp": hx.lrp_record([lrp_config(e) for e in entries]),
