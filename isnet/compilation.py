@@ -27,6 +27,7 @@ error there surfaces from ``loss.backward()``, outside this fallback.)
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -97,9 +98,10 @@ class EagerFallback:
     def __deepcopy__(self, memo: dict) -> EagerFallback:
         """A copied model gets its own, not yet compiled, function (compiled code is not
         copyable); a fallen-back one stays eager."""
+        eager = copy.deepcopy(self.eager, memo)  # a method: bound to the copied model
         if self.compiled is None:
-            return EagerFallback(self.eager, self.name, compiler=_eager_only)
-        return EagerFallback(self.eager, self.name, self.mode, self.fullgraph, self.dynamic,
+            return EagerFallback(eager, self.name, compiler=_eager_only)
+        return EagerFallback(eager, self.name, self.mode, self.fullgraph, self.dynamic,
                              self.compiler)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

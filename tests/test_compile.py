@@ -156,6 +156,13 @@ def test_a_failed_compile_runs_eagerly_with_one_warning(compiler, caplog):
     assert isinstance(fallen.compiled_walk.failed, RuntimeError)
 
 
+def test_a_copied_isnet_compiles_its_own_walk():
+    net = isnet.ISNet(_model("tiny_densenet"), explain="selective", compile=True)
+    twin = copy.deepcopy(net)
+    assert twin.compiled_walk is not net.compiled_walk
+    assert twin.compiled_walk.eager.__self__ is twin and twin.compiled_walk.mode == "default"
+
+
 def test_compile_switch_values():
     assert compile_mode(False) is None and compile_mode(None) is None
     assert compile_mode(True) == "default"
