@@ -71,10 +71,22 @@ class SideWidgets:
     overlay: gr.Image
     heatmap: gr.Image
     share: gr.Number
+    pending: gr.Markdown
 
     def outputs(self) -> list:
         """The widgets in :data:`SIDE_FIELDS` order."""
         return [self.top, self.overlay, self.heatmap, self.share]
+
+    def share_widgets(self) -> list:
+        """The share field and the "—" shown in its place before a run."""
+        return [self.share, self.pending]
+
+
+def reveal_shares(has_run: bool) -> list:
+    """Updates for two columns' :meth:`SideWidgets.share_widgets`: the share fields once
+    something has run (Gradio's number field cannot be empty: it would read "0", which means
+    "all on the object"), the "—" before."""
+    return [gr.update(visible=bool(has_run)), gr.update(visible=not has_run)] * 2
 
 
 def model_column(title: str, prefix: str) -> SideWidgets:
@@ -94,10 +106,12 @@ def model_column(title: str, prefix: str) -> SideWidgets:
                            elem_id=f"{prefix}-heatmap")
         gr.Markdown("Heatmap alone (its colour scale: in the summary)", elem_classes=["caption"])
         # "—" until a run: an empty share must not read "0" (= all on the object)
+        pending = gr.Markdown(f"Background relevance share: **{NOT_RUN}** (not run yet)",
+                              elem_id=f"{prefix}-share-pending")
         share = gr.Number(label="Background relevance share (0 = all on the object)",
-                          value=None, precision=4, interactive=False, placeholder=NOT_RUN,
+                          value=None, precision=4, interactive=False, visible=False,
                           elem_id=f"{prefix}-share")
-    return SideWidgets(top, overlay, heatmap, share)
+    return SideWidgets(top, overlay, heatmap, share, pending)
 
 
 def side_values(prefix: str, view: ModelView) -> dict[str, Any]:

@@ -42,6 +42,14 @@ def _events(demo: gr.Blocks, block, event: str) -> list:
     return [f for f in demo.fns.values() if (block._id, event) in f.targets]
 
 
+def _after_check(demo: gr.Blocks, block, event: str):
+    """(the ε check an event runs first, the step that follows it on success)."""
+    [check] = _events(demo, block, event)
+    [after] = [f for f in demo.fns.values() if f.trigger_after == check._id]
+    assert after.trigger_only_on_success
+    return check, after
+
+
 def _explain_values(epsilon=None, rule="as trained", mask=True) -> list:
     """The Explain event's inputs (after Gradio's preprocessing) for a tiny object image."""
     image, truth = object_image(1)
@@ -57,12 +65,15 @@ def _explain_values(epsilon=None, rule="as trained", mask=True) -> list:
                                                ("Input layer rule", "input")])
 def test_epsilon_and_the_input_rule_explain_again(demo, widget, event):
     block = _block(demo, gr.Number if widget.startswith("ε") else gr.Radio, label=widget)
-    [setting] = _events(demo, block, event)
+    check, setting = _after_check(demo, block, event)
+    assert check.validator is not None  # a bad ε stops it at its field
     overlay = _block(demo, gr.Image, elem_id="left-overlay")
     assert overlay in setting.outputs
     values = _explain_values(epsilon=0.05, rule="epsilon")
-    answer = named(EXPLAIN_OUTPUTS, setting.fn(*values))
-    assert isinstance(answer["left_share"], float) and 0 <= answer["left_share"] <= 1
+    *values, has_run = setting.fn(*values)
+    answer = named(EXPLAIN_OUTPUTS, values)
+    assert has_run is True and isinstance(answer["left_share"], float)
+    assert 0 <= answer["left_share"] <= 1
     assert "ε" in answer["summary"] or "epsilon" in answer["summary"].lower()
 
 
@@ -70,27 +81,38 @@ def test_a_negative_epsilon_is_named_at_its_field_at_once(demo):
     epsilon = _block(demo, gr.Number, label="ε (LRP ε-rule)")
     assert epsilon.minimum == 0  # the browser's arrows stop there
     assert epsilon.preprocess(-3) == -3  # not Gradio's toast that marks every output red
-    [typed] = _events(demo, epsilon, "input")
+    [typed] = _events(demo, epsilon, "input")  # as it is typed: judged, nothing else runs
     assert typed.outputs == [] and typed.validator is not None
-    [verdict] = typed.validator(-3)
+    verdict = typed.validator(-3)  # one input: one verdict (Gradio reads a list as valid)
     assert not verdict["is_valid"] and "cannot be negative" in verdict["message"]
-    assert typed.validator(0.01)[0]["is_valid"]
-    [submitted] = _events(demo, epsilon, "submit")
-    values = _explain_values(epsilon=-3)
-    assert all(update == gr.update() for update in submitted.fn(*values))
+    assert typed.validator(0.01)["is_valid"]
+    button = _block(demo, gr.Button, elem_id="explain-button")
+    for block, event in ((epsilon, "submit"), (button, "click")):
+        check, _ = _after_check(demo, block, event)  # Explain waits for ε's verdict too
+        assert check.validator is typed.validator
 
 
 def test_shares_read_a_dash_before_anything_has_run(demo):
+    """Gradio's number field reads "0" when empty (= "all on the object"), so before a run a
+    "—" stands in its place, and the first answer swaps them."""
     for side in ("left", "right", "bias-left", "bias-right"):
         share = _block(demo, gr.Number, elem_id=f"{side}-share")
-        assert share.value is None and share.placeholder == "—"
+        pending = _block(demo, gr.Markdown, elem_id=f"{side}-share-pending")
+        assert not share.visible and pending.visible and "—" in pending.value
+    [explain] = [f for f in demo.fns.values() if f.api_name == "explain"]
+    has_run = explain.outputs[-1]
+    assert isinstance(has_run, gr.State) and has_run.value is False
+    [reveal] = _events(demo, has_run, "change")
+    shares = [_block(demo, gr.Number, elem_id=f"{side}-share") for side in ("left", "right")]
+    assert set(shares) <= set(reveal.outputs)
+    assert reveal.fn(True)[0]["visible"] and not reveal.fn(True)[1]["visible"]
 
 
 def test_notices_are_inline_and_never_also_toasts(demo):
     [explain] = [f for f in demo.fns.values() if f.api_name == "explain"]
     with warnings.catch_warnings(record=True) as toasts:
         warnings.simplefilter("always")
-        answer = named(EXPLAIN_OUTPUTS, explain.fn(*_explain_values(mask=False)))
+        answer = named(EXPLAIN_OUTPUTS, explain.fn(*_explain_values(mask=False))[:-1])
     assert "mask is empty" in answer["notices"]
     assert not [t for t in toasts if "mask is empty" in str(t.message)]
 

@@ -116,8 +116,8 @@ def epsilon_problem(epsilon: float | str | None) -> str | None:
         return f"ε must be a number, not {epsilon!r}."
     low, high = EPSILON_RANGE
     if not low <= value <= high:  # NaN fails too
-        return (f"ε must lie between {low:g} and {high:g}, not {value:g}: it stabilises a "
-                f"division, so it cannot be negative (the training value is usually 0.01).")
+        return (f"ε must lie in [{low:g}, {high:g}], not {value:g} (it cannot be negative); "
+                f"try 0.01, the usual training value.")
     return None
 
 

@@ -20,6 +20,7 @@ from explorer.components import (
     model_column,
     ordered,
     pair_values,
+    reveal_shares,
     session_of,
 )
 from explorer.errors import guarded, notify
@@ -132,7 +133,6 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
             mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
             brush_strokes, editor_record, overlay_opacity, top_predictions))
-        notify(view.pair.notices)
         session = session_of(request)
         hx.record_pair(ctx, session, "bias", f"Bias lab: mark of {mark_of_class} ({mark_kind})",
                        view.pair, [ctx.store.get(left_model, session),
@@ -141,7 +141,9 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                            "kind": mark_kind, "class": mark_of_class, "position": mark_position,
                            "size": mark_size, "opacity": mark_opacity, "seed": mark_seed}},
                        [("biased image", view.biased)])
-        return ordered({"biased": view.biased, "comparison": view.comparison,
+        notices = "\n\n".join(f"⚠️ {n}" for n in dict.fromkeys(view.pair.notices) if n)
+        comparison = f"{view.comparison}\n\n{notices}" if notices else view.comparison
+        return ordered({"biased": view.biased, "comparison": comparison,  # notices inline
                         **pair_values(view.pair), "colorbar": view.pair.colorbar,
                         "summary": view.pair.summary},
                        INJECT_BIAS_OUTPUTS)
@@ -153,6 +155,9 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
     run.click(on_inject, inject_inputs, ordered(outputs, INJECT_BIAS_OUTPUTS),
               api_name="inject_bias", concurrency_id="explain").success(
         lambda: True, None, [injected], api_visibility="private", queue=False)
+    injected.change(reveal_shares, [injected],
+                    left_side.share_widgets() + right_side.share_widgets(),
+                    api_visibility="private", queue=False)
 
     def on_kind(shown, *values, request: gr.Request = None):
         """A new kind of mark: inject it again once a mark is shown (the stress test and the

@@ -22,6 +22,7 @@ from explorer.components import (
     model_column,
     ordered,
     pair_values,
+    reveal_shares,
     session_of,
 )
 from explorer.errors import InputError, guarded
@@ -185,39 +186,47 @@ def build(ctx: AppContext) -> ExplainWidgets:
         return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
                         "mask_preview": pair.mask_preview,
                         "notices": inline_notices(pair.notices)},
-                       EXPLAIN_OUTPUTS)
+                       EXPLAIN_OUTPUTS) + [True]
 
     outputs = dict(zip(EXPLAIN_OUTPUTS, left_side.outputs() + right_side.outputs()
                        + [colorbar, summary, preview, domain_notice], strict=True))
     explain_inputs = [editor, left, right, target, opacity, top_k, brush_mode, record, epsilon,
                       zb, true_class, lrp_mode, colour_scale]
-    explain_outputs = ordered(outputs, EXPLAIN_OUTPUTS)
-    run.click(on_explain, explain_inputs, explain_outputs, api_name="explain",
-              concurrency_id="explain", concurrency_limit=8)  # see batching
+    has_run = gr.State(False)  # set by every answer (State outputs are not sent to clients)
+    explain_outputs = ordered(outputs, EXPLAIN_OUTPUTS) + [has_run]
+    def check_epsilon(lrp_epsilon):
+        """Nothing to do: the validator judges ε first (a bad one is named at its field, and
+        what would follow does not run)."""
+
+    def epsilon_validator(lrp_epsilon):
+        """ε judged at its field (a message there; no other widget changes)."""
+        problem = epsilon_problem(lrp_epsilon)
+        return gr.validate(problem is None, problem or "")  # one input: one verdict, no list
+
+    checked = {"fn": check_epsilon, "inputs": [epsilon], "outputs": None,
+               "validator": epsilon_validator, "api_visibility": "private",
+               "show_progress": "hidden"}
+    epsilon.input(**checked, trigger_mode="always_last")  # as it is typed
+    run.click(**checked).success(on_explain, explain_inputs, explain_outputs,
+                                 api_name="explain", concurrency_id="explain",
+                                 concurrency_limit=8)  # see batching
 
     def on_setting(image_and_mask, *settings, request: gr.Request = None):
         """A setting changed (class, opacity, ε, input rule, LRP, colour scale): explain again
-        with it, once there is an image and while ε is valid (its field says why not);
-        before that, nothing changes."""
-        background = (image_and_mask or {}).get("background")
-        if background is None or epsilon_problem(settings[7]) is not None:
-            return [gr.update() for _ in EXPLAIN_OUTPUTS]
+        with it once there is an image (ε was judged before); before that, nothing changes."""
+        if (image_and_mask or {}).get("background") is None:
+            return [gr.update() for _ in explain_outputs]
         return on_explain(image_and_mask, *settings, request=request)
 
     gr.on([opacity.release, target.input, lrp_mode.input, colour_scale.input, zb.input,
-           epsilon.submit, epsilon.blur], on_setting, explain_inputs, explain_outputs,
-          api_visibility="private", concurrency_id="explain", trigger_mode="always_last")
+           epsilon.submit, epsilon.blur], **checked, trigger_mode="always_last").success(
+        on_setting, explain_inputs, explain_outputs, api_visibility="private",
+        concurrency_id="explain")
 
-    def check_epsilon(lrp_epsilon):
-        """Nothing to do: the validator below judges ε as it is typed."""
+    has_run.change(reveal_shares, [has_run],
+                   left_side.share_widgets() + right_side.share_widgets(),
+                   api_visibility="private", queue=False)
 
-    def epsilon_validator(lrp_epsilon):
-        """ε judged at its field as it is typed (a message there; no other widget changes)."""
-        problem = epsilon_problem(lrp_epsilon)
-        return [gr.validate(problem is None, problem or "")]
-
-    epsilon.input(check_epsilon, [epsilon], None, validator=epsilon_validator,
-                  api_visibility="private", show_progress="hidden", trigger_mode="always_last")
 
     @guarded
     def on_model_change(left_model, request: gr.Request):

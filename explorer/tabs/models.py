@@ -45,7 +45,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
                 "your session only.")
     with gr.Row():
         upload = gr.File(label="Checkpoint file", file_types=CHECKPOINT_TYPES, type="filepath",
-                         height=140)
+                         height=140, elem_id="checkpoint-upload")
         with gr.Column():
             bundled = gr.Dropdown(bundled_checkpoints(ctx.bundled_dir), value=None,
                                   label="…or a bundled checkpoint (assets/checkpoints)")
@@ -61,7 +61,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
         class_file = gr.File(label="Class names (.txt, one per line)", file_types=[".txt"],
                              type="filepath", height=140)
     load = gr.Button("Load checkpoint", variant="primary")
-    loaded_card = gr.Markdown()
+    loaded_card = gr.Markdown(elem_id="loaded-card")
     with gr.Row():
         # min widths: on a phone the two stack instead of squeezing the model name
         pick = gr.Dropdown(ctx.store.choices(None), label="Model (download, override, LRP)",
