@@ -8,9 +8,13 @@ overhead once instead of once per image. :class:`MicroBatcher` does that:
   predicted class, the selective map); the first request of a group is its *leader*;
 * the leader waits until no batch of the same key is running (one batch per model in flight:
   while it runs, the next one fills) and for a free *lane* (at most ``lanes`` LRP calls run at
-  once, so the work stays bounded however many events Gradio lets in), then a few
-  milliseconds more (``gather_s``) unless the group is already full (``max_batch``); the group
-  then closes (later requests open a new one);
+  once, so the work stays bounded however many events Gradio lets in);
+* then, if fewer requests have joined than are *expected* — the most requests that were inside
+  the batcher at once lately (this and the previous ``window_s``), at most ``max_batch`` — it
+  waits at most ``gather_s`` more for them. One visitor's requests never wait (never more than
+  one inside); eight visitors clicking in a loop fall into step and fill batches of eight. The
+  group closes when the leader takes it or when it holds ``max_batch`` (later requests open a
+  new one);
 * the leader stacks the images, calls the engine once with one target per image, splits the
   logits, maps and conservation readouts, and hands each request its own;
 * if the batched call fails, every request of the group is run on its own, so one bad request
@@ -30,6 +34,7 @@ for one image; :func:`explorer.handlers.explain.explain_cached` passes it to
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -62,8 +67,34 @@ class _Group:
     """Requests for one model, one LRP setting and one kind of target; closes when full or
     when its leader takes it."""
 
+    expected: int
     requests: list[_Request] = field(default_factory=list)
-    full: threading.Event = field(default_factory=threading.Event)
+    ready: threading.Event = field(default_factory=threading.Event)
+    """Set once the group holds ``expected`` requests (or is closed)."""
+
+
+class RecentPeak:
+    """How many requests are inside the batcher now, and the most there were lately (this
+    window and the one before). Not thread-safe: the batcher's lock guards it."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.inside = 0
+        self._peak = self._previous = 0
+        self._started = time.monotonic()
+
+    def enter(self) -> int:
+        """Count a request in; the recent peak, this request included."""
+        self.inside += 1
+        now = time.monotonic()
+        if now - self._started > self.window_s:
+            self._previous, self._peak, self._started = self._peak, self.inside, now
+        self._peak = max(self._peak, self.inside)
+        return max(self._peak, self._previous)
+
+    def leave(self) -> None:
+        """Count a request out (answered or failed)."""
+        self.inside -= 1
 
 
 class MicroBatcher:
@@ -72,16 +103,22 @@ class MicroBatcher:
     Args:
         max_batch: most images in one LRP call (1: every request runs alone as soon as a
             lane is free, no gathering, no waiting for the same model's batch).
-        gather_s: how long a leader with a free lane waits for others to join.
+        gather_s: at most how long a leader with a free lane waits for the expected number of
+            requests to join.
         lanes: most LRP calls running at once (each on its own thread).
+        expect: a fixed expected group size (None: the recent peak of requests inside).
+        window_s: how long a peak counts (it is forgotten after one to two windows).
     """
 
-    def __init__(self, max_batch: int = 8, gather_s: float = 0.005, lanes: int = 2) -> None:
-        if max_batch < 1 or lanes < 1 or gather_s < 0:
-            raise ValueError("max_batch and lanes must be at least 1 and gather_s at least 0 "
-                             f"(got {max_batch}, {lanes}, {gather_s})")
+    def __init__(self, max_batch: int = 8, gather_s: float = 0.03, lanes: int = 2,
+                 expect: int | None = None, window_s: float = 2.0) -> None:
+        if max_batch < 1 or lanes < 1 or gather_s < 0 or (expect is not None and expect < 1):
+            raise ValueError("max_batch, lanes and expect must be at least 1 and gather_s at "
+                             f"least 0 (got {max_batch}, {lanes}, {expect}, {gather_s})")
         self.max_batch = max_batch
         self.gather_s = gather_s
+        self.expect = expect
+        self._peaks = RecentPeak(window_s)
         self._lanes = threading.BoundedSemaphore(lanes)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -105,14 +142,21 @@ class MicroBatcher:
         with self._lock:
             group = self._groups.get(key)
             leader = group is None
+            inside = self._peaks.enter()
             if group is None:
-                group = self._groups[key] = _Group()
+                group = self._groups[key] = _Group(min(self.max_batch, self.expect or inside))
             group.requests.append(request)
             if len(group.requests) >= self.max_batch:
                 self._close(key, group)
-        if leader:
-            self._lead(key, group, entry, config)
-        request.done.wait()
+            elif len(group.requests) >= group.expected:
+                group.ready.set()
+        try:
+            if leader:
+                self._lead(key, group, entry, config)
+            request.done.wait()
+        finally:
+            with self._lock:
+                self._peaks.leave()
         if request.error is not None:
             raise request.error
         assert request.result is not None
@@ -121,7 +165,7 @@ class MicroBatcher:
     def _lead(self, key: tuple, group: _Group, entry: ModelEntry,
               config: isnet.LRPConfig) -> None:
         """Wait until no batch of the same key runs and a lane is free (the group keeps
-        filling meanwhile), gather a few milliseconds more unless full, close, run."""
+        filling meanwhile), then at most ``gather_s`` for the expected size; close, run."""
         batching = self.max_batch > 1
         if batching:
             with self._changed:
@@ -131,7 +175,7 @@ class MicroBatcher:
         try:
             with self._lanes:
                 if batching:
-                    group.full.wait(self.gather_s)
+                    group.ready.wait(self.gather_s)
                 with self._lock:
                     self._close(key, group)
                 self._run(entry, config, group.requests)
@@ -145,7 +189,7 @@ class MicroBatcher:
         """No more requests join ``group`` (call with the lock held)."""
         if self._groups.get(key) is group:
             del self._groups[key]
-        group.full.set()
+        group.ready.set()
 
     def _run(self, entry: ModelEntry, config: isnet.LRPConfig,
              requests: list[_Request]) -> None:

@@ -79,8 +79,9 @@ def ask_together(batcher: MicroBatcher, entry: ModelEntry, images: torch.Tensor,
 
 
 def test_requests_that_arrive_together_share_one_call(entry, images):
-    # the group closes when full: a long gather only bounds the wait, it is never reached
-    batcher = MicroBatcher(max_batch=4, gather_s=30.0)
+    # the group is ready when the expected four have joined: a long gather only bounds the
+    # wait, it is never reached
+    batcher = MicroBatcher(max_batch=4, gather_s=30.0, expect=4)
     targets = [2, 0, 1, 2]
     answers = ask_together(batcher, entry, images, targets)
     assert batcher.batch_sizes == {4: 1}
@@ -90,7 +91,7 @@ def test_requests_that_arrive_together_share_one_call(entry, images):
 
 
 def test_a_bad_request_fails_alone(entry, images):
-    batcher = MicroBatcher(max_batch=3, gather_s=30.0)
+    batcher = MicroBatcher(max_batch=3, gather_s=30.0, expect=3)
     answers = ask_together(batcher, entry, images[:3], [0, 7, 1])  # the model has 3 classes
     assert isinstance(answers[1], ValueError)
     assert "[0, 2]" in str(answers[1])
@@ -133,9 +134,30 @@ def test_explain_goes_through_the_contexts_batcher(tmp_path):
 
 
 def test_a_full_group_closes_and_the_next_requests_open_another(entry, images):
-    batcher = MicroBatcher(max_batch=2, gather_s=30.0)  # each group closes when full
+    batcher = MicroBatcher(max_batch=2, gather_s=30.0, expect=2)  # each group closes when full
     answers = ask_together(batcher, entry, images, [1, 1, 1, 1])
     assert batcher.batch_sizes == {2: 2}
     for index in range(4):
         assert_same(answers[index], model_maps(entry, images[index:index + 1], 1,
                                                lrp_config(entry)))
+
+
+def test_a_lone_visitor_never_waits_for_a_batch(entry, images):
+    # an hour's gather: were a lone request to wait for company, this test would time out
+    batcher = MicroBatcher(max_batch=8, gather_s=3600.0)
+    for index in range(3):
+        assert_same(batcher.model_maps(entry, images[index:index + 1], None, lrp_config(entry)),
+                    model_maps(entry, images[index:index + 1], None, lrp_config(entry)))
+    assert batcher.batch_sizes == {1: 3}
+
+
+def test_the_expected_size_is_the_recent_peak_of_requests_inside():
+    from explorer.batching import RecentPeak
+
+    peak = RecentPeak(window_s=-1.0)  # every call starts a new window
+    assert [peak.enter(), peak.enter()] == [1, 2]
+    peak.leave()
+    peak.leave()
+    assert peak.enter() == 2  # the previous window's peak still counts
+    peak.leave()
+    assert peak.enter() == 1  # two windows later it is forgotten
