@@ -277,6 +277,31 @@ def serving_memory(root: Path) -> Table:
                   f"{record['date']}; load average (1 min) {load(record)}."], [source])
 
 
+ROBUSTNESS_MODELS = {"standard_densenet121": "standard DenseNet121 (biased data)",
+                     "isnet_densenet121": "ISNet DenseNet121",
+                     "unbiased_densenet121": "standard DenseNet121 (unbiased data, ceiling)",
+                     "standard_resnet18": "standard ResNet18 (biased data)",
+                     "isnet_resnet18": "ISNet ResNet18"}
+"""The bundled checkpoints' row names (``isnet.evaluate``: the file stem) → the table's labels."""
+
+
+def robustness(root: Path) -> Table:
+    """Unseen background changes: each bundled model's drop in points per planted kind."""
+    source = latest(root, "robustness")
+    record = read(root, source)
+    kinds = record["kinds"]
+    rows = [[ROBUSTNESS_MODELS.get(name, name), percent(per_kind[kinds[0]]["clean"]),
+             *(f"{per_kind[k]['drop_points']:.1f}".replace("-", "−") for k in kinds)]
+            for name, per_kind in record["rows"].items()]
+    header = ["model", "clean accuracy %", *kinds]
+    drawing = record["drawing"]
+    return Table([*markdown(header, rows, right=tuple(range(1, len(header)))), "",
+                  f"The text mark drawn by Pillow {drawing['pillow']} (FreeType "
+                  f"{drawing['freetype']}) in the bundled `{drawing['font']}`; "
+                  f"{record['test_images']:,} test images, one thread, {record['date']}; load "
+                  f"average (1 min) {load(record)}."], [source])
+
+
 TABLES: dict[str, Callable[[Path], Table]] = {
     "arena-h200": arena_h200,
     "arena-cpu": arena_cpu,
@@ -293,5 +318,6 @@ TABLES: dict[str, Callable[[Path], Table]] = {
     "finetune": finetune,
     "explorer-latency": explorer_latency,
     "serving-memory": serving_memory,
+    "robustness": robustness,
 }
 """Every table by the name its markers use."""
