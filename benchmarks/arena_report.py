@@ -196,6 +196,8 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
     unseen.set(xlabel="accuracy on unbiased test images (%)",
                ylabel="worst drop over unseen kinds (points)")
     unseen.set_title("Unseen kinds: shape, decoy, text, tint, texture", fontsize=10)
+    unseen.axhline(5, linestyle="--", color="grey", linewidth=1, label="issue 33's goal: 5 points")
+    shortcut.axhline(3, linestyle="--", color="grey", linewidth=1)  # the goal's 3-point gap
     for axes in (shortcut, unseen):
         axes.grid(alpha=0.3)
     unseen.legend(title="method (seeds)", fontsize=8, title_fontsize=8, loc="upper left",
