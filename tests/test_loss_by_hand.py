@@ -1,0 +1,80 @@
+"""The loss module's edges, each value computed by hand (issue 35 item 5: the mutants of
+``isnet/loss.py`` that the other tests let through; ``results/mutation/2026-12-06.json``).
+
+Every case uses more than one sample with different values, so a reduction over the wrong axis
+(the whole batch instead of each sample) cannot pass.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from isnet.loss import background_share, global_weighted_rank_pooling, heatmap_loss, isnet_loss
+
+# 2 × 2 maps (B, K=1, C=1, 2, 2); the foreground is the left column
+LEFT_COLUMN = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]], dtype=torch.float64)  # (1, 2, 2)
+
+
+def test_background_share_is_per_sample_and_zero_without_relevance():
+    heatmaps = torch.tensor([[[1.0, 3.0], [0.0, 0.0]],     # outside 3 of 4 → 0.75
+                             [[2.0, 0.0], [-2.0, -4.0]],   # |R|: outside 4 of 8 → 0.5
+                             [[0.0, 0.0], [0.0, 0.0]]],    # no relevance → 0
+                            dtype=torch.float64)[:, None, None]  # (3, 1, 1, 2, 2)
+    masks = LEFT_COLUMN.expand(3, 1, 2, 2)
+    torch.testing.assert_close(background_share(heatmaps, masks),
+                               torch.tensor([0.75, 0.5, 0.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("heat_weight", [0.0, 1.0])
+def test_isnet_loss_accepts_both_ends_of_the_mix(heat_weight):
+    """P = 0 is plain cross-entropy, P = 1 the heatmap loss alone: both are valid settings."""
+    terms = isnet_loss(*_two_sample_loss_inputs(), heat_weight=heat_weight)
+    expected = terms.heatmap if heat_weight == 1.0 else terms.classification
+    torch.testing.assert_close(terms.total, expected)
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0 + 1e-9, 1.5])
+def test_gwrp_rejects_a_decay_outside_zero_to_one(decay):
+    with pytest.raises(ValueError, match=r"decay must lie in \[0, 1\]"):
+        global_weighted_rank_pooling(torch.ones(1, 3, dtype=torch.float64), decay)
+
+
+def _two_sample_loss_inputs() -> tuple[torch.Tensor, ...]:
+    """Logits (2, 2), labels (2,), heatmaps (2, 1, 1, 2, 2) and left-column masks (2, 1, 2, 2)."""
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    heatmaps = torch.tensor([[[1.0, 3.0], [0.0, 0.0]], [[2.0, 0.0], [2.0, 4.0]]],
+                            dtype=torch.float64)[:, None, None]
+    return logits, torch.tensor([0, 0]), heatmaps, LEFT_COLUMN.expand(2, 1, 2, 2)
+
+
+def test_isnet_loss_mixes_with_the_papers_weight_by_default():
+    """P = 0.7 unless given: total = 0.3·CE + 0.7·L."""
+    terms = isnet_loss(*_two_sample_loss_inputs())
+    torch.testing.assert_close(terms.total, 0.3 * terms.classification + 0.7 * terms.heatmap)
+
+
+@pytest.mark.parametrize("heat_weight", [-0.1, 1.0 + 1e-9, 1.5])
+def test_isnet_loss_rejects_a_weight_outside_zero_to_one(heat_weight):
+    with pytest.raises(ValueError, match=r"heat_weight P must lie in \[0, 1\]"):
+        isnet_loss(*_two_sample_loss_inputs(), heat_weight=heat_weight)
+
+
+def test_isnet_loss_passes_its_extra_settings_to_the_heatmap_loss():
+    """A narrow band and another decay change the heatmap term, and ``isnet_loss`` uses them."""
+    logits, labels, heatmaps, masks = _two_sample_loss_inputs()
+    settings = dict(foreground_range=(0.5, 2.0), decay=0.5, saturation=2.0)
+    terms = isnet_loss(logits, labels, heatmaps, masks, **settings)
+    torch.testing.assert_close(terms.heatmap, heatmap_loss(heatmaps, masks, **settings))
+    assert abs(terms.heatmap - heatmap_loss(heatmaps, masks)) > 0.1
+
+
+def test_gwrp_pools_the_last_axis_of_a_three_axis_tensor():
+    """(2, 2, 3) → (2, 2). d = 0: the max of each row; d = 0.5: weights 1, 1/2, 1/4 over the
+    row sorted in descending order, divided by 1.75 (e.g. 3, 2, 1 → 4.25 / 1.75)."""
+    values = torch.tensor([[[3.0, 1.0, 2.0], [0.0, 7.0, 7.0]],
+                           [[-1.0, -2.0, -3.0], [4.0, 0.0, 0.0]]], dtype=torch.float64)
+    torch.testing.assert_close(global_weighted_rank_pooling(values, 0.0),
+                               torch.tensor([[3.0, 7.0], [-1.0, 4.0]], dtype=torch.float64))
+    by_hand = torch.tensor([[4.25, 10.5], [-2.75, 4.0]], dtype=torch.float64) / 1.75
+    torch.testing.assert_close(global_weighted_rank_pooling(values, 0.5), by_hand)
