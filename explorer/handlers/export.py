@@ -20,6 +20,7 @@ opens offline (:func:`isnet.io.export.write_report`). Every file goes through
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from collections.abc import Mapping, Sequence
@@ -34,14 +35,16 @@ import isnet
 from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.lrp_modes import lrp_config
+from explorer.handlers.report import report_html
 from explorer.media import audit_plots
 from explorer.media.stored import stored_npy, stored_png
 from explorer.state import AppContext
 from isnet.data.transforms import evaluation_record, preprocessing_of
 from isnet.io.atomic import write_atomically
-from isnet.io.export import file_sha256, plain, write_json, write_report
+from isnet.io.export import file_sha256, plain, write_json, write_npy
 
-VIEW_KINDS = ("explain", "bias", "audit", "strategies", "robustness", "arena")
+VIEW_KINDS = ("explain", "bias", "audit", "strategies", "robustness", "arena", "stress_test",
+              "counterfactual", "fine_tune")
 """The views that can be exported (the tab each comes from)."""
 
 
@@ -90,7 +93,8 @@ def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
                 entries: Sequence[ModelEntry], images: Sequence[tuple[str, np.ndarray]],
                 heatmaps: np.ndarray | None, scale: float | None = None,
                 models: Sequence[Mapping[str, Any]] | None = None,
-                table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None) -> dict:
+                table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None,
+                axes: Sequence[str] | None = None) -> dict:
     """Keep one view of the session: pictures as PNG files, heatmaps as ``.npy``.
 
     Files are named by their content (:mod:`explorer.media.stored`): recording the same
@@ -106,6 +110,8 @@ def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
         models: the models as plain records (``label``, ``id``, ``file``, …) instead of
             ``entries`` (for models the session has not loaded, such as the arena's).
         table: (headers, rows) the view showed as a table; the figure draws it.
+        axes: what each axis of ``heatmaps`` means (e.g. ``["model: [left, right]", "height",
+            "width"]``), written beside the exported ``.npy``.
 
     Returns:
         The plain view record (also appended to ``ctx.views``).
@@ -124,6 +130,7 @@ def record_view(ctx: AppContext, session: str | None, kind: str, title: str,
                 models_of(entries),
                 "images": pictures, "heatmaps": heatmap_path,
                 "scale": None if scale is None else float(scale),
+                "heatmap_axes": None if axes is None else list(axes),
                 "table": None if table is None else plain({"headers": list(table[0]),
                                                            "rows": [list(r) for r in table[1]]})}
         dropped = ctx.views.add(session, view)  # views past the log's capacity
@@ -169,12 +176,14 @@ def _picture(path: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def numbers_record(view: Mapping[str, Any]) -> dict:
-    """What the JSON export holds: the numbers, the settings and the models with hashes."""
+def numbers_record(view: Mapping[str, Any], heatmaps: Mapping[str, Any] | None = None) -> dict:
+    """What the JSON export holds: the numbers, the settings, the models with hashes and, when
+    exported beside it, the heatmaps' file with its shape and the meaning of each axis."""
     return {"view": view["kind"], "title": view["title"], "time": view["time"],
             "numbers": view["numbers"], "settings": view["settings"],
             **({"table": view["table"]} if view.get("table") else {}),
             "models": _hashed(view["models"]), "colour_scale": view.get("scale"),
+            **({"heatmaps": heatmaps} if heatmaps else {}),
             "isnet_version": getattr(isnet, "__version__", None)}
 
 
@@ -186,8 +195,16 @@ def export_view(ctx: AppContext, session: str | None, request: ExportRequest) ->
     """
     view = latest(ctx, session, request.kind)
     folder = _folder(ctx, session)
-    stem = f"{request.kind}-{view['stamp']}"
-    numbers = write_json(folder / f"{stem}.json", numbers_record(view), overwrite=True)
+    stem = f"{request.kind}-{view['time'].replace(' ', '-').replace(':', '')}"  # readable
+    heatmaps, described = None, None
+    if view.get("heatmaps"):
+        maps = np.load(view["heatmaps"])
+        heatmaps = str(write_npy(folder / f"{stem}-heatmaps.npy", maps, overwrite=True))
+        described = {"file": Path(heatmaps).name, "shape": list(maps.shape),
+                     "dtype": str(maps.dtype), "axes": view.get("heatmap_axes")
+                     or [f"axis {i}" for i in range(maps.ndim)]}
+    numbers = write_json(folder / f"{stem}.json", numbers_record(view, described),
+                         overwrite=True)
     pictures = [(caption, _picture(path)) for caption, path in view["images"]]
     flat = {**{f"{k}": v for k, v in view["numbers"].items() if not isinstance(v, (list, dict))},
             **_flat_models(view["numbers"])}
@@ -199,7 +216,7 @@ def export_view(ctx: AppContext, session: str | None, request: ExportRequest) ->
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     png = write_atomically(folder / f"{stem}-figure.png", buffer.getvalue(), overwrite=True)
-    return ExportFiles(str(png), str(numbers), view.get("heatmaps"))
+    return ExportFiles(str(png), str(numbers), heatmaps)
 
 
 def _flat_models(numbers: Mapping[str, Any]) -> dict:
@@ -213,8 +230,9 @@ def _flat_models(numbers: Mapping[str, Any]) -> dict:
 
 
 def session_report(ctx: AppContext, session: str | None) -> str:
-    """One offline HTML file with every view of the session (pictures, numbers, settings,
-    models with hashes).
+    """One offline HTML file with every view of the session: a summary and a table of contents
+    at the top, then each view's pictures, tables, numbers and settings, models with hashes
+    (:mod:`explorer.handlers.report`).
 
     Raises:
         InputError: the session has not looked at anything yet.
@@ -222,19 +240,26 @@ def session_report(ctx: AppContext, session: str | None) -> str:
     views = ctx.views.of(session)
     if not views:
         raise InputError("Nothing to report yet: explain an image, plant a mark or audit a set.")
-    sections = []
+    sections, models = [], {}
     for view in views:
-        record = numbers_record(view)
-        sections.append({
-            "title": f"{view['title']} ({view['time']})",
-            "text": "Models: " + "; ".join(f"{m['label']} ({m['file'] or 'no file'}, sha256 "
-                                          f"{(m['sha256'] or '—')[:16]}…)"
-                                          for m in record["models"]),
-            "images": [(caption, _picture(path)) for caption, path in view["images"]],
-            "numbers": {**view["numbers"], **{f"setting: {k}": v
-                                              for k, v in view["settings"].items()}}})
+        hashed = _hashed(view["models"])
+        models.update({f"{m['label']} ({m['file'] or 'no file'})": m["sha256"] for m in hashed})
+        text = "Models: " + "; ".join(f"{m['label']} ({m['file'] or 'no file'}, sha256 "
+                                      f"{(m['sha256'] or '—')[:16]}…)" for m in hashed)
+        sections.append((text, [(caption, _picture(path)) for caption, path in view["images"]]))
     path = _folder(ctx, session) / f"session-report-{time.time_ns()}.html"
-    return str(write_report(path, "ISNet Explorer — session report", sections))
+    page = report_html("ISNet Explorer — session report", views, sections, models)
+    return str(write_atomically(path, page.encode("utf-8")))
+
+
+def record_figure(ctx: AppContext, session: str | None, kind: str, title: str, figure: Any,
+                  numbers: Mapping[str, Any], settings: Mapping[str, Any],
+                  entries: Sequence[ModelEntry],
+                  table: tuple[Sequence[str], Sequence[Sequence[Any]]] | None = None) -> dict:
+    """Keep a plot-only view (a stress test's or a counterfactual sweep's curves, a fine-tune's
+    losses): the figure as a picture, its numbers and table, for the export and the report."""
+    return record_view(ctx, session, kind, title, numbers, settings, entries,
+                       [(title, audit_plots.figure_png(figure))], None, table=table)
 
 
 def explain_numbers(views: Sequence[Any]) -> dict:
@@ -267,16 +292,38 @@ def lrp_record(configs: Sequence[isnet.LRPConfig]) -> dict[str, list]:
 def record_pair(ctx: AppContext, session: str | None, kind: str, title: str, pair: Any,
                 entries: Sequence[ModelEntry], settings: Mapping[str, Any],
                 extra: Sequence[tuple[str, np.ndarray]] = (),
-                lrp: Sequence[isnet.LRPConfig] | None = None) -> dict:
+                lrp: Sequence[isnet.LRPConfig] | None = None,
+                source: Mapping[str, Any] | None = None) -> dict:
     """Keep an Explain-like view (a :class:`~explorer.handlers.explain_views.PairView`): both
     overlays and heatmaps, the predictions and shares, the raw maps, and the LRP settings
     (``lrp``: one per model; default each model's own, as the view computed them). Maps drawn
-    on their own colour scales (``pair.scale`` None) say each scale in their captions."""
+    on their own colour scales (``pair.scale`` None) say each scale in their captions.
+    ``source``: the image's and mask's file names and SHA-256 (:func:`image_source`), kept in
+    the settings. The heatmaps' axes are [left model, right model], height, width."""
     own = pair.scale is None
     images = list(extra) + [(f"{v.label}: {v.target}", v.overlay) for v in pair.views] + \
         [(f"{v.label}: heatmap" + (f" (own scale ±{v.scale:.3g})" if own else ""), v.heatmap)
          for v in pair.views]
     configs = lrp if lrp is not None else [lrp_config(e) for e in entries]
     return record_view(ctx, session, kind, title, explain_numbers(pair.views),
-                       {"lrp": lrp_record(configs), **settings}, entries, images,
-                       pair_heatmaps(pair.views), pair.scale)
+                       {"lrp": lrp_record(configs), **settings,
+                        **({"source": dict(source)} if source else {})}, entries, images,
+                       pair_heatmaps(pair.views), pair.scale,
+                       axes=[f"model: [left, right] = {[v.label for v in pair.views]}",
+                             "height (pixels)", "width (pixels)"])
+
+
+def image_source(image: np.ndarray, mask: np.ndarray | None, image_file: str | None = None,
+                 mask_file: str | None = None) -> dict[str, Any]:
+    """The explained image and mask as the JSON export records them: file name (when known)
+    and the SHA-256 of the file, or, without one, of the pixels (H, W, 3) uint8 / (H, W)."""
+    def one(pixels: np.ndarray | None, path: str | None) -> dict[str, Any] | None:
+        if pixels is None and path is None:
+            return None
+        if path and Path(path).is_file():
+            return {"file": Path(path).name, "sha256": file_sha256(path)}
+        array = np.ascontiguousarray(pixels)
+        return {"file": Path(path).name if path else None, "sha256_of_pixels":
+                hashlib.sha256(array.tobytes()).hexdigest(), "shape": list(array.shape)}
+
+    return {"image": one(image, image_file), "mask": one(mask, mask_file)}

@@ -22,7 +22,6 @@ and the message names the setting. The set itself comes from
 from __future__ import annotations
 
 import contextlib
-import copy
 import ctypes
 import gc
 import threading
@@ -38,14 +37,19 @@ from explorer.entries import ModelEntry, plain_metadata
 from explorer.errors import InputError
 from explorer.handlers.explain import explain_models
 from explorer.handlers.explain_views import PairView
-from explorer.handlers.train_checks import in_base_classes, split_notices
+from explorer.handlers.export import record_figure
+from explorer.handlers.train_checks import (
+    in_base_classes,
+    prepare_model,
+    split_notices,
+)
+from explorer.handlers.train_checks import run_config as _config
 from explorer.handlers.train_data import check_set, samples_set, split, uploaded_set
 from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots
 from explorer.state import AppContext
 from isnet import viz
 from isnet.devices import device_label
-from isnet.training.transfer import for_classes
 
 METHOD_LABELS = {"standard": "standard (cross-entropy only)",
                  "selective": "ISNet — selective (one map, fast)",
@@ -121,73 +125,6 @@ class TrainUpdate:
     worker_pid: int | None = None
 
 
-def _prepare_model(base: ModelEntry, class_names: list[str]) -> tuple[Any, list[str]]:
-    """A trainable float32 copy of the base model on the CPU (the worker moves it to the
-    device), with a new classifier head if the classes differ (transfer learning, any family:
-    :func:`isnet.training.transfer.for_classes`)."""
-    try:
-        model, replaced = for_classes(copy.deepcopy(base.model), base.class_names,
-                                      list(class_names))
-    except ValueError as error:
-        raise InputError(f"{base.label} cannot learn other classes here: {error}") from error
-    notices = []
-    if replaced:
-        notices.append(f"The set's classes differ from {base.label}'s: a new classifier head "
-                       f"for {len(class_names)} classes is trained.")
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
-    return model.float().cpu(), notices
-
-
-SETTING_NAMES = {"learning_rate": "Learning rate", "epochs": "Epochs", "batch_size": "Batch size",
-                 "heat_weight": "P (heatmap-loss share)", "decay": "d (GWRP decay)",
-                 "seed": "Seed", "background_tint": "Random background colours",
-                 "mask_margin": "Mask margin"}
-"""How the user sees each checked :class:`isnet.TrainConfig` field in messages."""
-
-
-INHERITED = ("epsilon", "zb", "background_weight", "foreground_weight", "foreground_range",
-             "saturation", "foreground_form")
-"""The explanation and heatmap-loss settings a fine-tune keeps from its base model's training
-configuration (the tab does not show them): an ISNet trained with, say, the ε-rule at the input
-and a wide foreground band goes on learning against the same heatmaps and the same loss."""
-
-
-def _inherited(base: ModelEntry) -> dict[str, Any]:
-    """The :data:`INHERITED` settings of ``base``'s checkpoint (none for a foreign file)."""
-    trained = base.metadata.get("config") or {}
-    values = {key: trained[key] for key in INHERITED if key in trained}
-    if "foreground_range" in values:
-        values["foreground_range"] = tuple(values["foreground_range"])
-    return values
-
-
-def _config(base: ModelEntry, request: FineTuneRequest, num_classes: int,
-            max_epochs: int) -> isnet.TrainConfig:
-    """The run's TrainConfig: every number as sent (never replaced), refused by
-    :class:`isnet.TrainConfig` when it is not finite or out of range (an InputError naming the
-    setting); the LRP and loss shape (:data:`INHERITED`) as the base model was trained."""
-    values = {"epochs": request.epochs, "batch_size": request.batch_size,
-              "learning_rate": request.learning_rate, "heat_weight": request.heat_weight,
-              "decay": request.decay, "seed": request.seed,
-              "background_tint": request.background_tint, "mask_margin": request.mask_margin}
-    for key, value in values.items():
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"{SETTING_NAMES[key]} must be a number, got {value!r}.")
-    try:
-        config = isnet.TrainConfig(
-            model=base.metadata.get("model_name") or "densenet121", num_classes=num_classes,
-            method=request.method, input_size=base.input_size, **_inherited(base), **values)
-    except ValueError as error:
-        message = str(error)
-        for key, name in SETTING_NAMES.items():
-            message = message.replace(f"TrainConfig.{key}", name)
-        raise InputError(message + ".") from None
-    if config.epochs > max_epochs:
-        raise InputError(f"Epochs must lie between 1 and {max_epochs} here, got {config.epochs}.")
-    return config
-
-
 def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
               stop: threading.Event | None = None) -> Iterator[TrainUpdate]:
     """Fine-tune a copy of ``request.base_id`` in a worker process and yield progress; the last
@@ -217,7 +154,7 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
     train_set, val_set = split(image_set, request.seed)
     notices = split_notices(len(train_set.labels), len(val_set.labels),
                             train_set is val_set) + notices
-    model, head_notices = _prepare_model(base, list(image_set.class_names))
+    model, head_notices = prepare_model(base, list(image_set.class_names))
     config = _config(base, request, model.num_classes, ctx.limits.max_epochs)
     model_id = ctx.store.new_id("tuned")
     path = ctx.session_dir(session) / f"{model_id}.safetensors"
@@ -358,6 +295,11 @@ def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model_id: st
             f"{device_label(ctx.device)}: start-up {summary.get('ready', 0.0):.1f} s, "
             f"{summary['steps']} steps in {summary['seconds']:.1f} s ({summary['status']}), "
             f"then the before/after view. Saved as **{label}**; it is now in the model lists.")
+    record_figure(ctx, session, "fine_tune", f"Fine-tune: {label}", plots.training_figure(history),
+                  {"metrics": summary["metrics"], "steps": summary["steps"],
+                   "images": {"training": len(image_set.labels) - len(val_set.labels),
+                              "validation": len(val_set.labels)}},
+                  {**config.to_dict(), "base_model": base.label}, [base, entry])  # for the report
     return TrainUpdate(1.0, done, plots.training_figure(history), str(path), entry, pair, history)
 
 

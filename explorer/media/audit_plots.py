@@ -7,6 +7,7 @@ As in :mod:`explorer.media.plots`, figures are built with ``matplotlib.figure.Fi
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -80,12 +81,14 @@ def figure_png(figure: Figure) -> np.ndarray:
 def view_figure(title: str, images: Sequence[tuple[str, np.ndarray]], scale: float | None,
                 numbers: Mapping[str, object], cmap: str = "bwr",
                 table: tuple[Sequence[str], Sequence[Sequence[object]]] | None = None) -> Figure:
-    """The export figure of a view: its pictures with captions, the colour scale with tick
-    values (when the view has heatmaps), a table (when the view showed one) and its numbers as
-    text.
+    """The export figure of a view: its pictures with captions (wrapped to their column, so
+    titles never overlap or run off the page), the colour scale with tick values (when the view
+    has heatmaps: the shared ±scale, or, for maps on their own scales, percent of each map's
+    own bound), a table (when the view showed one) and its numbers as text.
 
     Args:
-        images: (caption, (H, W, 3) uint8) pairs, at most 8 are drawn.
+        images: (caption, (H, W, 3) uint8) pairs, at most 8 are drawn; a caption with "own
+            scale" marks a heatmap drawn on its own scale.
         scale: the shared colour-scale bound (relevance ±scale), or None.
         numbers: shown as ``key: value`` lines.
         table: (headers, rows), drawn full width under the pictures (None cells as "–").
@@ -104,16 +107,21 @@ def view_figure(title: str, images: Sequence[tuple[str, np.ndarray]], scale: flo
     grid = figure.add_gridspec(rows + 3, columns,
                                height_ratios=[picture_height] * rows +
                                [0.25, max(table_height, 0.01), text_height])
+    wrap = max(12, int(width / columns * 100 / 6.2))  # characters per line at 8 pt
     for index, (caption, image) in enumerate(shown):
         axes = figure.add_subplot(grid[index // columns, index % columns])
         axes.imshow(image, interpolation="nearest")
-        axes.set_title(caption, fontsize=8)
+        axes.set_title(textwrap.fill(caption, wrap), fontsize=8, wrap=False)
         axes.set_axis_off()
-    if scale is not None:
+    own = scale is None and any("own scale" in caption for caption, _ in shown)
+    if scale is not None or own:
         bar = figure.add_subplot(grid[rows, :])
-        figure.colorbar(ScalarMappable(Normalize(-scale, scale), cmap), cax=bar,
+        bound = 100.0 if own else scale
+        figure.colorbar(ScalarMappable(Normalize(-bound, bound), cmap), cax=bar,
                         orientation="horizontal",
-                        label="relevance (blue = against the class, red = for it)")
+                        label="relevance, % of each map's own scale (its ± in the title); "
+                              "blue = against the class, red = for it" if own else
+                              "relevance (blue = against the class, red = for it)")
         bar.tick_params(labelsize=7)
     if table is not None:
         board = figure.add_subplot(grid[rows + 1, :])

@@ -85,7 +85,7 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
                               info="measured on 2 idle CPU cores, per model: 200 take ~3 s, "
                                    "2,000 ~20 s")
             upload = gr.File(label="Zip of class folders", file_types=[".zip"],
-                             type="filepath", height=140)
+                             type="filepath", height=140, elem_id="audit-upload")
             gr.Markdown("`<class>/<name>.png`, with masks as `<class>/<name>.mask.png` "
                         "(optional)", elem_classes=["caption"])
             folder = gr.Textbox(label="Folder path (local use only)",
@@ -340,7 +340,18 @@ def _record_audit(ctx: AppContext, session: str | None, data: ha.AuditData,
                    entries, [("background share per class (histogram)",
                               audit_plots.figure_png(views.histogram(data)))]
                    + [(f"{c} (own scale)", p) for p, c in pictures[:7]],
-                   _heatmaps(data))
+                   _heatmaps(data), axes=_heatmap_axes(data))
+
+
+def _heatmap_axes(data) -> list[str]:
+    """What each axis of :func:`_heatmaps` means (for the exported JSON)."""
+    labels = [m["label"] for m in data.record["models"]]
+    maps = data.maps if getattr(data, "streamed", False) else data.relevance
+    image_axes = ["image (audit index; numbers.files names each)",
+                  "height (pixels)", "width (pixels)"]
+    if len({m.shape for m in maps}) == 1:
+        return [f"model: {labels}"] + image_axes
+    return image_axes
 
 
 def _heatmaps(data) -> np.ndarray:
