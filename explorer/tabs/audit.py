@@ -87,7 +87,9 @@ def build(ctx: AppContext, w: ExplainWidgets, tabs: gr.Tabs | None = None) -> di
             upload = gr.File(label="Zip of class folders", file_types=[".zip"],
                              type="filepath", height=140, elem_id="audit-upload")
             gr.Markdown("`<class>/<name>.png`, with masks as `<class>/<name>.mask.png` "
-                        "(optional)", elem_classes=["caption"])
+                        "(optional). Folder names match the model's classes whatever their case "
+                        "or separators (`t-shirt_top` → *T-shirt/top*); a `classes.csv` "
+                        "(`folder,class`) maps the rest.", elem_classes=["caption"])
             folder = gr.Textbox(label="Folder path (local use only)",
                                 placeholder="/data/my-set", visible=ctx.limits.local_paths,
                                 info="Class folders, images/ + masks/, or a CSV manifest; any "
