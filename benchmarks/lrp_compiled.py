@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -112,6 +113,13 @@ def _rounds(functions: dict[str, Callable[[], None]], repeats: int) -> dict[str,
     return times
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (Inductor's C++ builds): the
+    cost of a compile, whatever else shares the machine."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def _synchronize() -> None:
     """Wait for queued GPU work, so that a wall time covers it."""
     if torch.cuda.is_available():
@@ -140,12 +148,15 @@ def measure(name: str, size: int, batch: int, repeats: int, mode: str = "default
     functions["compiled_heatmap"], parts["compiled_heatmap"] = explaining(
         name, mode, size, batch, **on)[1:]
     first_call: dict[str, float] = {}
+    first_call_cpu: dict[str, float] = {}
     for key, function in functions.items():  # warm-ups; compiled ones compile here
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         function()
         _synchronize()
         first_call[key] = time.perf_counter() - start
-        print(f"  {key}: first call {first_call[key]:.1f} s", flush=True)
+        first_call_cpu[key] = _cpu_seconds() - cpu
+        print(f"  {key}: first call {first_call[key]:.1f} s ({first_call_cpu[key]:.1f} CPU-s)",
+              flush=True)
     times = _rounds(functions, repeats)
     ratios = {"compiled_isnet_over_eager_plain": _ratio(times, "compiled_isnet_step",
                                                         "eager_plain_step"),
@@ -165,6 +176,7 @@ def measure(name: str, size: int, batch: int, repeats: int, mode: str = "default
             "device": device, "dtype": "bf16 autocast" if bf16 else "float32",
             "median_s": {key: round(statistics.median(v), 4) for key, v in times.items()},
             "first_call_s": {key: round(v, 2) for key, v in first_call.items()},
+            "first_call_cpu_s": {key: round(v, 2) for key, v in first_call_cpu.items()},
             "compile_s_estimate": {key: round(first_call[key] - statistics.median(times[key]), 2)
                                    for key in parts},
             "ratios": {key: round(v, 3) for key, v in ratios.items()},
@@ -205,9 +217,9 @@ def message_piece(name: str, size: int, batch: int, repeats: int, mode: str = "d
     eager_step()
     eager_first = time.perf_counter() - eager_first
     with compiled_message(mode) as piece:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         piece_step()
-        first = time.perf_counter() - start
+        first, first_cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         times = _rounds({"eager_isnet_step": eager_step, "message_compiled_isnet_step": piece_step},
                         repeats)
     medians = {key: statistics.median(value) for key, value in times.items()}
@@ -216,6 +228,7 @@ def message_piece(name: str, size: int, batch: int, repeats: int, mode: str = "d
             "first_call_s": {"eager_isnet_step": round(eager_first, 2),
                              "message_compiled_isnet_step": round(first, 2)},
             "compile_s_estimate": round(first - medians["message_compiled_isnet_step"], 2),
+            "first_call_cpu_s": round(first_cpu, 2),
             "ratio_compiled_over_eager": round(_ratio(times, "message_compiled_isnet_step",
                                                       "eager_isnet_step"), 3),
             "compile_failed": None if piece.failed is None else repr(piece.failed)}
