@@ -194,39 +194,12 @@ def build(ctx: AppContext) -> ExplainWidgets:
                       zb, true_class, lrp_mode, colour_scale]
     has_run = gr.State(False)  # set by every answer (State outputs are not sent to clients)
     explain_outputs = ordered(outputs, EXPLAIN_OUTPUTS) + [has_run]
-    def check_epsilon(lrp_epsilon):
-        """Nothing to do: the validator judges ε first (a bad one is named at its field, and
-        what would follow does not run)."""
-
-    def epsilon_validator(lrp_epsilon):
-        """ε judged at its field (a message there; no other widget changes)."""
-        problem = epsilon_problem(lrp_epsilon)
-        return gr.validate(problem is None, problem or "")  # one input: one verdict, no list
-
-    checked = {"fn": check_epsilon, "inputs": [epsilon], "outputs": None,
-               "validator": epsilon_validator, "api_visibility": "private",
-               "show_progress": "hidden"}
-    epsilon.input(**checked, trigger_mode="always_last")  # as it is typed
-    run.click(**checked).success(on_explain, explain_inputs, explain_outputs,
-                                 api_name="explain", concurrency_id="explain",
-                                 concurrency_limit=8)  # see batching
-
-    def on_setting(image_and_mask, *settings, request: gr.Request = None):
-        """A setting changed (class, opacity, ε, input rule, LRP, colour scale): explain again
-        with it once there is an image (ε was judged before); before that, nothing changes."""
-        if (image_and_mask or {}).get("background") is None:
-            return [gr.update() for _ in explain_outputs]
-        return on_explain(image_and_mask, *settings, request=request)
-
-    gr.on([opacity.release, target.input, lrp_mode.input, colour_scale.input, zb.input,
-           epsilon.submit, epsilon.blur], **checked, trigger_mode="always_last").success(
-        on_setting, explain_inputs, explain_outputs, api_visibility="private",
-        concurrency_id="explain")
-
+    _wire_explain(on_explain, run, [opacity.release, target.input, lrp_mode.input,
+                                    colour_scale.input, zb.input, epsilon.submit, epsilon.blur],
+                  epsilon, explain_inputs, explain_outputs)
     has_run.change(reveal_shares, [has_run],
                    left_side.share_widgets() + right_side.share_widgets(),
                    api_visibility="private", queue=False)
-
 
     @guarded
     def on_model_change(left_model, request: gr.Request):
@@ -245,6 +218,40 @@ def build(ctx: AppContext) -> ExplainWidgets:
     brush_mode.change(on_brush_mode, [brush_mode], [editor], api_visibility="private",
                       queue=False)
     return widgets
+
+
+def _wire_explain(on_explain: Callable, run: gr.Button, setting_triggers: list,
+                  epsilon: gr.Number, explain_inputs: list, explain_outputs: list) -> None:
+    """The Explain button and every setting that re-explains (class, opacity, ε, input rule,
+    LRP, colour scale). Each runs a check of ε first: its validator names a bad ε at its field,
+    and then nothing follows (no other widget turns red); ε is also judged as it is typed."""
+
+    def check_epsilon(lrp_epsilon):
+        """Nothing to do: the validator judges ε first."""
+
+    def epsilon_validator(lrp_epsilon):
+        """ε judged at its field (a message there; no other widget changes)."""
+        problem = epsilon_problem(lrp_epsilon)
+        return gr.validate(problem is None, problem or "")  # one input: one verdict, no list
+
+    checked = {"fn": check_epsilon, "inputs": [epsilon], "outputs": None,
+               "validator": epsilon_validator, "api_visibility": "private",
+               "show_progress": "hidden"}
+    epsilon.input(**checked, trigger_mode="always_last")  # as it is typed
+    run.click(**checked).success(on_explain, explain_inputs, explain_outputs,
+                                 api_name="explain", concurrency_id="explain",
+                                 concurrency_limit=8)  # see batching
+
+    def on_setting(image_and_mask, *settings, request: gr.Request = None):
+        """A setting changed: explain again with it once there is an image; before that,
+        nothing changes."""
+        if (image_and_mask or {}).get("background") is None:
+            return [gr.update() for _ in explain_outputs]
+        return on_explain(image_and_mask, *settings, request=request)
+
+    gr.on(setting_triggers, **checked, trigger_mode="always_last").success(
+        on_setting, explain_inputs, explain_outputs, api_visibility="private",
+        concurrency_id="explain")
 
 
 AS_TRAINED = "as trained"
