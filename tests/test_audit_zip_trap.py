@@ -99,3 +99,18 @@ def test_the_in_memory_audit_keeps_a_zip_safe(tmp_path):
         list(ha.run_audit(ctx, "s", ha.AuditRequest((ctx.default_pair[0],), source="upload",
                                                     paths=(str(bad),))))
     assert not (tmp_path / "circle").exists()
+
+
+def test_an_upload_stays_within_its_pixel_limits(tmp_path):
+    from explorer.handlers.audit_sets import read_files, unpack_upload
+    from isnet.io.limits import UploadLimits
+
+    root = unpack_upload(spelt_zip(tmp_path, {"circle": 0, "square": 1}), tmp_path / "s")
+    read = read_files(root, 32, "squeeze", CLASSES, "set", 100, UploadLimits())
+    assert len(read) == 6 and read.names[0] == "circle/circle_0.png"
+    with pytest.raises(InputError, match="pixels \\(the limit for an upload\\)"):
+        read_files(root, 32, "squeeze", CLASSES, "set", 100,
+                   UploadLimits(max_total_pixels=6 * 32 * 32 - 1))
+    with pytest.raises(InputError, match="pixels to decode"):
+        read_files(root, 32, "squeeze", CLASSES, "set", 100,
+                   UploadLimits(max_decoded_pixels=3 * 2 * 32 * 32))

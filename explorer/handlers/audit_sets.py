@@ -37,7 +37,7 @@ from isnet.data.layouts.class_matching import (
 from isnet.data.streaming import Skipped, StreamingDataset
 from isnet.data.transforms import Preprocessing
 from isnet.io.atomic import write_atomically
-from isnet.io.limits import UploadLimits, read_zip_members
+from isnet.io.limits import UploadLimits, check_image_header, read_zip_members
 from isnet.training.experiment import ExperimentData, evaluation_set
 
 UNKNOWN, CLEAN, MARKED = -1, 0, 1
@@ -162,6 +162,30 @@ def catalogue_in_classes(root: Path, class_names: list[str]
     return catalogue, match
 
 
+def _check_pixels(catalogue: Catalogue, size: int, limits: UploadLimits) -> None:
+    """Refuse an upload whose images hold more pixels than ``limits`` allow: summed from their
+    headers before any is decoded, and kept at ``size`` × ``size``.
+
+    Raises:
+        InputError: over ``limits.max_decoded_pixels`` or ``limits.max_total_pixels``.
+    """
+    if len(catalogue) * size * size > limits.max_total_pixels:
+        raise InputError(f"{len(catalogue)} images at {size} px hold more than "
+                         f"{limits.max_total_pixels:,} pixels (the limit for an upload); "
+                         "upload fewer.")
+    total = 0
+    for relative in catalogue.images:
+        try:
+            header = check_image_header(str(catalogue.root / str(relative)), limits.max_pixels)
+        except ValueError:
+            continue  # reported as skipped when it is read
+        total += 2 * header.width * header.height  # the image and its mask
+        if total > limits.max_decoded_pixels:
+            raise InputError(f"The images hold more than {limits.max_decoded_pixels:,} pixels "
+                             f"to decode (the limit for an upload), counting up to {relative}; "
+                             "resize them or upload fewer.")
+
+
 def read_files(root: Path, size: int, resize: str, class_names: list[str], masks: str,
                max_images: int, limits: UploadLimits | None = None) -> AuditSet:
     """Every image of a folder at ``size`` × ``size`` (raw pixels in [0, 1], cut by
@@ -184,6 +208,8 @@ def read_files(root: Path, size: int, resize: str, class_names: list[str], masks
     if len(catalogue) > max_images:
         raise InputError(f"The set has {len(catalogue)} images; the audit takes at most "
                          f"{max_images}.")
+    if limits is not None:
+        _check_pixels(catalogue, size, limits)
     dataset = StreamingDataset(catalogue, Preprocessing(size=size, resize=resize).evaluation(),
                                **({"limits": limits} if limits is not None else {}))
     images, masks_kept, labels, names = [], [], [], []
