@@ -78,3 +78,16 @@ def test_gwrp_pools_the_last_axis_of_a_three_axis_tensor():
                                torch.tensor([[3.0, 7.0], [-1.0, 4.0]], dtype=torch.float64))
     by_hand = torch.tensor([[4.25, 10.5], [-2.75, 4.0]], dtype=torch.float64) / 1.75
     torch.testing.assert_close(global_weighted_rank_pooling(values, 0.5), by_hand)
+
+
+def test_gwrp_keeps_every_term_float64_can_see():
+    """Equal values pool to themselves. With d = 0.001 the weights 1, 1e-3, …, 1e-12 all count
+    at float64 precision: leaving out the 1e-9 term would move the result by 1e-9."""
+    pooled = global_weighted_rank_pooling(torch.ones(2, 8, dtype=torch.float64), 0.001)
+    torch.testing.assert_close(pooled, torch.ones(2, dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+def test_gwrp_builds_its_weights_on_the_values_device():
+    """The rank weights live where the values do ('meta' stands in for a GPU here)."""
+    values = torch.ones(2, 8, dtype=torch.float64, device="meta")
+    assert global_weighted_rank_pooling(values, 0.5).device.type == "meta"
