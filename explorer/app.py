@@ -25,7 +25,7 @@ from explorer.components import session_of
 from explorer.entries import ModelEntry, plain_metadata
 from explorer.handlers.explain import LRPOverrides, engine_explain, explain_cached
 from explorer.limits import Limits
-from explorer.media.budget import DecodeBudget
+from explorer.media.budget import DecodeBudget, guard_large_files
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import model_input, resize_mode
 from explorer.memory import release_after
@@ -211,5 +211,5 @@ def build_demo(models: Mapping[str, Any] | Sequence[ModelEntry] | None = None,
     release_after(demo)  # audits, fine-tunes, loads hand their memory back (explorer.memory)
     ctx.sessions.start_thread()
     demo.explorer_context = ctx  # for launchers and tests (limits, notice, device); not handlers
-    demo.decode_budget = DecodeBudget()  # this app's large decodes at once (media.budget)
+    guard_large_files(demo, DecodeBudget())  # this app's large decodes at once (media.budget)
     return demo

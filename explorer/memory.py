@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import gc
 import inspect
@@ -38,9 +37,8 @@ def release_memory() -> bool:
     gc.collect()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
-    name = ctypes.util.find_library("c") or "libc.so.6"
-    with contextlib.suppress(OSError, AttributeError):
-        trim = ctypes.CDLL(name).malloc_trim
+    with contextlib.suppress(OSError, AttributeError):  # glibc's name on Linux: no search
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
         trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
         trim(0)
         return True

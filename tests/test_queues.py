@@ -46,8 +46,9 @@ def test_the_app_limits_its_fine_tunes_and_audits(tmp_path):
     images, masks = write_samples(tmp_path / "assets")
     demo = build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
                       work_dir=tmp_path / "work")
-    limited = {fn.api_name for fn in demo.fns.values() if fn.validator is not None}
-    assert limited == {"fine_tune", "audit"}
+    limited = {fn.api_name for fn in demo.fns.values()
+               if getattr(fn.validator, "__self__", None).__class__.__name__ == "OnePerSession"}
+    assert limited == {"fine_tune", "audit"}  # other validators (a field's check) may exist
 
 
 @pytest.fixture(scope="module")
