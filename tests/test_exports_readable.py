@@ -63,8 +63,9 @@ def test_the_report_opens_with_a_summary_and_contents_and_writes_tables_as_table
     entries = [ctx.store.get(i, None) for i in ctx.default_pair]
     image, mask = object_image(1)
     pair = explain_models(ctx, entries, image, mask)
-    hx.record_pair(ctx, "s", "explain", "Explain", pair, entries, {"explained_class": "x"},
-                   source=hx.image_source(image, mask))
+    hx.record_pair(ctx, "s", "explain", "Explain", pair, entries, {"explained_class": "x"})
+    page = Path(hx.session_report(ctx, "s")).read_text()
+    assert "id='summary'" in page and "id='contents'" in page, "a summary and contents first"
     history = [{"step": 1, "loss": 1.2, "val_background_share": 0.4},
                {"step": 2, "loss": 0.9, "val_background_share": 0.3}]
     hx.record_figure(ctx, "s", "fine_tune", "Fine-tune: tiny", training_figure(history),
