@@ -114,3 +114,14 @@ def test_an_upload_stays_within_its_pixel_limits(tmp_path):
     with pytest.raises(InputError, match="pixels to decode"):
         read_files(root, 32, "squeeze", CLASSES, "set", 100,
                    UploadLimits(max_decoded_pixels=3 * 2 * 32 * 32))
+
+
+def test_a_streamed_folder_says_which_folder_matched_which_class(tmp_path):
+    ctx = make_context(tmp_path)
+    spelt_zip(tmp_path, {"CIRCLE": 0, "_Square": 1, "hexagon": 2})  # leaves the folder too
+    updates = list(ha.run_audit(ctx, "s", ha.AuditRequest(
+        (ctx.default_pair[0],), source="folder", folder=str(tmp_path / "spelt")), local=True))
+    record = updates[-1].record
+    assert record["streamed"] and record["count"] == 6 and record["class_names"] == CLASSES
+    said = " ".join(updates[0].notices)
+    assert "CIRCLE → circle" in said and "_Square → square" in said and "hexagon" in said

@@ -39,6 +39,7 @@ from isnet.analysis.stream_audit import StreamAudit, audit_stream
 from isnet.data.catalogue import Catalogue
 from isnet.data.dataset_splits import open_evaluation
 from isnet.data.folders import save_image_folder
+from isnet.data.layouts.class_matching import match_classes, read_mapping
 from isnet.data.streaming import Skipped, StreamingDataset
 from isnet.data.transforms import Preprocessing, preprocessing_of
 from isnet.devices import device_label
@@ -90,6 +91,13 @@ def open_folder(folder: str, entry: ModelEntry, masks: str
         except ValueError as error:
             raise InputError(f"Cannot use this folder: {error}") from error
     catalogue = dataset.catalogue
+    if catalogue.layout == "class-folders" and catalogue.class_names == entry.class_names:
+        folders = sorted({str(name).split("/")[0] for name in catalogue.images}
+                         | {line.split("/")[0] for line in problems
+                            if "is not one of the model's classes" in line})
+        match = match_classes(folders, entry.class_names, read_mapping(source))
+        if any(folder != name for folder, name in match.matched.items()) or match.unmatched:
+            notices += match.lines()  # which folder became which class, which did not
     if masks == "none":
         catalogue = replace(catalogue, masks=np.full(len(catalogue), "", dtype=str))
     elif catalogue.masked < len(catalogue):
