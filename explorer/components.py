@@ -142,6 +142,9 @@ class ExplainWidgets:
     sample: gr.Dropdown
     upload: gr.File
     domain_notice: gr.Markdown
+    has_run: gr.State | None = None
+    """True once the model columns hold an answer: an event from another tab that fills them
+    sets it too (an output of value True), and the shares replace their "—"."""
 
     def editor_inputs(self) -> list:
         """The widgets :func:`editor_input` reads, in its argument order."""

@@ -142,8 +142,9 @@ def build(ctx: AppContext) -> ExplainWidgets:
             summary = gr.Markdown(elem_id="explain-summary",
                                   elem_classes=["table-text"])
 
+    has_run = gr.State(False)  # set by every answer (State outputs are not sent to clients)
     widgets = ExplainWidgets(editor, record, brush_mode, true_class, left, right, target, opacity,
-                             top_k, sample, upload, domain_notice)
+                             top_k, sample, upload, domain_notice, has_run)
     _wire_image(ctx, widgets, mask_file, auto_threshold, auto_grabcut, clear, mask_notice)
 
     def on_gallery(event: gr.SelectData):
@@ -192,7 +193,6 @@ def build(ctx: AppContext) -> ExplainWidgets:
                        + [colorbar, summary, preview, domain_notice], strict=True))
     explain_inputs = [editor, left, right, target, opacity, top_k, brush_mode, record, epsilon,
                       zb, true_class, lrp_mode, colour_scale]
-    has_run = gr.State(False)  # set by every answer (State outputs are not sent to clients)
     explain_outputs = ordered(outputs, EXPLAIN_OUTPUTS) + [has_run]
     _wire_explain(on_explain, run, [opacity.release, target.input, lrp_mode.input,
                                     colour_scale.input, zb.input, epsilon.submit, epsilon.blur],
