@@ -40,6 +40,17 @@ GOALS = {"compiled_isnet_over_eager_plain": 2.0, "compiled_isnet_over_compiled_p
          "compiled_heatmap_over_eager_forward_backward": 0.8}
 
 
+RATIO_PAIRS = {
+    "compiled_isnet_over_eager_plain": ("compiled_isnet_step", "eager_plain_step"),
+    "compiled_isnet_over_compiled_plain": ("compiled_isnet_step", "compiled_plain_step"),
+    "compiled_heatmap_over_eager_forward_backward": ("compiled_heatmap",
+                                                     "eager_forward_backward"),
+    "eager_isnet_over_eager_plain": ("eager_isnet_step", "eager_plain_step"),
+    "eager_heatmap_over_eager_forward_backward": ("eager_heatmap", "eager_forward_backward"),
+    "compiled_isnet_over_eager_isnet": ("compiled_isnet_step", "eager_isnet_step")}
+"""Each reported ratio: (numerator, denominator), medians of per-round ratios."""
+
+
 def _batch(size: int, batch: int, classes: int) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, size, size, generator=generator)
@@ -101,15 +112,19 @@ def explaining(name: str, compiled: str | None, size: int, batch: int, classes: 
     return forward_backward, heatmap, net.compiled_walk
 
 
-def _rounds(functions: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
-    """Wall seconds of each function, ``repeats`` round-robin rounds (after the warm-ups)."""
+def _rounds(functions: dict[str, Callable[[], None]], repeats: int,
+            cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Wall seconds of each function, ``repeats`` round-robin rounds (after the warm-ups); with
+    ``cpu``, its CPU seconds go there (robust to other processes sharing the machine)."""
     times: dict[str, list[float]] = {key: [] for key in functions}
     for _ in range(repeats):
         for key, function in functions.items():
-            start = time.perf_counter()
+            start, used = time.perf_counter(), _cpu_seconds()
             function()
             _synchronize()
             times[key].append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu.setdefault(key, []).append(_cpu_seconds() - used)
     return times
 
 
@@ -157,24 +172,16 @@ def measure(name: str, size: int, batch: int, repeats: int, mode: str = "default
         first_call_cpu[key] = _cpu_seconds() - cpu
         print(f"  {key}: first call {first_call[key]:.1f} s ({first_call_cpu[key]:.1f} CPU-s)",
               flush=True)
-    times = _rounds(functions, repeats)
-    ratios = {"compiled_isnet_over_eager_plain": _ratio(times, "compiled_isnet_step",
-                                                        "eager_plain_step"),
-              "compiled_isnet_over_compiled_plain": _ratio(times, "compiled_isnet_step",
-                                                           "compiled_plain_step"),
-              "compiled_heatmap_over_eager_forward_backward": _ratio(
-                  times, "compiled_heatmap", "eager_forward_backward"),
-              "eager_isnet_over_eager_plain": _ratio(times, "eager_isnet_step",
-                                                     "eager_plain_step"),
-              "eager_heatmap_over_eager_forward_backward": _ratio(
-                  times, "eager_heatmap", "eager_forward_backward"),
-              "compiled_isnet_over_eager_isnet": _ratio(times, "compiled_isnet_step",
-                                                        "eager_isnet_step")}
+    cpu: dict[str, list[float]] = {}
+    times = _rounds(functions, repeats, cpu)
+    ratios = {key: _ratio(times, *pair) for key, pair in RATIO_PAIRS.items()}
     failed = {key: repr(part.failed) for key, part in parts.items()
               if part is not None and part.failed is not None}
     return {"model": name, "size": size, "batch": batch, "mode": mode, "repeats": repeats,
             "device": device, "dtype": "bf16 autocast" if bf16 else "float32",
             "median_s": {key: round(statistics.median(v), 4) for key, v in times.items()},
+            "median_cpu_s": {key: round(statistics.median(v), 4) for key, v in cpu.items()},
+            "cpu_ratios": {key: round(_ratio(cpu, *pair), 3) for key, pair in RATIO_PAIRS.items()},
             "first_call_s": {key: round(v, 2) for key, v in first_call.items()},
             "first_call_cpu_s": {key: round(v, 2) for key, v in first_call_cpu.items()},
             "compile_s_estimate": {key: round(first_call[key] - statistics.median(times[key]), 2)
@@ -220,8 +227,9 @@ def message_piece(name: str, size: int, batch: int, repeats: int, mode: str = "d
         start, cpu = time.perf_counter(), _cpu_seconds()
         piece_step()
         first, first_cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+        cpu: dict[str, list[float]] = {}
         times = _rounds({"eager_isnet_step": eager_step, "message_compiled_isnet_step": piece_step},
-                        repeats)
+                        repeats, cpu)
     medians = {key: statistics.median(value) for key, value in times.items()}
     return {"model": name, "size": size, "batch": batch, "piece": "epsilon_message",
             "median_s": {key: round(value, 4) for key, value in medians.items()},
@@ -231,6 +239,8 @@ def message_piece(name: str, size: int, batch: int, repeats: int, mode: str = "d
             "first_call_cpu_s": round(first_cpu, 2),
             "ratio_compiled_over_eager": round(_ratio(times, "message_compiled_isnet_step",
                                                       "eager_isnet_step"), 3),
+            "cpu_ratio_compiled_over_eager": round(_ratio(cpu, "message_compiled_isnet_step",
+                                                          "eager_isnet_step"), 3),
             "compile_failed": None if piece.failed is None else repr(piece.failed)}
 
 
