@@ -91,3 +91,34 @@ def test_gwrp_builds_its_weights_on_the_values_device():
     """The rank weights live where the values do ('meta' stands in for a GPU here)."""
     values = torch.ones(2, 8, dtype=torch.float64, device="meta")
     assert global_weighted_rank_pooling(values, 0.5).device.type == "meta"
+
+
+def _two_sample_heatmaps() -> tuple[torch.Tensor, torch.Tensor]:
+    """Heatmaps (2, 1, 1, 2, 2) and left-column masks (2, 1, 2, 2)."""
+    return _two_sample_loss_inputs()[2:]
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    (dict(foreground_range=(0.0, 1.0)), r"foreground_range must satisfy 0 < C1 <= C2"),
+    (dict(foreground_range=(2.0, 1.0)), r"foreground_range must satisfy 0 < C1 <= C2"),
+    (dict(saturation=0.0), r"saturation E must be > 0"),
+    (dict(foreground_form="l3"), r"foreground_form must be 'l2' or 'hybrid'"),
+])
+def test_heatmap_loss_rejects_bad_settings_by_name(settings, message):
+    with pytest.raises(ValueError, match=message):
+        heatmap_loss(*_two_sample_heatmaps(), **settings)
+
+
+def test_a_band_of_one_value_is_allowed():
+    """C1 = C2 = 4: sample 0 (F = 1) pays (1 − 4)²/16 = 9/16, sample 1 (F = 4) nothing;
+    with the background term off (w₁ = 0) and w₂ = 1 the mean is 9/32."""
+    loss = heatmap_loss(*_two_sample_heatmaps(), foreground_range=(4.0, 4.0),
+                        background_weight=0.0, foreground_weight=1.0)
+    torch.testing.assert_close(loss, torch.tensor(9 / 32, dtype=torch.float64))
+
+
+def test_half_precision_heatmaps_are_scored_in_float32():
+    heatmaps, masks = _two_sample_heatmaps()
+    loss = heatmap_loss(heatmaps.half(), masks)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, heatmap_loss(heatmaps.float(), masks.float()))
