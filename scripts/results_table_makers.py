@@ -219,6 +219,22 @@ def audit_app(root: Path) -> Table:
                   f"(1 min) {load(record)}."], [source])
 
 
+def serving_load(root: Path) -> Table:
+    """Concurrent ``/explain`` calls through ``gradio_client``: latency and throughput per
+    server (batched or not), case (cached samples or new images) and number of clients."""
+    source = latest(root, "load")
+    record = read(root, source)
+    rows = [[r["server"], r["case"], r["clients"], r["errors"],
+             f"{r['median_s']:.2f} / {r['p95_s']:.2f}", f"{r['per_s']:.2f}",
+             f"{r['server_cpu_s']:.3f}", r["load_average"][0]] for r in record["rows"]]
+    header = ["server", "case", "clients", "errors", "median / p95 s", "explains/s",
+              "server CPU s/call", "load (1 min)"]
+    goals = "; ".join(f"{k}: {v}" for k, v in record.get("goals", {}).items())
+    return Table([*markdown(header, rows, right=(2, 3, 5, 6, 7)), "",
+                  f"Goals: {goals}. {record['date']}; load average (1 min) {load(record)}."],
+                 [source])
+
+
 def bias_speed(root: Path) -> Table:
     """Seconds to load and bias Fashion-MNIST images, per bias kind, against the 30 s budget."""
     source = latest(root, "bias_speed")
@@ -318,6 +334,7 @@ TABLES: dict[str, Callable[[Path], Table]] = {
     "finetune": finetune,
     "explorer-latency": explorer_latency,
     "serving-memory": serving_memory,
+    "serving-load": serving_load,
     "robustness": robustness,
 }
 """Every table by the name its markers use."""
