@@ -122,3 +122,11 @@ def test_half_precision_heatmaps_are_scored_in_float32():
     loss = heatmap_loss(heatmaps.half(), masks)
     assert loss.dtype == torch.float32
     torch.testing.assert_close(loss, heatmap_loss(heatmaps.float(), masks.float()))
+
+
+def test_one_empty_mask_in_a_batch_is_named():
+    heatmaps, masks = _two_sample_heatmaps()
+    masks = torch.stack([masks[0], torch.zeros_like(masks[1])])
+    with pytest.raises(ValueError, match=r"samples \[1\] have an empty foreground mask; the "
+                                         r"heatmap loss needs at least one foreground pixel"):
+        heatmap_loss(heatmaps, masks)
