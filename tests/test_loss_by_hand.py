@@ -130,3 +130,13 @@ def test_one_empty_mask_in_a_batch_is_named():
     with pytest.raises(ValueError, match=r"samples \[1\] have an empty foreground mask; the "
                                          r"heatmap loss needs at least one foreground pixel"):
         heatmap_loss(heatmaps, masks)
+
+
+def test_an_infinite_relevance_counts_as_the_largest_finite_one():
+    """+inf becomes the batch's largest finite |R| (0.4 here, every value below 1), not more."""
+    heatmaps, masks = _two_sample_heatmaps()
+    small = heatmaps / 10
+    with_inf, replaced = small.clone(), small.clone()
+    with_inf[0, 0, 0, 0, 1] = float("inf")
+    replaced[0, 0, 0, 0, 1] = 0.4
+    torch.testing.assert_close(heatmap_loss(with_inf, masks), heatmap_loss(replaced, masks))
