@@ -125,3 +125,7 @@ def test_a_streamed_folder_says_which_folder_matched_which_class(tmp_path):
     assert record["streamed"] and record["count"] == 6 and record["class_names"] == CLASSES
     said = " ".join(updates[0].notices)
     assert "CIRCLE → circle" in said and "_Square → square" in said and "hexagon" in said
+    from explorer.handlers.audit_table import write_per_image_csv
+
+    lines = write_per_image_csv(ha.read_audit(record)).read_text().splitlines()
+    assert len(lines) == 7 and ",CIRCLE/CIRCLE_0.png,circle," in lines[1]  # named by its file
