@@ -140,3 +140,11 @@ def test_an_infinite_relevance_counts_as_the_largest_finite_one():
     with_inf[0, 0, 0, 0, 1] = float("inf")
     replaced[0, 0, 0, 0, 1] = 0.4
     torch.testing.assert_close(heatmap_loss(with_inf, masks), heatmap_loss(replaced, masks))
+
+
+def test_a_nan_relevance_counts_as_none():
+    heatmaps, masks = _two_sample_heatmaps()
+    with_nan, zero = heatmaps.clone(), heatmaps.clone()
+    with_nan[1, 0, 0, 0, 1] = float("nan")
+    zero[1, 0, 0, 0, 1] = 0.0
+    torch.testing.assert_close(heatmap_loss(with_nan, masks), heatmap_loss(zero, masks))
