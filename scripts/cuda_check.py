@@ -21,9 +21,9 @@ def main() -> int:
     torch.manual_seed(0)
     model = isnet.densenet121(num_classes=10).double().eval()
     images = torch.rand(4, 3, 64, 64, dtype=torch.float64)
-    logits_cpu, maps_cpu = isnet.explain(model, images, "all")
+    logits_cpu, maps_cpu = isnet.explain(model, images, mode="all")
     gpu = model.cuda()
-    logits_gpu, maps_gpu = isnet.explain(gpu, images.cuda(), "all")
+    logits_gpu, maps_gpu = isnet.explain(gpu, images.cuda(), mode="all")
     scale = maps_cpu.abs().max()
     print(f"logits max |cpu - cuda| = {(logits_cpu - logits_gpu.cpu()).abs().max():.3e}")
     print(f"heatmaps max |cpu - cuda| / max|R| = "

@@ -58,7 +58,8 @@ def mark_channels(path: str | Path, images: int, batch_size: int = 50) -> dict[s
         x_mark, x_clean, labels = marked.images[part], clean.images[part], marked.labels[part]
         on_mark = (x_mark - x_clean).abs().sum(1) > 0  # (B, H, W)
         with torch.inference_mode():
-            logits, maps = explain(model, x_mark, "all", lrp=lrp)  # (B, K), (B, K, C, H, W)
+            # (B, K), (B, K, C, H, W)
+            logits, maps = explain(model, x_mark, mode="all", lrp=lrp)
             clean_logits = model(x_clean)
         relevance = maps.sum(2)  # (B, K, H, W)
         own = torch.nn.functional.one_hot(labels, logits.shape[1]).bool()  # (B, K)

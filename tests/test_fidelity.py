@@ -27,6 +27,10 @@ from isnet.lrp.rules import max_pool_transpose, stabilize, zbox_rule
 from isnet.models.densenet import DenseNet
 from tests.conftest import randomize_batchnorm
 
+# a mode passed as target= is the old spelling: here it must not come back (isnet's own
+# warning only, so third-party deprecations stay warnings)
+pytestmark = pytest.mark.filterwarnings(r"error:explain\(target=:DeprecationWarning")
+
 EPSILON = 0.01
 
 
@@ -131,10 +135,10 @@ def test_default_zb_bias_is_authors_and_changes_only_the_input_layer(tiny_model,
     maps = {}
     for convention in ("authors", "full", "none"):
         config = LRPConfig(zb_bias=convention)
-        output_logits, heatmaps = isnet.explain(tiny_model, images, "all", lrp=config)
+        output_logits, heatmaps = isnet.explain(tiny_model, images, mode="all", lrp=config)
         torch.testing.assert_close(output_logits, logits)
         maps[convention] = heatmaps
-    assert torch.equal(isnet.explain(tiny_model, images, "all")[1], maps["authors"])
+    assert torch.equal(isnet.explain(tiny_model, images, mode="all")[1], maps["authors"])
     assert not torch.allclose(maps["authors"], maps["full"])
     assert not torch.allclose(maps["authors"], maps["none"])
     # everything above the input layer is the same: the message at the stem does not depend on it
@@ -142,16 +146,17 @@ def test_default_zb_bias_is_authors_and_changes_only_the_input_layer(tiny_model,
     base = stem_message(tiny_model, trace, messages, LRPConfig(zb_bias="full"))
     torch.testing.assert_close(stem_message(tiny_model, trace, messages, LRPConfig()), base)
     # and without z^B the convention plays no role
-    plain = isnet.explain(tiny_model, images, "all", zb=False, lrp=LRPConfig(zb_bias="none"))[1]
-    torch.testing.assert_close(isnet.explain(tiny_model, images, "all", zb=False)[1], plain)
+    plain = isnet.explain(tiny_model, images, mode="all", zb=False,
+                          lrp=LRPConfig(zb_bias="none"))[1]
+    torch.testing.assert_close(isnet.explain(tiny_model, images, mode="all", zb=False)[1], plain)
 
 
 @pytest.mark.parametrize(("sign", "same_as"), [(1, "full"), (-1, "none")])
 def test_authors_bias_equals_full_for_positive_and_none_for_negative_biases(
         tiny_model, images, sign, same_as):
     model = _stem_shift(tiny_model, sign)
-    ours = isnet.explain(model, images, "all", lrp=LRPConfig(zb_bias="authors"))[1]
-    other = isnet.explain(model, images, "all", lrp=LRPConfig(zb_bias=same_as))[1]
+    ours = isnet.explain(model, images, mode="all", lrp=LRPConfig(zb_bias="authors"))[1]
+    other = isnet.explain(model, images, mode="all", lrp=LRPConfig(zb_bias=same_as))[1]
     torch.testing.assert_close(ours, other)
 
 
@@ -352,8 +357,9 @@ def test_published_fusion_uses_the_unbiased_batch_variance_in_train_mode(tiny_mo
 
     tiny_model.features.pool0 = torch.nn.MaxPool2d(2, 2)  # the other quirks cannot act
     tiny_model.train()
-    quirky = isnet.explain(tiny_model, images, "all", lrp=LRPConfig(reference_quirks=True))[1]
-    corrected = isnet.explain(tiny_model, images, "all")[1]
+    quirky = isnet.explain(tiny_model, images, mode="all",
+                           lrp=LRPConfig(reference_quirks=True))[1]
+    corrected = isnet.explain(tiny_model, images, mode="all")[1]
     assert not torch.allclose(quirky, corrected)
 
     def unbiased_statistics(inputs, detach=True, unbiased=False):
@@ -362,14 +368,14 @@ def test_published_fusion_uses_the_unbiased_batch_variance_in_train_mode(tiny_mo
 
     monkeypatch.setattr(canonize, "batch_statistics", unbiased_statistics)
     monkeypatch.setattr(densenet, "batch_statistics", unbiased_statistics)
-    torch.testing.assert_close(isnet.explain(tiny_model, images, "all")[1], quirky)
+    torch.testing.assert_close(isnet.explain(tiny_model, images, mode="all")[1], quirky)
 
 
 def test_quirks_change_nothing_without_long_blocks_or_shared_winners(tiny_model, images):
     tiny_model.features.pool0 = torch.nn.MaxPool2d(2, 2)  # no overlapping windows
-    for target in ("all", "selective"):
-        corrected = isnet.explain(tiny_model, images, target)
-        quirky = isnet.explain(tiny_model, images, target, lrp=LRPConfig(reference_quirks=True))
+    for mode in ("all", "selective"):
+        corrected = isnet.explain(tiny_model, images, mode=mode)
+        quirky = isnet.explain(tiny_model, images, mode=mode, lrp=LRPConfig(reference_quirks=True))
         torch.testing.assert_close(quirky[0], corrected[0], rtol=0, atol=0)
         torch.testing.assert_close(quirky[1], corrected[1], rtol=0, atol=0)
 
