@@ -37,6 +37,7 @@ from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers import domain
 from explorer.handlers.explain_views import (
+    COLOUR_SCALE_CHOICES,
     COLOUR_SCALES,
     OWN_SCALES,
     SHARED_SCALE,
@@ -52,6 +53,7 @@ from explorer.handlers.lrp_modes import (
     model_maps,
     resolve,
 )
+from explorer.handlers.spellings import current_spelling, old_labels
 from explorer.media import masking
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import (
@@ -65,9 +67,15 @@ from explorer.state import AppContext
 from isnet.devices import device_label
 from isnet.lrp.registry import is_lrp_ready
 
-PREDICTED = "predicted class"
-SELECTIVE = "selective (log-odds of the least likely class)"
+PREDICTED = "predicted"
+"""Explain each model's own top class."""
+SELECTIVE = "selective"
 """Explain the way Selective ISNet trains: the softmax log-odds of the lowest logit."""
+TARGET_CHOICES = [("predicted class", PREDICTED),
+                  ("selective (log-odds of the least likely class)", SELECTIVE)]
+"""(label, id) choices of the explain-class dropdown before the model's classes."""
+OLD_SPELLINGS = {**old_labels(TARGET_CHOICES), **old_labels(COLOUR_SCALE_CHOICES)}
+"""Old labels of the explain class and the colour scale, still accepted for one release."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,10 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
     Raises:
         InputError: no image, unknown model, a class the model does not have, bad mask.
     """
+    request = replace(request, target=current_spelling(request.target, OLD_SPELLINGS,
+                                                       "the explain class"),
+                      colour_scale=current_spelling(request.colour_scale, OLD_SPELLINGS,
+                                                    "the colour scale"))
     image, mask = request.editor.read()
     entries = [ctx.store.get(request.left_id, session), ctx.store.get(request.right_id, session)]
     problem = epsilon_problem(request.epsilon)
@@ -289,6 +301,7 @@ def engine_explain(entry: ModelEntry, x: Tensor, target: int | str | None,
 def target_index(entry: ModelEntry, target: str | None) -> int | str | None:
     """Class index for a class name (None = the predicted class, "selective" = Selective
     ISNet's map)."""
+    target = current_spelling(target, OLD_SPELLINGS, "the explain class")
     if not target or target == PREDICTED:
         return None
     if target == SELECTIVE:
@@ -324,7 +337,8 @@ def predict_models(entries: Sequence[ModelEntry], images: Sequence[np.ndarray],
     return np.stack(out)
 
 
-def class_choices(ctx: AppContext, session: str | None, model_id: str) -> list[str]:
-    """The explain-target dropdown choices for a model: "predicted class", the selective map,
-    then its classes."""
-    return [PREDICTED, SELECTIVE] + ctx.store.get(model_id, session).class_names
+def class_choices(ctx: AppContext, session: str | None,
+                  model_id: str) -> list[tuple[str, str]]:
+    """The explain-class dropdown's (label, id) choices for a model: "predicted class", the
+    selective map, then its classes (each its own label)."""
+    return TARGET_CHOICES + [(name, name) for name in ctx.store.get(model_id, session).class_names]

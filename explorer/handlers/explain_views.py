@@ -22,8 +22,11 @@ from isnet import viz
 from isnet.analysis.sanity import untrained_signs
 from isnet.lrp.conservation import CONSERVED_TOLERANCE, Conservation
 
-SHARED_SCALE = "shared (compare strengths)"
-OWN_SCALES = "each model its own (compare where)"
+SHARED_SCALE = "shared"
+OWN_SCALES = "own"
+COLOUR_SCALE_CHOICES = [("shared (compare strengths)", SHARED_SCALE),
+                        ("each model its own (compare where)", OWN_SCALES)]
+"""(label, id) choices of the colour-scale switch (the labels were the values before)."""
 COLOUR_SCALES = (SHARED_SCALE, OWN_SCALES)
 """How the heatmaps are coloured: on one scale (colours compare across models; a weak model's
 map can look blank beside a strong one), or each on its own (every map uses the full colour

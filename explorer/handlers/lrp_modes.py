@@ -19,6 +19,7 @@ from torch import Tensor
 import isnet
 from explorer.entries import ModelEntry
 from explorer.errors import InputError
+from explorer.handlers.spellings import current_spelling
 from isnet.lrp.conservation import Conservation
 from isnet.lrp.registry import is_lrp_ready
 
@@ -42,12 +43,14 @@ AUTHORS_FAMILIES = ("densenet",)
 
 
 def mode_from_label(value: str | None) -> str:
-    """A mode id from a widget value (its id or its label); :data:`OWN` when empty."""
+    """A mode id from a widget value: its id, or (deprecated, logged) its label; :data:`OWN`
+    when empty."""
     if not value:
         return OWN
-    for mode, label in LRP_MODES.items():
-        if value in (mode, label):
-            return mode
+    value = current_spelling(value, {label: mode for mode, label in LRP_MODES.items()},
+                             "the LRP mode")
+    if value in LRP_MODES:
+        return value
     raise InputError(f"Unknown LRP mode {value!r}; choose one of {list(LRP_MODES)}.")
 
 
@@ -105,7 +108,7 @@ def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
     x = x.to(entry.device)
     if is_lrp_ready(entry.model):
         with torch.no_grad():
-            logits, maps, books = isnet.explain(entry.model, x, target=target, lrp=config,
+            logits, maps, books = isnet.explain(entry.model, x, **_which(target), lrp=config,
                                                 return_conservation=True)
         return logits.cpu(), maps.cpu(), books[0][0]
     from isnet.training.methods import native_explainer_for
@@ -116,6 +119,14 @@ def model_maps(entry: ModelEntry, x: Tensor, target: int | str | None,
                          "nor a native map to explain it with.")
     logits, maps = explainer(entry.model, x)
     return logits.detach().cpu(), maps.detach().cpu(), None
+
+
+def _which(target: int | str | None) -> dict[str, int | str | None]:
+    """``isnet.explain``'s keywords for an explained target: a class index is ``target=``, a
+    mode name (``"selective"``) is ``mode=`` (which map, not which output), None is neither."""
+    if isinstance(target, str):
+        return {"mode": target}
+    return {"target": target}
 
 
 def authors_layout(path: str | Path) -> bool:

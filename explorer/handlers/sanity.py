@@ -18,6 +18,7 @@ import numpy as np
 from explorer.errors import InputError
 from explorer.handlers.image import load_sample
 from explorer.handlers.lrp_modes import lrp_config
+from explorer.handlers.spellings import current_spelling, old_labels
 from explorer.media.editor import EditorInput
 from explorer.media.plots import randomisation_figure
 from explorer.media.tensors import model_input, resize_mode
@@ -30,8 +31,11 @@ DEPENDS_BELOW = 0.5
 which the maps are said to depend on the learned weights."""
 STAGES = 5
 """Cascade steps (each re-initialises about a fifth of the weighted layers, top first)."""
-EXPLAIN_IMAGE = "(the Explain tab's image)"
-"""The image choice that takes the Explain tab's picture instead of a bundled sample."""
+EXPLAIN_IMAGE = "explain"
+"""The image choice (its id) that takes the Explain tab's picture instead of a bundled
+sample."""
+EXPLAIN_IMAGE_CHOICE = ("(the Explain tab's image)", EXPLAIN_IMAGE)
+"""(label, id) of that choice; the label was its value before, still accepted for a release."""
 
 
 @dataclass
@@ -99,6 +103,7 @@ def chosen_image(ctx: AppContext, choice: str | None, editor: EditorInput | None
     """
     if not choice:
         raise InputError("Choose a sample, or the Explain tab's image.")
+    choice = current_spelling(choice, old_labels([EXPLAIN_IMAGE_CHOICE]), "the test image")
     if choice == EXPLAIN_IMAGE:
         if editor is None:
             raise InputError("No image in the Explain tab yet.")

@@ -23,6 +23,11 @@
   message at the field) instead of by Gradio's preprocessing (an error toast that marks every
   output of the event).
 
+* :func:`accepting_old_spellings` — a ``gr.Radio`` or ``gr.Dropdown`` with ``(label, id)``
+  choices that still takes the old label spellings its API clients sent before (logged as
+  deprecated, :mod:`explorer.handlers.spellings`) instead of Gradio's "not in the list of
+  choices" refusal.
+
 All are stock widgets with one method replaced on the instance (a subclass of a Gradio component
 would make Gradio write a ``.pyi`` stub next to this file), so the front end is unchanged.
 """
@@ -40,6 +45,7 @@ from gradio.data_classes import FileData
 from PIL import Image
 
 from explorer.errors import InputError
+from explorer.handlers.spellings import current_spelling
 from explorer.media.decode import MAX_PIXELS, MAX_SIDE, check_pixels, open_reduced
 from explorer.media.stored import stored_png
 
@@ -211,3 +217,18 @@ def output_image(**options: Any) -> gr.Image:
 
     image.postprocess = postprocess  # this widget only
     return image
+
+
+def accepting_old_spellings(widget: gr.Radio | gr.Dropdown, old_spellings: dict[str, str],
+                            what: str) -> gr.Radio | gr.Dropdown:
+    """``widget`` (a Radio or a Dropdown) with its old spellings (label → id) read as their
+    ids before Gradio checks the value against the choices; each use is logged as deprecated,
+    naming ``what``. A widget that an event updates with ``gr.update(choices=...)`` is
+    rebuilt by Gradio for that session without this: use ``allow_custom_value`` there."""
+    stock = widget.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        return stock(current_spelling(payload, old_spellings, what))
+
+    widget.preprocess = preprocess  # this widget only
+    return widget

@@ -70,7 +70,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             summary = gr.Markdown(elem_classes=["table-text"])
     with gr.Accordion("Stress test: sweep the mark", open=False):
         with gr.Row():
-            sweep = gr.Radio(list(hb.SWEEPS), value="opacity", label="Sweep")
+            sweep = gr.Radio([(label, sweep) for sweep, label in hb.SWEEPS.items()],
+                             value="opacity", label="Sweep")
             steps = gr.Slider(2, 12, value=6, step=1, label="Steps")
             stress = gr.Button("Run stress test")
         stress_plot = gr.Plot(label="P(true class) as the mark grows")

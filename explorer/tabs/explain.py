@@ -31,18 +31,24 @@ from explorer.handlers import image as image_handlers
 from explorer.handlers.explain import (
     EPSILON_RANGE,
     PREDICTED,
-    SELECTIVE,
+    TARGET_CHOICES,
     ExplainRequest,
     LRPOverrides,
     class_choices,
     epsilon_problem,
     explain,
 )
-from explorer.handlers.explain_views import COLOUR_SCALES, SHARED_SCALE
+from explorer.handlers.explain_views import COLOUR_SCALE_CHOICES, SHARED_SCALE
 from explorer.handlers.image import LoadedImage
+from explorer.handlers.spellings import old_labels
 from explorer.media import editor as editor_state
 from explorer.media.decode import IMAGE_EXTENSIONS
-from explorer.media.widgets import checked_image_editor, field_checked_number, output_image
+from explorer.media.widgets import (
+    accepting_old_spellings,
+    checked_image_editor,
+    field_checked_number,
+    output_image,
+)
 from explorer.state import AppContext
 
 
@@ -111,9 +117,12 @@ def build(ctx: AppContext) -> ExplainWidgets:
                 right = gr.Dropdown(choices, value=ctx.default_pair[1], label="Right model",
                                     allow_custom_value=True, min_width=300)
             with gr.Row():
-                target = gr.Dropdown([PREDICTED, SELECTIVE] + classes, value=PREDICTED,
-                                     label="Explain class",
-                                     info="which output the heatmap explains")
+                # custom values: old label spellings still reach the handler after a model
+                # change rebuilt the dropdown (it reads them, and names an unknown class)
+                target = gr.Dropdown(TARGET_CHOICES + [(c, c) for c in classes],
+                                     value=PREDICTED, label="Explain class",
+                                     info="which output the heatmap explains",
+                                     allow_custom_value=True)
                 top_k = gr.Slider(1, 10, value=3, step=1, label="Top predictions")
                 opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             with gr.Row():
@@ -126,10 +135,11 @@ def build(ctx: AppContext) -> ExplainWidgets:
                               info="z^B credits dark pixels too (bounds: the pixel range); "
                                    "ε gives black pixels no relevance")
             lrp_mode = lrp_mode_radio()
-            colour_scale = gr.Radio(list(COLOUR_SCALES), value=SHARED_SCALE, label="Colour scale",
-                                    info="shared: colours compare across models, and a weak "
-                                         "model's map may look faint; own: each map uses the "
-                                         "whole range")
+            colour_scale = accepting_old_spellings(gr.Radio(
+                COLOUR_SCALE_CHOICES, value=SHARED_SCALE, label="Colour scale",
+                info="shared: colours compare across models, and a weak model's map may look "
+                     "faint; own: each map uses the whole range"),
+                old_labels(COLOUR_SCALE_CHOICES), "the colour scale")
             domain_notice = gr.Markdown(elem_id="domain-notice")
             with gr.Row(elem_classes=["model-pair"]):
                 left_side = model_column("Left model", "left")

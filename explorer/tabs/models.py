@@ -24,7 +24,9 @@ from explorer.errors import guarded
 from explorer.handlers import lrp_compare, sanity
 from explorer.handlers import models as hm
 from explorer.handlers.lrp_modes import AUTHORS, CORRECTED
+from explorer.handlers.spellings import old_labels
 from explorer.limits import readable_size
+from explorer.media.widgets import accepting_old_spellings
 from explorer.state import AppContext
 
 CHECKPOINT_TYPES = [".safetensors", ".pt", ".pth", ".ckpt", ".bin"]
@@ -86,9 +88,10 @@ def build(ctx: AppContext, w: ExplainWidgets) -> gr.Markdown:
                 "stage, and the map of one image is compared with the trained model's "
                 "(Adebayo et al., 2018).")
     with gr.Row():
-        test_image = gr.Dropdown([sanity.EXPLAIN_IMAGE] + [s.name for s in ctx.samples],
-                                 value=ctx.samples[0].name if ctx.samples else None,
-                                 label="Image", min_width=320)
+        test_image = accepting_old_spellings(gr.Dropdown(
+            [sanity.EXPLAIN_IMAGE_CHOICE] + [(s.name, s.name) for s in ctx.samples],
+            value=ctx.samples[0].name if ctx.samples else None, label="Image", min_width=320),
+            old_labels([sanity.EXPLAIN_IMAGE_CHOICE]), "the test image")
         randomise = gr.Button("Run the randomisation test", size="sm", min_width=320)
     randomised = gr.Plot(label="Similarity to the trained model's map, per stage")
     randomised_summary = gr.Markdown()
