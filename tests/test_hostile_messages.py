@@ -101,3 +101,30 @@ def test_failed_logins_are_forgotten_after_the_window():
     assert throttle.failures("1.2.3.4") == 1
     now[0] = 61.5
     assert throttle.failures("1.2.3.4") == 0
+
+
+def test_a_shared_apps_audit_refuses_a_folder_path_even_from_a_loopback_peer(tmp_path):
+    """As ``--share`` or ``--host 0.0.0.0`` runs it (``Limits.local_paths`` False), the Audit
+    reads no folder path, whoever asks (here a client on 127.0.0.1), as the Models tab."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    folder = tmp_path / "secret"
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    for name in ("a", "b"):
+        image, mask = object_image(0 if name == "a" else 1)
+        Image.fromarray(image).save(folder / name / "1.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(folder / name / "1.mask.png")
+    demo, url = launch_tiny_app(tmp_path)
+    try:
+        assert demo.explorer_context.limits.local_paths is False
+        client = Client(url, verbose=False)
+        with pytest.raises((AppError, httpx.HTTPStatusError)) as refused:  # not even a choice
+            client.predict(model="standard", second_model="isnet", image_source="folder",
+                           bundled_images=10, uploaded_zip=None, folder_path=str(folder),
+                           mask_source="set", api_name="/audit")
+        client.close()
+    finally:
+        demo.close()
+    assert "Done" not in str(refused.value) and str(folder) not in str(refused.value)
