@@ -9,7 +9,9 @@ not in these lists). Tests zip a client's answer with the same names and read va
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,3 +198,18 @@ def failure_notice(error: Exception) -> str:
         logger.exception("unexpected error in a handler", exc_info=error)
     title, message = user_message(error)
     return f"⚠️ **{title}:** {message}"
+
+
+def with_context(fn: Callable[..., Any], ctx: AppContext) -> Callable[..., Any]:
+    """An event function of :mod:`explorer.handlers` (context first) bound to ``ctx``, as
+    Gradio wires it: the same name, docstring and signature less ``ctx``, so Gradio still
+    names the API parameters after it and injects ``gr.Request`` and ``gr.SelectData``."""
+
+    @functools.wraps(fn)
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return fn(ctx, *args, **kwargs)
+
+    signature = inspect.signature(fn)
+    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:])
+    return bound
