@@ -148,3 +148,11 @@ def test_a_nan_relevance_counts_as_none():
     with_nan[1, 0, 0, 0, 1] = float("nan")
     zero[1, 0, 0, 0, 1] = 0.0
     torch.testing.assert_close(heatmap_loss(with_nan, masks), heatmap_loss(zero, masks))
+
+
+def test_the_hybrid_band_is_quadratic_up_to_c1_plus_c2():
+    """Band [2, 2.5], hybrid: sample 0 (F = 1) pays (1 − 2)²/2² = 0.25 below the band; sample 1
+    (F = 4 ≤ C1 + C2 = 4.5) pays (4 − 2.5)²/2² = 0.5625 above it; mean 0.40625."""
+    loss = heatmap_loss(*_two_sample_heatmaps(), foreground_range=(2.0, 2.5),
+                        foreground_form="hybrid", background_weight=0.0, foreground_weight=1.0)
+    torch.testing.assert_close(loss, torch.tensor(0.40625, dtype=torch.float64))
