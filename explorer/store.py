@@ -5,6 +5,10 @@ are shared by all sessions; a model a user loads or fine-tunes belongs to that u
 (its ``owner`` is the session key) and is dropped when the session idles past its time to live.
 Nothing here is in ``gr.State``: a ``gr.State`` value is deep-copied per session, and models are
 too big for it.
+
+A model loaded from a file that a model in the store came from (a bundled checkpoint loaded
+again and again through the raw API) shares that model's weights
+(:mod:`explorer.weight_sharing`): the store keeps one copy of each file's tensors, read-only.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 
 from explorer.entries import SHARED, ModelEntry
 from explorer.errors import InputError
+from explorer.weight_sharing import file_identity, share_weights
 from isnet.compilation import compile_explain
 
 
@@ -39,8 +44,10 @@ class ModelStore:
 
     def add(self, entry: ModelEntry) -> ModelEntry:
         """Move ``entry``'s model to the store's device, register ``entry`` (replacing one with
-        the same id) and return it."""
+        the same id) and return it. A model from the same file as one in the store shares its
+        weights (see the module docstring)."""
         entry.model = entry.model.to(self.device)
+        self._share_with_same_file(entry)
         if self.compile is not None:
             compile_explain(entry.model, self.compile)
         with self._lock:
@@ -48,6 +55,17 @@ class ModelStore:
         if entry.owner is not SHARED and self.on_use is not None:
             self.on_use(entry.owner)  # a session's new model keeps it alive, even unused
         return entry
+
+    def _share_with_same_file(self, entry: ModelEntry) -> bool:
+        """Point ``entry``'s weights at those of a stored model from the same file, if any
+        holds equal tensors; whether it did."""
+        identity = file_identity(entry.path)
+        if identity is None:
+            return False
+        with self._lock:
+            others = [e for e in self._entries.values() if e is not entry and e.path]
+        return any(file_identity(other.path) == identity
+                   and share_weights(entry.model, other.model) for other in others)
 
     def owner_of(self, model_id: str | None) -> str | None:
         """The session that owns a model (None: shared, or no such model)."""
