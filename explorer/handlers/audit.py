@@ -39,6 +39,7 @@ from explorer.handlers.audit_sets import (
 from explorer.handlers.lrp_modes import lrp_config
 from explorer.media import masking
 from explorer.media.tensors import normalise, resize_mode
+from explorer.memory import release_memory
 from explorer.state import AppContext
 from isnet.analysis.audit import AuditResult, audit_images, lrp_explainer
 from isnet.analysis.workers import default_workers, ordered_map
@@ -224,17 +225,22 @@ def run_audit(ctx: AppContext, session: str | None, request: AuditRequest,
             continue
         yield AuditUpdate(done / total, status)
     results = [_joined(model_parts) for model_parts in parts if model_parts]
-    count = min(len(r) for r in results) if results else 0
-    if count == 0:
+    del parts, audit_chunk  # the chunks (joined now) and the models' input copies
+    count, audited = (min(len(r) for r in results) if results else 0), len(results)
+    record = None
+    if count:
+        seconds = time.perf_counter() - start
+        record = save_audit(ctx.session_dir(session), entries[:audited], chosen, masks,
+                            results, request, seconds, count)
+    del results, chosen, image_set, masks  # on disk now: the big arrays go before the release
+    release_memory()  # glibc keeps freed heap otherwise (explorer.memory)
+    if record is None:
         yield AuditUpdate(1.0, "Stopped before the first images: nothing to show.")
         return
-    seconds = time.perf_counter() - start
-    record = save_audit(ctx.session_dir(session), entries[:len(results)], chosen, masks,
-                        results, request, seconds, count)
     if interim is not None:  # the final record holds the first model's results too
         shutil.rmtree(interim["dir"], ignore_errors=True)
     state = "Stopped early" if not record["complete"] else "Done"
-    yield AuditUpdate(1.0, f"{state}: {count} images × {len(results)} model(s) in "
+    yield AuditUpdate(1.0, f"{state}: {count} images × {audited} model(s) in "
                       f"{seconds:.1f} s on {device_label(entries[0].device)}.", record, notices)
 
 
