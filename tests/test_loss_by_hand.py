@@ -10,7 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from isnet.loss import background_share, global_weighted_rank_pooling, heatmap_loss, isnet_loss
+from isnet.loss import (
+    background_share,
+    global_weighted_rank_pooling,
+    heatmap_loss,
+    isnet_loss,
+    prepare_masks,
+)
 
 # 2 × 2 maps (B, K=1, C=1, 2, 2); the foreground is the left column
 LEFT_COLUMN = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]], dtype=torch.float64)  # (1, 2, 2)
@@ -156,3 +162,49 @@ def test_the_hybrid_band_is_quadratic_up_to_c1_plus_c2():
     loss = heatmap_loss(*_two_sample_heatmaps(), foreground_range=(2.0, 2.5),
                         foreground_form="hybrid", background_weight=0.0, foreground_weight=1.0)
     torch.testing.assert_close(loss, torch.tensor(0.40625, dtype=torch.float64))
+
+
+def _resized(mask_rows: list[list[float]], height: int, width: int) -> torch.Tensor:
+    """prepare_masks of one (1, 1, h, w) mask for heatmaps (1, 1, 1, height, width) → (H, W)."""
+    mask = torch.tensor(mask_rows, dtype=torch.float64)[None, None]
+    heatmaps = torch.zeros(1, 1, 1, height, width, dtype=torch.float64)
+    return prepare_masks(mask, heatmaps)[0, 0, 0]
+
+
+def test_a_larger_mask_is_shrunk_by_averaging():
+    """Any foreground pixel in a block makes the block foreground (average pooling, then > 0),
+    whichever side is larger; nearest sampling would have missed the odd rows and columns."""
+    one_pixel = [[0.0] * 4 for _ in range(4)]
+    one_pixel[1][1] = 1.0
+    assert _resized(one_pixel, 2, 2).tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    odd_row = [[0.0, 0.0], [1.0, 1.0]] + [[0.0, 0.0]] * 6  # 8 × 2, row 1
+    assert _resized(odd_row, 4, 2).tolist() == [[1.0, 1.0]] + [[0.0, 0.0]] * 3
+    odd_column = [[0.0, 1.0, 0.0, 0.0]] * 4  # 4 × 4, column 1
+    assert _resized(odd_column, 4, 2).tolist() == [[1.0, 0.0]] * 4
+
+
+def test_a_mask_smaller_on_one_side_is_resized_by_nearest_sampling():
+    """8 × 1 to 4 × 2: nearest sampling reads rows 0, 2, 4, 6, so row 1 alone disappears; a
+    smaller 2 × 2 mask grows into 2 × 2 blocks."""
+    odd_row = [[0.0], [1.0]] + [[0.0]] * 6
+    assert _resized(odd_row, 4, 2).tolist() == [[0.0, 0.0]] * 4
+    grown = _resized([[1.0, 0.0], [0.0, 1.0]], 4, 4)
+    assert grown.tolist() == [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0],
+                              [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]
+
+
+def test_masks_take_the_heatmaps_dtype():
+    masks = torch.ones(2, 1, 2, 2, dtype=torch.float32)
+    assert prepare_masks(masks, torch.zeros(2, 1, 1, 2, 2, dtype=torch.float64)).dtype \
+        == torch.float64
+
+
+@pytest.mark.parametrize(("masks", "message"), [
+    (torch.ones(3, 1, 2, 2), r"masks hold 3 samples but heatmaps hold 2"),
+    (torch.ones(2, 2, 2, 2), r"masks need 1 or 3 channels, got 2"),
+    (torch.full((2, 1, 2, 2), 0.5), r"masks must be binary \(0 = background, 1 = foreground\); "
+                                    r"threshold them first, e\.g\. \(mask > 0\.5\)\.float\(\)"),
+])
+def test_bad_masks_are_named_with_their_sizes(masks, message):
+    with pytest.raises(ValueError, match=message):
+        prepare_masks(masks, torch.zeros(2, 1, 3, 2, 2))
