@@ -1,68 +1,53 @@
-"""What the tabs share: the model column, the Explain tab's widgets other tabs read, and the names
-of each endpoint's outputs — so that no tab imports another.
+"""What the tabs share: the model column, the Explain tab's widgets other tabs read, and (from
+:mod:`explorer.handlers.outputs`, re-exported here) the names of each endpoint's outputs — so
+that no tab imports another.
 
-Outputs travel by name: a tab's event function builds ``{name: value}`` and :func:`ordered` lays
-it out in the order of the endpoint's ``*_OUTPUTS`` names, which is also the order of its output
-widgets and of what an API client receives (``gr.State`` outputs are not sent to clients and are
-not in these lists). Tests zip a client's answer with the same names and read values by name.
+Outputs travel by name: an event function builds ``{name: value}`` and :func:`ordered` lays
+it out in the order of the endpoint's ``*_OUTPUTS`` names (see :mod:`explorer.handlers.outputs`).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from explorer.errors import InputError, logger, user_message
-from explorer.handlers.explain_views import ModelView, PairView
 from explorer.handlers.lrp_modes import LRP_MODES, OWN
-from explorer.media.editor import EditorInput
+from explorer.handlers.outputs import (  # noqa: F401 — re-exported for the tabs
+    ARENA_LOAD_OUTPUTS,
+    ARENA_OUTPUTS,
+    AUDIT_OUTPUTS,
+    COMPARE_MODES_OUTPUTS,
+    COUNTERFACTUAL_OUTPUTS,
+    EXPLAIN_OUTPUTS,
+    EXPORT_OUTPUTS,
+    FINE_TUNE_OUTPUTS,
+    INJECT_BIAS_OUTPUTS,
+    LOAD_CHECKPOINT_OUTPUTS,
+    LOAD_IMAGE_OUTPUTS,
+    LOAD_SAMPLE_OUTPUTS,
+    MODEL_CARDS_OUTPUTS,
+    PAIR_OUTPUTS,
+    SIDE_FIELDS,
+    STRESS_TEST_OUTPUTS,
+    editor_input,
+    model_dropdown_updates,
+    ordered,
+    pair_values,
+    session_of,
+    side_names,
+    side_values,
+)
 from explorer.media.widgets import output_image
-from explorer.sessions import session_key
 from explorer.state import AppContext
 
-SIDE_FIELDS = ("top", "overlay", "heatmap", "share")
 NOT_RUN = "—"
 """What a result field shows before anything has run (never a number that could be read)."""
-
-
-def side_names(prefix: str) -> tuple[str, ...]:
-    """Output names of one model column: ``<prefix>_top``, ``_overlay``, ``_heatmap``,
-    ``_share``."""
-    return tuple(f"{prefix}_{name}" for name in SIDE_FIELDS)
-
-
-PAIR_OUTPUTS = side_names("left") + side_names("right")
-EXPLAIN_OUTPUTS = PAIR_OUTPUTS + ("colorbar", "summary", "mask_preview", "notices")
-INJECT_BIAS_OUTPUTS = ("biased", "comparison") + PAIR_OUTPUTS + ("colorbar", "summary")
-STRESS_TEST_OUTPUTS = ("plot", "table")
-COUNTERFACTUAL_OUTPUTS = ("plot", "summary")
-FINE_TUNE_OUTPUTS = ("runs", "status", "curves", "checkpoint", "before", "after", "comparison",
-                     "left_model", "right_model", "base_model")
-LOAD_SAMPLE_OUTPUTS = ("editor", "true_class", "upload", "notices")
-LOAD_IMAGE_OUTPUTS = ("editor", "true_class", "sample", "notices")
-"""A new image is the one current image: loading one clears what named the old one (the
-other source, the true class, the domain notice)."""
-LOAD_CHECKPOINT_OUTPUTS = ("card", "cards", "left_model", "right_model", "download_choices")
-MODEL_CARDS_OUTPUTS = ("cards", "download_choices")
-COMPARE_MODES_OUTPUTS = ("corrected", "authors", "difference", "summary")
-ARENA_OUTPUTS = ("table", "plot", "summary")
-ARENA_LOAD_OUTPUTS = ("card", "left_model", "right_model")
-AUDIT_OUTPUTS = ("status", "summary", "histogram", "gallery", "rank_by", "class_name",
-                 "cluster_model")
-EXPORT_OUTPUTS = ("figure", "numbers", "heatmaps")
-
-
-def ordered(values: Mapping[str, Any], names: Sequence[str]) -> list:
-    """``values`` laid out in the order of ``names`` (every name must be present)."""
-    missing = [name for name in names if name not in values]
-    if missing:
-        raise KeyError(f"no value for the outputs {missing}")
-    return [values[name] for name in names]
 
 
 @dataclass
@@ -116,17 +101,6 @@ def model_column(title: str, prefix: str) -> SideWidgets:
     return SideWidgets(top, overlay, heatmap, share, pending)
 
 
-def side_values(prefix: str, view: ModelView) -> dict[str, Any]:
-    """One column's values by output name."""
-    return dict(zip(side_names(prefix),
-                    (view.top, view.overlay, view.heatmap, view.share), strict=True))
-
-
-def pair_values(pair: PairView) -> dict[str, Any]:
-    """Both columns' values by output name (:data:`PAIR_OUTPUTS`)."""
-    return {**side_values("left", pair.left), **side_values("right", pair.right)}
-
-
 @dataclass
 class ExplainWidgets:
     """The Explain tab's widgets that other tabs read or update (built by
@@ -163,30 +137,12 @@ CLEARED_NAMES = (None, None, "")
 """The values of :meth:`ExplainWidgets.image_names` for an image from elsewhere."""
 
 
-def editor_input(value: dict | None, brush_mode: str, record: dict | None) -> EditorInput:
-    """The editor's widget values as one named :class:`EditorInput`."""
-    return EditorInput(value, record, brush_mode)
-
-
 def lrp_mode_radio(modes: tuple[str, ...] = tuple(LRP_MODES), value: str = OWN,
                    label: str = "LRP") -> gr.Radio:
     """The switch between the corrected LRP and the authors' LRP block as published (and their
     difference); values are mode ids (:data:`explorer.handlers.lrp_modes.LRP_MODES`)."""
     return gr.Radio([(LRP_MODES[mode], mode) for mode in modes], value=value, label=label,
                     elem_id="lrp-mode" if OWN in modes else None)
-
-
-def session_of(request: gr.Request | None) -> str | None:
-    """The session key of a request: its session hash, joined to the login under ``--auth``
-    (:func:`explorer.sessions.session_key`; None outside a request, e.g. direct calls in tests)."""
-    if request is None:
-        return None
-    return session_key(getattr(request, "session_hash", None), getattr(request, "username", None))
-
-
-def model_dropdown_updates(ctx: AppContext, session: str | None, n: int = 2) -> list:
-    """``gr.update`` for each of ``n`` model dropdowns with this session's current choices."""
-    return [gr.update(choices=ctx.store.choices(session)) for _ in range(n)]
 
 
 def failure_notice(error: Exception) -> str:

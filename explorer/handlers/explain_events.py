@@ -14,13 +14,6 @@ from typing import Any
 import gradio as gr
 
 from explorer import deadlines
-from explorer.components import (
-    EXPLAIN_OUTPUTS,
-    editor_input,
-    ordered,
-    pair_values,
-    session_of,
-)
 from explorer.errors import InputError
 from explorer.handlers import export as export_handlers
 from explorer.handlers import image as image_handlers
@@ -34,6 +27,13 @@ from explorer.handlers.explain import (
 )
 from explorer.handlers.explain_views import SHARED_SCALE
 from explorer.handlers.image import LoadedImage
+from explorer.handlers.outputs import (
+    EXPLAIN_OUTPUTS,
+    editor_input,
+    ordered,
+    pair_values,
+    session_of,
+)
 from explorer.media import editor as editor_state
 from explorer.state import AppContext
 

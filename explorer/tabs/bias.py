@@ -8,24 +8,22 @@ drop under every kind of mark planted with a random class.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 import isnet
 from explorer.components import (
-    COUNTERFACTUAL_OUTPUTS,
     INJECT_BIAS_OUTPUTS,
-    STRESS_TEST_OUTPUTS,
     ExplainWidgets,
-    editor_input,
     model_column,
     ordered,
-    pair_values,
     reveal_shares,
-    session_of,
+    with_context,
 )
-from explorer.errors import guarded, notify
+from explorer.errors import guarded
 from explorer.handlers import bias as hb
-from explorer.handlers import export as hx
+from explorer.handlers import bias_events as events
 from explorer.handlers import robustness as hr
 from explorer.media.widgets import output_image
 from explorer.state import AppContext
@@ -68,6 +66,42 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                     format="png", interactive=False, height=100, buttons=[],
                                     elem_id="bias-colour-scale")
             summary = gr.Markdown(elem_classes=["table-text"])
+    (sweep, steps, stress, stress_plot, stress_table, counter, counter_plot, counter_summary,
+     test_images, measure, drops) = _sweeps().values()
+    w.true_class.change(with_context(events.on_true_class, ctx), [w.true_class, w.left],
+                        [mark_class], api_visibility="private")
+    settings_inputs = [kind, mark_class, position, size, own_colour, colour, strength, seed]
+    own_colour.change(events.on_class_colour, [own_colour], [colour], api_visibility="private",
+                      queue=False)
+    shared = [w.editor, w.left, w.right, w.true_class]
+    mask_inputs = [w.brush_mode, w.record]
+    outputs = ordered(dict(zip(INJECT_BIAS_OUTPUTS, [biased, comparison] + left_side.outputs()
+                               + right_side.outputs() + [colorbar, summary], strict=True)),
+                      INJECT_BIAS_OUTPUTS)
+    inject_inputs = shared + settings_inputs + [w.opacity, w.top_k] + mask_inputs
+    injected = gr.State(False)
+    run.click(guarded(with_context(events.on_inject, ctx)), inject_inputs, outputs,
+              api_name="inject_bias", concurrency_id="explain").success(
+        events.on_injected, None, [injected], api_visibility="private", queue=False)
+    injected.change(reveal_shares, [injected],
+                    left_side.share_widgets() + right_side.share_widgets(),
+                    api_visibility="private", queue=False)
+    kind.input(guarded(with_context(events.on_kind, ctx)), [injected] + inject_inputs, outputs,
+               api_visibility="private", concurrency_id="explain", trigger_mode="always_last")
+    stress.click(guarded(with_context(events.on_stress, ctx)),
+                 shared + settings_inputs + [sweep, steps] + mask_inputs,
+                 [stress_plot, stress_table], api_name="stress_test", concurrency_id="explain")
+    counter.click(guarded(with_context(events.on_counterfactual, ctx)),
+                  shared + settings_inputs + mask_inputs, [counter_plot, counter_summary],
+                  api_name="counterfactual", concurrency_id="explain")
+    measure.click(guarded(with_context(events.on_robustness, ctx)),
+                  [w.left, w.right, test_images], [drops], api_name="robustness",
+                  concurrency_id="explain")
+
+
+def _sweeps() -> dict[str, Any]:
+    """The three accordions below the mark: stress test, counterfactual sweep, test set
+    (widgets by name)."""
     with gr.Accordion("Stress test: sweep the mark", open=False):
         with gr.Row():
             sweep = gr.Radio([(label, sweep) for sweep, label in hb.SWEEPS.items()],
@@ -92,123 +126,7 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
                                     scale=3)
             measure = gr.Button("Measure robustness", scale=1)
         drops = gr.Markdown(elem_classes=["table-text"])
-
-    def on_true_class(true_name, left_model, request: gr.Request):
-        """Default the mark to another class than the image's (a confounding mark)."""
-        try:
-            names = ctx.store.get(left_model, session_of(request)).class_names
-        except ValueError:
-            return gr.update()
-        if true_name not in names:
-            return gr.update()
-        return gr.update(choices=names, value=names[(names.index(true_name) + 1) % len(names)])
-
-    w.true_class.change(on_true_class, [w.true_class, w.left], [mark_class],
-                        api_visibility="private")
-
-    settings_inputs = [kind, mark_class, position, size, own_colour, colour, strength, seed]
-    own_colour.change(lambda class_colour: gr.update(visible=not class_colour), [own_colour],
-                      [colour], api_visibility="private", queue=False)
-    shared = [w.editor, w.left, w.right, w.true_class]
-    mask_inputs = [w.brush_mode, w.record]
-
-    def bias_request(image_and_mask, left_model, right_model, true_class, mark_kind,
-                     mark_of_class, mark_position, mark_size, class_colour, mark_colour,
-                     mark_opacity, mark_seed, brush_strokes, editor_record,
-                     overlay_opacity=0.6, top_predictions=3) -> hb.BiasRequest:
-        """The widgets' values as one named request."""
-        mark = hb.BiasSettings(mark_kind, mark_of_class, mark_position, float(mark_size),
-                               None if class_colour else mark_colour, float(mark_opacity),
-                               int(mark_seed or 0))
-        return hb.BiasRequest(editor_input(image_and_mask, brush_strokes, editor_record),
-                              left_model, right_model, true_class, mark,
-                              float(overlay_opacity), int(top_predictions))
-
-    @guarded
-    def on_inject(image_and_mask, left_model, right_model, true_class, mark_kind,
-                  mark_of_class, mark_position, mark_size, class_colour, mark_colour,
-                  mark_opacity, mark_seed, overlay_opacity, top_predictions, brush_strokes,
-                  editor_record, request: gr.Request):
-        """Draw class A's mark in the background and explain both models on the result."""
-        view = hb.inject(ctx, session_of(request), bias_request(
-            image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
-            mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
-            brush_strokes, editor_record, overlay_opacity, top_predictions))
-        session = session_of(request)
-        hx.record_pair(ctx, session, "bias", f"Bias lab: mark of {mark_of_class} ({mark_kind})",
-                       view.pair, [ctx.store.get(left_model, session),
-                                   ctx.store.get(right_model, session)],
-                       {"true_class": true_class, "mark": {
-                           "kind": mark_kind, "class": mark_of_class, "position": mark_position,
-                           "size": mark_size, "opacity": mark_opacity, "seed": mark_seed}},
-                       [("biased image", view.biased)])
-        notices = "\n\n".join(f"⚠️ {n}" for n in dict.fromkeys(view.pair.notices) if n)
-        comparison = f"{view.comparison}\n\n{notices}" if notices else view.comparison
-        return ordered({"biased": view.biased, "comparison": comparison,  # notices inline
-                        **pair_values(view.pair), "colorbar": view.pair.colorbar,
-                        "summary": view.pair.summary},
-                       INJECT_BIAS_OUTPUTS)
-
-    outputs = dict(zip(INJECT_BIAS_OUTPUTS, [biased, comparison] + left_side.outputs()
-                       + right_side.outputs() + [colorbar, summary], strict=True))
-    inject_inputs = shared + settings_inputs + [w.opacity, w.top_k] + mask_inputs
-    injected = gr.State(False)
-    run.click(on_inject, inject_inputs, ordered(outputs, INJECT_BIAS_OUTPUTS),
-              api_name="inject_bias", concurrency_id="explain").success(
-        lambda: True, None, [injected], api_visibility="private", queue=False)
-    injected.change(reveal_shares, [injected],
-                    left_side.share_widgets() + right_side.share_widgets(),
-                    api_visibility="private", queue=False)
-
-    def on_kind(shown, *values, request: gr.Request = None):
-        """A new kind of mark: inject it again once a mark is shown (the stress test and the
-        every-class sweep use the kind chosen now, so the biased image must too)."""
-        if not shown:
-            return [gr.update() for _ in INJECT_BIAS_OUTPUTS]
-        return on_inject(*values, request=request)
-
-    kind.input(on_kind, [injected] + inject_inputs, ordered(outputs, INJECT_BIAS_OUTPUTS),
-               api_visibility="private", concurrency_id="explain", trigger_mode="always_last")
-
-    @guarded
-    def on_stress(image_and_mask, left_model, right_model, true_class, mark_kind,
-                  mark_of_class, mark_position, mark_size, class_colour, mark_colour,
-                  mark_opacity, mark_seed, sweep_of, sweep_steps, brush_strokes, editor_record,
-                  request: gr.Request):
-        """Sweep the mark's opacity or size; plot both models' probability of the true class."""
-        result = hb.stress_test(ctx, session_of(request), bias_request(
-            image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
-            mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
-            brush_strokes, editor_record), sweep=sweep_of, steps=int(sweep_steps))
-        notify(result.notices)
-        return ordered({"plot": result.figure, "table": result.rows}, STRESS_TEST_OUTPUTS)
-
-    stress.click(on_stress, shared + settings_inputs + [sweep, steps] + mask_inputs,
-                 [stress_plot, stress_table], api_name="stress_test", concurrency_id="explain")
-
-    @guarded
-    def on_counterfactual(image_and_mask, left_model, right_model, true_class, mark_kind,
-                          mark_of_class, mark_position, mark_size, class_colour, mark_colour,
-                          mark_opacity, mark_seed, brush_strokes, editor_record,
-                          request: gr.Request):
-        """Put every class's mark on this image; how often does each model follow it?"""
-        result = hb.counterfactual(ctx, session_of(request), bias_request(
-            image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
-            mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
-            brush_strokes, editor_record))
-        return ordered({"plot": result.figure, "summary": result.summary},
-                       COUNTERFACTUAL_OUTPUTS)
-
-    counter.click(on_counterfactual, shared + settings_inputs + mask_inputs,
-                  [counter_plot, counter_summary], api_name="counterfactual",
-                  concurrency_id="explain")
-
-    @guarded
-    def on_robustness(left_model, right_model, images, request: gr.Request):
-        """Both models' accuracy drop (points) under each kind of mark planted with a random
-        other class into bundled test images; a Markdown table."""
-        return hr.measure(ctx, session_of(request), hr.RobustnessRequest(
-            (left_model, right_model), int(images))).markdown
-
-    measure.click(on_robustness, [w.left, w.right, test_images], [drops], api_name="robustness",
-                  concurrency_id="explain")
+    return dict(sweep=sweep, steps=steps, stress=stress, stress_plot=stress_plot,
+                stress_table=stress_table, counter=counter, counter_plot=counter_plot,
+                counter_summary=counter_summary, test_images=test_images, measure=measure,
+                drops=drops)
