@@ -208,3 +208,11 @@ def test_masks_take_the_heatmaps_dtype():
 def test_bad_masks_are_named_with_their_sizes(masks, message):
     with pytest.raises(ValueError, match=message):
         prepare_masks(masks, torch.zeros(2, 1, 3, 2, 2))
+
+
+def test_per_channel_masks_apply_to_their_own_channel():
+    """Masks (1, 3, 1, 2) against heatmaps (1, 1, 3, 1, 2) of ones: channel 0 keeps its left
+    pixel, channel 1 its right one, channel 2 both, so 2 of the 6 units lie outside: 1/3."""
+    masks = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 1.0]]]], dtype=torch.float64)
+    share = background_share(torch.ones(1, 1, 3, 1, 2, dtype=torch.float64), masks)
+    torch.testing.assert_close(share, torch.tensor([1 / 3], dtype=torch.float64))
