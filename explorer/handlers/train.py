@@ -7,7 +7,10 @@ curves) while it runs, so the serving process's memory does not grow with each r
 Stop button sets the session's stop event; closing the generator does the same) ends the run
 between two steps, or at once while the worker is still starting (it is killed: nothing was
 trained); a step that does not end within :data:`STOP_GRACE_S` seconds of the stop is cut short
-the same way. The last update then says "Stopped". Until the first step, the status says what is
+the same way. An upload is read after the first update (its pixels bounded from the headers,
+decoded reduced, resized as the model's evaluation does: torchvision's crop for ImageNet
+metadata; the bundled samples the same way, at once), and a stop while it is read ends the
+run there. The last update then says "Stopped". Until the first step, the status says what is
 happening and for how long (the worker process starts, then runs its first step); every time
 reported is counted from the click. A worker that dies unasked is reported as a failure. Only a
 completed run with finite weights is saved (atomically, by the worker) and listed; a stopped,
@@ -44,9 +47,16 @@ from explorer.handlers.train_checks import (
     split_notices,
 )
 from explorer.handlers.train_checks import run_config as _config
-from explorer.handlers.train_data import check_set, samples_set, split, uploaded_set
+from explorer.handlers.train_data import (
+    StoppedReading,
+    check_set,
+    samples_set,
+    split,
+    uploaded_set,
+)
 from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots
+from explorer.media.tensors import resize_mode
 from explorer.state import AppContext
 from isnet import viz
 from isnet.devices import device_label
@@ -142,14 +152,14 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
         raise InputError(f"Unknown training method {request.method!r}; choose one of "
                          f"{list(isnet.TRAINING_METHODS)}.")
     _config(base, request, len(base.class_names), ctx.limits.max_epochs)  # settings first
-    size = base.input_size
-    notices: list[str] = []
-    if request.source == "samples":
-        image_set = samples_set(ctx, size, base.class_names)
-    else:
-        image_set, notices = uploaded_set(ctx, session, list(request.paths), size)
-        image_set, matched = in_base_classes(image_set, base, list(request.paths))
-        notices = matched + notices
+    stop = stop or threading.Event()
+    if request.source != "samples":  # an upload may take minutes to read: say so first
+        yield TrainUpdate(0.0, _starting(started, "reading the uploaded images", ""))
+    try:
+        image_set, notices = _read_set(ctx, session, request, base, stop)
+    except StoppedReading:
+        yield _stopped(started, [], "while reading the set; nothing was trained")
+        return
     check_set(image_set, ctx.limits.max_train_images)
     train_set, val_set = split(image_set, request.seed)
     notices = split_notices(len(train_set.labels), len(val_set.labels),
@@ -168,7 +178,6 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
     worker = FitWorker(WorkerJob(model, train_set, val_set, config, str(path), save,
                                  threads=torch.get_num_threads(), device=str(ctx.device)))
     del model, train_set  # the worker gets its own copies
-    stop = stop or threading.Event()
     yield TrainUpdate(0.0, _starting(started, "starting a worker process", intro))
     history: list[dict] = []
     ending: dict[str, Any] = {"started": started}
@@ -181,6 +190,31 @@ def fine_tune(ctx: AppContext, session: str | None, request: FineTuneRequest,
         release_memory()
     yield _outcome(ctx, session, base, model_id, ending, worker.exit_code(), config, image_set,
                    val_set, history)
+
+
+def _read_set(ctx: AppContext, session: str | None, request: FineTuneRequest, base: ModelEntry,
+              stop: threading.Event) -> tuple[isnet.ImageSet, list[str]]:
+    """The set at the base model's input size, resized as its evaluation does (torchvision's
+    crop for ImageNet metadata, :func:`explorer.media.tensors.resize_mode`), and notices.
+
+    Raises:
+        StoppedReading: ``stop`` was set while the upload was read.
+        InputError: a bad set.
+    """
+    size, resize = base.input_size, resize_mode(base.metadata)
+    if request.source == "samples":
+        return samples_set(ctx, size, base.class_names, resize=resize), []
+    image_set, notices = uploaded_set(ctx, session, list(request.paths), size, stop=stop,
+                                      resize=resize)
+    image_set, matched = in_base_classes(image_set, base, list(request.paths))
+    return image_set, matched + notices
+
+
+def _stopped(started: float, history: list[dict], when: str = "") -> TrainUpdate:
+    """The last update of a stopped run (nothing saved)."""
+    return TrainUpdate(1.0, f"Stopped after {clock() - started:.1f} s{' ' + when if when else ''}"
+                            f": nothing was saved (earlier checkpoints are untouched).",
+                       plots.training_figure(history), history=history)
 
 
 def _starting(started: float, doing: str, intro: str) -> str:
@@ -250,11 +284,8 @@ def _outcome(ctx: AppContext, session: str | None, base: ModelEntry, model_id: s
     Raises:
         InputError: the worker failed or was killed.
     """
-    seconds = clock() - ending["started"]
     if ending.get("kind") == "stopped":
-        return TrainUpdate(1.0, f"Stopped after {seconds:.1f} s: nothing was saved (earlier "
-                                "checkpoints are untouched).", plots.training_figure(history),
-                           history=history)
+        return _stopped(ending["started"], history)
     if ending.get("kind") == "error":
         raise InputError(f"Training failed: {ending['value']}. Nothing was saved.")
     if ending.get("kind") != "end":
@@ -263,8 +294,7 @@ def _outcome(ctx: AppContext, session: str | None, base: ModelEntry, model_id: s
     summary = ending["value"]
     figure = plots.training_figure(history)
     if summary["status"] == "stopped":
-        return TrainUpdate(1.0, f"Stopped after {seconds:.1f} s: nothing was saved (earlier "
-                                "checkpoints are untouched).", figure, history=history)
+        return _stopped(ending["started"], history)
     if summary["checkpoint"] is None:  # diverged or failed: never saved, never listed
         return TrainUpdate(1.0, f"**Failed** ({summary['status']}) after {summary['steps']} "
                                 f"steps: nothing was saved or listed. {summary['advice'] or ''}",

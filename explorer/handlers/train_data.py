@@ -32,6 +32,10 @@ MAX_DECODED_PIXELS = 400_000_000
 """Pixels (images and masks, from their headers) one fine-tuning upload may ask to decode: ten
 pairs of 40-megapixel images at most."""
 
+class StoppedReading(InputError):
+    """The run's stop event was set while the upload was read (nothing was trained)."""
+
+
 def samples_set(ctx: AppContext, size: int, class_names: list[str],
                 resize: str = "squeeze") -> isnet.ImageSet:
     """The bundled samples that have a mask and a known class, at ``size`` × ``size``
@@ -66,7 +70,8 @@ def uploaded_set(ctx: AppContext, session: str | None, paths: list[str], size: i
 
     Raises:
         InputError: nothing uploaded, badly named loose files, too many pixels to decode,
-            nothing usable, or stopped while reading.
+            or nothing usable.
+        StoppedReading: (an InputError) ``stop`` was set while the files were read.
     """
     if not paths:
         raise InputError("Upload a zip (or the files of a folder), or choose the samples.")
@@ -81,7 +86,7 @@ def uploaded_set(ctx: AppContext, session: str | None, paths: list[str], size: i
             source, size=size, limits=limits, resize=resize,
             should_stop=None if stop is None else stop.is_set)
     except ReadingStopped:
-        raise InputError("Stopped while reading the uploaded images; nothing was trained.") \
+        raise StoppedReading("Stopped while reading the uploaded images; nothing was trained.") \
             from None
     except ValueError as error:
         raise InputError(f"Cannot use this set: {error}") from error
