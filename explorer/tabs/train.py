@@ -96,6 +96,10 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             runs = gr.Dataframe(headers=["model", "method", "epochs", "val. accuracy",
                                          "val. background share"], value=[],
                                 label="This session's fine-tunes", interactive=False)
+            # what a finished run offers the model lists, in hidden stand-ins: a failed run
+            # marks only these (invisible), never Explain's pickers; those follow on success
+            offered = {name: gr.Dropdown(visible=False, allow_custom_value=True)
+                       for name in ("left_model", "right_model", "base_model")}
 
     @guarded_stream
     def on_start(base_model, training_data, uploaded_files, training_method, epochs_count,
@@ -130,7 +134,8 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             values = dict.fromkeys(FINE_TUNE_OUTPUTS, keep)
             values["status"] = update.status
             if first:  # the previous run's results must not pass for this run's
-                values.update(checkpoint=None, before=None, after=None, comparison="")
+                values.update(checkpoint=None, before=None, after=None, comparison="",
+                              right_model=gr.update(value=None))  # no new model yet
                 first = False
             if update.figure is not None:
                 values["curves"] = update.figure
@@ -149,11 +154,24 @@ def build(ctx: AppContext, w: ExplainWidgets) -> None:
             yield [session_record] + ordered(values, FINE_TUNE_OUTPUTS)
 
     outputs = dict(zip(FINE_TUNE_OUTPUTS, [runs, status, curves, checkpoint, before, after,
-                                           comparison, w.left, w.right, base], strict=True))
+                                           comparison, *offered.values()], strict=True))
+
+    def on_model_lists(new_model, request: gr.Request):
+        """Every model list after a run that did not fail; the right-hand model becomes the
+        fine-tuned one when the run made one (before/after)."""
+        choices = ctx.store.choices(session_of(request) or "anonymous")
+        right = gr.update(choices=choices, value=new_model) if new_model else \
+            gr.update(choices=choices)
+        return gr.update(choices=choices), right, gr.update(choices=choices)
+
+    # An error belongs to the action that failed (issue 30, defect 4): the run's outputs are
+    # its own widgets and the stand-ins; the API answer keeps FINE_TUNE_OUTPUTS.
     start.click(on_start, [base, source, files, method, epochs, heat_weight, decay,
                            learning_rate, record, background_tint, mask_margin],
                 [record] + ordered(outputs, FINE_TUNE_OUTPUTS),
-                api_name="fine_tune", concurrency_id="train", concurrency_limit=1)
+                api_name="fine_tune", concurrency_id="train", concurrency_limit=1).success(
+        on_model_lists, [offered["right_model"]], [w.left, w.right, base],
+        api_visibility="private")
 
     def queued(request: gr.Request) -> bool:
         """Whether this request's session has a fine-tune waiting in the queue."""

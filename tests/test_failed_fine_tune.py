@@ -1,0 +1,62 @@
+"""A failed fine-tune marks only its own widgets, never Explain's model pickers (issue 30,
+defect 4).
+
+Gradio marks every output of an event that raises with a red "Error" box. The Fine-tune event's
+outputs used to include the Explain tab's two model pickers and the "Start from" list, so a
+refused set turned them red. Now its outputs are its own widgets plus hidden stand-ins (the API
+answer keeps :data:`explorer.components.FINE_TUNE_OUTPUTS`), and the pickers follow in an event
+that runs only on success. Checked on the built app's event table and by running the event's own
+function with input that fails.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from ui_fixtures import tiny_models, write_samples
+
+from explorer.components import FINE_TUNE_OUTPUTS
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from explorer.app import build_demo
+
+    folder = tmp_path_factory.mktemp("failed-fine-tune")
+    images, masks = write_samples(folder / "assets")
+    return build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
+                      work_dir=folder / "work")
+
+
+def _one(demo: gr.Blocks, kind: type, **attributes):
+    found = [b for b in demo.blocks.values() if isinstance(b, kind)
+             and all(getattr(b, k, None) == v for k, v in attributes.items())]
+    assert len(found) == 1, (kind, attributes, found)
+    return found[0]
+
+
+def test_a_failed_fine_tune_leaves_the_model_pickers_alone(demo):
+    button = _one(demo, gr.Button, value="Fine-tune")
+    pickers = [_one(demo, gr.Dropdown, label=f"{side} model") for side in ("Left", "Right")]
+    pickers.append(_one(demo, gr.Dropdown, label="Start from"))
+    [click] = [f for f in demo.fns.values() if (button._id, "click") in f.targets]
+    assert click.api_name == "fine_tune"
+    assert len(click.outputs) == 1 + len(FINE_TUNE_OUTPUTS)  # the API answer is unchanged
+    assert not set(click.outputs) & set(pickers), "a failed run would mark Explain's pickers"
+    with pytest.raises(gr.Error, match="No model"):
+        list(click.fn("no-such-model", "samples", [], "standard", 1, 0.7, 0.9, 0.01, None))
+    [after] = [f for f in demo.fns.values() if f.trigger_after == click._id]
+    assert after.trigger_only_on_success and set(pickers) == set(after.outputs)
+
+
+def test_after_a_run_the_lists_offer_the_new_model_on_the_right(demo):
+    button = _one(demo, gr.Button, value="Fine-tune")
+    [click] = [f for f in demo.fns.values() if (button._id, "click") in f.targets]
+    [after] = [f for f in demo.fns.values() if f.trigger_after == click._id]
+    left, right, base = after.fn("standard", None)
+    assert right["value"] == "standard" and "value" not in left and "value" not in base
+    assert [c[1] for c in right["choices"]] == ["standard", "isnet"]
+    _, unchanged, _ = after.fn(None, None)  # a stopped run made no model: no value is set
+    assert "value" not in unchanged
