@@ -110,3 +110,31 @@ def test_with_context_hides_the_context_from_gradio(ctx):
     parameters = list(inspect.signature(bound).parameters)
     assert parameters[:2] == ["image_and_mask", "left_model"] and "ctx" not in parameters
     assert bound.__doc__ == events.on_explain.__doc__
+
+
+def test_the_explain_view_records_where_its_image_and_mask_came_from(ctx, tmp_path):
+    """Issue 30, defect 7: the Explain JSON names the image's and mask's files and the SHA-256
+    of the pixels the models saw, so a result can be traced back to its inputs."""
+    import hashlib
+
+    image, mask = object_image(1, size=64, seed=5)
+    Image.fromarray(image).save(tmp_path / "holiday photo.png")
+    Image.fromarray((mask * 255).astype(np.uint8)).save(tmp_path / "its mask.png")
+    shown, record, *_ = events.on_upload(ctx, str(tmp_path / "holiday photo.png"))
+    shown, record, _ = events.on_mask_file(ctx, shown, str(tmp_path / "its mask.png"),
+                                           editor_state.ADD, record)
+    events.on_explain(ctx, shown, "standard", "isnet", PREDICTED, 0.6, 3, editor_state.ADD,
+                      record)
+    source = ctx.views.of(None)[-1]["settings"]["source"]
+    assert source["image"]["file"] == "holiday photo.png"
+    assert source["image"]["sha256_of_pixels"] == hashlib.sha256(image.tobytes()).hexdigest()
+    assert source["mask"]["file"] == "its mask.png"
+    expected_mask = (mask.astype(np.uint8) * 255).tobytes()
+    assert source["mask"]["sha256_of_pixels"] == hashlib.sha256(expected_mask).hexdigest()
+    # a threshold mask keeps the image's name and says where the mask came from
+    shown, record, _ = events.on_threshold_mask(ctx, shown, editor_state.ADD, record)
+    events.on_explain(ctx, shown, "standard", "isnet", PREDICTED, 0.6, 3, editor_state.ADD,
+                      record)
+    source = ctx.views.of(None)[-1]["settings"]["source"]
+    assert source["image"]["file"] == "holiday photo.png"
+    assert source["mask"]["file"] == "threshold"

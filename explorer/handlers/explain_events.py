@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from explorer import deadlines
 from explorer.errors import InputError
@@ -84,7 +85,8 @@ def on_explain(ctx: AppContext, image_and_mask: dict | None, left_model: str,
         {"explained_class": explain_class, "overlay_opacity": float(overlay_opacity),
          "true_class": true_class_name, "lrp_mode": lrp,
          "colour_scale": colour_scale or SHARED_SCALE},
-        lrp=[chosen.config(e) for e in entries])
+        lrp=[chosen.config(e) for e in entries],
+        source=explained_source(image_and_mask, brush_strokes, editor_record))
     return ordered({**pair_values(pair), "colorbar": pair.colorbar, "summary": pair.summary,
                     "mask_preview": pair.mask_preview,
                     "notices": inline_notices(pair.notices)}, EXPLAIN_OUTPUTS) + [True]
@@ -116,9 +118,28 @@ def inline_notices(notices: list[str]) -> str:
     return "\n\n".join(f"⚠️ {notice}" for notice in dict.fromkeys(notices) if notice)
 
 
-def _show(ctx: AppContext, session: str | None, loaded: LoadedImage) -> tuple[dict, dict]:
-    """Editor value and editor record showing a loaded image and its mask."""
-    return editor_state.show(ctx.session_dir(session), loaded.image, loaded.mask)
+def _show(ctx: AppContext, session: str | None, loaded: LoadedImage,
+          before: dict | None = None) -> tuple[dict, dict]:
+    """Editor value and editor record showing a loaded image and its mask. The record also
+    keeps where they came from (``name``, ``mask_source``; the record ``before`` supplies the
+    image's name when the action kept the image), for the export's provenance."""
+    value, record = editor_state.show(ctx.session_dir(session), loaded.image, loaded.mask)
+    kept = before or {}
+    record["name"] = loaded.name or kept.get("name")
+    record["mask_source"] = None if loaded.mask is None else loaded.mask_source
+    return value, record
+
+
+def explained_source(image_and_mask: dict | None, brush_strokes: str,
+                     editor_record: dict | None) -> dict:
+    """The explained image's and mask's provenance for the export
+    (:func:`explorer.handlers.export.image_source`): their names from the editor record and
+    the SHA-256 of the pixels the models saw (brush strokes included)."""
+    image, mask = editor_input(image_and_mask, brush_strokes, editor_record).read()
+    record = editor_record or {}
+    pixels = None if mask is None else mask.astype(np.uint8) * 255
+    return export_handlers.image_source(image, pixels, record.get("name"),
+                                        record.get("mask_source") if mask is not None else None)
 
 
 def sample_outputs(ctx: AppContext, session: str | None, name: str | None) -> tuple:
@@ -162,7 +183,8 @@ def on_mask_file(ctx: AppContext, image_and_mask: dict | None, mask_image_file: 
     def work() -> tuple:
         loaded = image_handlers.mask_file(
             editor_input(image_and_mask, brush_strokes, editor_record), mask_image_file)
-        return (*_show(ctx, session_of(request), loaded), inline_notices(loaded.notices))
+        return (*_show(ctx, session_of(request), loaded, editor_record),
+                inline_notices(loaded.notices))
 
     return in_time("Reading the mask file", "Remove it (×) and upload it again.", work)
 
@@ -173,7 +195,8 @@ def _auto_mask(ctx: AppContext, method: str, image_and_mask: dict | None, brush_
     def work() -> tuple:
         loaded = image_handlers.auto_mask(
             editor_input(image_and_mask, brush_strokes, editor_record), method)
-        return (*_show(ctx, session_of(request), loaded), inline_notices(loaded.notices))
+        return (*_show(ctx, session_of(request), loaded, editor_record),
+                inline_notices(loaded.notices))
 
     return in_time(f"The {method} mask", "Press the button again.", work)
 
@@ -196,7 +219,7 @@ def on_clear(ctx: AppContext, image_and_mask: dict | None, brush_strokes: str,
     def work() -> tuple:
         loaded = image_handlers.clear_mask(
             editor_input(image_and_mask, brush_strokes, editor_record))
-        return (*_show(ctx, session_of(request), loaded), "")
+        return (*_show(ctx, session_of(request), loaded, editor_record), "")
 
     return in_time("Clearing the mask", "Press Clear mask again.", work)
 

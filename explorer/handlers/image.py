@@ -7,6 +7,7 @@ and anything the user should know. Refusals are :class:`explorer.errors.InputErr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -26,12 +27,18 @@ class LoadedImage:
         mask: (H, W) bool foreground, or None.
         notices: things the user should know (downscaled, degenerate mask, …).
         label: the true class name of a bundled sample, when known.
+        name: where the image came from (the uploaded file's name, the sample's name); None
+            when it is the editor's image kept from before.
+        mask_source: where the mask came from (a mask file's name, "alpha channel of …",
+            "threshold", "grabcut"); None when there is none or it is kept from before.
     """
 
     image: np.ndarray
     mask: np.ndarray | None = None
     notices: list[str] = field(default_factory=list)
     label: str | None = None
+    name: str | None = None
+    mask_source: str | None = None
 
 
 def load_upload(ctx: AppContext, path: str | None) -> LoadedImage:
@@ -43,7 +50,10 @@ def load_upload(ctx: AppContext, path: str | None) -> LoadedImage:
     if not path:
         raise InputError("No image uploaded.")
     decoded = decode_image(path, max_side=ctx.limits.max_side)
-    return LoadedImage(decoded.image, decoded.alpha_mask, decoded.notices)
+    name = Path(path).name
+    return LoadedImage(decoded.image, decoded.alpha_mask, decoded.notices, name=name,
+                       mask_source=None if decoded.alpha_mask is None
+                       else f"alpha channel of {name}")
 
 
 def load_sample(ctx: AppContext, name: str) -> LoadedImage:
@@ -51,7 +61,8 @@ def load_sample(ctx: AppContext, name: str) -> LoadedImage:
     sample = ctx.sample(name)
     decoded = decode_image(sample.image_path, max_side=ctx.limits.max_side)
     mask = decode_mask(sample.mask_path, decoded.image.shape[:2]) if sample.mask_path else None
-    return LoadedImage(decoded.image, mask, label=sample.label)
+    return LoadedImage(decoded.image, mask, label=sample.label, name=f"sample {sample.name}",
+                       mask_source=None if mask is None else f"sample {sample.name}'s mask")
 
 
 def mask_file(editor: EditorInput, path: str | None) -> LoadedImage:
@@ -63,7 +74,7 @@ def mask_file(editor: EditorInput, path: str | None) -> LoadedImage:
     image, _ = editor.read()
     if not path:
         raise InputError("No mask file uploaded.")
-    return LoadedImage(image, decode_mask(path, image.shape[:2]))
+    return LoadedImage(image, decode_mask(path, image.shape[:2]), mask_source=Path(path).name)
 
 
 def auto_mask(editor: EditorInput, method: str) -> LoadedImage:
@@ -76,7 +87,7 @@ def auto_mask(editor: EditorInput, method: str) -> LoadedImage:
     image, rough = editor.read()
     mask = masking.auto_mask(image, method, rough)
     warning = masking.describe_mask(mask)[1]
-    return LoadedImage(image, mask, [warning] if warning else [])
+    return LoadedImage(image, mask, [warning] if warning else [], mask_source=method)
 
 
 def clear_mask(editor: EditorInput) -> LoadedImage:
