@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 from ui_fixtures import CLASSES, make_context, named, object_image
 
@@ -83,3 +85,21 @@ def test_on_stress_and_on_counterfactual(ctx, value):
 def test_on_robustness_refuses_a_count_out_of_range(ctx):
     with pytest.raises(InputError, match="test images"):
         events.on_robustness(ctx, "standard", "isnet", 0)
+
+
+def test_stress_test_and_counterfactual_are_recorded_for_the_export_and_report(ctx, value):
+    """Issue 30, defect 8: the session report holds the stress test and the counterfactual
+    sweep (each recorded as a view with its figure and numbers)."""
+    from explorer.handlers import export as hx
+
+    events.on_stress(ctx, value, "standard", "isnet", "square", *MARK.values(), "size", 3,
+                     editor_state.ADD, None)
+    stress = hx.latest(ctx, None, "stress_test")
+    assert stress["settings"]["sweep"] == "size" and len(stress["numbers"]["rows"]) >= 1
+    events.on_counterfactual(ctx, value, "standard", "isnet", "square", *MARK.values(),
+                             editor_state.ADD, None)
+    counter = hx.latest(ctx, None, "counterfactual")
+    assert f"of {len(CLASSES) - 1}" in counter["numbers"]["summary"]
+    report = pathlib.Path(hx.session_report(ctx, None)).read_text()
+    assert "Stress test: shape mark of circle, size swept" in report
+    assert "Counterfactual sweep" in report

@@ -114,11 +114,21 @@ def on_stress(ctx: AppContext, image_and_mask: dict | None, left_model: str, rig
               request: gr.Request | None = None) -> list[Any]:
     """Sweep the mark's opacity or size; plot both models' probability of the true class
     (:data:`explorer.components.STRESS_TEST_OUTPUTS`)."""
-    result = hb.stress_test(ctx, session_of(request), bias_request(
+    session = session_of(request)
+    result = hb.stress_test(ctx, session, bias_request(
         image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
         mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
         brush_strokes, editor_record), sweep=sweep_of, steps=int(sweep_steps))
     notify(result.notices)
+    entries = [ctx.store.get(left_model, session), ctx.store.get(right_model, session)]
+    headers = [sweep_of] + [f"{e.label}: P(true class)" for e in entries]
+    hx.record_figure(ctx, session, "stress_test",
+                     f"Stress test: {mark_kind} mark of {mark_of_class}, {sweep_of} swept",
+                     result.figure, {"rows": result.rows},
+                     {"sweep": sweep_of, "steps": int(sweep_steps), "mark_kind": mark_kind,
+                      "mark_of_class": mark_of_class, "true_class": true_class}, entries,
+                     table=(headers[:len(result.rows[0])] if result.rows else headers,
+                            result.rows))
     return ordered({"plot": result.figure, "table": result.rows}, STRESS_TEST_OUTPUTS)
 
 
@@ -130,10 +140,16 @@ def on_counterfactual(ctx: AppContext, image_and_mask: dict | None, left_model: 
                       request: gr.Request | None = None) -> list[Any]:
     """Put every class's mark on this image; how often does each model follow it?
     (:data:`explorer.components.COUNTERFACTUAL_OUTPUTS`)."""
-    result = hb.counterfactual(ctx, session_of(request), bias_request(
+    session = session_of(request)
+    result = hb.counterfactual(ctx, session, bias_request(
         image_and_mask, left_model, right_model, true_class, mark_kind, mark_of_class,
         mark_position, mark_size, class_colour, mark_colour, mark_opacity, mark_seed,
         brush_strokes, editor_record))
+    entries = [ctx.store.get(left_model, session), ctx.store.get(right_model, session)]
+    hx.record_figure(ctx, session, "counterfactual",
+                     f"Counterfactual sweep: every class's {mark_kind} mark", result.figure,
+                     {"summary": result.summary},
+                     {"mark_kind": mark_kind, "true_class": true_class}, entries)
     return ordered({"plot": result.figure, "summary": result.summary},
                    COUNTERFACTUAL_OUTPUTS)
 
