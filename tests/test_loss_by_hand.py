@@ -201,7 +201,7 @@ def test_masks_take_the_heatmaps_dtype():
 
 @pytest.mark.parametrize(("masks", "message"), [
     (torch.ones(3, 1, 2, 2), r"masks hold 3 samples but heatmaps hold 2"),
-    (torch.ones(2, 2, 2, 2), r"masks need 1 or 3 channels, got 2"),
+    (torch.ones(2, 2, 5, 5), r"masks need 1 or 3 channels, got 2"),
     (torch.full((2, 1, 2, 2), 0.5), r"masks must be binary \(0 = background, 1 = foreground\); "
                                     r"threshold them first, e\.g\. \(mask > 0\.5\)\.float\(\)"),
 ])
