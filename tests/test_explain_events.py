@@ -138,3 +138,12 @@ def test_the_explain_view_records_where_its_image_and_mask_came_from(ctx, tmp_pa
     source = ctx.views.of(None)[-1]["settings"]["source"]
     assert source["image"]["file"] == "holiday photo.png"
     assert source["mask"]["file"] == "threshold"
+
+
+def test_a_model_compared_with_itself_is_said_so(ctx, value):
+    """Issue 30, defect 9: two identical sides are not shown without a word."""
+    out = events.on_explain(ctx, value, "isnet", "isnet", PREDICTED, 0.6, 3, editor_state.ADD,
+                            None)
+    notices = named(EXPLAIN_OUTPUTS + ("answered",), out)["notices"]
+    assert "Both sides show the same model" in notices
+    assert "same model" not in _explain(ctx, value)["notices"]

@@ -155,6 +155,9 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
                               int(request.top_k), lrp=overrides, true_class=request.true_class,
                               own_scales=request.colour_scale == OWN_SCALES)
         pair.notices.extend(domain.notices(entries, image, request.true_class))
+        if entries[0] is entries[1]:
+            pair.notices.append(f"Both sides show the same model ({entries[0].label}): pick "
+                                "another model on one side to compare two.")
         ctx.answers.put(key, pair)
     return replace(pair, notices=list(pair.notices))  # callers may add notices to their copy
 
