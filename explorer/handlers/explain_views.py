@@ -18,6 +18,7 @@ from torch import Tensor
 
 from explorer.entries import ModelEntry
 from explorer.media.colour_scale import colour_scale_picture
+from explorer.plain_text import plain
 from isnet import viz
 from isnet.analysis.sanity import untrained_signs
 from isnet.lrp.conservation import CONSERVED_TOLERANCE, Conservation
@@ -179,13 +180,13 @@ def _summary(views: list[ModelView], scale: float | None, true_class: str | None
         share = "—" if view.share is None else f"{view.share:.1%}"
         mark = ""
         if true_class and true_class in view.probabilities:
-            mark = " ✓" if view.predicted == true_class else f" ✗ (true: {true_class})"
+            mark = " ✓" if view.predicted == true_class else f" ✗ (true: {plain(true_class)})"
         mark += " ⚠ untrained?" if view.untrained else ""
-        lines.append(f"| {view.label} | {view.predicted} ({view.top[view.predicted]:.0%}){mark} "
-                     f"| {view.target} | {share} | {view.input_rule or '—'} "
-                     f"| {conservation_cell(view.conservation)} |")
+        lines.append(f"| {plain(view.label)} | {plain(view.predicted)} "
+                     f"({view.top[view.predicted]:.0%}){mark} | {plain(view.target)} | {share} "
+                     f"| {view.input_rule or '—'} | {conservation_cell(view.conservation)} |")
     if scale is None:
-        each = ", ".join(f"{v.label} ±{v.scale:.3g}" for v in views)
+        each = ", ".join(f"{plain(v.label)} ±{v.scale:.3g}" for v in views)
         scales = (f"Each model on its own colour scale: {each} relevance (red = for the class, "
                   f"blue = against); colours do not compare across models.")
     else:
@@ -208,7 +209,8 @@ def conservation_cell(numbers: dict | None) -> str:
 
 def conservation_notice(label: str, numbers: dict) -> str:
     """What a map that does not conserve the score means for reading it (one line)."""
-    return (f"\n⚠ {label}: the map sums to {numbers['relevance_sum']:.3g} but explains a score of "
+    name = plain(label)
+    return (f"\n⚠ {name}: the map sums to {numbers['relevance_sum']:.3g} but explains a score of "
             f"{numbers['score']:.3g} (off by more than {CONSERVED_TOLERANCE:.0%}); the walk's "
             f"biases kept {numbers['absorbed_by_bias']:.3g}. Much of the score comes from the "
             f"network's constant terms, not from pixels, so red and blue show only how pixels "

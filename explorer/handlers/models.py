@@ -27,6 +27,7 @@ from explorer.entries import SHARED, ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.lrp_modes import mode_note
 from explorer.limits import size_bytes
+from explorer.plain_text import plain
 from explorer.state import AppContext
 from isnet.analysis.sanity import untrained_signs
 from isnet.data.transforms import evaluation_record, normalised_bounds, preprocessing_of
@@ -226,15 +227,15 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (dict, list, tuple)):
-        return f"`{json.dumps(value, default=str)[:300]}`"
-    return str(value)
+        return plain(json.dumps(value, default=str)[:300])
+    return plain(value)
 
 
 def _table(title: str, data: dict | None) -> list[str]:
     if not data:
         return [f"**{title}:** not recorded."]
     rows = [f"**{title}**", "", "| | |", "|---|---|"]
-    rows += [f"| {key} | {_fmt(value)} |" for key, value in data.items()]
+    rows += [f"| {plain(key)} | {_fmt(value)} |" for key, value in data.items()]
     return rows
 
 
@@ -253,14 +254,16 @@ def input_lines(entry: ModelEntry) -> list[str]:
     norm = entry.normalisation
     low, high = entry.bounds
     names = entry.class_names
-    shown = ", ".join(names[:SHOWN_CLASSES]) + (f", … ({len(names) - SHOWN_CLASSES} more)"
-                                                if len(names) > SHOWN_CLASSES else "")
+    more = len(names) - SHOWN_CLASSES
+    shown = ", ".join(plain(name) for name in names[:SHOWN_CLASSES]) + (
+        f", … ({more} more)" if more > 0 else "")
     return [f"- **Input:** {entry.input_size}×{entry.input_size} RGB{mark['input_size']}"
             + ("" if meta.get("input_size") else " (size not recorded; 64 assumed)"),
             "- **Normalisation:** " + ("none (pixels in [0, 1])" if norm is None else
                                        f"mean {_numbers(norm[0])}, std {_numbers(norm[1])}")
             + mark["normalisation"],
-            f"- **Preprocessing:** {evaluation_record(preprocessing_of(entry.metadata))['text']}",
+            f"- **Preprocessing:** "
+            f"{plain(evaluation_record(preprocessing_of(entry.metadata))['text'])}",
             f"- **z^B bounds:** low {_numbers(low)}, high {_numbers(high)}",
             f"- **Classes ({len(names)}):** {shown}{mark['class_names']}"]
 
@@ -270,16 +273,18 @@ def summary_line(entry: ModelEntry) -> str:
     meta = entry.metadata
     trained = TRAINED_AS.get(entry.trained_as, "training unknown")
     if entry.method and entry.method != "standard":
-        trained += f" ({entry.method})"
+        trained += f" ({plain(entry.method)})"
     data = meta.get("data") or {}
     bias = data.get("bias") or {}
-    data_text = str(data.get("dataset") or data.get("source") or "data not recorded")
+    data_text = plain(data.get("dataset") or data.get("source") or "data not recorded")
     if bias:
-        data_text += f", {data.get('train_split', 'biased')} with a {bias.get('kind')} mark"
+        data_text += (f", {plain(data.get('train_split', 'biased'))} with a "
+                      f"{plain(bias.get('kind'))} mark")
     test = (meta.get("metrics") or {}).get("test") or {}
-    accuracy = " / ".join(f"{split} {values['accuracy']:.0%}" for split, values in test.items()
+    accuracy = " / ".join(f"{plain(split)} {values['accuracy']:.0%}"
+                          for split, values in test.items()
                           if isinstance(values, dict) and values.get("accuracy") is not None)
-    parts = [entry.family, f"{len(entry.class_names)} classes", f"{entry.input_size} px",
+    parts = [plain(entry.family), f"{len(entry.class_names)} classes", f"{entry.input_size} px",
              trained, data_text] + ([f"accuracy {accuracy}"] if accuracy else [])
     return " · ".join(parts)
 
@@ -288,7 +293,7 @@ def robustness_line(entry: ModelEntry) -> list[str]:
     """A card line with the accuracy drop under unseen background changes, when recorded
     (:mod:`isnet.training.robustness`); none otherwise."""
     robustness = (entry.metadata.get("metrics") or {}).get("robustness") or {}
-    drops = [f"{kind} {values['drop_points']:.1f}" for kind, values in robustness.items()
+    drops = [f"{plain(kind)} {values['drop_points']:.1f}" for kind, values in robustness.items()
              if isinstance(values, dict) and isinstance(values.get("drop_points"), (int, float))]
     if not drops:
         return []
@@ -314,19 +319,19 @@ def model_card(entry: ModelEntry) -> str:
     meta = entry.metadata
     parameters = sum(p.numel() for p in entry.model.parameters())
     arch = getattr(entry.model, "arch", {}) or meta.get("architecture", {})
-    shape = ", ".join(f"{key.replace('_', ' ')} {tuple(v) if isinstance(v, list) else v}"
+    shape = ", ".join(plain(f"{key.replace('_', ' ')} {tuple(v) if isinstance(v, list) else v}")
                       for key, v in arch.items() if key not in ("num_classes", "in_channels"))
     trained = TRAINED_AS.get(entry.trained_as, "not recorded")
-    lines = [f"### {entry.label}", summary_line(entry), *untrained_line(entry), "",
-             f"- **Family:** {entry.family}", f"- **Runs on:** {device_label(entry.device)}",
+    lines = [f"### {plain(entry.label)}", summary_line(entry), *untrained_line(entry), "",
+             f"- **Family:** {plain(entry.family)}", f"- **Runs on:** {device_label(entry.device)}",
              *input_lines(entry),
              f"- **LRP:** {mode_note(entry)}", *robustness_line(entry), "",
              "<details><summary>Full configuration</summary>", "",
              f"- **Trained as:** {trained}"
-             + (f" (training method: {entry.method})" if entry.method else ""),
-             f"- **Architecture:** {meta.get('model_name') or 'unnamed'} "
+             + (f" (training method: {plain(entry.method)})" if entry.method else ""),
+             f"- **Architecture:** {plain(meta.get('model_name') or 'unnamed')} "
              f"({parameters:,} parameters; {shape})",
-             f"- **File:** {Path(entry.path).name if entry.path else 'in memory'}", ""]
+             f"- **File:** {plain(Path(entry.path).name) if entry.path else 'in memory'}", ""]
     lines += _table("Training data and bias", meta.get("data")) + [""]
     lines += _table("Training configuration", meta.get("config")) + [""]
     metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if k != "history"}
