@@ -20,9 +20,12 @@ HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 def plain(value: object) -> str:
     """``str(value)`` escaped so that Markdown renders it as the same characters, as text."""
+    text = str(value)
     pieces = []
-    for char in str(value):
-        if char in HTML_ENTITIES:
+    for index, char in enumerate(text):
+        if char == "_" and _inside_word(text, index):
+            pieces.append(char)  # a_b: CommonMark opens no emphasis inside a word
+        elif char in HTML_ENTITIES:
             pieces.append(HTML_ENTITIES[char])
         elif char in MARKDOWN_PUNCTUATION:
             pieces.append("\\" + char)
@@ -31,3 +34,8 @@ def plain(value: object) -> str:
         else:
             pieces.append(char)
     return "".join(pieces)
+
+
+def _inside_word(text: str, index: int) -> bool:
+    """Whether ``text[index]`` has a letter or digit on both sides."""
+    return 0 < index < len(text) - 1 and text[index - 1].isalnum() and text[index + 1].isalnum()

@@ -39,11 +39,13 @@ def test_the_renderer_turns_both_strings_into_images_unescaped():
 
 
 @pytest.mark.parametrize("text", [IMAGE, TAG, "[link](http://127.0.0.1:9/)", "**bold** _it_",
-                                  "a | b", "`code`", "&lt;img&gt;", "trailing #", "two\nlines"])
+                                  "val_accuracy _a_b_", "a | b", "`code`", "&lt;img&gt;",
+                                  "trailing #", "two\nlines"])
 def test_plain_renders_as_the_same_characters(text):
     rendered = _rendered(plain(text))
     assert "<img" not in rendered and "<a " not in rendered and "<strong>" not in rendered
     assert _read(rendered).strip() == text.replace("\n", " ")
+    assert "<em>" not in rendered
 
 
 def test_a_checkpoints_names_and_metadata_render_as_text_in_its_card(tmp_path):

@@ -25,6 +25,7 @@ from explorer.handlers.explain_views import PairView
 from explorer.media import plots
 from explorer.media.editor import EditorInput
 from explorer.media.tensors import enlarge, resize_image, resize_mask, resize_mode
+from explorer.plain_text import plain
 from explorer.state import AppContext
 from isnet import viz
 
@@ -248,15 +249,15 @@ def _comparison(entries: list[ModelEntry], names: list[str], true_index: int, ma
                 before: np.ndarray, after: np.ndarray) -> str:
     """Markdown: per model, P(true) and P(mark class) and the prediction, before → after."""
     columns = [true_index] if mark_index == true_index else [true_index, mark_index]
-    header = " | ".join(f"P({names[c]})" for c in columns)
+    header = " | ".join(f"P({plain(names[c])})" for c in columns)
     lines = [f"| model | {header} | prediction |", "|---" * (len(columns) + 2) + "|"]
     for entry, b, a in zip(entries, before, after, strict=True):
         cells = " | ".join(f"{b[c]:.0%} → {a[c]:.0%}" for c in columns)
-        lines.append(f"| {entry.label} | {cells} | "
-                     f"{names[int(b.argmax())]} → {names[int(a.argmax())]} |")
+        lines.append(f"| {plain(entry.label)} | {cells} | "
+                     f"{plain(names[int(b.argmax())])} → {plain(names[int(a.argmax())])} |")
     note = ("The mark agrees with the true class." if mark_index == true_index else
-            f"Confounding mark: the mark of '{names[mark_index]}' on an image of "
-            f"'{names[true_index]}'.")
+            f"Confounding mark: the mark of '{plain(names[mark_index])}' on an image of "
+            f"'{plain(names[true_index])}'.")
     return "\n".join(lines) + f"\n\n{note} Before → after adding the mark."
 
 
@@ -316,5 +317,5 @@ def counterfactual(ctx: AppContext, session: str | None,
     for i, entry in enumerate(bench.entries):
         flips = sum(int(probabilities[i, a].argmax() == a) for a in others)
         mean = np.mean([probabilities[i, a, a] for a in others]) if others else 0.0
-        lines.append(f"| {entry.label} | {flips} of {len(others)} | {mean:.0%} |")
+        lines.append(f"| {plain(entry.label)} | {flips} of {len(others)} | {mean:.0%} |")
     return CounterfactualResult(figure, "\n".join(lines))

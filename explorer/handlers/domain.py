@@ -14,6 +14,7 @@ import numpy as np
 
 from explorer.entries import ModelEntry
 from explorer.media.tensors import resize_mode
+from explorer.plain_text import plain
 
 GREYSCALE_DATASETS = ("fashion-mnist", "mnist")
 """Datasets whose images are grey (apart from any planted marks)."""
@@ -54,11 +55,11 @@ def notices(entries: Sequence[ModelEntry], image: np.ndarray,
             problems.append(f"the image is in colour, the model was trained on greyscale "
                             f"{dataset} images")
         if true_class and true_class not in entry.class_names:
-            problems.append(f"it does not know the class {true_class!r}")
+            problems.append(f"it does not know the class {plain(repr(true_class))}")
         if problems:
-            classes = ", ".join(entry.class_names[:10])
+            classes = ", ".join(plain(name) for name in entry.class_names[:10])
             more = "…" if len(entry.class_names) > 10 else ""
-            found.append(f"Out of domain for {entry.label}: " + "; ".join(problems)
+            found.append(f"Out of domain for {plain(entry.label)}: " + "; ".join(problems)
                          + f". It knows {len(entry.class_names)} classes ({classes}{more}) "
                          f"at {size} px, so its answer may mean little.")
     return found

@@ -12,6 +12,7 @@ from explorer.errors import InputError
 from explorer.handlers.explain import engine_explain
 from explorer.handlers.lrp_modes import AUTHORS, CORRECTED, lrp_config, supports_authors
 from explorer.media.tensors import model_input, resize_mode
+from explorer.plain_text import plain
 from explorer.state import AppContext
 from isnet import viz
 
@@ -89,7 +90,7 @@ def compare_modes(ctx: AppContext, session: str | None, model_id: str, image: np
                "last digit of the layer number) and keeps one value where overlapping pooling "
                "windows share a winner; the difference shows where that changes the map.")
     name = entry.class_names[corrected.explained]
-    summary = (f"**{entry.label}**, class *{name}*: largest |corrected − authors'| = "
+    summary = (f"**{plain(entry.label)}**, class *{plain(name)}*: largest |corrected − authors'| = "
                f"{largest:.2%} of the largest corrected relevance (shared scale ±{scale:.3g}). "
                + why)
     return ModeComparison(images[0], images[1], images[2], float(scale), largest, summary)
