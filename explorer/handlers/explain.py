@@ -63,6 +63,7 @@ from explorer.media.tensors import (
     model_view,
     resize_mode,
 )
+from explorer.plain_text import plain
 from explorer.state import AppContext
 from isnet.devices import device_label
 from isnet.lrp.registry import is_lrp_ready
@@ -156,7 +157,7 @@ def explain(ctx: AppContext, session: str | None, request: ExplainRequest) -> Pa
                               own_scales=request.colour_scale == OWN_SCALES)
         pair.notices.extend(domain.notices(entries, image, request.true_class))
         if entries[0] is entries[1]:
-            pair.notices.append(f"Both sides show the same model ({entries[0].label}): pick "
+            pair.notices.append(f"Both sides show the same model ({plain(entries[0].label)}): pick "
                                 "another model on one side to compare two.")
         ctx.answers.put(key, pair)
     return replace(pair, notices=list(pair.notices))  # callers may add notices to their copy

@@ -22,6 +22,7 @@ from explorer.handlers.spellings import current_spelling, old_labels
 from explorer.media.editor import EditorInput
 from explorer.media.plots import randomisation_figure
 from explorer.media.tensors import model_input, resize_mode
+from explorer.plain_text import plain
 from explorer.state import AppContext
 from isnet.analysis.sanity import RandomisationStage, model_randomisation, untrained_signs
 from isnet.lrp.registry import is_lrp_ready
@@ -76,10 +77,10 @@ def randomisation_test(ctx: AppContext, session: str | None, model_id: str | Non
     final = results[-1].spearman
     depends = final < DEPENDS_BELOW
     verdict = (f"**The maps depend on the learned weights**: with every layer random, the map's "
-               f"rank correlation with {entry.label}'s falls to {final:.2f}."
+               f"rank correlation with {plain(entry.label)}'s falls to {final:.2f}."
                if depends else
                f"⚠ **The maps barely depend on the learned weights**: with every layer random, "
-               f"the map still correlates {final:.2f} with {entry.label}'s (Spearman ≥ "
+               f"the map still correlates {final:.2f} with {plain(entry.label)}'s (Spearman ≥ "
                f"{DEPENDS_BELOW}). They explain the image more than the model (Adebayo et al., "
                f"2018); do not read them as the model's reasons.")
     signs = untrained_signs(entry.model)

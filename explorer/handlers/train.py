@@ -57,6 +57,7 @@ from explorer.handlers.train_data import (
 from explorer.handlers.train_worker import FitWorker, WorkerJob
 from explorer.media import plots
 from explorer.media.tensors import resize_mode
+from explorer.plain_text import plain
 from explorer.state import AppContext
 from isnet import viz
 from isnet.devices import device_label
@@ -324,7 +325,8 @@ def _finish(ctx: AppContext, session: str | None, base: ModelEntry, model_id: st
     done = (f"Done in {clock() - summary['started']:.1f} s from the click on "
             f"{device_label(ctx.device)}: start-up {summary.get('ready', 0.0):.1f} s, "
             f"{summary['steps']} steps in {summary['seconds']:.1f} s ({summary['status']}), "
-            f"then the before/after view. Saved as **{label}**; it is now in the model lists.")
+            f"then the before/after view. Saved as **{plain(label)}**; it is now in the model "
+            "lists.")
     record_figure(ctx, session, "fine_tune", f"Fine-tune: {label}", plots.training_figure(history),
                   {"metrics": summary["metrics"], "steps": summary["steps"],
                    "images": {"training": len(image_set.labels) - len(val_set.labels),
