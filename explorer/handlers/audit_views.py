@@ -32,6 +32,7 @@ from explorer.handlers.audit_stream import (
 )
 from explorer.media import audit_plots
 from explorer.media.tensors import display_image
+from explorer.plain_text import plain
 from isnet import viz
 from isnet.analysis.strategies import MIN_FOR_EIGENGAP, find_strategies
 from isnet.data.folders import save_image_folder
@@ -64,9 +65,9 @@ def summary(data: AuditData, threshold: float) -> str:
         parts += [(" · marked", marks == 1), (" · clean", marks == 0)]
     for index, model in enumerate(data.record["models"]):
         for suffix, chosen in parts:
-            lines.append(_summary_row(data, index, f"{model['label']}{suffix}", chosen,
+            lines.append(_summary_row(data, index, f"{plain(model['label'])}{suffix}", chosen,
                                       threshold))
-    others = [model["label"] for index, model in enumerate(data.record["models"])
+    others = [plain(model["label"]) for index, model in enumerate(data.record["models"])
               if data.correct(index) is None]
     if others:
         lines.append(f"\n*{', '.join(others)}: other classes than the set's, so no accuracy; "
@@ -232,7 +233,8 @@ def strategies(data: AuditData, model: int, class_name: str,
         mean_share = np.nanmean(share[chosen]) if np.isfinite(share[chosen]).any() else None
         extra = f" · mean bg {mean_share:.0%}" if mean_share is not None else ""
         means.append((picture, f"strategy {cluster + 1}: {len(chosen)} images{extra}"))
-    text = (f"**{class_name}**, {data.record['models'][model]['label']}: {total} images{note}, "
+    text = (f"**{plain(class_name)}**, {plain(data.record['models'][model]['label'])}: "
+            f"{total} images{note}, "
             f"{found.num_clusters} strateg{'y' if found.num_clusters == 1 else 'ies'} "
             f"({'your k' if found.chosen_by == 'user' else 'eigengap'}). Click a strategy to "
             "see its members.")
