@@ -40,6 +40,7 @@ from explorer.catalog import entry_from_checkpoint
 from explorer.entries import ModelEntry
 from explorer.errors import InputError
 from explorer.handlers.export import record_view
+from explorer.plain_text import plain
 from explorer.state import AppContext
 
 RESULTS_ROOT = Path(__file__).resolve().parents[2] / "results"
@@ -316,7 +317,7 @@ def read_leaderboard(folder: str | Path, bundled: str | Path = BUNDLED_FOLDER) -
     # each method's own command (a resumed table's summary names only the last command)
     commands = list(dict.fromkeys(str(r["command"]) for r in records if r.get("command"))) \
         or ([str(summary["command"])] if summary.get("command") else [])
-    device = summary.get("device") or "an unknown device"
+    device = plain(summary.get("device") or "an unknown device")
     if len(commands) == 1:
         lines.append(f"made by `{commands[0]}` on {device}")
     elif commands:
@@ -329,7 +330,7 @@ def read_leaderboard(folder: str | Path, bundled: str | Path = BUNDLED_FOLDER) -
                       "data": summary.get("data"), "commands": commands,
                       "uniform_map_background_share":
                           summary.get("uniform_map_background_share")}
-    loadable = [str(cells[0]) for key, cells in zip(board.methods, board.rows, strict=True)
+    loadable = [plain(cells[0]) for key, cells in zip(board.methods, board.rows, strict=True)
                 if key in board.checkpoints]
     board.summary = "; ".join(lines) + ". " + (
         f"Rows whose model can load (click the row): {', '.join(loadable)}"
