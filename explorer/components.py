@@ -22,6 +22,7 @@ from explorer.handlers.outputs import (  # noqa: F401 — re-exported for the ta
     ARENA_LOAD_OUTPUTS,
     ARENA_OUTPUTS,
     AUDIT_OUTPUTS,
+    CLEARED_NAMES,
     COMPARE_MODES_OUTPUTS,
     COUNTERFACTUAL_OUTPUTS,
     EXPLAIN_OUTPUTS,
@@ -131,10 +132,6 @@ class ExplainWidgets:
         field, the domain notice): a tab that puts a new image in the editor clears them with
         :data:`CLEARED_NAMES`, so nothing names the image before."""
         return [self.sample, self.upload, self.domain_notice]
-
-
-CLEARED_NAMES = (None, None, "")
-"""The values of :meth:`ExplainWidgets.image_names` for an image from elsewhere."""
 
 
 def lrp_mode_radio(modes: tuple[str, ...] = tuple(LRP_MODES), value: str = OWN,

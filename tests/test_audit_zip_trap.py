@@ -80,14 +80,18 @@ def test_a_fine_tune_keeps_the_head_for_misspelt_folders_and_refuses_a_partial_m
     upload = spelt_zip(tmp_path, {"Circle": 0, "SQUARE": 1})
     steps = handlers_train.fine_tune(ctx, "s", handlers_train.FineTuneRequest(
         base, source="upload", paths=(str(upload),), epochs=1))
-    first = next(steps)  # before the worker starts: the set is read, matched and split
+    first = next(steps)  # "reading the uploaded images…" (Stop can end the reading)
+    assert "reading" in first.status
+    matched = next(steps)  # before the worker starts: the set is read, matched and split
     steps.close()
-    assert "new classifier head" not in first.status
-    assert "2 of 2 folder(s) match the model's classes" in first.status
+    assert "new classifier head" not in matched.status
+    assert "2 of 2 folder(s) match the model's classes" in matched.status
     partial = spelt_zip(tmp_path / "partial", {"Circle": 0, "squares": 1})
+    refused = handlers_train.fine_tune(ctx, "s", handlers_train.FineTuneRequest(
+        base, source="upload", paths=(str(partial),), epochs=1))
+    next(refused)  # reading
     with pytest.raises(InputError, match=r"No class for folder\(s\) squares.*classes.csv"):
-        next(handlers_train.fine_tune(ctx, "s", handlers_train.FineTuneRequest(
-            base, source="upload", paths=(str(partial),), epochs=1)))
+        next(refused)
 
 
 def test_the_in_memory_audit_keeps_a_zip_safe(tmp_path):

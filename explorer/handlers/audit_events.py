@@ -17,7 +17,6 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from explorer.components import CLEARED_NAMES
 from explorer.errors import notify
 from explorer.handlers import audit as ha
 from explorer.handlers import audit_conservation as conservation
@@ -25,7 +24,7 @@ from explorer.handlers import audit_views as views
 from explorer.handlers import export as hx
 from explorer.handlers.audit_table import MARK_WORDS, save_strategies, write_per_image_csv
 from explorer.handlers.lrp_modes import lrp_config
-from explorer.handlers.outputs import AUDIT_OUTPUTS, ordered, session_of
+from explorer.handlers.outputs import AUDIT_OUTPUTS, CLEARED_NAMES, ordered, session_of
 from explorer.media import audit_plots
 from explorer.media import editor as editor_state
 from explorer.state import AppContext

@@ -69,6 +69,11 @@ def pair_values(pair: PairView) -> dict[str, Any]:
     return {**side_values("left", pair.left), **side_values("right", pair.right)}
 
 
+CLEARED_NAMES = (None, None, "")
+"""The values of :meth:`explorer.components.ExplainWidgets.image_names` for an image from
+elsewhere (the sample dropdown, the upload field, the domain notice)."""
+
+
 def editor_input(value: dict | None, brush_mode: str, record: dict | None) -> EditorInput:
     """The editor's widget values as one named :class:`EditorInput`."""
     return EditorInput(value, record, brush_mode)
