@@ -1,4 +1,5 @@
-"""The README's layout section names every module, and the engine never imports Gradio."""
+"""The layout map (docs/layout.md) names every module, the README's short map names every
+sub-package and links the full one, and the engine never imports Gradio."""
 
 import ast
 import pathlib
@@ -7,18 +8,27 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _layout() -> str:
+def _readme_map() -> str:
     text = (ROOT / "README.md").read_text()
     return text[text.index("## Where each idea lives"):text.index("## Contributing")]
 
 
-def test_readme_layout_names_every_module():
-    layout = _layout()
+def test_layout_map_names_every_module():
+    layout = (ROOT / "docs" / "layout.md").read_text()
     missing = [str(path.relative_to(ROOT)) for package in ("isnet", "explorer")
                for path in sorted((ROOT / package).rglob("*.py"))
                if path.name != "__init__.py"
                and not re.search(rf"\b{re.escape(path.stem)}\b", layout)]
-    assert not missing, f"add these modules to README.md's layout section: {missing}"
+    assert not missing, f"add these modules to docs/layout.md: {missing}"
+
+
+def test_readme_map_names_every_sub_package_and_links_the_full_map():
+    short = _readme_map()
+    assert "docs/layout.md" in short
+    packages = sorted(path.parent.relative_to(ROOT).name for package in ("isnet", "explorer")
+                      for path in (ROOT / package).glob("*/__init__.py"))
+    missing = [name for name in packages if f"{name}/" not in short]
+    assert not missing, f"name these sub-packages in README.md's short map: {missing}"
 
 
 def test_engine_never_imports_gradio():
