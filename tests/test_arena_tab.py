@@ -10,7 +10,7 @@ import json
 import gradio as gr
 import pytest
 import torch
-from ui_fixtures import tiny_models, write_samples
+from ui_fixtures import build_tiny_demo
 
 import isnet
 from benchmarks.arena_report import markdown_table, plot, table_rows
@@ -127,13 +127,8 @@ def test_a_click_on_a_sorted_table_loads_the_clicked_row(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from explorer.app import build_demo
-
     folder = tmp_path_factory.mktemp("arena-tab")
-    images, masks = write_samples(folder / "assets")
-    arena = write_folder(folder / "results" / "arena-seeds")
-    return build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
-                      work_dir=folder / "work", arena_dir=arena)
+    return build_tiny_demo(folder, arena_dir=write_folder(folder / "results" / "arena-seeds"))
 
 
 def _table(demo):

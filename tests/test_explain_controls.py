@@ -14,7 +14,7 @@ import warnings
 import gradio as gr
 import numpy as np
 import pytest
-from ui_fixtures import CLASSES, named, object_image, tiny_models, write_samples
+from ui_fixtures import CLASSES, build_tiny_demo, events_of, named, object_image, only_block
 
 from explorer.components import EXPLAIN_OUTPUTS, INJECT_BIAS_OUTPUTS
 
@@ -23,28 +23,14 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from explorer.app import build_demo
-
-    folder = tmp_path_factory.mktemp("explain-controls")
-    images, masks = write_samples(folder / "assets")
-    return build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
-                      work_dir=folder / "work")
+    return build_tiny_demo(tmp_path_factory.mktemp("explain-controls"))
 
 
-def _block(demo: gr.Blocks, kind: type, **attributes):
-    found = [b for b in demo.blocks.values() if isinstance(b, kind)
-             and all(getattr(b, k, None) == v for k, v in attributes.items())]
-    assert len(found) == 1, (kind, attributes, found)
-    return found[0]
-
-
-def _events(demo: gr.Blocks, block, event: str) -> list:
-    return [f for f in demo.fns.values() if (block._id, event) in f.targets]
 
 
 def _after_check(demo: gr.Blocks, block, event: str):
     """(the ε check an event runs first, the step that follows it on success)."""
-    [check] = _events(demo, block, event)
+    [check] = events_of(demo, block, event)
     [after] = [f for f in demo.fns.values() if f.trigger_after == check._id]
     assert after.trigger_only_on_success
     return check, after
@@ -64,10 +50,10 @@ def _explain_values(epsilon=None, rule="as trained", mask=True) -> list:
                                                ("ε (LRP ε-rule)", "blur"),
                                                ("Input layer rule", "input")])
 def test_epsilon_and_the_input_rule_explain_again(demo, widget, event):
-    block = _block(demo, gr.Number if widget.startswith("ε") else gr.Radio, label=widget)
+    block = only_block(demo, gr.Number if widget.startswith("ε") else gr.Radio, label=widget)
     check, setting = _after_check(demo, block, event)
     assert check.validator is not None  # a bad ε stops it at its field
-    overlay = _block(demo, gr.Image, elem_id="left-overlay")
+    overlay = only_block(demo, gr.Image, elem_id="left-overlay")
     assert overlay in setting.outputs
     values = _explain_values(epsilon=0.05, rule="epsilon")
     *values, has_run = setting.fn(*values)
@@ -78,15 +64,15 @@ def test_epsilon_and_the_input_rule_explain_again(demo, widget, event):
 
 
 def test_a_negative_epsilon_is_named_at_its_field_at_once(demo):
-    epsilon = _block(demo, gr.Number, label="ε (LRP ε-rule)")
+    epsilon = only_block(demo, gr.Number, label="ε (LRP ε-rule)")
     assert epsilon.minimum == 0  # the browser's arrows stop there
     assert epsilon.preprocess(-3) == -3  # not Gradio's toast that marks every output red
-    [typed] = _events(demo, epsilon, "input")  # as it is typed: judged, nothing else runs
+    [typed] = events_of(demo, epsilon, "input")  # as it is typed: judged, nothing else runs
     assert typed.outputs == [] and typed.validator is not None
     verdict = typed.validator(-3)  # one input: one verdict (Gradio reads a list as valid)
     assert not verdict["is_valid"] and "cannot be negative" in verdict["message"]
     assert typed.validator(0.01)["is_valid"]
-    button = _block(demo, gr.Button, elem_id="explain-button")
+    button = only_block(demo, gr.Button, elem_id="explain-button")
     for block, event in ((epsilon, "submit"), (button, "click")):
         check, _ = _after_check(demo, block, event)  # Explain waits for ε's verdict too
         assert check.validator is typed.validator
@@ -96,14 +82,14 @@ def test_shares_read_a_dash_before_anything_has_run(demo):
     """Gradio's number field reads "0" when empty (= "all on the object"), so before a run a
     "—" stands in its place, and the first answer swaps them."""
     for side in ("left", "right", "bias-left", "bias-right"):
-        share = _block(demo, gr.Number, elem_id=f"{side}-share")
-        pending = _block(demo, gr.Markdown, elem_id=f"{side}-share-pending")
+        share = only_block(demo, gr.Number, elem_id=f"{side}-share")
+        pending = only_block(demo, gr.Markdown, elem_id=f"{side}-share-pending")
         assert not share.visible and pending.visible and "—" in pending.value
     [explain] = [f for f in demo.fns.values() if f.api_name == "explain"]
     has_run = explain.outputs[-1]
     assert isinstance(has_run, gr.State) and has_run.value is False
-    [reveal] = _events(demo, has_run, "change")
-    shares = [_block(demo, gr.Number, elem_id=f"{side}-share") for side in ("left", "right")]
+    [reveal] = events_of(demo, has_run, "change")
+    shares = [only_block(demo, gr.Number, elem_id=f"{side}-share") for side in ("left", "right")]
     assert set(shares) <= set(reveal.outputs)
     assert reveal.fn(True)[0]["visible"] and not reveal.fn(True)[1]["visible"]
 
@@ -118,9 +104,9 @@ def test_notices_are_inline_and_never_also_toasts(demo):
 
 
 def test_a_new_kind_of_mark_injects_again_once_a_mark_is_shown(demo):
-    kind = _block(demo, gr.Dropdown, label="Kind of mark")
-    [changed] = _events(demo, kind, "input")
-    biased = _block(demo, gr.Image, elem_id="biased-image")
+    kind = only_block(demo, gr.Dropdown, label="Kind of mark")
+    [changed] = events_of(demo, kind, "input")
+    biased = only_block(demo, gr.Image, elem_id="biased-image")
     assert biased in changed.outputs
     image, truth = object_image(1)
     from explorer.media.editor import editor_value

@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
-from ui_fixtures import tiny_models, write_samples
+from ui_fixtures import build_tiny_demo, events_of, only_block
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from explorer.app import build_demo
-
-    folder = tmp_path_factory.mktemp("failed-actions")
-    images, masks = write_samples(folder / "assets")
-    return build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
-                      work_dir=folder / "work")
+    return build_tiny_demo(tmp_path_factory.mktemp("failed-actions"))
 
 
-def _block(demo: gr.Blocks, kind: type, **attributes) -> gr.components.Component:
-    found = [b for b in demo.blocks.values() if isinstance(b, kind)
-             and all(getattr(b, k, None) == v for k, v in attributes.items())]
-    assert len(found) == 1, (kind, attributes, found)
-    return found[0]
-
-
-def _events(demo: gr.Blocks, block, event: str) -> list:
-    return [f for f in demo.fns.values() if (block._id, event) in f.targets]
 
 
 def _chained(demo: gr.Blocks, first) -> list:
@@ -42,9 +28,9 @@ def _chained(demo: gr.Blocks, first) -> list:
 
 
 def test_a_failed_checkpoint_load_marks_only_the_loaded_card(demo, tmp_path):
-    button = _block(demo, gr.Button, value="Load checkpoint")
-    pickers = [_block(demo, gr.Dropdown, label=f"{side} model") for side in ("Left", "Right")]
-    [click] = _events(demo, button, "click")
+    button = only_block(demo, gr.Button, value="Load checkpoint")
+    pickers = [only_block(demo, gr.Dropdown, label=f"{side} model") for side in ("Left", "Right")]
+    [click] = events_of(demo, button, "click")
     assert not set(click.outputs) & set(pickers), "a failed load would mark Explain's pickers"
     assert len(click.outputs) == 1, "only the loaded model's card may show the failure"
     not_a_checkpoint = tmp_path / "notes.pt"
@@ -56,8 +42,8 @@ def test_a_failed_checkpoint_load_marks_only_the_loaded_card(demo, tmp_path):
 
 
 def test_a_failed_override_marks_only_the_loaded_card(demo):
-    button = _block(demo, gr.Button, value="Apply the overrides to this model")
-    [click] = _events(demo, button, "click")
+    button = only_block(demo, gr.Button, value="Apply the overrides to this model")
+    [click] = events_of(demo, button, "click")
     assert len(click.outputs) == 1
     with pytest.raises(gr.Error):
         click.fn("no-such-model", 40, "", "", None)
@@ -66,8 +52,8 @@ def test_a_failed_override_marks_only_the_loaded_card(demo):
 
 
 def test_a_failed_arena_row_click_raises_nothing_and_says_why(demo, tmp_path):
-    table = _block(demo, gr.Dataframe, elem_id="arena-table")
-    [select] = _events(demo, table, "select")
+    table = only_block(demo, gr.Dataframe, elem_id="arena-table")
+    [select] = events_of(demo, table, "select")
     folder = tmp_path / "arena-empty"
     folder.mkdir()
     event = gr.SelectData(table, {"index": [0, 0], "value": "Standard"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
-from ui_fixtures import tiny_models, write_samples
+from ui_fixtures import build_tiny_demo, only_block
 
 from explorer.components import FINE_TUNE_OUTPUTS
 
@@ -22,25 +22,14 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from explorer.app import build_demo
+    return build_tiny_demo(tmp_path_factory.mktemp("failed-fine-tune"))
 
-    folder = tmp_path_factory.mktemp("failed-fine-tune")
-    images, masks = write_samples(folder / "assets")
-    return build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
-                      work_dir=folder / "work")
-
-
-def _one(demo: gr.Blocks, kind: type, **attributes):
-    found = [b for b in demo.blocks.values() if isinstance(b, kind)
-             and all(getattr(b, k, None) == v for k, v in attributes.items())]
-    assert len(found) == 1, (kind, attributes, found)
-    return found[0]
 
 
 def test_a_failed_fine_tune_leaves_the_model_pickers_alone(demo):
-    button = _one(demo, gr.Button, value="Fine-tune")
-    pickers = [_one(demo, gr.Dropdown, label=f"{side} model") for side in ("Left", "Right")]
-    pickers.append(_one(demo, gr.Dropdown, label="Start from"))
+    button = only_block(demo, gr.Button, value="Fine-tune")
+    pickers = [only_block(demo, gr.Dropdown, label=f"{side} model") for side in ("Left", "Right")]
+    pickers.append(only_block(demo, gr.Dropdown, label="Start from"))
     [click] = [f for f in demo.fns.values() if (button._id, "click") in f.targets]
     assert click.api_name == "fine_tune"
     assert len(click.outputs) == 1 + len(FINE_TUNE_OUTPUTS)  # the API answer is unchanged
@@ -52,7 +41,7 @@ def test_a_failed_fine_tune_leaves_the_model_pickers_alone(demo):
 
 
 def test_after_a_run_the_lists_offer_the_new_model_on_the_right(demo):
-    button = _one(demo, gr.Button, value="Fine-tune")
+    button = only_block(demo, gr.Button, value="Fine-tune")
     [click] = [f for f in demo.fns.values() if (button._id, "click") in f.targets]
     [after] = [f for f in demo.fns.values() if f.trigger_after == click._id]
     left, right, base = after.fn("standard", None)

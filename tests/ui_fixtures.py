@@ -129,3 +129,26 @@ def named(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
     """An endpoint's answer read by name (``explorer.components.*_OUTPUTS``)."""
     assert len(names) == len(values), f"{len(values)} outputs for the names {list(names)}"
     return dict(zip(names, values, strict=True))
+
+
+def build_tiny_demo(folder: Path, **options: Any):
+    """The app's Blocks on the tiny models and written samples (not launched); ``options`` go to
+    :func:`explorer.app.build_demo` (e.g. ``arena_dir``)."""
+    from explorer.app import build_demo
+
+    images, masks = write_samples(folder / "assets")
+    return build_demo(models=tiny_models(), samples_dir=images, masks_dir=masks,
+                      work_dir=folder / "work", **options)
+
+
+def only_block(demo: Any, kind: type, **attributes: Any) -> Any:
+    """The one block of ``kind`` whose attributes equal ``attributes`` (fails on none or many)."""
+    found = [b for b in demo.blocks.values() if isinstance(b, kind)
+             and all(getattr(b, k, None) == v for k, v in attributes.items())]
+    assert len(found) == 1, (kind, attributes, found)
+    return found[0]
+
+
+def events_of(demo: Any, block: Any, event: str) -> list:
+    """The app's event functions that ``event`` of ``block`` triggers."""
+    return [f for f in demo.fns.values() if (block._id, event) in f.targets]
