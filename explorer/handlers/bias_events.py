@@ -127,8 +127,7 @@ def on_stress(ctx: AppContext, image_and_mask: dict | None, left_model: str, rig
                      result.figure, {"rows": result.rows},
                      {"sweep": sweep_of, "steps": int(sweep_steps), "mark_kind": mark_kind,
                       "mark_of_class": mark_of_class, "true_class": true_class}, entries,
-                     table=(headers[:len(result.rows[0])] if result.rows else headers,
-                            result.rows))
+                     table=(headers, result.rows))
     return ordered({"plot": result.figure, "table": result.rows}, STRESS_TEST_OUTPUTS)
 
 
